@@ -1,0 +1,186 @@
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+# WhatsApp accepts free-form messages only within 24 h of the customer's last message.
+CUSTOMER_SERVICE_WINDOW = timedelta(hours=24)
+
+
+class Channel(models.TextChoices):
+    META_WHATSAPP = "meta_whatsapp", "WhatsApp (Meta)"
+    TWILIO_WHATSAPP = "twilio_whatsapp", "WhatsApp (Twilio)"
+    TWILIO_SMS = "twilio_sms", "SMS (Twilio)"
+
+
+class Provider(models.TextChoices):
+    META = "meta", "Meta Cloud API"
+    TWILIO = "twilio", "Twilio"
+
+
+class Conversation(models.Model):
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        CLOSED = "closed", "Closed"
+
+    class Mode(models.TextChoices):
+        BOT = "bot", "Bot answers"
+        HUMAN = "human", "Staff answers"
+
+    profile = models.ForeignKey("profiles.ClientProfile", on_delete=models.CASCADE, related_name="conversations")
+    channel = models.CharField(max_length=32, choices=Channel.choices)
+    # Where the customer wrote to: the Meta phone_number_id or the Twilio `To` address.
+    # Replies go out from the same number.
+    business_address = models.CharField(max_length=64)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
+    mode = models.CharField(max_length=16, choices=Mode.choices, default=Mode.BOT)
+    last_customer_message_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["profile", "channel", "business_address"],
+                condition=Q(status="open"),
+                name="one_open_conversation_per_customer_and_number",
+            ),
+        ]
+        indexes = [models.Index(fields=["-updated_at"], name="conversation_recent_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.profile} · {self.get_channel_display()}"
+
+    @property
+    def provider(self) -> str:
+        return Provider.META if self.channel == Channel.META_WHATSAPP else Provider.TWILIO
+
+    @property
+    def is_window_open(self) -> bool:
+        """True while WhatsApp allows free-form messages (SMS has no window)."""
+        if self.channel == Channel.TWILIO_SMS:
+            return True
+        last = self.last_customer_message_at
+        return last is not None and timezone.now() - last < CUSTOMER_SERVICE_WINDOW
+
+
+class Message(models.Model):
+    class Direction(models.TextChoices):
+        INBOUND = "in", "Inbound"
+        OUTBOUND = "out", "Outbound"
+
+    class Author(models.TextChoices):
+        CUSTOMER = "customer", "Customer"
+        BOT = "bot", "Bot"
+        STAFF = "staff", "Staff"
+
+    class Kind(models.TextChoices):
+        TEXT = "text", "Text"
+        IMAGE = "image", "Image"
+        AUDIO = "audio", "Audio"
+        VIDEO = "video", "Video"
+        DOCUMENT = "document", "Document"
+        STICKER = "sticker", "Sticker"
+        LOCATION = "location", "Location"
+        CONTACTS = "contacts", "Contacts"
+        INTERACTIVE = "interactive", "Button or list reply"
+        REACTION = "reaction", "Reaction"
+        ORDER = "order", "Order"
+        SYSTEM = "system", "System notice"
+        UNSUPPORTED = "unsupported", "Unsupported"
+
+    class Status(models.TextChoices):
+        # Inbound: received -> processing -> handled.
+        RECEIVED = "received", "Received"
+        PROCESSING = "processing", "Processing"
+        HANDLED = "handled", "Handled"
+        # Outbound: pending -> sending -> sent -> delivered -> read (-> played), or failed;
+        # `unknown` when the provider may have accepted it but we never heard back.
+        PENDING = "pending", "Pending"
+        SENDING = "sending", "Sending"
+        UNKNOWN = "unknown", "Unknown"
+        SENT = "sent", "Sent"
+        DELIVERED = "delivered", "Delivered"
+        READ = "read", "Read"
+        PLAYED = "played", "Played"
+        FAILED = "failed", "Failed"
+
+    # Our own reference, given to the provider with each send (Meta `biz_opaque_callback_data`,
+    # Twilio status-callback URL) so a send whose answer was lost is matched by its statuses.
+    uid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
+    direction = models.CharField(max_length=3, choices=Direction.choices)
+    author = models.CharField(max_length=16, choices=Author.choices)
+    staff_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.TEXT)
+    text = models.TextField(blank=True)
+    provider = models.CharField(max_length=16, choices=Provider.choices)
+    provider_message_id = models.CharField(max_length=128, null=True, blank=True)
+    in_reply_to = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="replies"
+    )
+    status = models.CharField(max_length=16, choices=Status.choices)
+    error_code = models.CharField(max_length=32, blank=True)
+    error_title = models.CharField(max_length=255, blank=True)
+    send_attempts = models.PositiveSmallIntegerField(default=0)
+    model = models.CharField(max_length=100, blank=True)
+    input_tokens = models.PositiveIntegerField(null=True, blank=True)
+    output_tokens = models.PositiveIntegerField(null=True, blank=True)
+    provider_timestamp = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["provider", "provider_message_id"],
+                condition=Q(provider_message_id__isnull=False),
+                name="unique_provider_message_id",
+            ),
+            # The idempotency of replies: one bot answer per customer message, however often
+            # (or however concurrently) the reply task runs.
+            models.UniqueConstraint(
+                fields=["in_reply_to"], condition=Q(author="bot"), name="one_bot_reply_per_message"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["conversation", "created_at"], name="message_conversation_time_idx"),
+            models.Index(fields=["status", "updated_at"], name="message_status_age_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_direction_display()} {self.get_kind_display()} #{self.pk}"
+
+    @property
+    def total_tokens(self) -> int | None:
+        if self.input_tokens is None and self.output_tokens is None:
+            return None
+        return (self.input_tokens or 0) + (self.output_tokens or 0)
+
+
+class ProcessedMessage(models.Model):
+    """The dedup gate for provider deliveries.
+
+    It holds no personal data (a provider's opaque id and a time) and outlives the Message, so
+    a retry of an erased message is still recognised and ignored.
+    """
+
+    provider = models.CharField(max_length=16, choices=Provider.choices)
+    provider_message_id = models.CharField(max_length=128)
+    received_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["provider", "provider_message_id"], name="unique_processed_message"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.provider}:{self.provider_message_id}"

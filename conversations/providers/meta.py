@@ -1,0 +1,219 @@
+"""WhatsApp Cloud API (Meta): handshake, signature, webhook parsing, sending.
+
+Docs: https://developers.facebook.com/docs/whatsapp/cloud-api/webhooks/components
+and https://developers.facebook.com/documentation/business-messaging/whatsapp/messages/send-messages
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+import requests
+from django.conf import settings
+
+from conversations.models import Channel, Message, Provider
+
+from .base import (
+    DeliveryUnknown,
+    InboundMessage,
+    InvalidPayload,
+    ParsedWebhook,
+    PermanentProviderError,
+    SendResult,
+    StatusUpdate,
+    TransientProviderError,
+    classify_requests_exception,
+    parse_retry_after,
+)
+
+logger = logging.getLogger(__name__)
+
+_KINDS = {kind.value for kind in Message.Kind}
+# A template quick-reply tap (`button`) is a choice like an interactive reply.
+_KIND_ALIASES = {"button": Message.Kind.INTERACTIVE}
+_STATUSES = {
+    "sent": Message.Status.SENT,
+    "delivered": Message.Status.DELIVERED,
+    "read": Message.Status.READ,
+    "played": Message.Status.PLAYED,
+    "failed": Message.Status.FAILED,
+}
+# Graph error codes worth another try later: throughput, pair rate, app/WABA rate limits and
+# Meta's own temporary errors. Everything else (131047 window closed, 131026 undeliverable,
+# 190 expired token, permissions…) is final.
+_TRANSIENT_CODES = {1, 2, 4, 80007, 130429, 131000, 131056}
+
+# One pooled session per process: webhook-driven sends reuse TLS connections to Graph.
+_session = requests.Session()
+
+
+def verify_handshake(params: dict[str, str]) -> str | None:
+    """The challenge to echo when Meta's subscription request carries our verify token."""
+    token = settings.WHATSAPP_VERIFY_TOKEN
+    if (
+        token
+        and params.get("hub.mode") == "subscribe"
+        and hmac.compare_digest(params.get("hub.verify_token", ""), token)
+    ):
+        return params.get("hub.challenge", "")
+    return None
+
+
+def verify_signature(raw_body: bytes, header: str | None) -> bool:
+    """Check X-Hub-Signature-256 over the raw bytes (Meta signs the escaped-unicode body)."""
+    secret = settings.WHATSAPP_APP_SECRET
+    if not secret or not header or not header.startswith("sha256="):
+        return False
+    expected = "sha256=" + hmac.new(secret.encode(), raw_body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, header.strip())
+
+
+def parse_webhook(raw_body: bytes) -> ParsedWebhook:
+    """Every message and status of every change of every entry in one delivery."""
+    try:
+        payload = json.loads(raw_body)
+        entries = payload["entry"]
+        changes = [change for entry in entries for change in entry.get("changes", [])]
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise InvalidPayload("not a WhatsApp Business Account webhook") from exc
+
+    parsed = ParsedWebhook()
+    try:
+        for change in changes:
+            value = change.get("value") or {}
+            if change.get("field") != "messages":
+                continue
+            for error in value.get("errors", []):
+                logger.warning("Meta reported an error: code=%s title=%s", error.get("code"), error.get("title"))
+            business = (value.get("metadata") or {}).get("phone_number_id", "")
+            contacts = value.get("contacts") or []
+            parsed.messages.extend(_parse_message(m, business, contacts) for m in value.get("messages", []))
+            parsed.statuses.extend(s for s in map(_parse_status, value.get("statuses", [])) if s)
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        raise InvalidPayload("malformed message or status object") from exc
+    return parsed
+
+
+def _parse_message(message: dict[str, Any], business: str, contacts: list[dict[str, Any]]) -> InboundMessage:
+    sender_phone = message.get("from", "")
+    sender_user_id = message.get("from_user_id", "")
+    contact = next(
+        (
+            c
+            for c in contacts
+            if (sender_user_id and c.get("user_id") == sender_user_id)
+            or (sender_phone and c.get("wa_id") == sender_phone)
+        ),
+        contacts[0] if len(contacts) == 1 else {},
+    )
+    wa_id = sender_phone or contact.get("wa_id", "")
+    external_id = sender_user_id or contact.get("user_id") or wa_id
+    if not external_id:
+        raise ValueError("message without a sender")
+    msg_type = message["type"]
+    return InboundMessage(
+        provider=Provider.META,
+        provider_message_id=message["id"],
+        channel=Channel.META_WHATSAPP,
+        business_address=business,
+        external_user_id=external_id,
+        kind=_KIND_ALIASES.get(msg_type) or (msg_type if msg_type in _KINDS else Message.Kind.UNSUPPORTED),
+        text=_text_of(message),
+        phone_number=f"+{wa_id.lstrip('+')}" if wa_id else "",
+        display_name=(contact.get("profile") or {}).get("name", ""),
+        timestamp=_timestamp(message.get("timestamp")),
+    )
+
+
+def _text_of(message: dict[str, Any]) -> str:
+    """What the customer said or chose, in words the model can read."""
+    msg_type = message.get("type")
+    body = message.get(msg_type) if isinstance(message.get(msg_type), dict) else {}
+    if msg_type == "text":
+        return body.get("body", "")
+    if msg_type == "interactive":
+        reply = body.get(body.get("type", ""), {})
+        return reply.get("title") or reply.get("body", "")
+    if msg_type == "button":
+        return body.get("text") or body.get("payload", "")
+    if msg_type == "location":
+        place = ", ".join(part for part in (body.get("name"), body.get("address")) if part)
+        coordinates = f"{body.get('latitude')}, {body.get('longitude')}"
+        return f"Shared location: {place} ({coordinates})" if place else f"Shared location: {coordinates}"
+    if msg_type == "reaction":
+        return body.get("emoji", "")
+    return body.get("caption", "")
+
+
+def _parse_status(status: dict[str, Any]) -> StatusUpdate | None:
+    mapped = _STATUSES.get(status["status"])
+    if mapped is None:
+        return None
+    error = (status.get("errors") or [{}])[0]
+    return StatusUpdate(
+        provider=Provider.META,
+        provider_message_id=status["id"],
+        status=mapped,
+        timestamp=_timestamp(status.get("timestamp")),
+        error_code=str(error.get("code", "")),
+        error_title=error.get("title", "") or error.get("message", ""),
+        client_ref=status.get("biz_opaque_callback_data", ""),
+    )
+
+
+def _timestamp(value: str | None) -> datetime | None:
+    return datetime.fromtimestamp(int(value), tz=UTC) if value else None
+
+
+def send_text(
+    *, business_address: str, phone_number: str, user_id: str, body: str, client_ref: str
+) -> SendResult:
+    """POST one text message to the Graph API; raise a ProviderError subclass on failure."""
+    phone_number_id = business_address or settings.WHATSAPP_PHONE_NUMBER_ID
+    url = f"{settings.WHATSAPP_GRAPH_URL.rstrip('/')}/{settings.WHATSAPP_API_VERSION}/{phone_number_id}/messages"
+    payload: dict[str, Any] = {
+        "messaging_product": "whatsapp",
+        "recipient_type": "individual",
+        "type": "text",
+        "text": {"preview_url": False, "body": body},
+        "biz_opaque_callback_data": client_ref,
+    }
+    # Phone wins when both are given; a username-only customer is reached by BSUID.
+    if phone_number:
+        payload["to"] = phone_number
+    else:
+        payload["recipient"] = user_id
+    try:
+        response = _session.post(
+            url,
+            json=payload,
+            headers={"Authorization": f"Bearer {settings.WHATSAPP_ACCESS_TOKEN}"},
+            timeout=(3.05, settings.PROVIDER_TIMEOUT_SECONDS),
+        )
+    except requests.RequestException as exc:
+        raise classify_requests_exception(exc) from exc
+    if response.ok:
+        try:
+            return SendResult(provider_message_id=response.json()["messages"][0]["id"])
+        except (ValueError, KeyError, IndexError) as exc:
+            raise DeliveryUnknown("bad_response", "Graph accepted the request without a message id") from exc
+    raise _error_from(response)
+
+
+def _error_from(response: requests.Response) -> Exception:
+    try:
+        error = response.json()["error"]
+        code, title = int(error.get("code", 0)), error.get("message", "")
+    except (ValueError, KeyError, TypeError):
+        code, title = 0, response.reason or ""
+    retry_after = parse_retry_after(response.headers.get("Retry-After"))
+    # Branch on Graph's error code; the HTTP status decides only when there is none.
+    status = response.status_code
+    if code in _TRANSIENT_CODES or (not code and (status >= 500 or status == 429)):
+        return TransientProviderError(str(code or status), title, retry_after)
+    return PermanentProviderError(str(code or status), title)

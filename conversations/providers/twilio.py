@@ -1,0 +1,149 @@
+"""Twilio Programmable Messaging (WhatsApp and SMS): signature, form parsing, sending.
+
+Docs: https://www.twilio.com/docs/messaging/guides/webhook-request
+and https://www.twilio.com/docs/usage/webhooks/webhooks-security
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from urllib.parse import urlencode
+
+import requests
+from django.conf import settings
+from twilio.base.exceptions import TwilioRestException
+from twilio.http.http_client import TwilioHttpClient
+from twilio.request_validator import RequestValidator, get_signature_algorithm
+from twilio.rest import Client
+
+from conversations.models import Channel, Message, Provider
+
+from .base import (
+    InboundMessage,
+    InvalidPayload,
+    PermanentProviderError,
+    SendResult,
+    StatusUpdate,
+    TransientProviderError,
+    classify_requests_exception,
+)
+
+_WHATSAPP_PREFIX = "whatsapp:"
+_STATUSES = {
+    # `queued`, `accepted`, `scheduled` and `sending` are steps before `sent`: nothing to record.
+    "sent": Message.Status.SENT,
+    "delivered": Message.Status.DELIVERED,
+    "read": Message.Status.READ,
+    "undelivered": Message.Status.FAILED,
+    "failed": Message.Status.FAILED,
+    "canceled": Message.Status.FAILED,
+}
+_MEDIA_KINDS = {"image": Message.Kind.IMAGE, "audio": Message.Kind.AUDIO, "video": Message.Kind.VIDEO}
+
+
+def verify_signature(*, url: str, params: Mapping, signature: str | None, settings_header: str | None) -> bool:
+    """Check X-Twilio-Signature with the SDK's validator over the URL Twilio requested.
+
+    A request signed with a webhook SharedKey names its algorithm in a settings header; the
+    key is then the shared key instead of the auth token.
+    """
+    algorithm = get_signature_algorithm(settings_header)
+    key = settings.TWILIO_WEBHOOK_SHARED_KEY if settings_header else settings.TWILIO_AUTH_TOKEN
+    if not key or not signature:
+        return False
+    return RequestValidator(key).validate(url, params, signature, algorithm=algorithm)
+
+
+def parse_inbound(params: Mapping[str, str]) -> InboundMessage:
+    try:
+        sender, business, sid = params["From"], params["To"], params["MessageSid"]
+    except KeyError as exc:
+        raise InvalidPayload(f"missing {exc.args[0]}") from exc
+    if params.get("AccountSid") and settings.TWILIO_ACCOUNT_SID and params["AccountSid"] != settings.TWILIO_ACCOUNT_SID:
+        raise InvalidPayload("message for another Twilio account")
+    is_whatsapp = sender.startswith(_WHATSAPP_PREFIX)
+    return InboundMessage(
+        provider=Provider.TWILIO,
+        provider_message_id=sid,
+        channel=Channel.TWILIO_WHATSAPP if is_whatsapp else Channel.TWILIO_SMS,
+        business_address=business,
+        external_user_id=sender,
+        kind=_kind_of(params),
+        text=_text_of(params),
+        phone_number=sender.removeprefix(_WHATSAPP_PREFIX),
+        display_name=params.get("ProfileName", ""),
+    )
+
+
+def _kind_of(params: Mapping[str, str]) -> str:
+    # MessageType is not documented by Twilio: decide from the fields that are.
+    if params.get("Latitude") and params.get("Longitude"):
+        return Message.Kind.LOCATION
+    if params.get("ButtonPayload") or params.get("ButtonText"):
+        return Message.Kind.INTERACTIVE
+    if int(params.get("NumMedia") or 0) > 0:
+        family = params.get("MediaContentType0", "").split("/")[0]
+        return _MEDIA_KINDS.get(family, Message.Kind.DOCUMENT)
+    return Message.Kind.TEXT
+
+
+def _text_of(params: Mapping[str, str]) -> str:
+    if params.get("Latitude") and params.get("Longitude"):
+        place = ", ".join(p for p in (params.get("Label"), params.get("Address")) if p)
+        coordinates = f"{params['Latitude']}, {params['Longitude']}"
+        return f"Shared location: {place} ({coordinates})" if place else f"Shared location: {coordinates}"
+    return params.get("ButtonText") or params.get("Body", "")
+
+
+def parse_status(params: Mapping[str, str], *, client_ref: str = "") -> StatusUpdate | None:
+    """A status callback, or None for the intermediate states we do not record.
+
+    `client_ref` is the `ref` query parameter we put in the callback URL when sending.
+    """
+    raw_status = params.get("MessageStatus") or params.get("SmsStatus")
+    sid = params.get("MessageSid") or params.get("SmsSid")
+    if not sid or not raw_status:
+        raise InvalidPayload("status callback without MessageSid or MessageStatus")
+    status = _STATUSES.get(raw_status)
+    if status is None:
+        return None
+    return StatusUpdate(
+        provider=Provider.TWILIO,
+        provider_message_id=sid,
+        status=status,
+        error_code=params.get("ErrorCode", ""),
+        error_title=params.get("ErrorMessage", ""),
+        client_ref=client_ref,
+    )
+
+
+@functools.cache
+def _client(account_sid: str, auth_token: str, api_url: str, timeout: float) -> Client:
+    client = Client(account_sid, auth_token, http_client=TwilioHttpClient(timeout=timeout))
+    # The SDK hard-codes api.twilio.com; TWILIO_API_URL points it at a proxy or a test double.
+    client.api.base_url = api_url.rstrip("/")
+    return client
+
+
+def send_text(*, business_address: str, to: str, body: str, client_ref: str) -> SendResult:
+    """Create one message through the REST API, from the number the customer wrote to."""
+    kwargs = {"from_": business_address, "to": to, "body": body}
+    if settings.PUBLIC_BASE_URL:
+        # Our reference rides in the callback URL so a lost API answer is matched later.
+        kwargs["status_callback"] = f"{settings.PUBLIC_BASE_URL}/webhooks/twilio/status/?{urlencode({'ref': client_ref})}"
+    try:
+        client = _client(
+            settings.TWILIO_ACCOUNT_SID,
+            settings.TWILIO_AUTH_TOKEN,
+            settings.TWILIO_API_URL,
+            settings.PROVIDER_TIMEOUT_SECONDS,
+        )
+        created = client.messages.create(**kwargs)
+    except requests.RequestException as exc:
+        raise classify_requests_exception(exc) from exc
+    except TwilioRestException as exc:
+        if exc.status == 429 or exc.status >= 500:
+            raise TransientProviderError(str(exc.code or exc.status), exc.msg) from exc
+        raise PermanentProviderError(str(exc.code or exc.status), exc.msg) from exc
+    return SendResult(provider_message_id=created.sid)

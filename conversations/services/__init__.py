@@ -1,0 +1,1 @@
+"""Services: everything that changes state. Interfaces (views, tasks, commands) call these."""

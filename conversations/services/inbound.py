@@ -1,0 +1,114 @@
+"""What arrives from the providers: customer messages and delivery statuses."""
+
+from __future__ import annotations
+
+import logging
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from conversations.dispatch import PROCESS_INBOUND, enqueue_after_commit
+from conversations.models import Conversation, Message, ProcessedMessage
+from conversations.providers.base import InboundMessage, ParsedWebhook, StatusUpdate
+from profiles.models import ClientProfile
+
+logger = logging.getLogger(__name__)
+
+S = Message.Status
+# A status only ever moves forward. `failed` may follow anything short of delivery.
+_RANK = {S.PENDING: 0, S.SENDING: 1, S.UNKNOWN: 1, S.SENT: 2, S.DELIVERED: 3, S.READ: 4, S.PLAYED: 5}
+_FAILABLE = [S.PENDING, S.SENDING, S.UNKNOWN, S.SENT]
+
+
+def receive_webhook(parsed: ParsedWebhook) -> None:
+    """Record every message and apply every status of one provider delivery."""
+    for inbound in parsed.messages:
+        record_inbound(inbound)
+    for update in parsed.statuses:
+        apply_status(update)
+
+
+def record_inbound(inbound: InboundMessage) -> Message | None:
+    """Store a customer message and enqueue its processing; None if it was delivered before.
+
+    The ProcessedMessage row and the Message are written in one transaction; its unique
+    constraint absorbs retried and concurrent deliveries, also of messages erased since.
+    """
+    with transaction.atomic():
+        _, is_new = ProcessedMessage.objects.get_or_create(
+            provider=inbound.provider, provider_message_id=inbound.provider_message_id
+        )
+        if not is_new:
+            logger.info("Duplicate delivery of %s message ignored.", inbound.provider)
+            return None
+        profile = _get_or_update_profile(inbound)
+        conversation, _ = Conversation.objects.get_or_create(
+            profile=profile,
+            channel=inbound.channel,
+            business_address=inbound.business_address,
+            status=Conversation.Status.OPEN,
+        )
+        received_at = timezone.now()
+        Conversation.objects.filter(pk=conversation.pk).update(
+            last_customer_message_at=received_at, updated_at=received_at
+        )
+        message = Message.objects.create(
+            conversation=conversation,
+            direction=Message.Direction.INBOUND,
+            author=Message.Author.CUSTOMER,
+            kind=inbound.kind,
+            text=inbound.text,
+            provider=inbound.provider,
+            provider_message_id=inbound.provider_message_id,
+            provider_timestamp=inbound.timestamp,
+            status=Message.Status.RECEIVED,
+        )
+        enqueue_after_commit(PROCESS_INBOUND, message.pk)
+    logger.info("Recorded inbound %s message %s in conversation %s.", inbound.kind, message.pk, conversation.pk)
+    return message
+
+
+def _get_or_update_profile(inbound: InboundMessage) -> ClientProfile:
+    profile, created = ClientProfile.objects.get_or_create(
+        provider=inbound.provider,
+        external_id=inbound.external_user_id,
+        defaults={"phone_number": inbound.phone_number, "display_name": inbound.display_name},
+    )
+    changes = {}
+    if inbound.phone_number and inbound.phone_number != profile.phone_number:
+        changes["phone_number"] = inbound.phone_number
+    if inbound.display_name and inbound.display_name != profile.display_name:
+        changes["display_name"] = inbound.display_name
+    if changes and not created:
+        ClientProfile.objects.filter(pk=profile.pk).update(**changes, updated_at=timezone.now())
+    return profile
+
+
+def apply_status(update: StatusUpdate) -> bool:
+    """Move an outbound message's delivery status forward; False if nothing changed.
+
+    Statuses arrive out of order and more than once: the conditional update only lets a
+    status replace one ranked below it. A status for a message we do not know is ignored.
+    """
+    messages = Message.objects.filter(direction=Message.Direction.OUTBOUND, provider=update.provider)
+    target = messages.filter(provider_message_id=update.provider_message_id)
+    if update.client_ref and not target.exists():
+        # Our send timed out after the provider took it: the status tells us its id.
+        target = messages.filter(uid=update.client_ref).filter(
+            Q(provider_message_id__isnull=True) | Q(provider_message_id=update.provider_message_id)
+        )
+        target.update(provider_message_id=update.provider_message_id)
+    if update.status == S.FAILED:
+        lower = _FAILABLE
+    else:
+        lower = [status for status, rank in _RANK.items() if rank < _RANK[update.status]]
+    changed = target.filter(status__in=lower).update(
+        status=update.status,
+        error_code=update.error_code,
+        error_title=update.error_title[:255],
+        updated_at=timezone.now(),
+    )
+    if not changed:
+        logger.debug("Status %s for %s changed nothing.", update.status, update.provider)
+    return bool(changed)

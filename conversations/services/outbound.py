@@ -1,0 +1,89 @@
+"""Sending stored outbound messages through the conversation's provider."""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.db.models import F
+from django.utils import timezone
+
+from conversations.models import Channel, Message
+from conversations.providers import meta, twilio
+from conversations.providers.base import (
+    DeliveryUnknown,
+    PermanentProviderError,
+    SendResult,
+    TransientProviderError,
+)
+from conversations.services.retries import RetryLater, backoff_delay
+
+logger = logging.getLogger(__name__)
+
+S = Message.Status
+
+
+def send_message(*, message_id: int) -> Message | None:
+    """Send one pending outbound message: pending -> sending -> sent | failed | unknown.
+
+    The sending claim changes exactly one row, so a task run twice sends once. A send that
+    may have reached the provider is never repeated: it becomes `unknown` until a status
+    callback tells. Raises RetryLater when the provider failed transiently and attempts remain.
+    """
+    claimed = Message.objects.filter(pk=message_id, status=S.PENDING, direction=Message.Direction.OUTBOUND).update(
+        status=S.SENDING, send_attempts=F("send_attempts") + 1, updated_at=timezone.now()
+    )
+    if not claimed:
+        return None
+    message = Message.objects.select_related("conversation__profile").get(pk=message_id)
+    try:
+        result = _send_through_provider(message)
+    except TransientProviderError as exc:
+        if message.send_attempts < settings.SEND_MAX_ATTEMPTS:
+            logger.warning("Send of message %s failed (%s); retrying.", message.pk, exc)
+            _move(message, S.SENDING, S.PENDING, error_code=exc.code, error_title=exc.title)
+            raise RetryLater(backoff_delay(message.send_attempts, exc.retry_after)) from exc
+        logger.error("Send of message %s failed after %s attempts: %s", message.pk, message.send_attempts, exc)
+        _move(message, S.SENDING, S.FAILED, error_code=exc.code, error_title=exc.title)
+    except PermanentProviderError as exc:
+        logger.error("Provider refused message %s: %s", message.pk, exc)
+        _move(message, S.SENDING, S.FAILED, error_code=exc.code, error_title=exc.title)
+    except DeliveryUnknown as exc:
+        logger.warning("Send of message %s has an unknown outcome (%s); waiting for statuses.", message.pk, exc)
+        _move(message, S.SENDING, S.UNKNOWN, error_code=exc.code, error_title=exc.title)
+    else:
+        # A status callback may have beaten us here (matched by uid): then only record the id.
+        if not _move(message, S.SENDING, S.SENT, provider_message_id=result.provider_message_id, error_code="", error_title=""):
+            Message.objects.filter(pk=message.pk, provider_message_id__isnull=True).update(
+                provider_message_id=result.provider_message_id
+            )
+        logger.info("Sent message %s via %s.", message.pk, message.provider)
+    message.refresh_from_db()
+    return message
+
+
+def _send_through_provider(message: Message) -> SendResult:
+    conversation = message.conversation
+    profile = conversation.profile
+    if conversation.channel == Channel.META_WHATSAPP:
+        return meta.send_text(
+            business_address=conversation.business_address,
+            phone_number=profile.phone_number,
+            user_id=profile.external_id,
+            body=message.text,
+            client_ref=str(message.uid),
+        )
+    return twilio.send_text(
+        business_address=conversation.business_address,
+        to=profile.external_id,
+        body=message.text,
+        client_ref=str(message.uid),
+    )
+
+
+def _move(message: Message, from_status: str, to_status: str, **fields) -> bool:
+    return bool(
+        Message.objects.filter(pk=message.pk, status=from_status).update(
+            status=to_status, updated_at=timezone.now(), **fields
+        )
+    )

@@ -1,0 +1,115 @@
+"""Answering a customer message with the model."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from conversations.ai import ModelReply, ModelUnavailable, generate_reply
+from conversations.dispatch import SEND_OUTBOUND, enqueue_after_commit
+from conversations.models import Conversation, Message
+from conversations.selectors import list_turns_for_prompt
+from conversations.services.retries import RetryLater, backoff_delay
+
+logger = logging.getLogger(__name__)
+
+K = Message.Kind
+# Kinds whose words the model can answer; reactions and system notices need no answer at all.
+_MODEL_KINDS = {K.TEXT, K.INTERACTIVE, K.LOCATION}
+_SILENT_KINDS = {K.REACTION, K.SYSTEM}
+
+APOLOGY = "Sorry, I can't answer right now. Please try again in a little while."
+UNSUPPORTED_KIND_REPLY = (
+    "Thanks for your message! I can only read text for now. Could you write what you need in a message?"
+)
+
+
+def get_bot_instructions() -> str:
+    path = settings.BOT_INSTRUCTIONS_FILE
+    return Path(path).read_text(encoding="utf-8") if path else settings.BOT_INSTRUCTIONS
+
+
+def reply_to_message(*, message_id: int, attempt: int = 1) -> Message | None:
+    """Answer one customer message once: claim it, ask the model, store the reply, enqueue
+    its send. Returns the reply, or None when there is nothing (more) to do.
+
+    Raises RetryLater when the model failed transiently and attempts remain.
+    """
+    if not _claim(message_id):
+        return None
+    inbound = Message.objects.select_related("conversation").get(pk=message_id)
+    if inbound.kind in _SILENT_KINDS or inbound.conversation.mode != Conversation.Mode.BOT:
+        _mark_handled(inbound)
+        return None
+    if inbound.kind in _MODEL_KINDS and inbound.text.strip():
+        answer = _ask_model(inbound, attempt)
+    else:
+        answer = ModelReply(text=UNSUPPORTED_KIND_REPLY, model="")
+    return _store_reply(inbound, answer)
+
+
+def _claim(message_id: int) -> bool:
+    """received -> processing, changing exactly one row; a claim older than the sweep's
+    threshold belonged to a worker that died and may be taken over."""
+    now = timezone.now()
+    stale = now - timedelta(seconds=settings.SWEEP_STALE_AFTER_SECONDS)
+    claimable = Q(status=Message.Status.RECEIVED) | Q(status=Message.Status.PROCESSING, updated_at__lt=stale)
+    return bool(
+        Message.objects.filter(claimable, pk=message_id).update(status=Message.Status.PROCESSING, updated_at=now)
+    )
+
+
+def _ask_model(inbound: Message, attempt: int) -> ModelReply:
+    turns = list_turns_for_prompt(message=inbound, limit=settings.CONTEXT_MAX_MESSAGES)
+    try:
+        return generate_reply(instructions=get_bot_instructions(), turns=turns)
+    except ModelUnavailable as exc:
+        if exc.is_transient and attempt < settings.OPENAI_MAX_ATTEMPTS:
+            logger.warning("Model call %s for message %s failed (%s); retrying.", attempt, inbound.pk, exc)
+            # Release the claim so the retried task (or the sweep) can take it again.
+            Message.objects.filter(pk=inbound.pk, status=Message.Status.PROCESSING).update(
+                status=Message.Status.RECEIVED, updated_at=timezone.now()
+            )
+            raise RetryLater(backoff_delay(attempt, exc.retry_after)) from exc
+        logger.error("No model answer for message %s after %s attempt(s): %s", inbound.pk, attempt, exc)
+        return ModelReply(text=APOLOGY, model="")
+
+
+def _store_reply(inbound: Message, answer: ModelReply) -> Message | None:
+    with transaction.atomic():
+        # Lock the conversation: a staff takeover committed before this point wins, and one
+        # waiting on this lock sees the reply as already queued.
+        conversation = Conversation.objects.select_for_update().get(pk=inbound.conversation_id)
+        if conversation.mode != Conversation.Mode.BOT:
+            logger.info("Conversation %s was taken over; reply to %s discarded.", conversation.pk, inbound.pk)
+            _mark_handled(inbound)
+            return None
+        reply, is_new = Message.objects.get_or_create(
+            in_reply_to=inbound,
+            author=Message.Author.BOT,
+            defaults={
+                "conversation": conversation,
+                "direction": Message.Direction.OUTBOUND,
+                "provider": conversation.provider,
+                "text": answer.text,
+                "status": Message.Status.PENDING,
+                "model": answer.model,
+                "input_tokens": answer.input_tokens,
+                "output_tokens": answer.output_tokens,
+            },
+        )
+        _mark_handled(inbound)
+        Conversation.objects.filter(pk=conversation.pk).update(updated_at=timezone.now())
+        if is_new:
+            enqueue_after_commit(SEND_OUTBOUND, reply.pk)
+    return reply
+
+
+def _mark_handled(message: Message) -> None:
+    Message.objects.filter(pk=message.pk).update(status=Message.Status.HANDLED, updated_at=timezone.now())

@@ -1,0 +1,112 @@
+"""Provider webhooks: verify, parse, record, answer at once. Slow work happens in Celery."""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.http import HttpResponse
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.views import APIView
+
+from conversations.providers import meta, twilio
+from conversations.providers.base import InvalidPayload, ParsedWebhook
+from conversations.services.inbound import apply_status, receive_webhook
+
+logger = logging.getLogger(__name__)
+
+EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
+
+
+class WebhookView(APIView):
+    """Providers authenticate by signature, not by session: no DRF auth, no CSRF."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+
+def _plain(status: int, text: str = "") -> HttpResponse:
+    return HttpResponse(text, status=status, content_type="text/plain")
+
+
+def _read_body(request: Request) -> bytes | None:
+    """The raw body, or None when it exceeds WEBHOOK_MAX_BODY_BYTES (Django counts the bytes
+    actually read, so a missing or understated Content-Length does not get past it)."""
+    try:
+        return request.body
+    except RequestDataTooBig:
+        return None
+
+
+class MetaWebhookView(WebhookView):
+    def get(self, request: Request) -> HttpResponse:
+        challenge = meta.verify_handshake(request.query_params)
+        if challenge is None:
+            logger.warning("Meta verification handshake with a wrong verify token refused.")
+            return _plain(403, "verify token mismatch")
+        return _plain(200, challenge)
+
+    def post(self, request: Request) -> HttpResponse:
+        body = _read_body(request)
+        if body is None:
+            return _plain(413, f"body over {settings.WEBHOOK_MAX_BODY_BYTES} bytes")
+        if not meta.verify_signature(body, request.headers.get("X-Hub-Signature-256")):
+            logger.warning("Meta webhook with a missing or bad signature refused.")
+            return _plain(403, "bad signature")
+        try:
+            parsed = meta.parse_webhook(body)
+        except InvalidPayload as exc:
+            logger.warning("Malformed Meta webhook refused: %s", exc)
+            return _plain(400, str(exc))
+        receive_webhook(parsed)
+        return _plain(200, "ok")
+
+
+def _twilio_request_is_genuine(request: Request) -> bool:
+    # Twilio signs the URL it called; behind a proxy or ngrok that is PUBLIC_BASE_URL.
+    if settings.PUBLIC_BASE_URL:
+        url = settings.PUBLIC_BASE_URL + request.get_full_path()
+    else:
+        url = request.build_absolute_uri()
+    is_genuine = twilio.verify_signature(
+        url=url,
+        params=request.POST,
+        signature=request.headers.get("X-Twilio-Signature"),
+        settings_header=request.headers.get("X-Twilio-Webhooks-Signature-Settings"),
+    )
+    if not is_genuine:
+        logger.warning("Twilio webhook with a missing or bad signature refused (checked against %s).", url)
+    return is_genuine
+
+
+class TwilioInboundView(WebhookView):
+    def post(self, request: Request) -> HttpResponse:
+        if _read_body(request) is None:
+            return _plain(413, f"body over {settings.WEBHOOK_MAX_BODY_BYTES} bytes")
+        if not _twilio_request_is_genuine(request):
+            return _plain(403, "bad signature")
+        try:
+            inbound = twilio.parse_inbound(request.POST)
+        except InvalidPayload as exc:
+            logger.warning("Malformed Twilio webhook refused: %s", exc)
+            return _plain(400, str(exc))
+        receive_webhook(ParsedWebhook(messages=[inbound]))
+        # The answer comes later through the REST API: an empty TwiML response sends nothing now.
+        return HttpResponse(EMPTY_TWIML, content_type="text/xml")
+
+
+class TwilioStatusView(WebhookView):
+    def post(self, request: Request) -> HttpResponse:
+        if _read_body(request) is None:
+            return _plain(413, f"body over {settings.WEBHOOK_MAX_BODY_BYTES} bytes")
+        if not _twilio_request_is_genuine(request):
+            return _plain(403, "bad signature")
+        try:
+            update = twilio.parse_status(request.POST, client_ref=request.query_params.get("ref", ""))
+        except InvalidPayload as exc:
+            return _plain(400, str(exc))
+        if update is not None:
+            apply_status(update)
+        return HttpResponse(status=204)

@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+from django.db import models
+
+
+class ClientProfile(models.Model):
+    """One customer, as one provider knows them.
+
+    `external_id` is the provider's stable user id: on Meta the business-scoped user id
+    (BSUID) when the payload carries one, else the WhatsApp id; on Twilio the sender address
+    (`whatsapp:+…` or `+…`). A WhatsApp username user may have no phone number at all.
+    """
+
+    class Provider(models.TextChoices):
+        META = "meta", "Meta Cloud API"
+        TWILIO = "twilio", "Twilio"
+
+    provider = models.CharField(max_length=16, choices=Provider.choices)
+    external_id = models.CharField(max_length=160)
+    phone_number = models.CharField(max_length=32, blank=True, help_text="E.164, when known.")
+    display_name = models.CharField(max_length=200, blank=True, help_text="As the provider gave it.")
+    first_name = models.CharField(max_length=100, blank=True)
+    last_name = models.CharField(max_length=100, blank=True)
+    company = models.CharField(max_length=200, blank=True)
+    email = models.EmailField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["provider", "external_id"], name="unique_profile_per_provider_user"),
+        ]
+        indexes = [models.Index(fields=["phone_number"])]
+
+    def __str__(self) -> str:
+        full_name = f"{self.first_name} {self.last_name}".strip()
+        return full_name or self.display_name or self.phone_number or self.external_id
