@@ -6,4 +6,5 @@ class ConversationsConfig(AppConfig):
     name = "conversations"
 
     def ready(self) -> None:
-        from conversations import checks  # noqa: F401  (registers the system checks)
+        # Registers the system checks, and the tasks that dispatch.py enqueues by name.
+        from conversations import checks, tasks  # noqa: F401
