@@ -1,0 +1,180 @@
+import pytest
+
+from conversations.models import Channel, Conversation, Message, ProcessedMessage
+from conversations.tests.conftest import TWILIO_MESSAGES
+
+from .helpers import PUBLIC_BASE_URL, post_twilio, twilio_params, twilio_signature
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_a_whatsapp_text_gets_one_reply_from_the_number_the_customer_wrote_to(client, twilio_ok, fake_openai):
+    fake_openai.answer("We open at 9.")
+
+    response = post_twilio(client, twilio_params("whatsapp_text"))
+
+    assert response.status_code == 200
+    assert response["Content-Type"] == "text/xml"
+    assert response.content.endswith(b"<Response></Response>")
+    [sent] = twilio_ok.sent(TWILIO_MESSAGES)
+    assert sent["From"] == "whatsapp:+15550001234"
+    assert sent["To"] == "whatsapp:+15551234567"
+    assert sent["Body"] == "We open at 9."
+    reply = Message.objects.get(author=Message.Author.BOT)
+    assert sent["StatusCallback"] == f"{PUBLIC_BASE_URL}/webhooks/twilio/status/?ref={reply.uid}"
+    assert reply.status == Message.Status.SENT
+    assert reply.provider_message_id.startswith("SM")
+    assert Conversation.objects.get().channel == Channel.TWILIO_WHATSAPP
+
+
+def test_an_sms_gets_one_reply_as_sms(client, twilio_ok):
+    post_twilio(client, twilio_params("sms_inbound"))
+
+    [sent] = twilio_ok.sent(TWILIO_MESSAGES)
+    assert (sent["From"], sent["To"]) == ("+15550001234", "+15551234567")
+    conversation = Conversation.objects.get()
+    assert conversation.channel == Channel.TWILIO_SMS
+    assert conversation.profile.phone_number == "+15551234567"
+
+
+def test_a_bad_signature_is_refused_and_nothing_stored(client, twilio_ok):
+    response = post_twilio(client, twilio_params("whatsapp_text"), signature="bm90IGEgc2lnbmF0dXJl")
+
+    assert response.status_code == 403
+    assert not ProcessedMessage.objects.exists()
+
+
+def test_a_signature_over_other_parameters_is_refused(client, twilio_ok):
+    params = twilio_params("whatsapp_text")
+    signature = twilio_signature(PUBLIC_BASE_URL + "/webhooks/twilio/", params)
+    params["Body"] = "tampered"
+
+    assert post_twilio(client, params, signature=signature).status_code == 403
+    assert not Message.objects.exists()
+
+
+def test_a_missing_signature_is_refused(client):
+    response = client.post("/webhooks/twilio/", data=twilio_params("sms_inbound"))
+
+    assert response.status_code == 403
+
+
+def test_the_signature_is_checked_against_the_public_url_behind_a_proxy(client, twilio_ok):
+    # Twilio called https://bot.example.com/...; the app sees plain http from its proxy.
+    params = twilio_params("whatsapp_text")
+
+    response = client.post(
+        "/webhooks/twilio/",
+        data=params,
+        HTTP_X_TWILIO_SIGNATURE=twilio_signature(f"{PUBLIC_BASE_URL}/webhooks/twilio/", params),
+        HTTP_HOST="localhost:8000",
+    )
+
+    assert response.status_code == 200
+
+
+def test_without_public_url_a_tls_terminating_proxy_is_trusted_for_the_scheme(client, settings, twilio_ok):
+    settings.PUBLIC_BASE_URL = ""
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    params = twilio_params("sms_inbound")
+
+    response = client.post(
+        "/webhooks/twilio/",
+        data=params,
+        HTTP_X_TWILIO_SIGNATURE=twilio_signature("https://bot.example.com/webhooks/twilio/", params),
+        HTTP_HOST="bot.example.com",
+        HTTP_X_FORWARDED_PROTO="https",
+    )
+
+    assert response.status_code == 200
+
+
+def test_a_messaging_service_request_validates(client, twilio_ok):
+    params = twilio_params("whatsapp_text")
+    assert params["MessagingServiceSid"].startswith("MG")
+
+    assert post_twilio(client, params).status_code == 200
+    assert Message.objects.filter(direction=Message.Direction.INBOUND).count() == 1
+
+
+def test_a_shared_key_signature_validates(client, settings, twilio_ok):
+    import base64
+    import hashlib
+    import hmac
+
+    settings.TWILIO_WEBHOOK_SHARED_KEY = "shared-key-secret"
+    params = twilio_params("sms_inbound")
+    url = PUBLIC_BASE_URL + "/webhooks/twilio/"
+    payload = url + "".join(k + params[k] for k in sorted(params))
+    signature = base64.b64encode(hmac.new(b"shared-key-secret", payload.encode(), hashlib.sha256).digest()).decode()
+
+    response = client.post(
+        "/webhooks/twilio/",
+        data=params,
+        HTTP_X_TWILIO_SIGNATURE=signature,
+        HTTP_X_TWILIO_WEBHOOKS_SIGNATURE_SETTINGS="key=webhooks_sharedkey_1,algorithm=HMAC_SHA256",
+    )
+
+    assert response.status_code == 200
+
+
+def test_a_message_for_another_account_is_refused(client, settings):
+    settings.TWILIO_ACCOUNT_SID = "AC00000000000000000000000000000000"
+    response = post_twilio(client, twilio_params("whatsapp_text"))
+
+    assert response.status_code == 400
+    assert not Message.objects.exists()
+
+
+def test_a_duplicate_delivery_is_answered_once(client, twilio_ok):
+    for _ in range(3):
+        assert post_twilio(client, twilio_params("whatsapp_text")).status_code == 200
+
+    assert Message.objects.filter(direction=Message.Direction.INBOUND).count() == 1
+    assert len(twilio_ok.sent(TWILIO_MESSAGES)) == 1
+
+
+@pytest.mark.parametrize(
+    ("fixture", "kind", "replies"),
+    [
+        ("whatsapp_text", "text", 1),
+        ("sms_inbound", "text", 1),
+        ("whatsapp_image_caption", "image", 1),
+        ("whatsapp_voice_note", "audio", 1),
+        ("whatsapp_location", "location", 1),
+        ("whatsapp_quick_reply_button", "interactive", 1),
+    ],
+)
+def test_every_twilio_inbound_shape_is_stored_and_answered(client, twilio_ok, fixture, kind, replies):
+    assert post_twilio(client, twilio_params(fixture)).status_code == 200
+
+    inbound = Message.objects.get(direction=Message.Direction.INBOUND)
+    assert inbound.kind == kind
+    assert inbound.status == Message.Status.HANDLED
+    assert len(twilio_ok.sent(TWILIO_MESSAGES)) == replies
+
+
+@pytest.mark.parametrize(
+    ("fixture", "status"),
+    [("status_delivered", "delivered"), ("status_read", "read"), ("status_failed", "failed")],
+)
+def test_status_callbacks_move_the_outbound_message(client, twilio_ok, fixture, status):
+    post_twilio(client, twilio_params("whatsapp_text"))
+    reply = Message.objects.get(author=Message.Author.BOT)
+    params = twilio_params(fixture)
+    params["MessageSid"] = params["SmsSid"] = reply.provider_message_id
+
+    response = post_twilio(client, params, path="/webhooks/twilio/status/")
+
+    assert response.status_code == 204
+    reply.refresh_from_db()
+    assert reply.status == status
+    if status == "failed":
+        assert reply.error_code == "63016"
+
+
+def test_a_status_callback_for_an_unknown_message_is_accepted_and_ignored(client):
+    response = post_twilio(client, twilio_params("status_delivered"), path="/webhooks/twilio/status/")
+
+    assert response.status_code == 204
+    assert not Message.objects.exists()
