@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 import re
 
-# Seven or more digits, optionally after "+" or "whatsapp:+", with common separators inside.
-_PHONE = re.compile(r"(?<![\w.])\+?\d[\d \-().]{5,}\d(?!\w)")
+# 8 to 15 digits (E.164 and local formats), single spaces or hyphens allowed between them.
+# Dots are not, so IP addresses and decimals stay readable.
+_PHONE = re.compile(r"(?<![\w.:/-])\+?\d(?:[ \-]?\d){7,14}(?![\w.])")
 
 
 def mask_phone(value: str) -> str:
