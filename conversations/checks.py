@@ -10,8 +10,7 @@ def check_configuration(app_configs, **kwargs) -> list[Warning]:
     if not settings.OPENAI_API_KEY:
         warnings.append(
             Warning(
-                "OPENAI_API_KEY is not set: the offline responder answers customers, and labels "
-                "every reply it writes.",
+                "OPENAI_API_KEY is not set: the offline responder answers customers, and labels every reply it writes.",
                 hint="Set OPENAI_API_KEY (and OPENAI_BASE_URL for an OpenAI-compatible server).",
                 id="whatsbot.W001",
             )

@@ -122,10 +122,9 @@ class Message(models.Model):
     kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.TEXT)
     text = models.TextField(blank=True)
     provider = models.CharField(max_length=16, choices=Provider.choices)
-    provider_message_id = models.CharField(max_length=128, null=True, blank=True)
-    in_reply_to = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="replies"
-    )
+    # NULL until the provider gives an id: many rows may lack one, a given id appears once.
+    provider_message_id = models.CharField(max_length=128, null=True, blank=True)  # noqa: DJ001
+    in_reply_to = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="replies")
     status = models.CharField(max_length=16, choices=Status.choices)
     error_code = models.CharField(max_length=32, blank=True)
     error_title = models.CharField(max_length=255, blank=True)

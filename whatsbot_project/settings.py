@@ -150,6 +150,7 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # periodic sweep finds the message in the database later.
 CELERY_TASK_PUBLISH_RETRY = False
 CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "max_retries": 0,  # publishers: one connection attempt, no reconnect loop
     "socket_connect_timeout": 1,
     "socket_timeout": 5,
     "visibility_timeout": 3600,

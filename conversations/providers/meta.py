@@ -170,9 +170,7 @@ def _timestamp(value: str | None) -> datetime | None:
     return datetime.fromtimestamp(int(value), tz=UTC) if value else None
 
 
-def send_text(
-    *, business_address: str, phone_number: str, user_id: str, body: str, client_ref: str
-) -> SendResult:
+def send_text(*, business_address: str, phone_number: str, user_id: str, body: str, client_ref: str) -> SendResult:
     """POST one text message to the Graph API; raise a ProviderError subclass on failure."""
     phone_number_id = business_address or settings.WHATSAPP_PHONE_NUMBER_ID
     url = f"{settings.WHATSAPP_GRAPH_URL.rstrip('/')}/{settings.WHATSAPP_API_VERSION}/{phone_number_id}/messages"

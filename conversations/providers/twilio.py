@@ -131,7 +131,9 @@ def send_text(*, business_address: str, to: str, body: str, client_ref: str) -> 
     kwargs = {"from_": business_address, "to": to, "body": body}
     if settings.PUBLIC_BASE_URL:
         # Our reference rides in the callback URL so a lost API answer is matched later.
-        kwargs["status_callback"] = f"{settings.PUBLIC_BASE_URL}/webhooks/twilio/status/?{urlencode({'ref': client_ref})}"
+        kwargs["status_callback"] = (
+            f"{settings.PUBLIC_BASE_URL}/webhooks/twilio/status/?{urlencode({'ref': client_ref})}"
+        )
     try:
         client = _client(
             settings.TWILIO_ACCOUNT_SID,

@@ -53,7 +53,9 @@ def send_message(*, message_id: int) -> Message | None:
         _move(message, S.SENDING, S.UNKNOWN, error_code=exc.code, error_title=exc.title)
     else:
         # A status callback may have beaten us here (matched by uid): then only record the id.
-        if not _move(message, S.SENDING, S.SENT, provider_message_id=result.provider_message_id, error_code="", error_title=""):
+        if not _move(
+            message, S.SENDING, S.SENT, provider_message_id=result.provider_message_id, error_code="", error_title=""
+        ):
             Message.objects.filter(pk=message.pk, provider_message_id__isnull=True).update(
                 provider_message_id=result.provider_message_id
             )

@@ -71,10 +71,14 @@ class FakeOpenAI:
 
     def handle(self, request: Request) -> Response:
         self.requests.append(json.loads(request.get_data()))
-        status, body, headers = self.queue.popleft() if self.queue else (
-            200,
-            helpers.openai_response(self.default_text),
-            {},
+        status, body, headers = (
+            self.queue.popleft()
+            if self.queue
+            else (
+                200,
+                helpers.openai_response(self.default_text),
+                {},
+            )
         )
         return Response(json.dumps(body), status=status, headers=headers, content_type="application/json")
 
@@ -112,12 +116,16 @@ def graph_ok(fake_providers):
     def accept(request):
         body = json.loads(request.body)
         to = body.get("to") or body.get("recipient")
-        return 200, {}, json.dumps(
-            {
-                "messaging_product": "whatsapp",
-                "contacts": [{"input": to, "wa_id": to.lstrip("+")}],
-                "messages": [{"id": f"wamid.OUT{next(counter)}"}],
-            }
+        return (
+            200,
+            {},
+            json.dumps(
+                {
+                    "messaging_product": "whatsapp",
+                    "contacts": [{"input": to, "wa_id": to.lstrip("+")}],
+                    "messages": [{"id": f"wamid.OUT{next(counter)}"}],
+                }
+            ),
         )
 
     fake_providers.add_callback(responses.POST, GRAPH_MESSAGES, callback=accept)

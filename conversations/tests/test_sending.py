@@ -82,9 +82,7 @@ def test_an_unknown_send_is_reconciled_from_the_status_webhook(client, fake_prov
 
 
 def test_a_closed_window_fails_the_message_without_retry(client, fake_providers):
-    fake_providers.add(
-        responses.POST, GRAPH_MESSAGES, json=graph_error(131047, "Re-engagement message"), status=400
-    )
+    fake_providers.add(responses.POST, GRAPH_MESSAGES, json=graph_error(131047, "Re-engagement message"), status=400)
 
     post_meta(client, meta_body("text"))
 
@@ -161,7 +159,9 @@ def test_a_status_for_an_unknown_message_is_accepted_and_ignored(client):
 
 
 def test_twilio_429_is_retried_and_21211_is_final(client, fake_providers):
-    fake_providers.add(responses.POST, TWILIO_MESSAGES, json={"code": 20429, "message": "Too Many Requests"}, status=429)
+    fake_providers.add(
+        responses.POST, TWILIO_MESSAGES, json={"code": 20429, "message": "Too Many Requests"}, status=429
+    )
     fake_providers.add(responses.POST, TWILIO_MESSAGES, json={"sid": "SM" + "1" * 32, "status": "queued"}, status=201)
     post_twilio(client, twilio_params("whatsapp_text"))
     assert bot_reply().status == Message.Status.SENT

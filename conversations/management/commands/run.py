@@ -52,7 +52,9 @@ class Command(BaseCommand):
         self._print_banner(host, port, worker is not None)
         try:
             # Blocks until Ctrl-C; Twisted handles the signal and returns here.
-            CommandLineInterface().run(["--bind", host, "--port", str(port), settings.ASGI_APPLICATION.replace(".application", ":application")])
+            CommandLineInterface().run(
+                ["--bind", host, "--port", str(port), settings.ASGI_APPLICATION.replace(".application", ":application")]
+            )
         finally:
             if beat is not None:
                 beat.stop()
@@ -72,7 +74,11 @@ class Command(BaseCommand):
             f"  database:         {settings.DATABASES['default']['ENGINE'].rsplit('.', 1)[-1]}",
             f"  task queue:       {broker} ({'worker in this process' if has_worker else 'external workers'})",
             "  model:            "
-            + (f"OpenAI {settings.OPENAI_MODEL}" if settings.OPENAI_API_KEY else "OFFLINE RESPONDER (no OPENAI_API_KEY)"),
+            + (
+                f"OpenAI {settings.OPENAI_MODEL}"
+                if settings.OPENAI_API_KEY
+                else "OFFLINE RESPONDER (no OPENAI_API_KEY)"
+            ),
             "",
         ]
         self.stdout.write("\n".join(lines))

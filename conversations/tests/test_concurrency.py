@@ -1,0 +1,67 @@
+"""Races that only a real database shows: run on PostgreSQL (DATABASE_URL), skipped on SQLite."""
+
+import threading
+
+import pytest
+from django.db import connection, connections
+
+from conversations.models import Message, ProcessedMessage
+from conversations.tasks import process_inbound_message
+from conversations.tests.conftest import GRAPH_MESSAGES
+
+from .helpers import meta_body, post_meta
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgres]
+
+
+@pytest.fixture(autouse=True)
+def needs_postgres():
+    if connection.vendor != "postgresql":
+        pytest.skip("concurrency needs PostgreSQL: set DATABASE_URL (SQLite serialises every writer)")
+
+
+def run_concurrently(target, times: int) -> list:
+    barrier = threading.Barrier(times)
+    results, errors = [], []
+
+    def worker():
+        try:
+            barrier.wait()
+            results.append(target())
+        except Exception as exc:  # surfaced by the assertion below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=worker) for _ in range(times)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+    return results
+
+
+def test_the_same_delivery_posted_ten_times_concurrently_is_answered_once(graph_ok, fake_openai):
+    from django.test import Client
+
+    body = meta_body("text")
+    statuses = run_concurrently(lambda: post_meta(Client(), body).status_code, 10)
+
+    assert statuses == [200] * 10
+    assert ProcessedMessage.objects.count() == 1
+    assert Message.objects.filter(direction=Message.Direction.INBOUND).count() == 1
+    assert Message.objects.filter(author=Message.Author.BOT).count() == 1
+    assert len(graph_ok.sent(GRAPH_MESSAGES)) == 1
+
+
+def test_the_reply_task_run_concurrently_replies_once(client, graph_ok, fake_openai, settings):
+    post_meta(client, meta_body("text"))
+    inbound = Message.objects.get(direction=Message.Direction.INBOUND)
+    Message.objects.filter(pk=inbound.pk).update(status=Message.Status.RECEIVED)
+    Message.objects.filter(author=Message.Author.BOT).delete()
+
+    run_concurrently(lambda: process_inbound_message.delay(inbound.pk), 8)
+
+    assert Message.objects.filter(author=Message.Author.BOT).count() == 1
+    assert len(graph_ok.sent(GRAPH_MESSAGES)) == 2  # the first reply, then exactly one more
