@@ -40,6 +40,8 @@ class Conversation(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
     mode = models.CharField(max_length=16, choices=Mode.choices, default=Mode.BOT)
     last_customer_message_at = models.DateTimeField(null=True, blank=True)
+    # Set only in the OpenAI Conversations API mode (server-side context); erased with the rest.
+    openai_conversation_id = models.CharField(max_length=100, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -130,6 +132,8 @@ class Message(models.Model):
     error_title = models.CharField(max_length=255, blank=True)
     send_attempts = models.PositiveSmallIntegerField(default=0)
     model = models.CharField(max_length=100, blank=True)
+    # The Responses API id when OpenAI stored the response (OPENAI_STORE); needed to erase it.
+    openai_response_id = models.CharField(max_length=100, blank=True)
     input_tokens = models.PositiveIntegerField(null=True, blank=True)
     output_tokens = models.PositiveIntegerField(null=True, blank=True)
     provider_timestamp = models.DateTimeField(null=True, blank=True)
@@ -183,3 +187,48 @@ class ProcessedMessage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.provider}:{self.provider_message_id}"
+
+
+def attachment_path(attachment: Attachment, filename: str) -> str:
+    # No customer data in the path: the message's random uid names the folder.
+    return f"attachments/{attachment.message.uid}/{filename}"
+
+
+class Attachment(models.Model):
+    """A media file of a message (voice note, photo, document…), kept with Django's storage API."""
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="attachments")
+    file = models.FileField(upload_to=attachment_path, blank=True)
+    content_type = models.CharField(max_length=100, blank=True)
+    size_bytes = models.PositiveBigIntegerField(null=True, blank=True)
+    sha256 = models.CharField(max_length=64, blank=True)
+    caption = models.TextField(blank=True, help_text="The customer's own caption, as sent.")
+    transcript = models.TextField(blank=True, help_text="Speech-to-text of a voice note or audio file.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.content_type or 'file'} of message #{self.message_id}"
+
+
+class AuditEntry(models.Model):
+    """Who did what to which conversation or profile, and when (staff and data-officer actions)."""
+
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    action = models.CharField(max_length=64)
+    conversation = models.ForeignKey(
+        Conversation, null=True, blank=True, on_delete=models.CASCADE, related_name="audit_entries"
+    )
+    profile = models.ForeignKey(
+        "profiles.ClientProfile", null=True, blank=True, on_delete=models.CASCADE, related_name="audit_entries"
+    )
+    detail = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name_plural = "audit entries"
+
+    def __str__(self) -> str:
+        return f"{self.action} by {self.actor or 'system'}"
