@@ -138,7 +138,7 @@ REST_FRAMEWORK = {
 # --- Redis: Celery broker and channel layer when set; in-memory otherwise.
 REDIS_URL = env.str("REDIS_URL", default="")
 
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "memory://")
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "memory://localhost/")
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ACKS_LATE = False  # opted into per task, only on the idempotent ones
@@ -155,6 +155,9 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "socket_timeout": 5,
     "visibility_timeout": 3600,
 }
+if CELERY_BROKER_URL.startswith("memory://"):
+    # The in-memory broker polls; its default 1 s would add a second to every step.
+    CELERY_BROKER_TRANSPORT_OPTIONS["polling_interval"] = 0.05
 CELERY_BEAT_SCHEDULE = {
     "requeue-stalled-messages": {
         "task": "conversations.tasks.requeue_stalled_messages",

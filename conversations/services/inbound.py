@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -29,42 +29,52 @@ def receive_webhook(parsed: ParsedWebhook) -> None:
         apply_status(update)
 
 
+class _AlreadyProcessed(Exception):
+    pass
+
+
 def record_inbound(inbound: InboundMessage) -> Message | None:
     """Store a customer message and enqueue its processing; None if it was delivered before.
 
     The ProcessedMessage row and the Message are written in one transaction; its unique
     constraint absorbs retried and concurrent deliveries, also of messages erased since.
     """
-    with transaction.atomic():
-        _, is_new = ProcessedMessage.objects.get_or_create(
-            provider=inbound.provider, provider_message_id=inbound.provider_message_id
-        )
-        if not is_new:
-            logger.info("Duplicate delivery of %s message ignored.", inbound.provider)
-            return None
-        profile = _get_or_update_profile(inbound)
-        conversation, _ = Conversation.objects.get_or_create(
-            profile=profile,
-            channel=inbound.channel,
-            business_address=inbound.business_address,
-            status=Conversation.Status.OPEN,
-        )
-        received_at = timezone.now()
-        Conversation.objects.filter(pk=conversation.pk).update(
-            last_customer_message_at=received_at, updated_at=received_at
-        )
-        message = Message.objects.create(
-            conversation=conversation,
-            direction=Message.Direction.INBOUND,
-            author=Message.Author.CUSTOMER,
-            kind=inbound.kind,
-            text=inbound.text,
-            provider=inbound.provider,
-            provider_message_id=inbound.provider_message_id,
-            provider_timestamp=inbound.timestamp,
-            status=Message.Status.RECEIVED,
-        )
-        enqueue_after_commit(PROCESS_INBOUND, message.pk)
+    try:
+        with transaction.atomic():
+            try:
+                # The gate is the transaction's first statement, so a duplicate just rolls it
+                # back: one round trip, no savepoint, on the hot path of every webhook.
+                ProcessedMessage.objects.create(
+                    provider=inbound.provider, provider_message_id=inbound.provider_message_id
+                )
+            except IntegrityError as exc:
+                raise _AlreadyProcessed from exc
+            profile = _get_or_update_profile(inbound)
+            conversation, _ = Conversation.objects.get_or_create(
+                profile=profile,
+                channel=inbound.channel,
+                business_address=inbound.business_address,
+                status=Conversation.Status.OPEN,
+            )
+            received_at = timezone.now()
+            Conversation.objects.filter(pk=conversation.pk).update(
+                last_customer_message_at=received_at, updated_at=received_at
+            )
+            message = Message.objects.create(
+                conversation=conversation,
+                direction=Message.Direction.INBOUND,
+                author=Message.Author.CUSTOMER,
+                kind=inbound.kind,
+                text=inbound.text,
+                provider=inbound.provider,
+                provider_message_id=inbound.provider_message_id,
+                provider_timestamp=inbound.timestamp,
+                status=Message.Status.RECEIVED,
+            )
+            enqueue_after_commit(PROCESS_INBOUND, message.pk)
+    except _AlreadyProcessed:
+        logger.info("Duplicate delivery of %s message ignored.", inbound.provider)
+        return None
     logger.info("Recorded inbound %s message %s in conversation %s.", inbound.kind, message.pk, conversation.pk)
     return message
 
