@@ -144,7 +144,6 @@ CELERY_RESULT_BACKEND = None
 CELERY_TASK_ACKS_LATE = False  # opted into per task, only on the idempotent ones
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A webhook enqueues after commit and must not hang on a broker that is down: fail fast, the
 # periodic sweep finds the message in the database later.
