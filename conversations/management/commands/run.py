@@ -36,6 +36,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, host: str, port: int, concurrency: int, no_worker: bool, **options):
         call_command("migrate", interactive=False, verbosity=0)  # also runs the system checks
+        call_command("collectstatic", interactive=False, verbosity=0)  # admin and inbox assets
         worker = beat = None
         if not no_worker:
             worker = celery_app.WorkController(
