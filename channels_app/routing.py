@@ -1,1 +1,9 @@
-websocket_urlpatterns: list = []
+from django.urls import path, re_path
+
+from channels_app.chat_consumers import SimulatorConsumer, WebchatConsumer
+
+websocket_urlpatterns = [
+    re_path(r"^ws/simulator/(?P<customer_id>SIM\.[A-Za-z0-9]{6,64})/$", SimulatorConsumer.as_asgi()),
+    path("ws/chat/", WebchatConsumer.as_asgi()),
+    path("ws/chat/<int:conversation_id>/", WebchatConsumer.as_asgi()),
+]

@@ -16,11 +16,21 @@ class Channel(models.TextChoices):
     META_WHATSAPP = "meta_whatsapp", "WhatsApp (Meta)"
     TWILIO_WHATSAPP = "twilio_whatsapp", "WhatsApp (Twilio)"
     TWILIO_SMS = "twilio_sms", "SMS (Twilio)"
+    WEBCHAT = "webchat", "Web chat"
 
 
 class Provider(models.TextChoices):
     META = "meta", "Meta Cloud API"
     TWILIO = "twilio", "Twilio"
+    WEBCHAT = "webchat", "Web chat"
+
+
+_CHANNEL_PROVIDERS = {
+    Channel.META_WHATSAPP: Provider.META,
+    Channel.TWILIO_WHATSAPP: Provider.TWILIO,
+    Channel.TWILIO_SMS: Provider.TWILIO,
+    Channel.WEBCHAT: Provider.WEBCHAT,
+}
 
 
 class Conversation(models.Model):
@@ -60,12 +70,12 @@ class Conversation(models.Model):
 
     @property
     def provider(self) -> str:
-        return Provider.META if self.channel == Channel.META_WHATSAPP else Provider.TWILIO
+        return _CHANNEL_PROVIDERS[self.channel]
 
     @property
     def is_window_open(self) -> bool:
-        """True while WhatsApp allows free-form messages (SMS has no window)."""
-        if self.channel == Channel.TWILIO_SMS:
+        """True while WhatsApp allows free-form messages (SMS and web chat have no window)."""
+        if self.channel in (Channel.TWILIO_SMS, Channel.WEBCHAT):
             return True
         last = self.last_customer_message_at
         return last is not None and timezone.now() - last < CUSTOMER_SERVICE_WINDOW

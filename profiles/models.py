@@ -8,12 +8,14 @@ class ClientProfile(models.Model):
 
     `external_id` is the provider's stable user id: on Meta the business-scoped user id
     (BSUID) when the payload carries one, else the WhatsApp id; on Twilio the sender address
-    (`whatsapp:+…` or `+…`). A WhatsApp username user may have no phone number at all.
+    (`whatsapp:+…` or `+…`); on the web chat a random visitor id from a signed cookie. A
+    WhatsApp username user may have no phone number at all.
     """
 
     class Provider(models.TextChoices):
         META = "meta", "Meta Cloud API"
         TWILIO = "twilio", "Twilio"
+        WEBCHAT = "webchat", "Web chat"
 
     provider = models.CharField(max_length=16, choices=Provider.choices)
     external_id = models.CharField(max_length=160)

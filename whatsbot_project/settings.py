@@ -7,6 +7,7 @@ responder and no provider credentials. Every setting is listed in README.md.
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import environ
@@ -201,7 +202,12 @@ CONTEXT_MAX_MESSAGES = env.int("CONTEXT_MAX_MESSAGES", default=20)
 
 # --- Providers.
 WHATSAPP_VERIFY_TOKEN = env.str("WHATSAPP_VERIFY_TOKEN", default="")
-WHATSAPP_APP_SECRET = env.str("WHATSAPP_APP_SECRET", default="")
+# In development the simulator signs its webhooks with a secret derived from SECRET_KEY, so a
+# fresh clone works end to end; in production an unset secret refuses every Meta webhook.
+WHATSAPP_APP_SECRET = env.str(
+    "WHATSAPP_APP_SECRET",
+    default=hashlib.sha256(f"whatsbot-simulator:{SECRET_KEY}".encode()).hexdigest() if DEBUG else "",
+)
 WHATSAPP_ACCESS_TOKEN = env.str("WHATSAPP_ACCESS_TOKEN", default="")
 WHATSAPP_PHONE_NUMBER_ID = env.str("WHATSAPP_PHONE_NUMBER_ID", default="")
 WHATSAPP_GRAPH_URL = env.str("WHATSAPP_GRAPH_URL", default="https://graph.facebook.com")
@@ -255,3 +261,14 @@ LOGGING = {
         "urllib3": {"level": "WARNING"},
     },
 }
+
+# --- Simulator, web chat and webhook capture (try it without Meta or Twilio)
+# Where the simulator (and `replay_webhook`) POST their signed webhooks; `run` sets it to its
+# own address. Default: PUBLIC_BASE_URL, else http://127.0.0.1:8000.
+SIMULATOR_WEBHOOK_URL = env.str("SIMULATOR_WEBHOOK_URL", default="")
+# Sites allowed to embed the web chat widget in an iframe (CSP frame-ancestors), e.g.
+# "https://shop.example.com". Empty: only this app's own pages.
+WEBCHAT_ALLOWED_ORIGINS = env.list("WEBCHAT_ALLOWED_ORIGINS", default=[])
+# Keep raw webhook requests (headers and body) this many hours for `replay_webhook`; 0 = off.
+# Captures are personal data: purged after this time and erased with their subject.
+WEBHOOK_CAPTURE_HOURS = env.int("WEBHOOK_CAPTURE_HOURS", default=0)

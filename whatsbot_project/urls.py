@@ -11,4 +11,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("webhooks/", include("conversations.urls")),
     path("healthz/", healthz),
+    path("", include("channels_app.urls")),
 ]

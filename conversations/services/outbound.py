@@ -9,7 +9,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from conversations.models import Channel, Message
-from conversations.providers import meta, twilio
+from conversations.providers import meta, simulator, twilio, webchat
 from conversations.providers.base import (
     DeliveryUnknown,
     PermanentProviderError,
@@ -67,6 +67,11 @@ def send_message(*, message_id: int) -> Message | None:
 def _send_through_provider(message: Message) -> SendResult:
     conversation = message.conversation
     profile = conversation.profile
+    if conversation.channel == Channel.WEBCHAT:
+        return webchat.send_text(visitor_id=profile.external_id, body=message.text, client_ref=str(message.uid))
+    if conversation.business_address == simulator.SIMULATOR_NUMBER_ID:
+        # Simulated customers are answered by the simulator even when Meta is configured.
+        return simulator.send_text(customer_id=profile.external_id, body=message.text, client_ref=str(message.uid))
     if conversation.channel == Channel.META_WHATSAPP:
         return meta.send_text(
             business_address=conversation.business_address,

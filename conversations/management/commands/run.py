@@ -49,6 +49,8 @@ class Command(BaseCommand):
             threading.Thread(target=worker.start, name="celery-worker", daemon=True).start()
             beat = EmbeddedService(celery_app, thread=True)
             beat.start()
+        # The simulator posts its signed webhooks to this very server.
+        settings.SIMULATOR_WEBHOOK_URL = settings.SIMULATOR_WEBHOOK_URL or f"http://{host}:{port}/webhooks/meta/"
         self._print_banner(host, port, worker is not None)
         try:
             # Blocks until Ctrl-C; Twisted handles the signal and returns here.
@@ -68,6 +70,8 @@ class Command(BaseCommand):
         lines = [
             "",
             f"whatsbot is starting on {base}",
+            f"  simulator:        {base}/simulator/",
+            f"  web chat widget:  {base}/chat/",
             f"  admin:            {base}/admin/",
             f"  Meta webhook:     {base}/webhooks/meta/",
             f"  Twilio webhooks:  {base}/webhooks/twilio/  and  {base}/webhooks/twilio/status/",

@@ -1,0 +1,87 @@
+"""The simulator page and its API: write as a customer, through the real webhook."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.auth.views import redirect_to_login
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from rest_framework import serializers
+from rest_framework.permissions import BasePermission
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from channels_app.tasks import deliver_simulated_webhook
+from conversations.ai import is_offline
+from conversations.providers import simulator
+
+
+def may_use_simulator(user) -> bool:
+    """Open to everyone in development; to staff only in production."""
+    return settings.DEBUG or bool(user and user.is_authenticated and user.is_staff)
+
+
+class CanUseSimulator(BasePermission):
+    def has_permission(self, request, view) -> bool:
+        return may_use_simulator(request.user)
+
+
+def simulator_page(request: HttpRequest) -> HttpResponse:
+    if not may_use_simulator(request.user):
+        return redirect_to_login(request.get_full_path())
+    return render(request, "chat/simulator.html", {"is_offline": is_offline()})
+
+
+class SimulatedMessageInput(serializers.Serializer):
+    customer_id = serializers.RegexField(r"^SIM\.[A-Za-z0-9]{6,64}$")
+    phone_number = serializers.RegexField(r"^\+?[0-9]{6,15}$")
+    name = serializers.CharField(max_length=100)
+    type = serializers.ChoiceField(choices=["text", "location", "button"])
+    text = serializers.CharField(max_length=4096, required=False, allow_blank=False)
+    latitude = serializers.FloatField(min_value=-90, max_value=90, required=False)
+    longitude = serializers.FloatField(min_value=-180, max_value=180, required=False)
+    place = serializers.CharField(max_length=200, required=False, allow_blank=True)
+
+    def validate(self, data: dict) -> dict:
+        needs = {"text": ["text"], "button": ["text"], "location": ["latitude", "longitude"]}[data["type"]]
+        missing = [field for field in needs if field not in data]
+        if missing:
+            raise serializers.ValidationError({field: "This field is required." for field in missing})
+        return data
+
+
+def _content(data: dict) -> tuple[str, dict]:
+    """The Meta message type and its object for what the simulated customer did."""
+    if data["type"] == "location":
+        location = {"latitude": data["latitude"], "longitude": data["longitude"]}
+        if data.get("place"):
+            location["name"] = data["place"]
+        return "location", location
+    if data["type"] == "button":
+        reply = {"id": data["text"].lower().replace(" ", "_")[:200], "title": data["text"]}
+        return "interactive", {"type": "button_reply", "button_reply": reply}
+    return "text", {"body": data["text"]}
+
+
+class SimulatedMessageView(APIView):
+    """POST what a simulated customer sends; it reaches /webhooks/meta/ signed, like Meta's."""
+
+    permission_classes = [CanUseSimulator]
+
+    def post(self, request: Request) -> Response:
+        serializer = SimulatedMessageInput(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        kind, content = _content(data)
+        message_id = simulator.new_message_id()
+        body = simulator.build_message_body(
+            message_id=message_id,
+            customer_id=data["customer_id"],
+            phone_number=data["phone_number"],
+            name=data["name"],
+            kind=kind,
+            content=content,
+        )
+        deliver_simulated_webhook.delay(body.decode())
+        return Response({"id": message_id}, status=202)

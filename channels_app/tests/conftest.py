@@ -1,0 +1,14 @@
+"""The channel tests use the same HTTP-boundary fakes as the core tests."""
+
+import pytest
+
+from conversations.tests.conftest import *  # noqa: F403
+
+
+@pytest.fixture(autouse=True)
+def plain_static_files(settings):
+    # The manifest storage needs `collectstatic`; pages under test link the source files.
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }

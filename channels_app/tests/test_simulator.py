@@ -1,0 +1,154 @@
+import json
+
+import pytest
+from asgiref.sync import async_to_sync
+from channels.testing import WebsocketCommunicator
+
+from conversations.models import Message, ProcessedMessage
+from conversations.providers import simulator
+from conversations.tests.conftest import GRAPH_MESSAGES
+from conversations.tests.helpers import meta_signature
+from whatsbot_project.asgi import application
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+CUSTOMER = {"customer_id": "SIM.abcdef123456", "phone_number": "+15550009999", "name": "Sim Customer"}
+
+
+@pytest.fixture
+def simulator_on(settings, live_server, fake_providers):
+    fake_providers.add_passthru(live_server.url)  # the simulator really POSTs to our webhook
+    settings.DEBUG = True
+    settings.SIMULATOR_WEBHOOK_URL = f"{live_server.url}/webhooks/meta/"
+    return settings
+
+
+def simulated_text(client, text: str = "Do you deliver on Sundays?"):
+    return client.post(
+        "/simulator/api/messages/", {**CUSTOMER, "type": "text", "text": text}, content_type="application/json"
+    )
+
+
+async def open_phone(customer_id: str = CUSTOMER["customer_id"]) -> WebsocketCommunicator:
+    phone = WebsocketCommunicator(
+        application, f"/ws/simulator/{customer_id}/", headers=[(b"origin", b"http://localhost")]
+    )
+    connected, _ = await phone.connect()
+    assert connected
+    return phone
+
+
+def test_a_simulated_text_goes_through_the_signed_webhook_and_the_reply_comes_back_to_the_phone(
+    client, simulator_on, fake_openai, graph_ok
+):
+    fake_openai.answer("Yes, until noon.")
+
+    async def scenario():
+        phone = await open_phone()
+        from asgiref.sync import sync_to_async
+
+        response = await sync_to_async(simulated_text)(client)
+        reply = await phone.receive_json_from(timeout=10)
+        await phone.disconnect()
+        return response, reply
+
+    response, reply = async_to_sync(scenario)()
+
+    assert response.status_code == 202
+    assert reply["type"] == "message"
+    assert reply["text"] == "Yes, until noon."
+    inbound = Message.objects.get(direction=Message.Direction.INBOUND)
+    assert (inbound.provider_message_id, inbound.text) == (response.json()["id"], "Do you deliver on Sundays?")
+    assert inbound.conversation.business_address == simulator.SIMULATOR_NUMBER_ID
+    assert graph_ok.sent(GRAPH_MESSAGES) == []  # answered by the simulator, though Meta is configured
+    assert Message.objects.get(author=Message.Author.BOT).status == Message.Status.SENT
+
+
+def test_simulator_bodies_are_signed_and_deduplicated_like_real_ones(client, settings, graph_ok):
+    body = simulator.build_message_body(
+        message_id="wamid.SIM.fixed", customer_id="SIM.abcdef123456", phone_number="+15550009999",
+        name="Sim", kind="text", content={"body": "hello"},
+    )  # fmt: skip
+
+    forged = client.post("/webhooks/meta/", body, content_type="application/json", HTTP_X_HUB_SIGNATURE_256="sha256=0")
+    first = client.post(
+        "/webhooks/meta/", body, content_type="application/json", HTTP_X_HUB_SIGNATURE_256=meta_signature(body)
+    )
+    again = client.post(
+        "/webhooks/meta/", body, content_type="application/json", HTTP_X_HUB_SIGNATURE_256=meta_signature(body)
+    )
+
+    assert (forged.status_code, first.status_code, again.status_code) == (403, 200, 200)
+    assert ProcessedMessage.objects.filter(provider_message_id="wamid.SIM.fixed").count() == 1
+    assert Message.objects.filter(direction=Message.Direction.INBOUND).count() == 1
+
+
+def test_read_receipts_from_the_phone_reach_the_reply_as_status_webhooks(client, simulator_on, fake_openai):
+    async def scenario():
+        phone = await open_phone()
+        from asgiref.sync import sync_to_async
+
+        await sync_to_async(simulated_text)(client)
+        reply = await phone.receive_json_from(timeout=10)
+        await phone.send_json_to(
+            {"type": "receipt", "id": reply["id"], "client_ref": reply["client_ref"], "status": "read"}
+        )
+        await phone.disconnect()
+
+    async_to_sync(scenario)()
+
+    assert Message.objects.get(author=Message.Author.BOT).status == Message.Status.READ
+
+
+def test_the_phone_cannot_send_receipts_for_real_customers_messages(client, simulator_on, fake_openai, graph_ok):
+    from .test_helpers_meta import post_real_text
+
+    reply = post_real_text(client)
+
+    async def scenario():
+        phone = await open_phone()
+        await phone.send_json_to({"type": "receipt", "id": reply.provider_message_id, "status": "read"})
+        await phone.disconnect()
+
+    async_to_sync(scenario)()
+
+    reply.refresh_from_db()
+    assert reply.status == Message.Status.SENT
+
+
+def test_the_simulator_is_for_staff_only_when_debug_is_off(client, settings, django_user_model):
+    settings.DEBUG = False
+
+    page = client.get("/simulator/")
+    api = simulated_text(client)
+
+    assert page.status_code == 302
+    assert api.status_code == 403
+    staff = django_user_model.objects.create_user("staff", password="pw-staff-123", is_staff=True)
+    client.force_login(staff)
+    assert client.get("/simulator/").status_code == 200
+
+
+def test_the_simulator_websocket_refuses_anonymous_users_when_debug_is_off(settings):
+    settings.DEBUG = False
+
+    async def scenario():
+        phone = WebsocketCommunicator(
+            application, f"/ws/simulator/{CUSTOMER['customer_id']}/", headers=[(b"origin", b"http://localhost")]
+        )
+        connected, code = await phone.connect()
+        return connected, code
+
+    assert async_to_sync(scenario)() == (False, 4403)
+
+
+def test_invalid_simulated_input_gets_a_clear_error(client, settings):
+    settings.DEBUG = True
+
+    response = client.post(
+        "/simulator/api/messages/", {**CUSTOMER, "type": "location"}, content_type="application/json"
+    )
+
+    assert response.status_code == 400
+    assert set(response.json()) == {"latitude", "longitude"}
+    assert json.loads(response.content)["latitude"] == ["This field is required."]

@@ -1,0 +1,148 @@
+import pytest
+from asgiref.sync import async_to_sync
+from channels.testing import WebsocketCommunicator
+
+from channels_app.webchat import VISITOR_COOKIE, read_visitor_id
+from conversations.models import Channel, Conversation, Message
+from whatsbot_project.asgi import application
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def visitor_cookie(client) -> str:
+    response = client.get("/chat/")
+    assert response.status_code == 200
+    return response.cookies[VISITOR_COOKIE].value
+
+
+async def open_widget(cookie: str | None, path: str = "/ws/chat/") -> tuple[WebsocketCommunicator, bool, int]:
+    headers = [(b"origin", b"http://localhost")]
+    if cookie is not None:
+        headers.append((b"cookie", f"{VISITOR_COOKIE}={cookie}".encode()))
+    widget = WebsocketCommunicator(application, path, headers=headers)
+    connected, code = await widget.connect()
+    return widget, connected, code
+
+
+def chat(cookie: str, *messages: dict, replies: int = 0) -> list[dict]:
+    async def scenario():
+        widget, connected, _ = await open_widget(cookie)
+        assert connected
+        events = [await widget.receive_json_from(timeout=5)]  # history
+        for message in messages:
+            await widget.send_json_to(message)
+            events.append(await widget.receive_json_from(timeout=10))
+        for _ in range(replies):
+            events.append(await widget.receive_json_from(timeout=10))
+        await widget.disconnect()
+        return events
+
+    return async_to_sync(scenario)()
+
+
+def test_a_visitor_writes_and_gets_the_reply_on_the_widget(client, fake_openai):
+    fake_openai.answer("Hi! We ship worldwide.")
+    cookie = visitor_cookie(client)
+
+    history, accepted, reply = chat(cookie, {"type": "message", "id": "client-0001", "text": "Do you ship?"}, replies=1)
+
+    assert history == {"type": "history", "messages": []}
+    assert accepted == {"type": "accepted", "id": "client-0001"}
+    assert (reply["type"], reply["text"]) == ("message", "Hi! We ship worldwide.")
+    conversation = Conversation.objects.get()
+    assert conversation.channel == Channel.WEBCHAT
+    assert conversation.profile.external_id == read_visitor_id(cookie)
+    assert Message.objects.get(author=Message.Author.BOT).status == Message.Status.SENT
+
+
+def test_a_message_resent_by_the_widget_is_recorded_once(client, fake_openai):
+    cookie = visitor_cookie(client)
+    message = {"type": "message", "id": "client-0002", "text": "Hello?"}
+
+    chat(cookie, message, replies=1)
+    chat(cookie, message)
+
+    assert Message.objects.filter(direction=Message.Direction.INBOUND).count() == 1
+    assert len(fake_openai.requests) == 1
+
+
+def test_receipts_move_only_the_visitors_own_replies(client, fake_openai):
+    alice, mallory = visitor_cookie(client), visitor_cookie(client.__class__())
+    _, _, reply = chat(alice, {"type": "message", "id": "client-0003", "text": "Hi"}, replies=1)
+
+    def read_as(cookie):
+        async def scenario():
+            widget, _, _ = await open_widget(cookie)
+            await widget.receive_json_from(timeout=5)
+            await widget.send_json_to({"type": "receipt", "id": reply["id"], "status": "read"})
+            await widget.receive_nothing(timeout=0.5)
+            await widget.disconnect()
+
+        async_to_sync(scenario)()
+
+    read_as(mallory)
+    assert Message.objects.get(author=Message.Author.BOT).status == Message.Status.SENT
+    read_as(alice)
+    assert Message.objects.get(author=Message.Author.BOT).status == Message.Status.READ
+
+
+def test_a_forged_cookie_is_refused_and_reads_nothing(client, fake_openai):
+    alice = visitor_cookie(client)
+    chat(alice, {"type": "message", "id": "client-0004", "text": "my secret order"}, replies=1)
+    visitor_id = alice.split(":")[0]
+    forged = f"{visitor_id}:not-a-valid-signature"
+
+    _, connected, code = async_to_sync(open_widget)(forged)
+
+    assert (connected, code) == (False, 4401)
+
+
+def test_no_cookie_no_websocket():
+    _, connected, code = async_to_sync(open_widget)(None)
+
+    assert (connected, code) == (False, 4401)
+
+
+def test_the_widget_page_and_websocket_refuse_another_visitors_conversation(client, fake_openai):
+    alice = visitor_cookie(client)
+    chat(alice, {"type": "message", "id": "client-0005", "text": "private"}, replies=1)
+    conversation = Conversation.objects.get()
+    other = client.__class__()
+    mallory = visitor_cookie(other)
+
+    page = other.get(f"/chat/?conversation={conversation.pk}")
+    _, connected, code = async_to_sync(open_widget)(mallory, f"/ws/chat/{conversation.pk}/")
+    own_page = client.get(f"/chat/?conversation={conversation.pk}")
+
+    assert page.status_code == 404
+    assert (connected, code) == (False, 4403)
+    assert own_page.status_code == 200
+
+
+def test_the_history_replays_the_visitors_own_conversation(client, fake_openai):
+    fake_openai.answer("Noted.")
+    alice = visitor_cookie(client)
+    chat(alice, {"type": "message", "id": "client-0006", "text": "first"}, replies=1)
+
+    [history] = chat(alice)
+
+    assert [(m["direction"], m["text"]) for m in history["messages"]] == [("in", "first"), ("out", "Noted.")]
+    assert history["messages"][0]["id"] == "client-0006"
+
+
+def test_invalid_widget_messages_get_an_error_and_store_nothing(client):
+    cookie = visitor_cookie(client)
+
+    _, error = chat(cookie, {"type": "message", "id": "x", "text": "hi"})
+
+    assert error == {"type": "error", "id": "x", "error": "invalid message"}
+    assert not Message.objects.exists()
+
+
+def test_the_widget_may_be_framed_only_by_allowed_origins(client, settings):
+    settings.WEBCHAT_ALLOWED_ORIGINS = ["https://shop.example.com"]
+
+    response = client.get("/chat/")
+
+    assert response["Content-Security-Policy"] == "frame-ancestors 'self' https://shop.example.com"
+    assert "X-Frame-Options" not in response

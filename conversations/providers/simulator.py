@@ -1,0 +1,122 @@
+"""The built-in WhatsApp simulator: a provider that speaks Meta's wire format to our own webhook.
+
+What a simulated customer writes becomes a Meta-format webhook body, signed with the app secret
+and POSTed to the real endpoint (the production code path: signature, dedup, Celery, model).
+Replies to a simulated conversation come back through this transport instead of the Graph
+API — pushed to the customer's page over the channel layer — and its statuses arrive as signed
+status webhooks, like the real API's. Payload shapes follow
+https://developers.facebook.com/docs/whatsapp/cloud-api/webhooks/components
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Any
+
+import requests
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.conf import settings
+
+from . import meta
+from .base import SendResult
+
+# The phone_number_id of the simulated business number: conversations recorded with it are
+# answered through this transport even when real Meta or Twilio credentials are configured.
+SIMULATOR_NUMBER_ID = "simulator"
+SIMULATOR_DISPLAY_NUMBER = "15550000000"
+
+
+def customer_group(customer_id: str) -> str:
+    return f"simulator.{customer_id}"
+
+
+def new_message_id() -> str:
+    return f"wamid.SIM.{uuid.uuid4().hex}"
+
+
+def build_message_body(
+    *, message_id: str, customer_id: str, phone_number: str, name: str, kind: str, content: dict[str, Any]
+) -> bytes:
+    """A Meta webhook body carrying one message from a simulated customer.
+
+    `content` is the type object of the message (`{"body": …}` for text, `{"latitude": …}` for
+    a location, `{"type": "button_reply", "button_reply": {…}}` for a button tap, …).
+    """
+    wa_id = phone_number.lstrip("+")
+    message = {
+        "from": wa_id,
+        "from_user_id": customer_id,
+        "id": message_id,
+        "timestamp": str(int(time.time())),
+        "type": kind,
+        kind: content,
+    }
+    contact = {"profile": {"name": name}, "wa_id": wa_id, "user_id": customer_id}
+    return _envelope({"contacts": [contact], "messages": [message]})
+
+
+def build_status_body(*, provider_message_id: str, status: str, customer_id: str, client_ref: str) -> bytes:
+    """A Meta status webhook body for a message this transport delivered."""
+    return _envelope(
+        {
+            "statuses": [
+                {
+                    "id": provider_message_id,
+                    "status": status,
+                    "timestamp": str(int(time.time())),
+                    "recipient_user_id": customer_id,
+                    "biz_opaque_callback_data": client_ref,
+                }
+            ]
+        }
+    )
+
+
+def _envelope(value: dict[str, Any]) -> bytes:
+    value = {
+        "messaging_product": "whatsapp",
+        "metadata": {"display_phone_number": SIMULATOR_DISPLAY_NUMBER, "phone_number_id": SIMULATOR_NUMBER_ID},
+        **value,
+    }
+    payload = {
+        "object": "whatsapp_business_account",
+        "entry": [{"id": "simulator", "changes": [{"field": "messages", "value": value}]}],
+    }
+    # Escaped unicode, as Meta sends it.
+    return json.dumps(payload).encode()
+
+
+def post_to_webhook(body: bytes) -> int:
+    """POST a body to our own Meta webhook, signed like Meta signs it; returns the HTTP status."""
+    response = requests.post(
+        webhook_url(),
+        data=body,
+        headers={"Content-Type": "application/json", "X-Hub-Signature-256": meta.sign_body(body)},
+        timeout=(3.05, settings.PROVIDER_TIMEOUT_SECONDS),
+    )
+    return response.status_code
+
+
+def webhook_url() -> str:
+    if settings.SIMULATOR_WEBHOOK_URL:
+        return settings.SIMULATOR_WEBHOOK_URL
+    return f"{settings.PUBLIC_BASE_URL or 'http://127.0.0.1:8000'}/webhooks/meta/"
+
+
+OUTBOUND_ID_PREFIX = "wamid.SIMOUT."
+
+
+def send_text(*, customer_id: str, body: str, client_ref: str) -> SendResult:
+    """Deliver a reply to the simulated customer's open pages."""
+    provider_message_id = f"{OUTBOUND_ID_PREFIX}{uuid.uuid4().hex}"
+    async_to_sync(get_channel_layer().group_send)(
+        customer_group(customer_id),
+        {
+            "type": "simulator.message",
+            "message": {"id": provider_message_id, "client_ref": client_ref, "text": body},
+        },
+    )
+    return SendResult(provider_message_id=provider_message_id)

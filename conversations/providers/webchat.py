@@ -1,0 +1,30 @@
+"""The web chat channel: our own widget, so our own wire format over the channel layer.
+
+A visitor is identified by a random id in a signed cookie; their page joins one group and
+receives replies from it. Delivery and read receipts come back from the page itself.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+
+from .base import SendResult
+
+BUSINESS_ADDRESS = "web"
+
+
+def visitor_group(visitor_id: str) -> str:
+    return f"webchat.{visitor_id}"
+
+
+def send_text(*, visitor_id: str, body: str, client_ref: str) -> SendResult:
+    """Push a reply to every open widget of the visitor."""
+    provider_message_id = f"webchat.{uuid.uuid4().hex}"
+    async_to_sync(get_channel_layer().group_send)(
+        visitor_group(visitor_id),
+        {"type": "chat.message", "message": {"id": provider_message_id, "client_ref": client_ref, "text": body}},
+    )
+    return SendResult(provider_message_id=provider_message_id)
