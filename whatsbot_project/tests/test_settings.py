@@ -20,7 +20,8 @@ PRODUCTION_ENV = {
 
 
 def manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    clean = {k: v for k, v in os.environ.items() if k not in PRODUCTION_ENV and not k.startswith("DJANGO")}
+    # Only what a shell needs: no setting leaks in from the test run's own environment.
+    clean = {k: os.environ[k] for k in ("PATH", "HOME", "LANG") if k in os.environ}
     return subprocess.run(
         [sys.executable, "manage.py", *args],
         cwd=ROOT,
