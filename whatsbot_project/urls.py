@@ -10,5 +10,6 @@ def healthz(request):
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("webhooks/", include("conversations.urls")),
+    path("staff/attachments/", include("conversations.staff_media")),
     path("healthz/", healthz),
 ]
