@@ -650,3 +650,13 @@ def test_admin_shows_an_audio_player_and_the_transcript(client, stored_voice_not
     assert "<audio controls" in page
     assert f"/staff/attachments/{stored_voice_note.message.uid}/{stored_voice_note.pk}/" in page
     assert "Hello, this is a voice note." in page
+
+
+def test_deleting_a_conversation_deletes_its_media_files(stored_voice_note):
+    storage, name = stored_voice_note.file.storage, stored_voice_note.file.name
+    assert storage.exists(name)
+
+    stored_voice_note.message.conversation.profile.delete()
+
+    assert not Attachment.objects.exists()
+    assert not storage.exists(name)
