@@ -180,7 +180,10 @@ def download_media(*, url: str, max_bytes: int, allowed_types: frozenset[str] | 
     parts = urlsplit(url)
     own_media = f"/2010-04-01/Accounts/{settings.TWILIO_ACCOUNT_SID}/"
     if (parts.scheme, parts.hostname, parts.port) != (api.scheme, api.hostname, api.port) or not (
-        settings.TWILIO_ACCOUNT_SID and parts.path.startswith(own_media) and "/Media/" in parts.path
+        settings.TWILIO_ACCOUNT_SID
+        and parts.path.startswith(own_media)
+        and "/Media/" in parts.path
+        and ".." not in parts.path
     ):
         raise safe_http.UnsafeURL("media URL is not this account's media on the Twilio API host")
     return safe_http.fetch(

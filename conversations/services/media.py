@@ -127,6 +127,8 @@ def prepare_inbound_media(*, message: Message) -> PreparedMedia:
             failed = True
             logger.warning("Media %s of message %s unusable: %s", attachment.pk, message.pk, exc)
             Attachment.objects.filter(pk=attachment.pk).update(error=str(exc)[:255])
+        # Downloads and transcriptions take a while: keep the claim fresh so the sweep leaves it be.
+        Message.objects.filter(pk=message.pk, status=Message.Status.PROCESSING).update(updated_at=timezone.now())
     if transcripts:
         _use_transcripts_as_words(message, transcripts)
     if message.kind not in READABLE_KINDS:

@@ -313,21 +313,31 @@ def test_a_twilio_media_url_on_a_foreign_host_is_refused_before_connecting(clien
 
     post_twilio(client, params)
 
-    assert calls_to(twilio_ok, "https://evil.example") == []
+    assert [c.request.url for c in twilio_ok.calls] == [TWILIO_MESSAGES]  # only the polite reply
     assert twilio_ok.sent(TWILIO_MESSAGES)[0]["Body"] == MEDIA_FAILED_REPLY.format(what="voice message")
     inbound = customer_message()
     assert inbound.status == Message.Status.HANDLED
     assert inbound.attachments.get().status == Attachment.Status.FAILED
 
 
-def test_a_twilio_media_url_of_another_account_gets_no_credentials(client, twilio_ok):
+@pytest.mark.parametrize(
+    "forge",
+    [
+        lambda url: url.replace(TWILIO_SID, "AC" + "0" * 32),
+        lambda url: url.replace(f"{TWILIO_SID}/", f"{TWILIO_SID}/../AC{'0' * 32}/"),
+        lambda url: url.replace("https://", "http://"),
+    ],
+    ids=["other account", "dot segments", "plain http"],
+)
+def test_a_twilio_media_url_outside_our_accounts_media_gets_no_request(client, twilio_ok, forge):
     params = twilio_params("whatsapp_voice_note")
-    params["MediaUrl0"] = params["MediaUrl0"].replace(TWILIO_SID, "AC" + "0" * 32)
+    params["MediaUrl0"] = forge(params["MediaUrl0"])
 
     post_twilio(client, params)
 
-    assert calls_to(twilio_ok, params["MediaUrl0"]) == []
+    assert [c.request.url for c in twilio_ok.calls] == [TWILIO_MESSAGES]  # only the polite reply
     assert twilio_ok.sent(TWILIO_MESSAGES)[0]["Body"] == MEDIA_FAILED_REPLY.format(what="voice message")
+    assert "not this account's media" in customer_message().attachments.get().error
 
 
 @pytest.mark.parametrize(
