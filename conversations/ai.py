@@ -8,7 +8,7 @@ from __future__ import annotations
 import functools
 import logging
 from dataclasses import dataclass
-from typing import Literal
+from typing import IO, Literal
 
 import openai
 from django.conf import settings
@@ -27,6 +27,7 @@ _PERMANENT_429_CODES = {"insufficient_quota", "billing_hard_limit_reached"}
 class Turn:
     role: Literal["user", "assistant"]
     text: str
+    images: tuple[str, ...] = ()  # data URLs built from downloaded bytes, never provider URLs
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,7 @@ def generate_reply(*, instructions: str, turns: list[Turn]) -> ModelReply:
     request = {
         "model": settings.OPENAI_MODEL,
         "instructions": instructions,
-        "input": [{"role": turn.role, "content": turn.text} for turn in turns],
+        "input": [{"role": turn.role, "content": _content_of(turn)} for turn in turns],
         "store": settings.OPENAI_STORE,
         "max_output_tokens": settings.OPENAI_MAX_OUTPUT_TOKENS,
     }
@@ -84,6 +85,29 @@ def generate_reply(*, instructions: str, turns: list[Turn]) -> ModelReply:
         input_tokens=usage.input_tokens if usage else None,
         output_tokens=usage.output_tokens if usage else None,
     )
+
+
+def _content_of(turn: Turn) -> str | list[dict[str, str]]:
+    if not turn.images:
+        return turn.text
+    text = [{"type": "input_text", "text": turn.text}] if turn.text else []
+    return text + [{"type": "input_image", "image_url": url, "detail": "auto"} for url in turn.images]
+
+
+def transcribe_audio(*, audio: IO[bytes], filename: str, content_type: str) -> str:
+    """Speech to text in whatever language was spoken; raises ModelUnavailable on failure."""
+    if is_offline():
+        raise ModelUnavailable("no model configured to transcribe audio", is_transient=False)
+    client = _client(settings.OPENAI_API_KEY, settings.OPENAI_BASE_URL, settings.OPENAI_TIMEOUT_SECONDS)
+    try:
+        transcription = client.audio.transcriptions.create(
+            model=settings.OPENAI_TRANSCRIBE_MODEL, file=(filename, audio, content_type)
+        )
+    except openai.APIStatusError as exc:
+        raise _unavailable_from(exc) from exc
+    except openai.APIConnectionError as exc:
+        raise ModelUnavailable(type(exc).__name__, is_transient=True) from exc
+    return transcription.text.strip()
 
 
 def _unavailable_from(exc: openai.APIStatusError) -> ModelUnavailable:

@@ -147,6 +147,7 @@ class Message(models.Model):
     input_tokens = models.PositiveIntegerField(null=True, blank=True)
     output_tokens = models.PositiveIntegerField(null=True, blank=True)
     provider_timestamp = models.DateTimeField(null=True, blank=True)
+    reaction = models.CharField(max_length=32, blank=True, help_text="The customer's latest reaction emoji to it.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -207,6 +208,11 @@ def attachment_path(attachment: Attachment, filename: str) -> str:
 class Attachment(models.Model):
     """A media file of a message (voice note, photo, document…), kept with Django's storage API."""
 
+    class Status(models.TextChoices):
+        PENDING = "pending", "Not downloaded yet"
+        STORED = "stored", "Stored"
+        FAILED = "failed", "Download failed"
+
     message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="attachments")
     file = models.FileField(upload_to=attachment_path, blank=True)
     content_type = models.CharField(max_length=100, blank=True)
@@ -214,6 +220,12 @@ class Attachment(models.Model):
     sha256 = models.CharField(max_length=64, blank=True)
     caption = models.TextField(blank=True, help_text="The customer's own caption, as sent.")
     transcript = models.TextField(blank=True, help_text="Speech-to-text of a voice note or audio file.")
+    # Meta media id or Twilio media URL: where to download from. Never sent to the model.
+    provider_ref = models.CharField(max_length=1024, blank=True)
+    original_filename = models.CharField(max_length=255, blank=True)
+    is_voice = models.BooleanField(default=False)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    error = models.CharField(max_length=255, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:

@@ -272,3 +272,28 @@ WEBCHAT_ALLOWED_ORIGINS = env.list("WEBCHAT_ALLOWED_ORIGINS", default=[])
 # Keep raw webhook requests (headers and body) this many hours for `replay_webhook`; 0 = off.
 # Captures are personal data: purged after this time and erased with their subject.
 WEBHOOK_CAPTURE_HOURS = env.int("WEBHOOK_CAPTURE_HOURS", default=0)
+
+# --- Media (issue 5): downloads of customer photos, voice notes and files.
+# Largest file kept per message kind, in bytes; a larger one is refused without being read whole.
+MEDIA_MAX_BYTES = {
+    "image": env.int("MEDIA_MAX_IMAGE_BYTES", default=5 * 1024 * 1024),
+    "audio": env.int("MEDIA_MAX_AUDIO_BYTES", default=16 * 1024 * 1024),
+    "video": env.int("MEDIA_MAX_VIDEO_BYTES", default=16 * 1024 * 1024),
+    "sticker": env.int("MEDIA_MAX_STICKER_BYTES", default=512 * 1024),
+    "document": env.int("MEDIA_MAX_DOCUMENT_BYTES", default=25 * 1024 * 1024),
+}
+# Read timeout of one media request (the connect timeout is 3 s).
+MEDIA_DOWNLOAD_TIMEOUT_SECONDS = env.float("MEDIA_DOWNLOAD_TIMEOUT_SECONDS", default=20.0)
+# Tries per download and per transcription, first one included; waits base, 3*base, 9*base… between.
+MEDIA_DOWNLOAD_ATTEMPTS = env.int("MEDIA_DOWNLOAD_ATTEMPTS", default=3)
+MEDIA_RETRY_BACKOFF_SECONDS = env.float("MEDIA_RETRY_BACKOFF_SECONDS", default=1.0)
+# Redirects followed per download (Twilio redirects once, to its CDN).
+MEDIA_MAX_REDIRECTS = env.int("MEDIA_MAX_REDIRECTS", default=3)
+# Photos with more pixels than this are refused unopened (decompression bombs).
+MEDIA_IMAGE_MAX_PIXELS = env.int("MEDIA_IMAGE_MAX_PIXELS", default=40_000_000)
+# Photos are downscaled to fit this many pixels per side before they go to the model.
+MEDIA_IMAGE_MAX_SIDE = env.int("MEDIA_IMAGE_MAX_SIDE", default=1536)
+# Speech-to-text model for voice notes (the others are deprecated); the language is detected, not fixed.
+OPENAI_TRANSCRIBE_MODEL = env.str("OPENAI_TRANSCRIBE_MODEL", default="gpt-transcribe")
+# Where attachments are kept: any Django storage backend (local MEDIA_ROOT by default).
+STORAGES["default"]["BACKEND"] = env.str("MEDIA_STORAGE_BACKEND", default=STORAGES["default"]["BACKEND"])

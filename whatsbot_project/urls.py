@@ -10,6 +10,7 @@ def healthz(request):
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("webhooks/", include("conversations.urls")),
+    path("staff/attachments/", include("conversations.staff_media")),
     path("healthz/", healthz),
     path("", include("channels_app.urls")),
 ]

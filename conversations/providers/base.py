@@ -13,6 +13,18 @@ from urllib3.exceptions import NewConnectionError
 
 
 @dataclass(frozen=True)
+class MediaRef:
+    """Where a message's file can be fetched from. Stored, never shown to the model."""
+
+    provider_ref: str  # Meta media id, or Twilio MediaUrlN
+    mime_type: str = ""
+    sha256: str = ""
+    filename: str = ""
+    caption: str = ""
+    is_voice: bool = False
+
+
+@dataclass(frozen=True)
 class InboundMessage:
     provider: str
     provider_message_id: str
@@ -24,6 +36,8 @@ class InboundMessage:
     phone_number: str = ""  # E.164, when the provider gave one
     display_name: str = ""
     timestamp: datetime | None = None
+    media: tuple[MediaRef, ...] = ()
+    reacts_to: str = ""  # provider id of the message a reaction is about
 
 
 @dataclass(frozen=True)

@@ -12,16 +12,19 @@ import json
 import logging
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from django.conf import settings
 
+from conversations import safe_http
 from conversations.models import Channel, Message, Provider
 
 from .base import (
     DeliveryUnknown,
     InboundMessage,
     InvalidPayload,
+    MediaRef,
     ParsedWebhook,
     PermanentProviderError,
     SendResult,
@@ -130,6 +133,27 @@ def _parse_message(message: dict[str, Any], business: str, contacts: list[dict[s
         phone_number=f"+{wa_id.lstrip('+')}" if wa_id else "",
         display_name=(contact.get("profile") or {}).get("name", ""),
         timestamp=_timestamp(message.get("timestamp")),
+        media=_media_of(message),
+        reacts_to=(message.get("reaction") or {}).get("message_id", "") if msg_type == "reaction" else "",
+    )
+
+
+_MEDIA_TYPES = {"image", "audio", "video", "document", "sticker"}
+
+
+def _media_of(message: dict[str, Any]) -> tuple[MediaRef, ...]:
+    body = message.get(message.get("type", "")) if message.get("type") in _MEDIA_TYPES else None
+    if not isinstance(body, dict) or not body.get("id"):
+        return ()
+    return (
+        MediaRef(
+            provider_ref=str(body["id"]),
+            mime_type=body.get("mime_type", ""),
+            sha256=body.get("sha256", ""),
+            filename=body.get("filename", ""),
+            caption=body.get("caption", ""),
+            is_voice=bool(body.get("voice")),
+        ),
     )
 
 
@@ -218,3 +242,40 @@ def _error_from(response: requests.Response) -> Exception:
     if code in _TRANSIENT_CODES or (not code and (status >= 500 or status == 429)):
         return TransientProviderError(str(code or status), title, retry_after)
     return PermanentProviderError(str(code or status), title)
+
+
+def download_media(
+    *, media_id: str, phone_number_id: str, max_bytes: int, allowed_types: frozenset[str] | None
+) -> safe_http.Download:
+    """Look the media id up on Graph, then fetch the short-lived URL it returns with the same token.
+
+    Raises safe_http.MediaFetchError. The URL expires within minutes: call this at once.
+    """
+    graph = settings.WHATSAPP_GRAPH_URL.rstrip("/")
+    bearer = {"Authorization": f"Bearer {settings.WHATSAPP_ACCESS_TOKEN}"}
+    graph_host = frozenset({urlsplit(graph).hostname or ""})
+    lookup = safe_http.fetch(
+        f"{graph}/{settings.WHATSAPP_API_VERSION}/{media_id}",
+        params={"phone_number_id": phone_number_id or settings.WHATSAPP_PHONE_NUMBER_ID},
+        headers=bearer,
+        credential_hosts=graph_host,
+        max_bytes=64 * 1024,
+        allowed_types=frozenset({"application/json", "text/javascript"}),
+    )
+    with lookup.file:
+        try:
+            info = json.load(lookup.file)
+            url = info["url"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise safe_http.MediaFetchError("Graph answered without a media URL") from exc
+    if int(info.get("file_size") or 0) > max_bytes:
+        raise safe_http.MediaTooLarge(f"file_size {info['file_size']} over the cap of {max_bytes}")
+    # The token goes to the host Graph named (Meta's CDN needs it), never to a host it redirects to.
+    return safe_http.fetch(
+        url,
+        headers=bearer,
+        credential_hosts=graph_host | {urlsplit(url).hostname or ""},
+        max_bytes=max_bytes,
+        allowed_types=allowed_types,
+        declared_type=info.get("mime_type", ""),
+    )

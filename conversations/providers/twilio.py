@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import requests
 from django.conf import settings
@@ -17,11 +17,13 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.request_validator import RequestValidator, get_signature_algorithm
 from twilio.rest import Client
 
+from conversations import safe_http
 from conversations.models import Channel, Message, Provider
 
 from .base import (
     InboundMessage,
     InvalidPayload,
+    MediaRef,
     PermanentProviderError,
     SendResult,
     StatusUpdate,
@@ -73,6 +75,22 @@ def parse_inbound(params: Mapping[str, str]) -> InboundMessage:
         text=_text_of(params),
         phone_number=sender.removeprefix(_WHATSAPP_PREFIX),
         display_name=params.get("ProfileName", ""),
+        media=_media_of(params),
+    )
+
+
+def _media_of(params: Mapping[str, str]) -> tuple[MediaRef, ...]:
+    count = min(int(params.get("NumMedia") or 0), 10)  # Twilio carries at most 10 per message
+    caption = params.get("Body", "")
+    return tuple(
+        MediaRef(
+            provider_ref=params[f"MediaUrl{n}"],
+            mime_type=params.get(f"MediaContentType{n}", ""),
+            caption=caption if n == 0 else "",
+            is_voice=params.get("MessageType") == "audio",
+        )
+        for n in range(count)
+        if params.get(f"MediaUrl{n}")
     )
 
 
@@ -149,3 +167,29 @@ def send_text(*, business_address: str, to: str, body: str, client_ref: str) -> 
             raise TransientProviderError(str(exc.code or exc.status), exc.msg) from exc
         raise PermanentProviderError(str(exc.code or exc.status), exc.msg) from exc
     return SendResult(provider_message_id=created.sid)
+
+
+def download_media(*, url: str, max_bytes: int, allowed_types: frozenset[str] | None) -> safe_http.Download:
+    """Fetch a MediaUrlN with basic auth, following Twilio's redirect to its CDN.
+
+    The URL comes from the webhook, so a forged one could name any host: credentials go only
+    to our account's media on the configured Twilio API host, and any other URL is refused.
+    Raises safe_http.MediaFetchError.
+    """
+    api = urlsplit(settings.TWILIO_API_URL)
+    parts = urlsplit(url)
+    own_media = f"/2010-04-01/Accounts/{settings.TWILIO_ACCOUNT_SID}/"
+    if (parts.scheme, parts.hostname, parts.port) != (api.scheme, api.hostname, api.port) or not (
+        settings.TWILIO_ACCOUNT_SID
+        and parts.path.startswith(own_media)
+        and "/Media/" in parts.path
+        and ".." not in parts.path
+    ):
+        raise safe_http.UnsafeURL("media URL is not this account's media on the Twilio API host")
+    return safe_http.fetch(
+        url,
+        auth=(settings.TWILIO_ACCOUNT_SID, settings.TWILIO_AUTH_TOKEN),
+        credential_hosts=frozenset({api.hostname or ""}),
+        max_bytes=max_bytes,
+        allowed_types=allowed_types,
+    )

@@ -11,6 +11,7 @@ from django.utils import timezone
 from conversations.dispatch import PROCESS_INBOUND, enqueue_after_commit
 from conversations.models import Conversation, Message, ProcessedMessage
 from conversations.providers.base import InboundMessage, ParsedWebhook, StatusUpdate
+from conversations.services.media import record_inbound_media
 from profiles.models import ClientProfile
 
 logger = logging.getLogger(__name__)
@@ -71,6 +72,7 @@ def record_inbound(inbound: InboundMessage) -> Message | None:
                 provider_timestamp=inbound.timestamp,
                 status=Message.Status.RECEIVED,
             )
+            record_inbound_media(message=message, inbound=inbound)
             enqueue_after_commit(PROCESS_INBOUND, message.pk)
     except _AlreadyProcessed:
         logger.info("Duplicate delivery of %s message ignored.", inbound.provider)

@@ -15,6 +15,7 @@ from conversations.ai import ModelReply, ModelUnavailable, generate_reply
 from conversations.dispatch import SEND_OUTBOUND, enqueue_after_commit
 from conversations.models import Conversation, Message
 from conversations.selectors import list_turns_for_prompt
+from conversations.services.media import add_images_to_turns, prepare_inbound_media
 from conversations.services.retries import RetryLater, backoff_delay
 
 logger = logging.getLogger(__name__)
@@ -26,7 +27,8 @@ _SILENT_KINDS = {K.REACTION, K.SYSTEM}
 
 APOLOGY = "Sorry, I can't answer right now. Please try again in a little while."
 UNSUPPORTED_KIND_REPLY = (
-    "Thanks for your message! I can only read text for now. Could you write what you need in a message?"
+    "Thanks for your message! I can only read text, voice messages, photos and locations for now. "
+    "Could you write what you need in a message?"
 )
 
 
@@ -44,11 +46,15 @@ def reply_to_message(*, message_id: int, attempt: int = 1) -> Message | None:
     if not _claim(message_id):
         return None
     inbound = Message.objects.select_related("conversation").get(pk=message_id)
+    # Before anything else: Meta's media URLs expire in minutes, and staff want the file too.
+    media = prepare_inbound_media(message=inbound)
     if inbound.kind in _SILENT_KINDS or inbound.conversation.mode != Conversation.Mode.BOT:
         _mark_handled(inbound)
         return None
-    if inbound.kind in _MODEL_KINDS and inbound.text.strip():
-        answer = _ask_model(inbound, attempt)
+    if media.fallback_reply:
+        answer = ModelReply(text=media.fallback_reply, model="")
+    elif (inbound.kind in _MODEL_KINDS or media.is_readable) and (inbound.text.strip() or media.images):
+        answer = _ask_model(inbound, attempt, media.images)
     else:
         answer = ModelReply(text=UNSUPPORTED_KIND_REPLY, model="")
     return _store_reply(inbound, answer)
@@ -65,8 +71,9 @@ def _claim(message_id: int) -> bool:
     )
 
 
-def _ask_model(inbound: Message, attempt: int) -> ModelReply:
+def _ask_model(inbound: Message, attempt: int, images: tuple[str, ...] = ()) -> ModelReply:
     turns = list_turns_for_prompt(message=inbound, limit=settings.CONTEXT_MAX_MESSAGES)
+    turns = add_images_to_turns(turns, message=inbound, images=images)
     try:
         return generate_reply(instructions=get_bot_instructions(), turns=turns)
     except ModelUnavailable as exc:

@@ -49,6 +49,7 @@ def provider_settings(settings, fake_openai):
     settings.OPENAI_BASE_URL = fake_openai.base_url
     settings.OPENAI_MODEL = "gpt-test"
     settings.RETRY_BACKOFF_BASE_SECONDS = 0.01
+    settings.MEDIA_RETRY_BACKOFF_SECONDS = 0.01
     settings.SECURE_SSL_REDIRECT = False
     return settings
 
@@ -61,6 +62,9 @@ class FakeOpenAI:
     default_text: str = "Hello! How can I help?"
     queue: deque = field(default_factory=deque)
     requests: list = field(default_factory=list)
+    default_transcript: str = "Hello, this is a voice note."
+    transcript_queue: deque = field(default_factory=deque)
+    transcriptions: list = field(default_factory=list)  # {"form": {...}, "file": (name, type, bytes)}
 
     def answer(self, text: str, **usage) -> None:
         self.queue.append((200, helpers.openai_response(text, **usage), {}))
@@ -82,11 +86,29 @@ class FakeOpenAI:
         )
         return Response(json.dumps(body), status=status, headers=headers, content_type="application/json")
 
+    def transcribe(self, text: str) -> None:
+        self.transcript_queue.append((200, {"text": text, "usage": {"type": "duration", "seconds": 3}}))
+
+    def fail_transcription(self, status: int, code: str, *, times: int = 1) -> None:
+        for _ in range(times):
+            self.transcript_queue.append((status, helpers.openai_error(status, code)))
+
+    def handle_transcription(self, request: Request) -> Response:
+        upload = request.files["file"]
+        self.transcriptions.append(
+            {"form": request.form.to_dict(), "file": (upload.filename, upload.content_type, upload.read())}
+        )
+        status, body = (
+            self.transcript_queue.popleft() if self.transcript_queue else (200, {"text": self.default_transcript})
+        )
+        return Response(json.dumps(body), status=status, content_type="application/json")
+
 
 @pytest.fixture
 def fake_openai(httpserver):
     fake = FakeOpenAI(base_url=httpserver.url_for("/v1"))
     httpserver.expect_request("/v1/responses", method="POST").respond_with_handler(fake.handle)
+    httpserver.expect_request("/v1/audio/transcriptions", method="POST").respond_with_handler(fake.handle_transcription)
     return fake
 
 
