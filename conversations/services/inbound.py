@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -64,7 +65,8 @@ def record_inbound(inbound: InboundMessage) -> Message | None:
             provider_timestamp=inbound.timestamp,
             status=Message.Status.RECEIVED,
         )
-        enqueue_after_commit(PROCESS_INBOUND, message.pk)
+        # Answered after the burst window: quick follow-ups then share one reply (services/bursts.py).
+        enqueue_after_commit(PROCESS_INBOUND, message.pk, countdown=settings.BURST_WINDOW_SECONDS)
     logger.info("Recorded inbound %s message %s in conversation %s.", inbound.kind, message.pk, conversation.pk)
     return message
 
