@@ -155,6 +155,8 @@ def graph_ok(fake_providers):
 
     def accept(request):
         body = json.loads(request.body)
+        if body.get("status") == "read":  # read receipt + typing indicator
+            return 200, {}, json.dumps({"success": True})
         to = body.get("to") or body.get("recipient")
         return (
             200,
