@@ -80,15 +80,15 @@ def _history(inbound: Message) -> str:
 
 def _info(inbound: Message) -> str:
     profile = inbound.conversation.profile
-    lines = ["What we store about you:"]
-    lines.extend(f"- {label}: {getattr(profile, name)}" for name, label in _FIELDS if getattr(profile, name))
+    facts = [f"- {label}: {getattr(profile, name)}" for name, label in _FIELDS if getattr(profile, name)]
     if profile.phone_number:
-        lines.append(f"- Phone: {profile.phone_number}")
+        facts.append(f"- Phone: {profile.phone_number}")
+    paragraphs = ["What we store about you:\n\n" + "\n".join(facts) if facts else "We store no details about you."]
     if profile.missing_fields:
         labels = ", ".join(label.lower() for name, label in _FIELDS if name in profile.missing_fields)
-        lines.append(f"Not known: {labels}.")
-    lines.append("Type /reset to start a fresh conversation.")
-    return "\n".join(lines)
+        paragraphs.append(f"Not known: {labels}.")
+    paragraphs.append("Type /reset to start a fresh conversation.")
+    return "\n\n".join(paragraphs)
 
 
 def _help(inbound: Message) -> str:
