@@ -154,8 +154,8 @@ def _refreshed_summary(conversation: Conversation, inbound: Message) -> str:
         return conversation.summary
     try:
         answer = ai.summarize_turns(previous_summary=conversation.summary, turns=_clean(pending))
-    except ai.ModelUnavailable as exc:
-        logger.warning("Summary of conversation %s failed (%s); the older summary stays.", conversation.pk, exc)
+    except Exception as exc:  # the summary is an economy: no failure of it may cost the reply
+        logger.warning("Summary of conversation %s failed (%r); the older summary stays.", conversation.pk, exc)
         return conversation.summary
     ModelUsage.objects.create(
         conversation=conversation,

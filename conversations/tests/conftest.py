@@ -90,7 +90,10 @@ class FakeOpenAI:
         self.extraction_queue.append({**info, "declined": declined})
 
     def summarize(self, text: str, **usage) -> None:
-        self.summary_queue.append(helpers.openai_response(text, **usage))
+        self.summary_queue.append((200, helpers.openai_response(text, **usage)))
+
+    def fail_summary(self, status: int, code: str) -> None:
+        self.summary_queue.append((status, helpers.openai_error(status, code)))
 
     def handle(self, request: Request) -> Response:
         body = json.loads(request.get_data())
@@ -101,8 +104,10 @@ class FakeOpenAI:
             return _json(helpers.openai_response(json.dumps(info), input_tokens=30, output_tokens=12))
         if body.get("instructions") == SUMMARY_INSTRUCTIONS:
             self.summaries.append(body)
-            answer = self.summary_queue.popleft() if self.summary_queue else helpers.openai_response("Summary.")
-            return _json(answer)
+            status, answer = (
+                self.summary_queue.popleft() if self.summary_queue else (200, helpers.openai_response("Summary."))
+            )
+            return _json(answer, status)
         if self.before_answer:
             self.before_answer(body)
         self.requests.append(body)
