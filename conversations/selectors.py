@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.db.models import Sum
+from django.db.models import Max, QuerySet, Sum
 
 from conversations.ai import Turn
 from conversations.models import Message, ModelUsage
@@ -10,16 +10,7 @@ from conversations.models import Message, ModelUsage
 
 def list_turns_for_prompt(*, message: Message, limit: int) -> list[Turn]:
     """The last `limit` messages with words in them, up to and including `message`, oldest first."""
-    recent = (
-        Message.objects.filter(conversation_id=message.conversation_id, id__lte=message.id)
-        .exclude(text="")
-        .exclude(status=Message.Status.FAILED)
-        # Commands and their answers are between the customer and the machinery, not the chat.
-        .exclude(text__startswith="/")
-        .exclude(in_reply_to__text__startswith="/")
-        .order_by("-id")
-        .values_list("author", "text")[:limit]
-    )
+    recent = _prompt_messages(message).order_by("-id").values_list("author", "text")[:limit]
     return [
         Turn(role="user" if author == Message.Author.CUSTOMER else "assistant", text=text)
         for author, text in reversed(recent)
@@ -29,13 +20,7 @@ def list_turns_for_prompt(*, message: Message, limit: int) -> list[Turn]:
 def list_turns_to_summarize(*, message: Message, window: int, after_id: int | None) -> tuple[int | None, list[Turn]]:
     """The turns older than the last `window` ones (as list_turns_for_prompt counts them) and
     newer than `after_id`, oldest first, with the id of the newest of them."""
-    eligible = (
-        Message.objects.filter(conversation_id=message.conversation_id, id__lte=message.id)
-        .exclude(text="")
-        .exclude(status=Message.Status.FAILED)
-        .exclude(text__startswith="/")
-        .exclude(in_reply_to__text__startswith="/")
-    )
+    eligible = _prompt_messages(message)
     window_ids = list(eligible.order_by("-id").values_list("id", flat=True)[:window])
     if len(window_ids) < window:
         return after_id, []
@@ -60,3 +45,23 @@ def get_conversation_token_usage(*, conversation_id: int) -> dict[str, int]:
     usage = {"input_tokens": replies["input"] + other["input"], "output_tokens": replies["output"] + other["output"]}
     usage["total_tokens"] = usage["input_tokens"] + usage["output_tokens"]
     return usage
+
+
+def get_last_answered_message_id(*, conversation_id: int) -> int:
+    """The newest customer message the bot answered (0 if none): later ones await a reply."""
+    answered = Message.objects.filter(conversation_id=conversation_id, author=Message.Author.BOT).aggregate(
+        last=Max("in_reply_to_id")
+    )
+    return answered["last"] or 0
+
+
+def _prompt_messages(message: Message) -> QuerySet[Message]:
+    """Messages with words in them, up to and including `message`."""
+    return (
+        Message.objects.filter(conversation_id=message.conversation_id, id__lte=message.id)
+        .exclude(text="")
+        .exclude(status=Message.Status.FAILED)
+        # Commands and their answers are between the customer and the machinery, not the chat.
+        .exclude(text__startswith="/")
+        .exclude(in_reply_to__text__startswith="/")
+    )

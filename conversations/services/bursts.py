@@ -13,11 +13,11 @@ import logging
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import Max
 from django.utils import timezone
 
 from conversations.ai import ModelReply
 from conversations.models import Message, ModelUsage
+from conversations.selectors import get_last_answered_message_id
 
 logger = logging.getLogger(__name__)
 
@@ -29,12 +29,7 @@ def is_superseded(inbound: Message) -> bool:
     ).exclude(text__startswith="/")
     if not customer_messages.filter(id__gt=inbound.id).exists():
         return False
-    answered = (
-        Message.objects.filter(conversation_id=inbound.conversation_id, author=Message.Author.BOT).aggregate(
-            last=Max("in_reply_to_id")
-        )["last"]
-        or 0
-    )
+    answered = get_last_answered_message_id(conversation_id=inbound.conversation_id)
     first = customer_messages.filter(id__gt=answered).order_by("id").values_list("created_at", flat=True).first()
     waited = timezone.now() - first if first else timedelta(0)
     return waited < timedelta(seconds=settings.BURST_MAX_WAIT_SECONDS)

@@ -13,14 +13,13 @@ import re
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db.models import Max
 
 from conversations import ai
 from conversations.ai import Turn
 from conversations.dispatch import EXTRACT_PROFILE, enqueue_after_commit
 from conversations.models import Channel, Conversation, Message, ModelUsage
 from conversations.providers import meta
-from conversations.selectors import list_turns_for_prompt, list_turns_to_summarize
+from conversations.selectors import get_last_answered_message_id, list_turns_for_prompt, list_turns_to_summarize
 
 logger = logging.getLogger(__name__)
 
@@ -175,12 +174,7 @@ def _refreshed_summary(conversation: Conversation, inbound: Message) -> str:
 
 def _burst_turns(inbound: Message) -> list[Turn]:
     """The customer's messages not yet answered, up to `inbound` (the OpenAI conversation has the rest)."""
-    answered = (
-        Message.objects.filter(conversation_id=inbound.conversation_id, author=Message.Author.BOT).aggregate(
-            last=Max("in_reply_to_id")
-        )["last"]
-        or 0
-    )
+    answered = get_last_answered_message_id(conversation_id=inbound.conversation_id)
     texts = (
         Message.objects.filter(
             conversation_id=inbound.conversation_id,
