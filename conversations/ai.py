@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import functools
 import logging
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO, Literal
 
 import openai
+import pydantic
 from django.conf import settings
 
 from conversations.providers.base import parse_retry_after
@@ -55,7 +57,7 @@ def _client(api_key: str, base_url: str | None, timeout: float) -> openai.OpenAI
     return openai.OpenAI(api_key=api_key, base_url=base_url, timeout=timeout, max_retries=0)
 
 
-def generate_reply(*, instructions: str, turns: list[Turn]) -> ModelReply:
+def generate_reply(*, instructions: str, turns: list[Turn], conversation_id: str = "") -> ModelReply:
     """One model answer to the conversation so far; raises ModelUnavailable on failure."""
     if is_offline():
         return _offline_reply(turns)
@@ -69,6 +71,10 @@ def generate_reply(*, instructions: str, turns: list[Turn]) -> ModelReply:
     }
     if settings.OPENAI_PROMPT_ID:
         request["prompt"] = {"id": settings.OPENAI_PROMPT_ID}
+    if conversation_id:
+        # The OpenAI conversation holds the context and appends to it, so it must be stored;
+        # `auto` truncation drops its oldest items instead of failing once it outgrows the window.
+        request.update(conversation=conversation_id, store=True, truncation="auto")
     try:
         response = client.responses.create(**request)
     except openai.APIStatusError as exc:
@@ -132,3 +138,89 @@ def _offline_reply(turns: list[Turn]) -> ModelReply:
         ),
         model="offline",
     )
+
+
+# --- Conversation intelligence: structured extraction, summaries, the Conversations API.
+
+SUMMARY_INSTRUCTIONS = (
+    "You keep the running summary of a customer-service chat. Merge the summary so far with the "
+    "new turns into one updated summary of at most 120 words: what the customer wants, facts "
+    "given, promises made, open questions. Write it in the language of the chat. Never include "
+    "links, ids or codes that are not the customer's own words."
+)
+
+
+@dataclass(frozen=True)
+class ParsedAnswer:
+    parsed: pydantic.BaseModel | None  # None when the model refused
+    model: str
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+@contextmanager
+def _model_errors():
+    try:
+        yield
+    except openai.APIStatusError as exc:
+        raise _unavailable_from(exc) from exc
+    except openai.APIConnectionError as exc:  # includes timeouts
+        raise ModelUnavailable(type(exc).__name__, is_transient=True) from exc
+
+
+def _configured_client() -> openai.OpenAI:
+    return _client(settings.OPENAI_API_KEY, settings.OPENAI_BASE_URL, settings.OPENAI_TIMEOUT_SECONDS)
+
+
+def _usage(response) -> tuple[int, int]:
+    usage = response.usage
+    return (usage.input_tokens, usage.output_tokens) if usage else (0, 0)
+
+
+def parse_structured(*, instructions: str, text: str, schema: type[pydantic.BaseModel]) -> ParsedAnswer:
+    """The model's answer parsed into `schema` (strict JSON schema); raises ModelUnavailable."""
+    with _model_errors():
+        try:
+            response = _configured_client().responses.parse(
+                model=settings.OPENAI_MODEL,
+                instructions=instructions,
+                input=text,
+                text_format=schema,
+                store=False,
+                max_output_tokens=settings.OPENAI_MAX_OUTPUT_TOKENS,
+            )
+        except pydantic.ValidationError as exc:
+            # The JSON was cut off by max_output_tokens: nothing usable, and retrying will not help.
+            raise ModelUnavailable("incomplete structured output", is_transient=False) from exc
+    return ParsedAnswer(response.output_parsed, response.model, *_usage(response))
+
+
+def summarize_turns(*, previous_summary: str, turns: list[Turn]) -> ModelReply:
+    """A new rolling summary from the previous one and the turns to fold in."""
+    transcript = "\n".join(f"{'Customer' if turn.role == 'user' else 'Assistant'}: {turn.text}" for turn in turns)
+    with _model_errors():
+        response = _configured_client().responses.create(
+            model=settings.OPENAI_MODEL,
+            instructions=SUMMARY_INSTRUCTIONS,
+            input=f"Summary so far:\n{previous_summary or '(none)'}\n\nNew turns:\n{transcript}",
+            store=False,
+            max_output_tokens=settings.CONTEXT_SUMMARY_MAX_TOKENS,
+        )
+    text = response.output_text.strip()
+    if not text:
+        raise ModelUnavailable(f"empty summary ({response.status})", is_transient=False)
+    return ModelReply(text, response.model, *_usage(response))
+
+
+def create_conversation(*, turns: list[Turn] | None = None) -> str:
+    """A new OpenAI conversation, seeded with up to 20 earlier turns; its id."""
+    items = [{"type": "message", "role": turn.role, "content": turn.text} for turn in (turns or [])[-20:]]
+    with _model_errors():
+        return _configured_client().conversations.create(items=items).id
+
+
+def add_conversation_items(*, conversation_id: str, turns: list[Turn]) -> None:
+    """Append messages written outside a model call (staff answers) to an OpenAI conversation."""
+    items = [{"type": "message", "role": turn.role, "content": turn.text} for turn in turns]
+    with _model_errors():
+        _configured_client().conversations.items.create(conversation_id, items=items)

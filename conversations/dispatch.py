@@ -17,12 +17,13 @@ logger = logging.getLogger(__name__)
 
 PROCESS_INBOUND = "conversations.tasks.process_inbound_message"
 SEND_OUTBOUND = "conversations.tasks.send_outbound_message"
+EXTRACT_PROFILE = "profiles.tasks.extract_client_profile"
 
 
-def enqueue_after_commit(task_name: str, message_id: int) -> None:
+def enqueue_after_commit(task_name: str, message_id: int, *, countdown: float | None = None) -> None:
     def publish() -> None:
         try:
-            current_app.tasks[task_name].apply_async(args=[message_id])
+            current_app.tasks[task_name].apply_async(args=[message_id], countdown=countdown)
         except (OperationalError, OSError) as exc:
             logger.warning("Broker unavailable (%s); message %s waits for the sweep.", exc, message_id)
 

@@ -52,6 +52,12 @@ class Conversation(models.Model):
     last_customer_message_at = models.DateTimeField(null=True, blank=True)
     # Set only in the OpenAI Conversations API mode (server-side context); erased with the rest.
     openai_conversation_id = models.CharField(max_length=100, blank=True)
+    # A model-written summary of the turns older than the verbatim window, up to and including
+    # message `summary_through_message_id`: the context stays flat however long the chat grows.
+    summary = models.TextField(blank=True)
+    summary_through_message_id = models.BigIntegerField(null=True, blank=True)
+    # The customer-message count at which the instructions last asked for missing profile details.
+    details_asked_at_turn = models.PositiveIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -254,3 +260,44 @@ class AuditEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action} by {self.actor or 'system'}"
+
+
+class MessagePart(models.Model):
+    """One provider message of an outbound Message split to fit the channel's length limit.
+
+    The Message stays the unit of a reply (one per inbound, one line in the inbox, full text);
+    its parts record what reached the provider, so a re-run send resumes after the last part sent.
+    """
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="parts")
+    index = models.PositiveSmallIntegerField()
+    text = models.TextField()
+    provider_message_id = models.CharField(max_length=128, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["message", "index"]
+        constraints = [models.UniqueConstraint(fields=["message", "index"], name="unique_message_part_index")]
+
+    def __str__(self) -> str:
+        return f"part {self.index} of message #{self.message_id}"
+
+
+class ModelUsage(models.Model):
+    """Tokens of a model call that is not a stored reply: extraction, summaries, discarded replies."""
+
+    class Purpose(models.TextChoices):
+        EXTRACTION = "extraction", "Profile extraction"
+        SUMMARY = "summary", "Context summary"
+        DISCARDED_REPLY = "discarded_reply", "Reply discarded (a newer message arrived)"
+
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="model_usage")
+    message = models.ForeignKey(Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    purpose = models.CharField(max_length=32, choices=Purpose.choices)
+    model = models.CharField(max_length=100, blank=True)
+    input_tokens = models.PositiveIntegerField(default=0)
+    output_tokens = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.get_purpose_display()} in conversation #{self.conversation_id}"

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
+from django.db.models import Max, QuerySet, Sum
+
 from conversations.ai import Turn
-from conversations.models import Conversation, Message
+from conversations.models import Conversation, Message, ModelUsage
 
 
 def list_turns_for_prompt(*, message: Message, limit: int) -> list[Turn]:
     """The last `limit` messages with words in them, up to and including `message`, oldest first."""
-    recent = (
-        Message.objects.filter(conversation_id=message.conversation_id, id__lte=message.id)
-        .exclude(text="")
-        .exclude(status=Message.Status.FAILED)
-        .order_by("-id")
-        .values_list("author", "text")[:limit]
-    )
+    recent = _prompt_messages(message).order_by("-id").values_list("author", "text")[:limit]
     return [
         Turn(role="user" if author == Message.Author.CUSTOMER else "assistant", text=text)
         for author, text in reversed(recent)
@@ -35,3 +31,53 @@ def is_webchat_conversation_of(*, visitor_id: str, conversation_id: int) -> bool
     return Conversation.objects.filter(
         pk=conversation_id, profile__provider="webchat", profile__external_id=visitor_id
     ).exists()
+
+
+def list_turns_to_summarize(*, message: Message, window: int, after_id: int | None) -> tuple[int | None, list[Turn]]:
+    """The turns older than the last `window` ones (as list_turns_for_prompt counts them) and
+    newer than `after_id`, oldest first, with the id of the newest of them."""
+    eligible = _prompt_messages(message)
+    window_ids = list(eligible.order_by("-id").values_list("id", flat=True)[:window])
+    if len(window_ids) < window:
+        return after_id, []
+    older = (
+        eligible.filter(id__lt=window_ids[-1], id__gt=after_id or 0).order_by("id").values_list("id", "author", "text")
+    )
+    rows = list(older)
+    turns = [
+        Turn(role="user" if author == Message.Author.CUSTOMER else "assistant", text=text) for _, author, text in rows
+    ]
+    return (rows[-1][0] if rows else after_id), turns
+
+
+def get_conversation_token_usage(*, conversation_id: int) -> dict[str, int]:
+    """Tokens spent on one conversation: its replies plus extraction, summaries and discarded replies."""
+    replies = Message.objects.filter(conversation_id=conversation_id).aggregate(
+        input=Sum("input_tokens", default=0), output=Sum("output_tokens", default=0)
+    )
+    other = ModelUsage.objects.filter(conversation_id=conversation_id).aggregate(
+        input=Sum("input_tokens", default=0), output=Sum("output_tokens", default=0)
+    )
+    usage = {"input_tokens": replies["input"] + other["input"], "output_tokens": replies["output"] + other["output"]}
+    usage["total_tokens"] = usage["input_tokens"] + usage["output_tokens"]
+    return usage
+
+
+def get_last_answered_message_id(*, conversation_id: int) -> int:
+    """The newest customer message the bot answered (0 if none): later ones await a reply."""
+    answered = Message.objects.filter(conversation_id=conversation_id, author=Message.Author.BOT).aggregate(
+        last=Max("in_reply_to_id")
+    )
+    return answered["last"] or 0
+
+
+def _prompt_messages(message: Message) -> QuerySet[Message]:
+    """Messages with words in them, up to and including `message`."""
+    return (
+        Message.objects.filter(conversation_id=message.conversation_id, id__lte=message.id)
+        .exclude(text="")
+        .exclude(status=Message.Status.FAILED)
+        # Commands and their answers are between the customer and the machinery, not the chat.
+        .exclude(text__startswith="/")
+        .exclude(in_reply_to__text__startswith="/")
+    )

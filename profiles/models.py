@@ -2,6 +2,9 @@ from __future__ import annotations
 
 from django.db import models
 
+# The details a customer can give about themselves in chat (the only fields extraction may write).
+EXTRACTABLE_FIELDS = ("first_name", "last_name", "company", "email")
+
 
 class ClientProfile(models.Model):
     """One customer, as one provider knows them.
@@ -25,6 +28,11 @@ class ClientProfile(models.Model):
     last_name = models.CharField(max_length=100, blank=True)
     company = models.CharField(max_length=200, blank=True)
     email = models.EmailField(blank=True)
+    # Per extractable field: {"source": "extracted" | "staff", "at": ISO time}. A staff value is
+    # never overwritten by extraction.
+    field_sources = models.JSONField(default=dict, blank=True)
+    # Set when the customer declined to give their details: the bot stops asking.
+    details_declined_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -37,3 +45,7 @@ class ClientProfile(models.Model):
     def __str__(self) -> str:
         full_name = f"{self.first_name} {self.last_name}".strip()
         return full_name or self.display_name or self.phone_number or self.external_id
+
+    @property
+    def missing_fields(self) -> list[str]:
+        return [name for name in EXTRACTABLE_FIELDS if not getattr(self, name)]

@@ -297,3 +297,30 @@ MEDIA_IMAGE_MAX_SIDE = env.int("MEDIA_IMAGE_MAX_SIDE", default=1536)
 OPENAI_TRANSCRIBE_MODEL = env.str("OPENAI_TRANSCRIBE_MODEL", default="gpt-transcribe")
 # Where attachments are kept: any Django storage backend (local MEDIA_ROOT by default).
 STORAGES["default"]["BACKEND"] = env.str("MEDIA_STORAGE_BACKEND", default=STORAGES["default"]["BACKEND"])
+
+# --- Conversation intelligence (issue 4): profiles from chat, bounded context, bursts, formatting.
+# Messages arriving within this many seconds of each other get one reply that reads them all.
+BURST_WINDOW_SECONDS = env.float("BURST_WINDOW_SECONDS", default=2.0)
+# A burst is answered at the latest this long after its first message, however steady the stream.
+BURST_MAX_WAIT_SECONDS = env.float("BURST_MAX_WAIT_SECONDS", default=15.0)
+# Turns older than the verbatim window (CONTEXT_MAX_MESSAGES) are folded into a rolling summary
+# once this many of them have piled up: one summary call per this many messages.
+CONTEXT_SUMMARY_BATCH = env.int("CONTEXT_SUMMARY_BATCH", default=10)
+# Upper bound of the summary's length, in output tokens.
+CONTEXT_SUMMARY_MAX_TOKENS = env.int("CONTEXT_SUMMARY_MAX_TOKENS", default=400)
+# How many customer messages the extraction call reads (the customer's own, newest last).
+PROFILE_EXTRACTION_MESSAGES = env.int("PROFILE_EXTRACTION_MESSAGES", default=6)
+# While profile details are missing, the instructions ask for them at most once per this many
+# customer messages; never once complete or declined.
+PROFILE_ASK_EVERY_TURNS = env.int("PROFILE_ASK_EVERY_TURNS", default=4)
+# The OpenAI Conversations API holds the context server-side (one OpenAI conversation per
+# conversation, a new one after /reset) instead of our database; needs a server that has it.
+OPENAI_USE_CONVERSATIONS = env.bool("OPENAI_USE_CONVERSATIONS", default=False)
+# Meta: mark the customer's message read and show "typing…" when work on a reply starts.
+WHATSAPP_TYPING_INDICATOR = env.bool("WHATSAPP_TYPING_INDICATOR", default=True)
+# Longest part of one outbound message per channel, in UTF-16 code units (how emoji count).
+# Meta allows 4096, Twilio 1600 (WhatsApp included); an SMS of 1600 is about 11 GSM segments.
+WHATSAPP_META_MAX_CHARS = env.int("WHATSAPP_META_MAX_CHARS", default=4096)
+WHATSAPP_TWILIO_MAX_CHARS = env.int("WHATSAPP_TWILIO_MAX_CHARS", default=1600)
+SMS_MAX_CHARS = env.int("SMS_MAX_CHARS", default=1600)
+# --- end of conversation intelligence

@@ -206,8 +206,9 @@ def send_text(*, business_address: str, phone_number: str, user_id: str, body: s
         "recipient_type": "individual",
         "type": "text",
         "text": {"preview_url": False, "body": body},
-        "biz_opaque_callback_data": client_ref,
     }
+    if client_ref:  # only the last part of a split reply carries it (its statuses stand for the message)
+        payload["biz_opaque_callback_data"] = client_ref
     # Phone wins when both are given; a username-only customer is reached by BSUID.
     if phone_number:
         payload["to"] = phone_number
@@ -228,6 +229,33 @@ def send_text(*, business_address: str, phone_number: str, user_id: str, body: s
         except (ValueError, KeyError, IndexError) as exc:
             raise DeliveryUnknown("bad_response", "Graph accepted the request without a message id") from exc
     raise _error_from(response)
+
+
+def mark_read_with_typing(*, business_address: str, message_id: str) -> None:
+    """Mark an inbound message read and show "typing…" (it lasts until we reply, at most 25 s).
+
+    Raises a ProviderError subclass on failure; callers treat it as a courtesy that may fail.
+    """
+    phone_number_id = business_address or settings.WHATSAPP_PHONE_NUMBER_ID
+    url = f"{settings.WHATSAPP_GRAPH_URL.rstrip('/')}/{settings.WHATSAPP_API_VERSION}/{phone_number_id}/messages"
+    payload = {
+        "messaging_product": "whatsapp",
+        "status": "read",
+        "message_id": message_id,
+        "typing_indicator": {"type": "text"},
+    }
+    try:
+        response = _session.post(
+            url,
+            json=payload,
+            headers={"Authorization": f"Bearer {settings.WHATSAPP_ACCESS_TOKEN}"},
+            # Short: the reply must not wait long on a courtesy.
+            timeout=(3.05, min(settings.PROVIDER_TIMEOUT_SECONDS, 5.0)),
+        )
+    except requests.RequestException as exc:
+        raise classify_requests_exception(exc) from exc
+    if not response.ok:
+        raise _error_from(response)
 
 
 def _error_from(response: requests.Response) -> Exception:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -73,7 +74,8 @@ def record_inbound(inbound: InboundMessage) -> Message | None:
                 status=Message.Status.RECEIVED,
             )
             record_inbound_media(message=message, inbound=inbound)
-            enqueue_after_commit(PROCESS_INBOUND, message.pk)
+            # Answered after the burst window: quick follow-ups then share one reply (services/bursts.py).
+            enqueue_after_commit(PROCESS_INBOUND, message.pk, countdown=settings.BURST_WINDOW_SECONDS)
     except _AlreadyProcessed:
         logger.info("Duplicate delivery of %s message ignored.", inbound.provider)
         return None

@@ -8,7 +8,7 @@ from django.conf import settings
 from django.db.models import F
 from django.utils import timezone
 
-from conversations.models import Channel, Message
+from conversations.models import Channel, Message, MessagePart
 from conversations.providers import meta, simulator, twilio, webchat
 from conversations.providers.base import (
     DeliveryUnknown,
@@ -16,6 +16,7 @@ from conversations.providers.base import (
     SendResult,
     TransientProviderError,
 )
+from conversations.services.parts import get_or_create_parts
 from conversations.services.retries import RetryLater, backoff_delay
 
 logger = logging.getLogger(__name__)
@@ -65,26 +66,46 @@ def send_message(*, message_id: int) -> Message | None:
 
 
 def _send_through_provider(message: Message) -> SendResult:
+    """Send the parts not sent yet, in order; the last part's id stands for the message.
+
+    A part is marked sent as soon as the provider took it, so a retry after a failure on a
+    later part resumes there and never sends a part twice.
+    """
+    parts = get_or_create_parts(message=message)
+    result = None
+    for part in parts:
+        if part.provider_message_id:
+            result = SendResult(provider_message_id=part.provider_message_id)
+            continue
+        is_last = part.index == parts[-1].index
+        result = _send_text(message, part.text, client_ref=str(message.uid) if is_last else "")
+        MessagePart.objects.filter(pk=part.pk).update(
+            provider_message_id=result.provider_message_id, sent_at=timezone.now()
+        )
+    return result
+
+
+def _send_text(message: Message, body: str, *, client_ref: str) -> SendResult:
     conversation = message.conversation
     profile = conversation.profile
     if conversation.channel == Channel.WEBCHAT:
-        return webchat.send_text(visitor_id=profile.external_id, body=message.text, client_ref=str(message.uid))
+        return webchat.send_text(visitor_id=profile.external_id, body=body, client_ref=client_ref)
     if conversation.business_address == simulator.SIMULATOR_NUMBER_ID:
         # Simulated customers are answered by the simulator even when Meta is configured.
-        return simulator.send_text(customer_id=profile.external_id, body=message.text, client_ref=str(message.uid))
+        return simulator.send_text(customer_id=profile.external_id, body=body, client_ref=client_ref)
     if conversation.channel == Channel.META_WHATSAPP:
         return meta.send_text(
             business_address=conversation.business_address,
             phone_number=profile.phone_number,
             user_id=profile.external_id,
-            body=message.text,
-            client_ref=str(message.uid),
+            body=body,
+            client_ref=client_ref,
         )
     return twilio.send_text(
         business_address=conversation.business_address,
         to=profile.external_id,
-        body=message.text,
-        client_ref=str(message.uid),
+        body=body,
+        client_ref=client_ref,
     )
 
 

@@ -14,7 +14,7 @@ from django.utils import timezone
 from conversations.ai import ModelReply, ModelUnavailable, generate_reply
 from conversations.dispatch import SEND_OUTBOUND, enqueue_after_commit
 from conversations.models import Conversation, Message
-from conversations.selectors import list_turns_for_prompt
+from conversations.services import bursts, commands, context
 from conversations.services.media import add_images_to_turns, prepare_inbound_media
 from conversations.services.retries import RetryLater, backoff_delay
 
@@ -48,15 +48,27 @@ def reply_to_message(*, message_id: int, attempt: int = 1) -> Message | None:
     inbound = Message.objects.select_related("conversation").get(pk=message_id)
     # Before anything else: Meta's media URLs expire in minutes, and staff want the file too.
     media = prepare_inbound_media(message=inbound)
+    command_reply = commands.run_command(inbound=inbound)
+    if command_reply is not None:
+        return _store_reply(inbound, command_reply)
     if inbound.kind in _SILENT_KINDS or inbound.conversation.mode != Conversation.Mode.BOT:
         _mark_handled(inbound)
         return None
+    if bursts.is_superseded(inbound):
+        _mark_handled(inbound)  # the burst's newest message gets the one reply
+        return None
+    if attempt == 1:
+        context.begin_reply_work(inbound=inbound)
     if media.fallback_reply:
         answer = ModelReply(text=media.fallback_reply, model="")
     elif (inbound.kind in _MODEL_KINDS or media.is_readable) and (inbound.text.strip() or media.images):
         answer = _ask_model(inbound, attempt, media.images)
     else:
         answer = ModelReply(text=UNSUPPORTED_KIND_REPLY, model="")
+    if answer.model and bursts.is_superseded(inbound):
+        bursts.discard_reply(inbound=inbound, answer=answer)
+        _mark_handled(inbound)
+        return None
     return _store_reply(inbound, answer)
 
 
@@ -72,10 +84,12 @@ def _claim(message_id: int) -> bool:
 
 
 def _ask_model(inbound: Message, attempt: int, images: tuple[str, ...] = ()) -> ModelReply:
-    turns = list_turns_for_prompt(message=inbound, limit=settings.CONTEXT_MAX_MESSAGES)
-    turns = add_images_to_turns(turns, message=inbound, images=images)
     try:
-        return generate_reply(instructions=get_bot_instructions(), turns=turns)
+        request = context.build_model_request(inbound=inbound, instructions=get_bot_instructions())
+        turns = add_images_to_turns(request.turns, message=inbound, images=images)
+        return generate_reply(
+            instructions=request.instructions, turns=turns, conversation_id=request.openai_conversation_id
+        )
     except ModelUnavailable as exc:
         if exc.is_transient and attempt < settings.OPENAI_MAX_ATTEMPTS:
             logger.warning("Model call %s for message %s failed (%s); retrying.", attempt, inbound.pk, exc)

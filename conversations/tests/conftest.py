@@ -8,6 +8,7 @@ OPENAI_BASE_URL; the Graph API and Twilio's REST API are intercepted with `respo
 from __future__ import annotations
 
 import json
+import re
 from collections import deque
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl
@@ -16,6 +17,7 @@ import pytest
 import responses
 from werkzeug import Request, Response
 
+from conversations.ai import SUMMARY_INSTRUCTIONS
 from whatsbot_project.celery import app as celery_app
 
 from . import helpers
@@ -50,6 +52,9 @@ def provider_settings(settings, fake_openai):
     settings.OPENAI_MODEL = "gpt-test"
     settings.RETRY_BACKOFF_BASE_SECONDS = 0.01
     settings.MEDIA_RETRY_BACKOFF_SECONDS = 0.01
+    # Off by default: tests that script the Graph responses of /messages must not have a
+    # read receipt consume one; the typing-indicator tests switch it on.
+    settings.WHATSAPP_TYPING_INDICATOR = False
     settings.SECURE_SSL_REDIRECT = False
     return settings
 
@@ -73,8 +78,43 @@ class FakeOpenAI:
         for _ in range(times):
             self.queue.append((status, helpers.openai_error(status, code), headers or {}))
 
+    # Extraction (structured output), summaries and the Conversations API are recorded apart
+    # from the reply requests, so tests count each kind of call on its own.
+    extractions: list = field(default_factory=list)
+    extraction_queue: deque = field(default_factory=deque)
+    summaries: list = field(default_factory=list)
+    summary_queue: deque = field(default_factory=deque)
+    conversations: list = field(default_factory=list)
+    conversation_items: list = field(default_factory=list)
+    before_answer: object = None  # called (in the server thread) before a reply is answered
+
+    def extract(self, *, declined: bool = False, **fields) -> None:
+        """Queue one ClientInfo answer; fields not given are null."""
+        info = {name: fields.get(name) for name in ("first_name", "last_name", "company", "email")}
+        self.extraction_queue.append({**info, "declined": declined})
+
+    def summarize(self, text: str, **usage) -> None:
+        self.summary_queue.append((200, helpers.openai_response(text, **usage)))
+
+    def fail_summary(self, status: int, code: str) -> None:
+        self.summary_queue.append((status, helpers.openai_error(status, code)))
+
     def handle(self, request: Request) -> Response:
-        self.requests.append(json.loads(request.get_data()))
+        body = json.loads(request.get_data())
+        if (body.get("text") or {}).get("format", {}).get("type") == "json_schema":
+            self.extractions.append(body)
+            info = self.extraction_queue.popleft() if self.extraction_queue else None
+            info = info or {"first_name": None, "last_name": None, "company": None, "email": None, "declined": False}
+            return _json(helpers.openai_response(json.dumps(info), input_tokens=30, output_tokens=12))
+        if body.get("instructions") == SUMMARY_INSTRUCTIONS:
+            self.summaries.append(body)
+            status, answer = (
+                self.summary_queue.popleft() if self.summary_queue else (200, helpers.openai_response("Summary."))
+            )
+            return _json(answer, status)
+        if self.before_answer:
+            self.before_answer(body)
+        self.requests.append(body)
         status, body, headers = (
             self.queue.popleft()
             if self.queue
@@ -109,6 +149,11 @@ def fake_openai(httpserver):
     fake = FakeOpenAI(base_url=httpserver.url_for("/v1"))
     httpserver.expect_request("/v1/responses", method="POST").respond_with_handler(fake.handle)
     httpserver.expect_request("/v1/audio/transcriptions", method="POST").respond_with_handler(fake.handle_transcription)
+    create, add_items = _conversations_api(fake)
+    httpserver.expect_request("/v1/conversations", method="POST").respond_with_handler(create)
+    httpserver.expect_request(re.compile(r"^/v1/conversations/[^/]+/items$"), method="POST").respond_with_handler(
+        add_items
+    )
     return fake
 
 
@@ -137,6 +182,8 @@ def graph_ok(fake_providers):
 
     def accept(request):
         body = json.loads(request.body)
+        if body.get("status") == "read":  # read receipt + typing indicator
+            return 200, {}, json.dumps({"success": True})
         to = body.get("to") or body.get("recipient")
         return (
             200,
@@ -164,3 +211,26 @@ def twilio_ok(fake_providers):
 
     fake_providers.add_callback(responses.POST, TWILIO_MESSAGES, callback=accept)
     return fake_providers
+
+
+def _json(body: dict, status: int = 200) -> Response:
+    return Response(json.dumps(body), status=status, content_type="application/json")
+
+
+def _conversations_api(fake: FakeOpenAI):
+    def create(request: Request) -> Response:
+        fake.conversations.append(json.loads(request.get_data() or b"{}"))
+        conversation_id = f"conv_{len(fake.conversations)}"
+        return _json({"id": conversation_id, "object": "conversation", "created_at": 1767269950, "metadata": {}})
+
+    def add_items(request: Request) -> Response:
+        conversation_id = request.path.split("/")[3]
+        items = json.loads(request.get_data())["items"]
+        fake.conversation_items.append((conversation_id, items))
+        data = [
+            {"type": "message", "id": f"msg_{i}", "status": "completed", "role": item["role"], "content": []}
+            for i, item in enumerate(items)
+        ]
+        return _json({"object": "list", "data": data, "first_id": "msg_0", "last_id": "msg_0", "has_more": False})
+
+    return create, add_items

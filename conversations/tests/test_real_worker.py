@@ -94,7 +94,10 @@ def fake_upstreams(httpserver, fake_openai):
     sent = []
 
     def graph(request):
-        sent.append(json.loads(request.get_data()))
+        body = json.loads(request.get_data())
+        if body.get("status") == "read":  # the read receipt with typing indicator, not a message
+            return Response(json.dumps({"success": True}), content_type="application/json")
+        sent.append(body)
         return Response(json.dumps({"messages": [{"id": f"wamid.REAL{len(sent)}"}]}), content_type="application/json")
 
     fake_openai.default_text = "From the worker."

@@ -1,0 +1,202 @@
+"""What the model sees when it answers: bounded, free of provider references, in the chat's language.
+
+Default mode: instructions + profile facts + a rolling summary of older turns + the last
+CONTEXT_MAX_MESSAGES messages, all from our database, so the input stays flat however long the
+conversation grows. OPENAI_USE_CONVERSATIONS mode: the OpenAI conversation holds the history and
+only the customer's new messages are sent.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+
+from django.conf import settings
+
+from conversations import ai
+from conversations.ai import Turn
+from conversations.dispatch import EXTRACT_PROFILE, enqueue_after_commit
+from conversations.models import Channel, Conversation, Message, ModelUsage
+from conversations.providers import meta
+from conversations.selectors import get_last_answered_message_id, list_turns_for_prompt, list_turns_to_summarize
+
+logger = logging.getLogger(__name__)
+
+LANGUAGE_RULE = (
+    "Always answer in the language the customer writes in, and keep that language for the whole "
+    "conversation unless the customer switches."
+)
+WHATSAPP_STYLE = "You may use Markdown (bold, italics, lists); it is converted to WhatsApp formatting."
+SMS_STYLE = "This is an SMS conversation: plain text only, no formatting, ideally under 300 characters."
+_FIELD_LABELS = {"first_name": "first name", "last_name": "last name", "company": "company", "email": "email address"}
+
+# Media URLs and ids of Meta and Twilio, and credentials, never reach the model or a summary.
+_PROVIDER_REFS = re.compile(
+    r"https?://(?:[\w-]+\.)*(?:fbsbx\.com|fbcdn\.net|whatsapp\.net|facebook\.com|twilio\.com|twiliocdn\.com)\S*"
+    r"|\bwamid\.[\w=+/-]+"
+    r"|\b(?:SM|MM|AC|ME|MG|XE|SK|CH)[0-9a-f]{32}\b"
+    r"|\bsk-[\w-]{8,}"
+    r"|\bBearer\s+\S+",
+)
+_KINDS_TO_EXTRACT = {Message.Kind.TEXT, Message.Kind.INTERACTIVE}
+
+
+@dataclass(frozen=True)
+class ModelRequest:
+    instructions: str
+    turns: list[Turn]
+    openai_conversation_id: str = ""
+
+
+def scrub_provider_refs(text: str) -> str:
+    return _PROVIDER_REFS.sub("[removed]", text)
+
+
+def begin_reply_work(*, inbound: Message) -> None:
+    """Show the customer we are on it (Meta: read + typing) and enqueue profile extraction."""
+    conversation = inbound.conversation
+    if conversation.channel == Channel.META_WHATSAPP and settings.WHATSAPP_TYPING_INDICATOR:
+        try:
+            meta.mark_read_with_typing(
+                business_address=conversation.business_address, message_id=inbound.provider_message_id or ""
+            )
+        except Exception as exc:  # a courtesy: whatever goes wrong here must not cost the reply
+            logger.warning("Typing indicator for message %s failed: %s", inbound.pk, exc)
+    if inbound.kind in _KINDS_TO_EXTRACT and inbound.text.strip() and not ai.is_offline():
+        enqueue_after_commit(EXTRACT_PROFILE, inbound.pk)
+
+
+def build_model_request(*, inbound: Message, instructions: str) -> ModelRequest:
+    """The bounded request answering `inbound`. May refresh the stored summary, create the
+    OpenAI conversation, and record that missing details were asked for."""
+    conversation = Conversation.objects.select_related("profile").get(pk=inbound.conversation_id)
+    sections = [
+        instructions,
+        LANGUAGE_RULE,
+        SMS_STYLE if conversation.channel == Channel.TWILIO_SMS else WHATSAPP_STYLE,
+    ]
+    sections.append(_profile_facts(conversation))
+    sections.append(_details_request(conversation, inbound))
+    if settings.OPENAI_USE_CONVERSATIONS and not ai.is_offline():
+        conversation_id = _openai_conversation_id(conversation, inbound)
+        return ModelRequest(_join(sections), _clean(_burst_turns(inbound)), conversation_id)
+    summary = _refreshed_summary(conversation, inbound)
+    if summary:
+        sections.append(f"Summary of the earlier conversation:\n{summary}")
+    turns = list_turns_for_prompt(message=inbound, limit=settings.CONTEXT_MAX_MESSAGES)
+    return ModelRequest(_join(sections), _clean(turns))
+
+
+def add_staff_message_to_model_context(*, message_id: int) -> bool:
+    """In OPENAI_USE_CONVERSATIONS mode, append a staff message to the conversation's OpenAI
+    conversation so the model knows what staff said; False when there is nothing to do.
+    (The default mode reads staff messages from the database and needs no call.)"""
+    if not settings.OPENAI_USE_CONVERSATIONS or ai.is_offline():
+        return False
+    message = Message.objects.select_related("conversation").get(pk=message_id)
+    openai_id = message.conversation.openai_conversation_id
+    if message.author != Message.Author.STAFF or not message.text.strip() or not openai_id:
+        return False
+    try:
+        ai.add_conversation_items(
+            conversation_id=openai_id, turns=[Turn(role="assistant", text=scrub_provider_refs(message.text))]
+        )
+    except ai.ModelUnavailable as exc:
+        logger.warning("Staff message %s not added to the OpenAI conversation: %s", message.pk, exc)
+        return False
+    return True
+
+
+def _join(sections: list[str]) -> str:
+    return "\n\n".join(section for section in sections if section)
+
+
+def _clean(turns: list[Turn]) -> list[Turn]:
+    return [Turn(role=turn.role, text=scrub_provider_refs(turn.text)) for turn in turns]
+
+
+def _profile_facts(conversation: Conversation) -> str:
+    profile = conversation.profile
+    known = [f"- {label}: {getattr(profile, name)}" for name, label in _FIELD_LABELS.items() if getattr(profile, name)]
+    if not known:
+        return ""
+    return "What we know about the customer:\n" + "\n".join(known)
+
+
+def _details_request(conversation: Conversation, inbound: Message) -> str:
+    """Ask for missing details at most once every PROFILE_ASK_EVERY_TURNS customer messages,
+    never once the profile is complete or the customer declined."""
+    profile = conversation.profile
+    missing = profile.missing_fields
+    if not missing or profile.details_declined_at is not None:
+        return ""
+    turn = Message.objects.filter(conversation=conversation, author=Message.Author.CUSTOMER, id__lte=inbound.id).count()
+    last = conversation.details_asked_at_turn
+    if last is not None and turn - last < settings.PROFILE_ASK_EVERY_TURNS:
+        return ""
+    Conversation.objects.filter(pk=conversation.pk).update(details_asked_at_turn=turn)
+    labels = ", ".join(_FIELD_LABELS[name] for name in missing)
+    return (
+        f"We do not know the customer's {labels} yet. If it fits naturally, ask for them in this "
+        "reply, briefly and politely; answer the customer's question first. If they decline, accept it."
+    )
+
+
+def _refreshed_summary(conversation: Conversation, inbound: Message) -> str:
+    """The stored summary, first extended with the turns that fell out of the verbatim window
+    once CONTEXT_SUMMARY_BATCH of them have piled up."""
+    through_id, pending = list_turns_to_summarize(
+        message=inbound, window=settings.CONTEXT_MAX_MESSAGES, after_id=conversation.summary_through_message_id
+    )
+    if len(pending) < settings.CONTEXT_SUMMARY_BATCH or ai.is_offline():
+        return conversation.summary
+    try:
+        answer = ai.summarize_turns(previous_summary=conversation.summary, turns=_clean(pending))
+    except Exception as exc:  # the summary is an economy: no failure of it may cost the reply
+        logger.warning("Summary of conversation %s failed (%r); the older summary stays.", conversation.pk, exc)
+        return conversation.summary
+    ModelUsage.objects.create(
+        conversation=conversation,
+        message=inbound,
+        purpose=ModelUsage.Purpose.SUMMARY,
+        model=answer.model,
+        input_tokens=answer.input_tokens or 0,
+        output_tokens=answer.output_tokens or 0,
+    )
+    summary = scrub_provider_refs(answer.text)
+    # Conditional: a concurrent worker that already moved the summary on wins.
+    Conversation.objects.filter(
+        pk=conversation.pk, summary_through_message_id=conversation.summary_through_message_id
+    ).update(summary=summary, summary_through_message_id=through_id)
+    return summary
+
+
+def _burst_turns(inbound: Message) -> list[Turn]:
+    """The customer's messages not yet answered, up to `inbound` (the OpenAI conversation has the rest)."""
+    answered = get_last_answered_message_id(conversation_id=inbound.conversation_id)
+    texts = (
+        Message.objects.filter(
+            conversation_id=inbound.conversation_id,
+            author=Message.Author.CUSTOMER,
+            id__gt=answered,
+            id__lte=inbound.id,
+        )
+        .exclude(text="")
+        .exclude(text__startswith="/")
+        .values_list("text", flat=True)
+    )
+    return [Turn(role="user", text=text) for text in texts]
+
+
+def _openai_conversation_id(conversation: Conversation, inbound: Message) -> str:
+    if conversation.openai_conversation_id:
+        return conversation.openai_conversation_id
+    # Seeded with what was said before (e.g. the mode was switched on mid-conversation).
+    burst = _burst_turns(inbound)
+    history = list_turns_for_prompt(message=inbound, limit=settings.CONTEXT_MAX_MESSAGES)
+    earlier = history[: max(len(history) - len(burst), 0)]
+    created = ai.create_conversation(turns=_clean(earlier[-20:]))
+    Conversation.objects.filter(pk=conversation.pk, openai_conversation_id="").update(openai_conversation_id=created)
+    conversation.refresh_from_db(fields=["openai_conversation_id"])
+    return conversation.openai_conversation_id

@@ -1,0 +1,43 @@
+"""Helpers for conversation tests: customer messages with chosen words, through the real webhooks."""
+
+from __future__ import annotations
+
+import json
+
+from .helpers import meta_body, post_meta, post_twilio, twilio_params
+
+ADA_WA_ID = "15551234567"
+
+
+def meta_text(text: str, wamid: str, *, wa_id: str = ADA_WA_ID, user_id: str = "US.1000000000000000001") -> bytes:
+    body = json.loads(meta_body("text"))
+    value = body["entry"][0]["changes"][0]["value"]
+    value["contacts"][0].update(wa_id=wa_id, user_id=user_id)
+    message = value["messages"][0]
+    message.update(id=wamid, text={"body": text})
+    message.update({"from": wa_id, "from_user_id": user_id})
+    return json.dumps(body).encode()
+
+
+def say(client, text: str, *, wamid: str | None = None, **sender) -> None:
+    """The customer writes `text` on WhatsApp (Meta); the webhook answers 200."""
+    say.counter += 1
+    response = post_meta(client, meta_text(text, wamid or f"wamid.TEST{say.counter}", **sender))
+    assert response.status_code == 200
+
+
+say.counter = 0
+
+
+def say_on_twilio(client, text: str, *, sid: str, sms: bool = False) -> None:
+    params = twilio_params("whatsapp_text")
+    params.update(Body=text, MessageSid=sid, SmsSid=sid, SmsMessageSid=sid)
+    if sms:
+        params.update(From="+15551234567", To="+15550001234")
+    response = post_twilio(client, params)
+    assert response.status_code == 200
+
+
+def graph_messages(mock, url: str) -> list[dict]:
+    """Only the messages sent through Graph, not read receipts."""
+    return [body for body in mock.sent(url) if body.get("status") != "read"]
