@@ -88,6 +88,9 @@ class WebchatConsumer(AsyncJsonWebsocketConsumer):
     async def chat_message(self, event: dict) -> None:
         await self.send_json({"type": "message", **event["message"]})
 
+    async def chat_receipt(self, event: dict) -> None:
+        await self.send_json({"type": "receipt", **event["receipt"]})
+
     async def receive_json(self, content: dict, **kwargs) -> None:
         kind = content.get("type")
         if kind == "message":

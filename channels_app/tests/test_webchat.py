@@ -44,10 +44,13 @@ def test_a_visitor_writes_and_gets_the_reply_on_the_widget(client, fake_openai):
     fake_openai.answer("Hi! We ship worldwide.")
     cookie = visitor_cookie(client)
 
-    history, accepted, reply = chat(cookie, {"type": "message", "id": "client-0001", "text": "Do you ship?"}, replies=1)
+    history, accepted, read, reply = chat(
+        cookie, {"type": "message", "id": "client-0001", "text": "Do you ship?"}, replies=2
+    )
 
     assert history == {"type": "history", "messages": []}
     assert accepted == {"type": "accepted", "id": "client-0001"}
+    assert read == {"type": "receipt", "id": "client-0001", "status": "read"}
     assert (reply["type"], reply["text"]) == ("message", "Hi! We ship worldwide.")
     conversation = Conversation.objects.get()
     assert conversation.channel == Channel.WEBCHAT
@@ -59,7 +62,7 @@ def test_a_message_resent_by_the_widget_is_recorded_once(client, fake_openai):
     cookie = visitor_cookie(client)
     message = {"type": "message", "id": "client-0002", "text": "Hello?"}
 
-    chat(cookie, message, replies=1)
+    chat(cookie, message, replies=2)
     chat(cookie, message)
 
     assert Message.objects.filter(direction=Message.Direction.INBOUND).count() == 1
@@ -68,7 +71,7 @@ def test_a_message_resent_by_the_widget_is_recorded_once(client, fake_openai):
 
 def test_receipts_move_only_the_visitors_own_replies(client, fake_openai):
     alice, mallory = visitor_cookie(client), visitor_cookie(client.__class__())
-    _, _, reply = chat(alice, {"type": "message", "id": "client-0003", "text": "Hi"}, replies=1)
+    _, _, _, reply = chat(alice, {"type": "message", "id": "client-0003", "text": "Hi"}, replies=2)
 
     def read_as(cookie):
         async def scenario():
@@ -88,7 +91,7 @@ def test_receipts_move_only_the_visitors_own_replies(client, fake_openai):
 
 def test_a_forged_cookie_is_refused_and_reads_nothing(client, fake_openai):
     alice = visitor_cookie(client)
-    chat(alice, {"type": "message", "id": "client-0004", "text": "my secret order"}, replies=1)
+    chat(alice, {"type": "message", "id": "client-0004", "text": "my secret order"}, replies=2)
     visitor_id = alice.split(":")[0]
     forged = f"{visitor_id}:not-a-valid-signature"
 
@@ -105,7 +108,7 @@ def test_no_cookie_no_websocket():
 
 def test_the_widget_page_and_websocket_refuse_another_visitors_conversation(client, fake_openai):
     alice = visitor_cookie(client)
-    chat(alice, {"type": "message", "id": "client-0005", "text": "private"}, replies=1)
+    chat(alice, {"type": "message", "id": "client-0005", "text": "private"}, replies=2)
     conversation = Conversation.objects.get()
     other = client.__class__()
     mallory = visitor_cookie(other)
@@ -122,7 +125,7 @@ def test_the_widget_page_and_websocket_refuse_another_visitors_conversation(clie
 def test_the_history_replays_the_visitors_own_conversation(client, fake_openai):
     fake_openai.answer("Noted.")
     alice = visitor_cookie(client)
-    chat(alice, {"type": "message", "id": "client-0006", "text": "first"}, replies=1)
+    chat(alice, {"type": "message", "id": "client-0006", "text": "first"}, replies=2)
 
     [history] = chat(alice)
 

@@ -120,3 +120,10 @@ def send_text(*, customer_id: str, body: str, client_ref: str) -> SendResult:
         },
     )
     return SendResult(provider_message_id=provider_message_id)
+
+
+def mark_read(*, customer_id: str, message_id: str) -> None:
+    """Blue ticks on the simulated customer's message, as WhatsApp shows a business's read."""
+    async_to_sync(get_channel_layer().group_send)(
+        customer_group(customer_id), {"type": "simulator.receipt", "receipt": {"id": message_id, "status": "read"}}
+    )

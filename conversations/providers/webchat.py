@@ -28,3 +28,11 @@ def send_text(*, visitor_id: str, body: str, client_ref: str) -> SendResult:
         {"type": "chat.message", "message": {"id": provider_message_id, "client_ref": client_ref, "text": body}},
     )
     return SendResult(provider_message_id=provider_message_id)
+
+
+def mark_read(*, visitor_id: str, message_id: str) -> None:
+    """Tell the visitor's widgets their message was read (ids there are the widget's own)."""
+    async_to_sync(get_channel_layer().group_send)(
+        visitor_group(visitor_id),
+        {"type": "chat.receipt", "receipt": {"id": message_id.split(":", 1)[-1], "status": "read"}},
+    )

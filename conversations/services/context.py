@@ -18,7 +18,7 @@ from conversations import ai
 from conversations.ai import Turn
 from conversations.dispatch import EXTRACT_PROFILE, enqueue_after_commit
 from conversations.models import Channel, Conversation, Message, ModelUsage
-from conversations.providers import meta
+from conversations.providers import meta, simulator, webchat
 from conversations.selectors import get_last_answered_message_id, list_turns_for_prompt, list_turns_to_summarize
 
 logger = logging.getLogger(__name__)
@@ -56,13 +56,17 @@ def scrub_provider_refs(text: str) -> str:
 def begin_reply_work(*, inbound: Message) -> None:
     """Show the customer we are on it (Meta: read + typing) and enqueue profile extraction."""
     conversation = inbound.conversation
-    if conversation.channel == Channel.META_WHATSAPP and settings.WHATSAPP_TYPING_INDICATOR:
-        try:
+    try:
+        if conversation.business_address == simulator.SIMULATOR_NUMBER_ID:
+            simulator.mark_read(customer_id=conversation.profile.external_id, message_id=inbound.provider_message_id)
+        elif conversation.channel == Channel.WEBCHAT:
+            webchat.mark_read(visitor_id=conversation.profile.external_id, message_id=inbound.provider_message_id)
+        elif conversation.channel == Channel.META_WHATSAPP and settings.WHATSAPP_TYPING_INDICATOR:
             meta.mark_read_with_typing(
                 business_address=conversation.business_address, message_id=inbound.provider_message_id or ""
             )
-        except Exception as exc:  # a courtesy: whatever goes wrong here must not cost the reply
-            logger.warning("Typing indicator for message %s failed: %s", inbound.pk, exc)
+    except Exception as exc:  # a courtesy: whatever goes wrong here must not cost the reply
+        logger.warning("Read receipt for message %s failed: %s", inbound.pk, exc)
     if inbound.kind in _KINDS_TO_EXTRACT and inbound.text.strip() and not ai.is_offline():
         enqueue_after_commit(EXTRACT_PROFILE, inbound.pk)
 
