@@ -301,3 +301,20 @@ class ModelUsage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_purpose_display()} in conversation #{self.conversation_id}"
+
+
+class CapturedWebhook(models.Model):
+    """A raw webhook request kept for `replay_webhook` (WEBHOOK_CAPTURE_HOURS). Personal data:
+    purged after its hours, erased with its subject."""
+
+    provider = models.CharField(max_length=16, choices=Provider.choices)
+    path = models.CharField(max_length=500, help_text="Path and query string as requested.")
+    headers = models.JSONField(default=dict)
+    body = models.BinaryField()
+    received_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-received_at"]
+
+    def __str__(self) -> str:
+        return f"{self.provider} webhook #{self.pk}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from conversations.services.captures import purge_expired_captures as purge_captures
 from conversations.services.outbound import send_message
 from conversations.services.replies import reply_to_message
 from conversations.services.retries import RetryLater
@@ -30,3 +31,8 @@ def send_outbound_message(self, message_id: int) -> None:
 @shared_task
 def requeue_stalled_messages() -> dict[str, int]:
     return sweep()
+
+
+@shared_task
+def purge_expired_captures() -> int:
+    return purge_captures()

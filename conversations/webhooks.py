@@ -11,8 +11,10 @@ from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
+from conversations.models import Provider
 from conversations.providers import meta, twilio
 from conversations.providers.base import InvalidPayload, ParsedWebhook
+from conversations.services.captures import capture_webhook_request
 from conversations.services.inbound import apply_status, receive_webhook
 
 logger = logging.getLogger(__name__)
@@ -31,13 +33,18 @@ def _plain(status: int, text: str = "") -> HttpResponse:
     return HttpResponse(text, status=status, content_type="text/plain")
 
 
-def _read_body(request: Request) -> bytes | None:
+def _read_body(request: Request, provider: str) -> bytes | None:
     """The raw body, or None when it exceeds WEBHOOK_MAX_BODY_BYTES (Django counts the bytes
-    actually read, so a missing or understated Content-Length does not get past it)."""
+    actually read, so a missing or understated Content-Length does not get past it).
+
+    Captured when WEBHOOK_CAPTURE_HOURS is on, before any check: a refused signature is
+    exactly the incident one wants to replay."""
     try:
-        return request.body
+        body = request.body
     except RequestDataTooBig:
         return None
+    capture_webhook_request(provider=provider, path=request.get_full_path(), headers=dict(request.headers), body=body)
+    return body
 
 
 class MetaWebhookView(WebhookView):
@@ -49,7 +56,7 @@ class MetaWebhookView(WebhookView):
         return _plain(200, challenge)
 
     def post(self, request: Request) -> HttpResponse:
-        body = _read_body(request)
+        body = _read_body(request, Provider.META)
         if body is None:
             return _plain(413, f"body over {settings.WEBHOOK_MAX_BODY_BYTES} bytes")
         if not meta.verify_signature(body, request.headers.get("X-Hub-Signature-256")):
@@ -83,7 +90,7 @@ def _twilio_request_is_genuine(request: Request) -> bool:
 
 class TwilioInboundView(WebhookView):
     def post(self, request: Request) -> HttpResponse:
-        if _read_body(request) is None:
+        if _read_body(request, Provider.TWILIO) is None:
             return _plain(413, f"body over {settings.WEBHOOK_MAX_BODY_BYTES} bytes")
         if not _twilio_request_is_genuine(request):
             return _plain(403, "bad signature")
@@ -99,7 +106,7 @@ class TwilioInboundView(WebhookView):
 
 class TwilioStatusView(WebhookView):
     def post(self, request: Request) -> HttpResponse:
-        if _read_body(request) is None:
+        if _read_body(request, Provider.TWILIO) is None:
             return _plain(413, f"body over {settings.WEBHOOK_MAX_BODY_BYTES} bytes")
         if not _twilio_request_is_genuine(request):
             return _plain(403, "bad signature")

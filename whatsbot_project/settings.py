@@ -163,6 +163,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "conversations.tasks.requeue_stalled_messages",
         "schedule": env.int("SWEEP_INTERVAL_SECONDS", default=60),
     },
+    "purge-expired-webhook-captures": {
+        "task": "conversations.tasks.purge_expired_captures",
+        "schedule": 15 * 60,
+    },
 }
 # How long a message may sit unprocessed (or a send in flight) before the sweep acts on it.
 SWEEP_STALE_AFTER_SECONDS = env.int("SWEEP_STALE_AFTER_SECONDS", default=120)

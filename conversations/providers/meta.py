@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import json
 import logging
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -77,6 +78,16 @@ def verify_signature(raw_body: bytes, header: str | None) -> bool:
     if not settings.WHATSAPP_APP_SECRET or not header or not header.startswith("sha256="):
         return False
     return hmac.compare_digest(sign_body(raw_body), header.strip())
+
+
+def with_fresh_message_ids(raw_body: bytes) -> bytes:
+    """The same delivery with new message ids, so a replay is not taken for a retry."""
+    payload = json.loads(raw_body)
+    for entry in payload.get("entry", []):
+        for change in entry.get("changes", []):
+            for message in (change.get("value") or {}).get("messages", []):
+                message["id"] = f"{message.get('id', 'wamid.')}.replay.{uuid.uuid4().hex[:12]}"
+    return json.dumps(payload).encode()
 
 
 def parse_webhook(raw_body: bytes) -> ParsedWebhook:

@@ -7,6 +7,7 @@ and https://www.twilio.com/docs/usage/webhooks/webhooks-security
 from __future__ import annotations
 
 import functools
+import uuid
 from collections.abc import Mapping
 from urllib.parse import urlencode, urlsplit
 
@@ -55,6 +56,17 @@ def verify_signature(*, url: str, params: Mapping, signature: str | None, settin
     if not key or not signature:
         return False
     return RequestValidator(key).validate(url, params, signature, algorithm=algorithm)
+
+
+def sign(url: str, params: Mapping[str, str]) -> str:
+    """The X-Twilio-Signature Twilio would send for this URL and form (used by replays)."""
+    return RequestValidator(settings.TWILIO_AUTH_TOKEN).compute_signature(url, params)
+
+
+def with_fresh_message_sid(params: Mapping[str, str]) -> dict[str, str]:
+    """The same inbound form under a new MessageSid, so a replay is not taken for a retry."""
+    sid = ("MM" if int(params.get("NumMedia") or 0) else "SM") + uuid.uuid4().hex
+    return {**params, **{name: sid for name in ("MessageSid", "SmsSid", "SmsMessageSid") if name in params}}
 
 
 def parse_inbound(params: Mapping[str, str]) -> InboundMessage:

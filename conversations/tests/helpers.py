@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import json
 from pathlib import Path
+from urllib.parse import urlencode
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -46,7 +47,13 @@ def post_meta(client, body: bytes, *, signature: str | None = None):
 def post_twilio(client, params: dict[str, str], *, path: str = "/webhooks/twilio/", signature: str | None = None):
     if signature is None:
         signature = twilio_signature(PUBLIC_BASE_URL + path, params)
-    return client.post(path, data=params, HTTP_X_TWILIO_SIGNATURE=signature)
+    # Form-encoded, as Twilio sends it (the test client would default to multipart).
+    return client.post(
+        path,
+        data=urlencode(params),
+        content_type="application/x-www-form-urlencoded",
+        HTTP_X_TWILIO_SIGNATURE=signature,
+    )
 
 
 def openai_response(text: str, *, input_tokens: int = 42, output_tokens: int = 7) -> dict:

@@ -1,0 +1,54 @@
+"""Capture and replay of raw webhook requests, to reproduce a production incident on a laptop."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+import requests
+from django.conf import settings
+from django.utils import timezone
+
+from conversations.models import CapturedWebhook, Provider
+from conversations.providers import meta, twilio
+
+# Only what a replay needs; cookies, auth and proxy headers are never kept.
+_KEPT_HEADERS = ("Content-Type", "User-Agent", "X-Hub-Signature-256", "X-Twilio-Signature")
+
+
+def capture_webhook_request(*, provider: str, path: str, headers: dict[str, str], body: bytes) -> None:
+    """Keep one raw request when capture is on (WEBHOOK_CAPTURE_HOURS > 0)."""
+    if settings.WEBHOOK_CAPTURE_HOURS <= 0:
+        return
+    kept = {name: headers[name] for name in _KEPT_HEADERS if name in headers}
+    CapturedWebhook.objects.create(provider=provider, path=path, headers=kept, body=body)
+
+
+def purge_expired_captures() -> int:
+    """Delete captures older than WEBHOOK_CAPTURE_HOURS (all of them when capture is off)."""
+    cutoff = timezone.now() - timedelta(hours=max(settings.WEBHOOK_CAPTURE_HOURS, 0))
+    deleted, _ = CapturedWebhook.objects.filter(received_at__lt=cutoff).delete()
+    return deleted
+
+
+def replay_webhook(*, provider: str, path: str, body: bytes, base_url: str, fresh_ids: bool = False) -> int:
+    """POST a captured or saved request to `base_url` + its path, signed anew with the configured
+    secret; returns the HTTP status. `fresh_ids` gives its messages new ids so the dedup gate
+    lets them through again."""
+    url = base_url.rstrip("/") + path
+    if provider == Provider.META:
+        if fresh_ids:
+            body = meta.with_fresh_message_ids(body)
+        headers = {"Content-Type": "application/json", "X-Hub-Signature-256": meta.sign_body(body)}
+    elif provider == Provider.TWILIO:
+        params = dict(parse_qsl(body.decode(), keep_blank_values=True))
+        if fresh_ids:
+            params = twilio.with_fresh_message_sid(params)
+        body = urlencode(params).encode()
+        headers = {"Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": twilio.sign(url, params)}
+    else:
+        raise ValueError(f"cannot replay {provider} webhooks")
+    if not urlsplit(url).scheme:
+        raise ValueError(f"not an absolute URL: {url}")
+    response = requests.post(url, data=body, headers=headers, timeout=(3.05, 30))
+    return response.status_code
