@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import secrets
 import threading
 
 from celery.beat import EmbeddedService
 from daphne.cli import CommandLineInterface
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
@@ -37,6 +39,7 @@ class Command(BaseCommand):
     def handle(self, *args, host: str, port: int, concurrency: int, no_worker: bool, **options):
         call_command("migrate", interactive=False, verbosity=0)  # also runs the system checks
         call_command("collectstatic", interactive=False, verbosity=0)  # admin and inbox assets
+        first_admin = self._create_first_admin()
         worker = beat = None
         if not no_worker:
             worker = celery_app.WorkController(
@@ -52,6 +55,14 @@ class Command(BaseCommand):
         # The simulator posts its signed webhooks to this very server.
         settings.SIMULATOR_WEBHOOK_URL = settings.SIMULATOR_WEBHOOK_URL or f"http://{host}:{port}/webhooks/meta/"
         self._print_banner(host, port, worker is not None)
+        if first_admin:
+            username, password = first_admin
+            self.stdout.write(
+                self.style.WARNING(
+                    f"  First run: created the local admin account '{username}' with password '{password}'.\n"
+                    "  It is shown only this once: change it in the admin (or run createsuperuser).\n"
+                )
+            )
         try:
             # Blocks until Ctrl-C; Twisted handles the signal and returns here.
             CommandLineInterface().run(
@@ -64,6 +75,15 @@ class Command(BaseCommand):
                 worker.stop(in_sighandler=False)
             self.stdout.write("whatsbot stopped.")
 
+    def _create_first_admin(self) -> tuple[str, str] | None:
+        """On a fresh development install, a staff login to reach the admin and the live inbox."""
+        User = get_user_model()
+        if not settings.DEBUG or User.objects.exists():
+            return None
+        password = secrets.token_urlsafe(12)
+        User.objects.create_superuser("admin", email="", password=password)
+        return "admin", password
+
     def _print_banner(self, host: str, port: int, has_worker: bool) -> None:
         base = f"http://{host}:{port}"
         broker = settings.CELERY_BROKER_URL.split("@")[-1]
@@ -71,6 +91,7 @@ class Command(BaseCommand):
             "",
             f"whatsbot is starting on {base}",
             f"  simulator:        {base}/simulator/",
+            f"  live inbox:       {base}/live/",
             f"  web chat widget:  {base}/chat/",
             f"  admin:            {base}/admin/",
             f"  Meta webhook:     {base}/webhooks/meta/",

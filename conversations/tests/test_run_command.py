@@ -1,0 +1,71 @@
+"""`manage.py run` (what `make run` starts): one process serving HTTP with its own worker."""
+
+import hashlib
+import hmac
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+from .helpers import meta_body
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_run_serves_answers_a_webhook_with_its_own_worker_and_stops_cleanly(tmp_path):
+    port = free_port()
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path),
+        "DEBUG": "true",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        "WHATSAPP_APP_SECRET": "run-secret",
+        "WHATSAPP_GRAPH_URL": "http://127.0.0.1:9",  # nothing listens: sends fail, the reply is stored
+        "MEDIA_ROOT": str(tmp_path / "media"),
+    }
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "run", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(f"http://127.0.0.1:{port}/healthz/", timeout=1).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                time.sleep(0.2)
+        body = meta_body("text")
+        signature = "sha256=" + hmac.new(b"run-secret", body, hashlib.sha256).hexdigest()
+        response = requests.post(
+            f"http://127.0.0.1:{port}/webhooks/meta/",
+            data=body,
+            headers={"Content-Type": "application/json", "X-Hub-Signature-256": signature},
+            timeout=5,
+        )
+        assert response.status_code == 200
+        time.sleep(4)  # the burst window, then the in-process worker answers
+    finally:
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=30)
+
+    assert process.returncode == 0, output
+    assert "OFFLINE RESPONDER" in output
+    assert "created the local admin account 'admin'" in output
+    assert "process_inbound_message" in output and "succeeded" in output
+    assert "whatsbot stopped." in output
