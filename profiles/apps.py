@@ -5,3 +5,7 @@ class ProfilesConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "profiles"
     verbose_name = "Client profiles"
+
+    def ready(self) -> None:
+        # Registers the GDPR tasks, which services enqueue by name.
+        from profiles import tasks  # noqa: F401

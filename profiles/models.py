@@ -23,6 +23,11 @@ class ClientProfile(models.Model):
     last_name = models.CharField(max_length=100, blank=True)
     company = models.CharField(max_length=200, blank=True)
     email = models.EmailField(blank=True)
+    # Consent to bot messages (profiles/gdpr/consent.py): set by STOP-like keywords and START.
+    opted_out_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the customer asked for no more bot messages."
+    )
+    opted_in_at = models.DateTimeField(null=True, blank=True, help_text="When the customer last asked to resume them.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -35,3 +40,6 @@ class ClientProfile(models.Model):
     def __str__(self) -> str:
         full_name = f"{self.first_name} {self.last_name}".strip()
         return full_name or self.display_name or self.phone_number or self.external_id
+
+
+from profiles.gdpr.models import ErasureRecord, RemoteDeletion  # noqa: E402, F401  (GDPR models, one app)

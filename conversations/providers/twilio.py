@@ -23,6 +23,7 @@ from .base import (
     InboundMessage,
     InvalidPayload,
     PermanentProviderError,
+    RemoteDeletionError,
     SendResult,
     StatusUpdate,
     TransientProviderError,
@@ -149,3 +150,30 @@ def send_text(*, business_address: str, to: str, body: str, client_ref: str) -> 
             raise TransientProviderError(str(exc.code or exc.status), exc.msg) from exc
         raise PermanentProviderError(str(exc.code or exc.status), exc.msg) from exc
     return SendResult(provider_message_id=created.sid)
+
+
+# Twilio refuses to delete a message that is still being sent ("in flight"); it succeeds later.
+_MESSAGE_IN_FLIGHT = 20009
+
+
+def delete_message(*, sid: str) -> bool:
+    """Delete a message resource (and with it its media) at Twilio; False when Twilio no longer has it.
+
+    Raises RemoteDeletionError, transient while the message is in flight (20009).
+    """
+    try:
+        client = _client(
+            settings.TWILIO_ACCOUNT_SID,
+            settings.TWILIO_AUTH_TOKEN,
+            settings.TWILIO_API_URL,
+            settings.PROVIDER_TIMEOUT_SECONDS,
+        )
+        client.messages(sid).delete()
+    except requests.RequestException as exc:
+        raise RemoteDeletionError(type(exc).__name__, is_transient=True) from exc
+    except TwilioRestException as exc:
+        if exc.status == 404:
+            return False
+        is_transient = exc.code == _MESSAGE_IN_FLIGHT or exc.status == 429 or exc.status >= 500
+        raise RemoteDeletionError(f"{exc.code or exc.status} {exc.msg}", is_transient=is_transient) from exc
+    return True

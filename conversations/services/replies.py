@@ -16,6 +16,7 @@ from conversations.dispatch import SEND_OUTBOUND, enqueue_after_commit
 from conversations.models import Conversation, Message
 from conversations.selectors import list_turns_for_prompt
 from conversations.services.retries import RetryLater, backoff_delay
+from profiles.gdpr.consent import apply_consent_keywords
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +45,10 @@ def reply_to_message(*, message_id: int, attempt: int = 1) -> Message | None:
     if not _claim(message_id):
         return None
     inbound = Message.objects.select_related("conversation").get(pk=message_id)
-    if inbound.kind in _SILENT_KINDS or inbound.conversation.mode != Conversation.Mode.BOT:
+    consent = apply_consent_keywords(message=inbound)
+    if consent.reply:
+        return _store_reply(inbound, ModelReply(text=consent.reply, model=""))
+    if consent.is_silent or inbound.kind in _SILENT_KINDS or inbound.conversation.mode != Conversation.Mode.BOT:
         _mark_handled(inbound)
         return None
     if inbound.kind in _MODEL_KINDS and inbound.text.strip():
