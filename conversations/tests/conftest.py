@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl
 
@@ -61,6 +62,8 @@ class FakeOpenAI:
     default_text: str = "Hello! How can I help?"
     queue: deque = field(default_factory=deque)
     requests: list = field(default_factory=list)
+    # Runs while the model "thinks", before the answer goes back (e.g. an erasure mid-reply).
+    on_request: Callable[[], None] | None = None
 
     def answer(self, text: str, **usage) -> None:
         self.queue.append((200, helpers.openai_response(text, **usage), {}))
@@ -71,6 +74,8 @@ class FakeOpenAI:
 
     def handle(self, request: Request) -> Response:
         self.requests.append(json.loads(request.get_data()))
+        if self.on_request:
+            self.on_request()
         status, body, headers = (
             self.queue.popleft()
             if self.queue
