@@ -37,7 +37,7 @@ def record_inbound(inbound: InboundMessage) -> Message | None:
     """
     with transaction.atomic():
         _, is_new = ProcessedMessage.objects.get_or_create(
-            provider=inbound.provider, provider_message_id=inbound.provider_message_id
+            provider=inbound.provider, provider_message_id=ProcessedMessage.key_for(inbound.provider_message_id)
         )
         if not is_new:
             logger.info("Duplicate delivery of %s message ignored.", inbound.provider)

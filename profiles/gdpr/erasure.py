@@ -50,7 +50,7 @@ class ErasurePlan:
 
     @property
     def remote_counts(self) -> dict[str, int]:
-        return dict(Counter(kind for kind, _ in self.remote))
+        return dict(Counter(str(kind) for kind, _ in self.remote))
 
 
 def plan_erasure(*, subject: Subject) -> ErasurePlan:

@@ -3,6 +3,8 @@ media pipeline and the OpenAI conversation mode would: attachments, transcripts,
 
 from __future__ import annotations
 
+import base64
+
 from django.core.files.base import ContentFile
 
 from conversations.models import Attachment, Conversation, Message
@@ -15,12 +17,24 @@ ADA = {
     "name": "Ada Lovelace",
     "texts": ["Hi! What are your opening hours?"],
 }
-GRACE = {"phone": "+15557654321", "wa_id": "15557654321", "bsuid": "US.1000000000000000777", "name": "Grace Hopper"}
+GRACE = {
+    "phone": "+15557654321",
+    "wa_id": "15557654321",
+    "bsuid": "US.1000000000000000777",
+    "name": "Grace Hopper",
+    "texts": ["Do you ship compilers to Arlington?", "Is this the right bug?"],
+}
 
 VOICE_BYTES = b"OggS\x00voice-note-of-ada"
 IMAGE_BYTES = b"\xff\xd8\xffjpeg-photo-of-ada"
 TRANSCRIPT = "Could you deliver the blue teapot to my flat on Baker Street?"
 CAPTION = "The teapot I mean"
+ADA_CAPTION = "Is this the right spare part?"  # the image fixture's caption
+
+
+def wamid_phone_part(wa_id: str) -> str:
+    """Real wamids carry the customer's number, base64-encoded, after "wamid."."""
+    return base64.b64encode(b"\x1c\x18\x0b" + wa_id.encode() + b"\x15").decode()
 
 
 def meta_body_as(name: str, person: dict, *, suffix: str = "") -> bytes:
@@ -28,6 +42,9 @@ def meta_body_as(name: str, person: dict, *, suffix: str = "") -> bytes:
     body = meta_body(name).decode()
     body = body.replace(ADA["wa_id"], person["wa_id"]).replace(ADA["bsuid"], person["bsuid"])
     body = body.replace(ADA["name"], person["name"]).replace('"wamid.', f'"wamid.{suffix}')
+    body = body.replace(wamid_phone_part(ADA["wa_id"]), wamid_phone_part(person["wa_id"]))
+    if person.get("texts"):
+        body = body.replace(ADA["texts"][0], person["texts"][0]).replace(ADA_CAPTION, person["texts"][1])
     return body.encode()
 
 
