@@ -34,5 +34,6 @@ def retry_pending_remote_deletions() -> int:
 
 
 @shared_task
-def purge_expired_data() -> dict:
-    return purge_expired().as_dict()
+def purge_expired_data() -> dict[str, int]:
+    summary = purge_expired().as_dict()
+    return {name: value for name, value in summary.items() if isinstance(value, int)}
