@@ -43,7 +43,7 @@ def meta_body_as(name: str, person: dict, *, suffix: str = "") -> bytes:
     body = body.replace(ADA["wa_id"], person["wa_id"]).replace(ADA["bsuid"], person["bsuid"])
     body = body.replace(ADA["name"], person["name"]).replace('"wamid.', f'"wamid.{suffix}')
     body = body.replace(wamid_phone_part(ADA["wa_id"]), wamid_phone_part(person["wa_id"]))
-    if person.get("texts"):
+    if person is not ADA:
         body = body.replace(ADA["texts"][0], person["texts"][0]).replace(ADA_CAPTION, person["texts"][1])
     return body.encode()
 
