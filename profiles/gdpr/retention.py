@@ -97,10 +97,12 @@ def purge_expired(
 
 
 def _purge_messages(expired: QuerySet, summary: PurgeSummary, batch_size: int, bar: Progress) -> None:
-    while ids := list(expired.order_by("pk").values_list("pk", flat=True)[:batch_size]):
+    for ids in _id_batches(expired, batch_size):
         with transaction.atomic():
-            names = list(Attachment.objects.filter(message_id__in=ids).exclude(file="").values_list("file", flat=True))
-            _, deleted = Message.objects.filter(pk__in=ids).delete()
+            names = list(
+                Attachment.objects.filter(message_id__in=ids).exclude(file="").values_list("file", flat=True)
+            )
+            _, deleted = Message.objects.filter(pk__in=ids).only("pk").delete()
             transaction.on_commit(lambda names=names: _delete_files(names))
         summary.messages += deleted.get(Message._meta.label, 0)
         summary.attachments += deleted.get(Attachment._meta.label, 0)
@@ -113,14 +115,27 @@ def _delete_in_batches(queryset: QuerySet, batch_size: int, dry_run: bool, progr
     if dry_run:
         return queryset.count()
     model = queryset.model
-    bar = progress(model._meta.verbose_name_plural, queryset.count())
+    bar = progress(str(model._meta.verbose_name_plural), queryset.count())
     total = 0
-    while ids := list(queryset.order_by("pk").values_list("pk", flat=True)[:batch_size]):
+    for ids in _id_batches(queryset, batch_size):
         _, deleted = model.objects.filter(pk__in=ids).delete()
         total += deleted.get(model._meta.label, 0)
         bar.update(len(ids))
     bar.close()
     return total
+
+
+def _id_batches(queryset: QuerySet, batch_size: int):
+    """Ids in ascending batches, each query starting after the last id: rescanning from the start
+    would walk over every row already deleted (dead index entries until VACUUM) again and again."""
+    last = None
+    while True:
+        page = queryset.order_by("pk") if last is None else queryset.filter(pk__gt=last).order_by("pk")
+        ids = list(page.values_list("pk", flat=True)[:batch_size])
+        if not ids:
+            return
+        yield ids
+        last = ids[-1]
 
 
 def _delete_files(names: list[str]) -> None:
