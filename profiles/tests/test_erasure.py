@@ -142,7 +142,7 @@ def test_a_deletion_refused_for_now_stays_pending_for_the_sweep(client, twilio_o
     deletion = record.remote_deletions.get(remote_id=sid)
     assert deletion.status == "pending" and "20009" in deletion.last_error
     processors["twilio"]["in_flight"][sid] = 0
-    assert retry_pending_remote_deletions.delay().get() == 0  # what beat runs
+    assert retry_pending_remote_deletions.delay().result == 0  # what beat runs
     assert record.remote_deletions.get(remote_id=sid).status == "deleted"
 
 
