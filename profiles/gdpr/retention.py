@@ -99,9 +99,7 @@ def purge_expired(
 def _purge_messages(expired: QuerySet, summary: PurgeSummary, batch_size: int, bar: Progress) -> None:
     for ids in _id_batches(expired, batch_size):
         with transaction.atomic():
-            names = list(
-                Attachment.objects.filter(message_id__in=ids).exclude(file="").values_list("file", flat=True)
-            )
+            names = list(Attachment.objects.filter(message_id__in=ids).exclude(file="").values_list("file", flat=True))
             _, deleted = Message.objects.filter(pk__in=ids).only("pk").delete()
             transaction.on_commit(lambda names=names: _delete_files(names))
         summary.messages += deleted.get(Message._meta.label, 0)
