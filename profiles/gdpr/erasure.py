@@ -11,11 +11,11 @@ import logging
 from collections import Counter
 from dataclasses import dataclass, field
 
-from django.core.files.storage import default_storage
 from django.db import transaction
 from django.db.models import Q
 
 from conversations.models import Attachment, AuditEntry, Conversation, Message, Provider
+from profiles.gdpr.files import delete_stored_files
 from profiles.gdpr.models import ErasureRecord, RemoteDeletion
 from profiles.gdpr.remote import POSITIONS, run_remote_deletions, schedule_remote_deletions
 from profiles.gdpr.subjects import Subject
@@ -125,7 +125,7 @@ def erase_subject(*, subject: Subject, actor=None, actor_label: str = "") -> Era
             for kind, remote_id in plan.remote
         )
         AuditEntry.objects.create(actor=actor, action="gdpr.erase", detail={"erasure_id": record.pk})
-        transaction.on_commit(lambda: _delete_files(file_names))
+        transaction.on_commit(lambda: delete_stored_files(file_names))
     logger.info("Erasure %s deleted %s.", record.pk, counts)
     # A first attempt now, so the command can show the results; whatever is left goes to a task.
     if run_remote_deletions(erasure_id=record.pk):
@@ -135,11 +135,3 @@ def erase_subject(*, subject: Subject, actor=None, actor_label: str = "") -> Era
 
 def _audit_entries(profile_ids: list[int]):
     return AuditEntry.objects.filter(Q(profile__in=profile_ids) | Q(conversation__profile__in=profile_ids))
-
-
-def _delete_files(names: list[str]) -> None:
-    for name in names:
-        try:
-            default_storage.delete(name)
-        except OSError:
-            logger.exception("Could not delete a media file of an erased subject; delete %s by hand.", name)

@@ -14,12 +14,12 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from django.conf import settings
-from django.core.files.storage import default_storage
 from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
 from conversations.models import Attachment, Conversation, Message, ProcessedMessage
+from profiles.gdpr.files import delete_stored_files
 
 logger = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ def _purge_messages(expired: QuerySet, summary: PurgeSummary, batch_size: int, b
         with transaction.atomic():
             names = list(Attachment.objects.filter(message_id__in=ids).exclude(file="").values_list("file", flat=True))
             _, deleted = Message.objects.filter(pk__in=ids).only("pk").delete()
-            transaction.on_commit(lambda names=names: _delete_files(names))
+            transaction.on_commit(lambda names=names: delete_stored_files(names))
         summary.messages += deleted.get(Message._meta.label, 0)
         summary.attachments += deleted.get(Attachment._meta.label, 0)
         summary.files += len(names)
@@ -134,11 +134,3 @@ def _id_batches(queryset: QuerySet, batch_size: int):
             return
         yield ids
         last = ids[-1]
-
-
-def _delete_files(names: list[str]) -> None:
-    for name in names:
-        try:
-            default_storage.delete(name)
-        except OSError:
-            logger.exception("Could not delete expired media file %s; delete it by hand.", name)

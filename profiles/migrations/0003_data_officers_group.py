@@ -17,8 +17,13 @@ def create_group(apps, schema_editor):
         content_type=content_type,
         defaults={"name": "Can export and erase a person's data (data officer)"},
     )
+    # They reach the actions from the client profile list, so they may view profiles too.
+    profile_type, _ = ContentType.objects.get_or_create(app_label="profiles", model="clientprofile")
+    view_profiles, _ = Permission.objects.get_or_create(
+        codename="view_clientprofile", content_type=profile_type, defaults={"name": "Can view client profile"}
+    )
     group, _ = Group.objects.get_or_create(name=GROUP)
-    group.permissions.add(permission)
+    group.permissions.add(permission, view_profiles)
 
 
 def remove_group(apps, schema_editor):

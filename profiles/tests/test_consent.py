@@ -19,6 +19,12 @@ def ada_says(client, text: str):
     return post_meta(client, body.encode())
 
 
+def pending_outbound(conversation, *, author: str, text: str) -> Message:
+    return Message.objects.create(
+        conversation=conversation, direction="out", author=author, text=text, provider="meta", status="pending"
+    )
+
+
 def sent_texts(graph_ok) -> list[str]:
     return [sent["text"]["body"] for sent in graph_ok.sent(GRAPH_MESSAGES)]
 
@@ -105,14 +111,7 @@ def test_send_message_refuses_a_bot_message_to_a_person_who_opted_out(client, gr
     inbound = Message.objects.get(author="customer")
     ClientProfile.objects.filter(pk=profile.pk).update(opted_out_at=inbound.created_at)
     # A bot message stored before the opt-out, sent after it (a queued reminder, a retry).
-    late = Message.objects.create(
-        conversation=inbound.conversation,
-        direction="out",
-        author="bot",
-        text="Any other question?",
-        provider="meta",
-        status="pending",
-    )
+    late = pending_outbound(inbound.conversation, author="bot", text="Any other question?")
 
     send_message(message_id=late.pk)
 
@@ -124,14 +123,7 @@ def test_send_message_refuses_a_bot_message_to_a_person_who_opted_out(client, gr
 def test_staff_messages_still_reach_a_person_who_opted_out_of_the_bot(client, graph_ok, fake_openai):
     ada_says(client, "STOP")
     inbound = Message.objects.filter(author="customer").get()
-    staff = Message.objects.create(
-        conversation=inbound.conversation,
-        direction="out",
-        author="staff",
-        text="Your refund was sent.",
-        provider="meta",
-        status="pending",
-    )
+    staff = pending_outbound(inbound.conversation, author="staff", text="Your refund was sent.")
 
     send_message(message_id=staff.pk)
 
