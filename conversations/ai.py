@@ -15,7 +15,7 @@ import openai
 import pydantic
 from django.conf import settings
 
-from conversations.providers.base import parse_retry_after
+from conversations.providers.base import RemoteDeletionError, parse_retry_after
 
 logger = logging.getLogger(__name__)
 
@@ -224,3 +224,56 @@ def add_conversation_items(*, conversation_id: str, turns: list[Turn]) -> None:
     items = [{"type": "message", "role": turn.role, "content": turn.text} for turn in turns]
     with _model_errors():
         _configured_client().conversations.items.create(conversation_id, items=items)
+
+
+# --- Erasure (profiles/gdpr/remote.py): the copies OpenAI keeps of a person's conversation.
+
+
+def list_conversation_item_ids(*, conversation_id: str) -> list[str]:
+    """Every item id of an OpenAI conversation (all pages); [] when the conversation is gone."""
+    try:
+        return [item.id for item in _deletion_client().conversations.items.list(conversation_id, limit=100)]
+    except openai.NotFoundError:
+        return []
+    except openai.APIError as exc:
+        raise _deletion_error(exc) from exc
+
+
+def delete_conversation_item(*, conversation_id: str, item_id: str) -> bool:
+    """Delete one item; False when OpenAI no longer has it."""
+    return _delete(lambda client: client.conversations.items.delete(item_id, conversation_id=conversation_id))
+
+
+def delete_conversation(*, conversation_id: str) -> bool:
+    """Delete the conversation itself (its items must go first: this does not delete them)."""
+    return _delete(lambda client: client.conversations.delete(conversation_id))
+
+
+def delete_stored_response(*, response_id: str) -> bool:
+    """Delete a stored Responses API response; False when OpenAI no longer has it."""
+    return _delete(lambda client: client.responses.delete(response_id))
+
+
+def _deletion_client() -> openai.OpenAI:
+    if is_offline():
+        raise RemoteDeletionError(
+            "OPENAI_API_KEY is unset: set it to delete the copies OpenAI holds", is_transient=False
+        )
+    return _client(settings.OPENAI_API_KEY, settings.OPENAI_BASE_URL, settings.OPENAI_TIMEOUT_SECONDS)
+
+
+def _delete(call) -> bool:
+    try:
+        call(_deletion_client())
+    except openai.NotFoundError:
+        return False
+    except openai.APIError as exc:
+        raise _deletion_error(exc) from exc
+    return True
+
+
+def _deletion_error(exc: openai.APIError) -> RemoteDeletionError:
+    if isinstance(exc, openai.APIStatusError):
+        unavailable = _unavailable_from(exc)
+        return RemoteDeletionError(str(unavailable), is_transient=unavailable.is_transient)
+    return RemoteDeletionError(type(exc).__name__, is_transient=True)

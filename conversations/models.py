@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import hashlib
 import uuid
 from datetime import timedelta
 
@@ -204,6 +205,12 @@ class ProcessedMessage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.provider}:{self.provider_message_id}"
+
+    @staticmethod
+    def key_for(provider_message_id: str) -> str:
+        """The stored form of a provider's message id: its SHA-256. A Meta wamid embeds the
+        customer's phone number (base64), and these rows outlive the erasure of that customer."""
+        return hashlib.sha256(provider_message_id.encode()).hexdigest()
 
 
 def attachment_path(attachment: Attachment, filename: str) -> str:

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import logging
+
 from celery import shared_task
+from django.core.exceptions import ObjectDoesNotExist
 
 from conversations.services.captures import purge_expired_captures as purge_captures
 from conversations.services.outbound import send_message
 from conversations.services.replies import reply_to_message
 from conversations.services.retries import RetryLater
 from conversations.services.sweep import requeue_stalled_messages as sweep
+
+logger = logging.getLogger(__name__)
 
 
 # acks_late is safe here: both services are idempotent by their conditional updates.
@@ -18,6 +23,9 @@ def process_inbound_message(self, message_id: int) -> None:
         reply_to_message(message_id=message_id, attempt=self.request.retries + 1)
     except RetryLater as exc:
         raise self.retry(countdown=exc.countdown) from exc
+    except ObjectDoesNotExist:
+        # Erased (GDPR) while the task waited or ran: there is no one left to answer.
+        logger.info("Message %s or its conversation is gone; reply abandoned.", message_id)
 
 
 @shared_task(bind=True, acks_late=True, max_retries=None)
@@ -26,6 +34,8 @@ def send_outbound_message(self, message_id: int) -> None:
         send_message(message_id=message_id)
     except RetryLater as exc:
         raise self.retry(countdown=exc.countdown) from exc
+    except ObjectDoesNotExist:
+        logger.info("Message %s is gone (erased); nothing to send.", message_id)
 
 
 @shared_task

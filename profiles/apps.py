@@ -7,5 +7,5 @@ class ProfilesConfig(AppConfig):
     verbose_name = "Client profiles"
 
     def ready(self) -> None:
-        # Registers the tasks that conversations/dispatch.py enqueues by name.
+        # Registers the tasks that services enqueue by name (extraction, GDPR deletions).
         from profiles import tasks  # noqa: F401

@@ -33,6 +33,11 @@ class ClientProfile(models.Model):
     field_sources = models.JSONField(default=dict, blank=True)
     # Set when the customer declined to give their details: the bot stops asking.
     details_declined_at = models.DateTimeField(null=True, blank=True)
+    # Consent to bot messages (profiles/gdpr/consent.py): set by STOP-like keywords and START.
+    opted_out_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the customer asked for no more bot messages."
+    )
+    opted_in_at = models.DateTimeField(null=True, blank=True, help_text="When the customer last asked to resume them.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -49,3 +54,6 @@ class ClientProfile(models.Model):
     @property
     def missing_fields(self) -> list[str]:
         return [name for name in EXTRACTABLE_FIELDS if not getattr(self, name)]
+
+
+from profiles.gdpr.models import ErasureRecord, RemoteDeletion  # noqa: E402, F401  (GDPR models, one app)

@@ -1,13 +1,46 @@
-"""Celery tasks of the profiles app: thin, an id in, one service call."""
+"""Celery tasks of the profiles app: thin, an id in and one service call."""
 
 from __future__ import annotations
 
-from celery import shared_task
+import logging
 
+from celery import shared_task
+from django.conf import settings
+
+from profiles.gdpr.remote import list_erasures_with_pending_deletions, run_remote_deletions
+from profiles.gdpr.retention import purge_expired
 from profiles.services import extract_profile_from_message
+
+logger = logging.getLogger(__name__)
 
 
 # acks_late is safe: the merge is idempotent (the same answer writes the same values).
 @shared_task(acks_late=True)
 def extract_client_profile(message_id: int) -> None:
     extract_profile_from_message(message_id=message_id)
+
+
+# Twilio answers 20009 while a message is in flight: retry until the processor has deleted it.
+# After the retries run out, the beat sweep below keeps trying.
+@shared_task(bind=True, max_retries=100)
+def delete_remote_copies(self, erasure_id: int) -> None:
+    if not run_remote_deletions(erasure_id=erasure_id):
+        return
+    if self.request.retries >= self.max_retries:
+        logger.warning("Erasure %s: remote deletions still pending; the beat sweep keeps retrying them.", erasure_id)
+        return
+    raise self.retry(countdown=settings.REMOTE_DELETION_RETRY_SECONDS)
+
+
+@shared_task
+def retry_pending_remote_deletions() -> int:
+    pending = 0
+    for erasure_id in list_erasures_with_pending_deletions():
+        pending += run_remote_deletions(erasure_id=erasure_id)
+    return pending
+
+
+@shared_task
+def purge_expired_data() -> dict[str, int]:
+    summary = purge_expired().as_dict()
+    return {name: value for name, value in summary.items() if isinstance(value, int)}

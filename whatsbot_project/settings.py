@@ -328,3 +328,25 @@ WHATSAPP_META_MAX_CHARS = env.int("WHATSAPP_META_MAX_CHARS", default=4096)
 WHATSAPP_TWILIO_MAX_CHARS = env.int("WHATSAPP_TWILIO_MAX_CHARS", default=1600)
 SMS_MAX_CHARS = env.int("SMS_MAX_CHARS", default=1600)
 # --- end of conversation intelligence
+
+# --- GDPR and data governance (profiles/gdpr/)
+# Days to keep messages and their media; unset keeps them until erased. Conversations left
+# empty by the purge go too (profiles stay: they hold the opt-out).
+DATA_RETENTION_DAYS = env.int("DATA_RETENTION_DAYS", default=None)
+# Days to keep the webhook dedup ids (ProcessedMessage). Meta retries a delivery for up to 7 days.
+PROCESSED_MESSAGE_RETENTION_DAYS = env.int("PROCESSED_MESSAGE_RETENTION_DAYS", default=8)
+# Rows deleted per transaction by purge_expired: memory stays flat however large the tables.
+PURGE_BATCH_SIZE = env.int("PURGE_BATCH_SIZE", default=2000)
+# Key of the hash that erasure records keep instead of the identifier; SECRET_KEY when empty.
+# Set it to keep erasure records checkable across a SECRET_KEY rotation.
+GDPR_IDENTIFIER_HASH_KEY = env.str("GDPR_IDENTIFIER_HASH_KEY", default="")
+# Seconds between retries of a remote deletion the processor refused for now (Twilio 20009…).
+REMOTE_DELETION_RETRY_SECONDS = env.int("REMOTE_DELETION_RETRY_SECONDS", default=300)
+CELERY_BEAT_SCHEDULE["purge-expired-data"] = {
+    "task": "profiles.tasks.purge_expired_data",
+    "schedule": env.int("PURGE_INTERVAL_SECONDS", default=24 * 60 * 60),
+}
+CELERY_BEAT_SCHEDULE["retry-remote-deletions"] = {
+    "task": "profiles.tasks.retry_pending_remote_deletions",
+    "schedule": env.int("REMOTE_DELETION_RETRY_SECONDS", default=300),
+}

@@ -81,7 +81,7 @@ def test_simulator_bodies_are_signed_and_deduplicated_like_real_ones(client, set
     )
 
     assert (forged.status_code, first.status_code, again.status_code) == (403, 200, 200)
-    assert ProcessedMessage.objects.filter(provider_message_id="wamid.SIM.fixed").count() == 1
+    assert ProcessedMessage.objects.filter(provider_message_id=ProcessedMessage.key_for("wamid.SIM.fixed")).count() == 1
     assert Message.objects.filter(direction=Message.Direction.INBOUND).count() == 1
 
 

@@ -110,3 +110,11 @@ def parse_retry_after(value: str | None) -> float | None:
         return max(0.0, float(value)) if value else None
     except ValueError:
         return None
+
+
+class RemoteDeletionError(Exception):
+    """A processor did not delete a copy it holds; `is_transient` says whether trying later may work."""
+
+    def __init__(self, reason: str, *, is_transient: bool) -> None:
+        super().__init__(reason)
+        self.is_transient = is_transient

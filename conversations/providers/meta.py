@@ -28,6 +28,7 @@ from .base import (
     MediaRef,
     ParsedWebhook,
     PermanentProviderError,
+    RemoteDeletionError,
     SendResult,
     StatusUpdate,
     TransientProviderError,
@@ -318,3 +319,34 @@ def download_media(
         allowed_types=allowed_types,
         declared_type=info.get("mime_type", ""),
     )
+
+
+def delete_media(*, media_id: str) -> bool:
+    """DELETE a media object this app uploaded to Graph; False when Graph no longer has it.
+
+    Docs: https://developers.facebook.com/documentation/business-messaging/whatsapp/business-phone-numbers/media
+    """
+    url = f"{settings.WHATSAPP_GRAPH_URL.rstrip('/')}/{settings.WHATSAPP_API_VERSION}/{media_id}"
+    try:
+        response = _session.delete(
+            url,
+            headers={"Authorization": f"Bearer {settings.WHATSAPP_ACCESS_TOKEN}"},
+            timeout=(3.05, settings.PROVIDER_TIMEOUT_SECONDS),
+        )
+    except requests.RequestException as exc:
+        raise RemoteDeletionError(type(exc).__name__, is_transient=True) from exc
+    if response.ok:
+        return True
+    if response.status_code == 404 or _is_missing_object(response):
+        return False
+    error = _error_from(response)
+    raise RemoteDeletionError(str(error), is_transient=isinstance(error, TransientProviderError))
+
+
+def _is_missing_object(response: requests.Response) -> bool:
+    # Graph answers 400 code 100 subcode 33 ("object does not exist") for an id it no longer has.
+    try:
+        error = response.json()["error"]
+    except (ValueError, KeyError, TypeError):
+        return False
+    return error.get("code") == 100 and error.get("error_subcode") == 33

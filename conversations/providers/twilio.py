@@ -26,6 +26,7 @@ from .base import (
     InvalidPayload,
     MediaRef,
     PermanentProviderError,
+    RemoteDeletionError,
     SendResult,
     StatusUpdate,
     TransientProviderError,
@@ -205,3 +206,30 @@ def download_media(*, url: str, max_bytes: int, allowed_types: frozenset[str] | 
         max_bytes=max_bytes,
         allowed_types=allowed_types,
     )
+
+
+# Twilio refuses to delete a message that is still being sent ("in flight"); it succeeds later.
+_MESSAGE_IN_FLIGHT = 20009
+
+
+def delete_message(*, sid: str) -> bool:
+    """Delete a message resource (and with it its media) at Twilio; False when Twilio no longer has it.
+
+    Raises RemoteDeletionError, transient while the message is in flight (20009).
+    """
+    try:
+        client = _client(
+            settings.TWILIO_ACCOUNT_SID,
+            settings.TWILIO_AUTH_TOKEN,
+            settings.TWILIO_API_URL,
+            settings.PROVIDER_TIMEOUT_SECONDS,
+        )
+        client.messages(sid).delete()
+    except requests.RequestException as exc:
+        raise RemoteDeletionError(type(exc).__name__, is_transient=True) from exc
+    except TwilioRestException as exc:
+        if exc.status == 404:
+            return False
+        is_transient = exc.code == _MESSAGE_IN_FLIGHT or exc.status == 429 or exc.status >= 500
+        raise RemoteDeletionError(f"{exc.code or exc.status} {exc.msg}", is_transient=is_transient) from exc
+    return True

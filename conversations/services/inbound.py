@@ -47,7 +47,7 @@ def record_inbound(inbound: InboundMessage) -> Message | None:
                 # The gate is the transaction's first statement, so a duplicate just rolls it
                 # back: one round trip, no savepoint, on the hot path of every webhook.
                 ProcessedMessage.objects.create(
-                    provider=inbound.provider, provider_message_id=inbound.provider_message_id
+                    provider=inbound.provider, provider_message_id=ProcessedMessage.key_for(inbound.provider_message_id)
                 )
             except IntegrityError as exc:
                 raise _AlreadyProcessed from exc

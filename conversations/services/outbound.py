@@ -18,6 +18,7 @@ from conversations.providers.base import (
 )
 from conversations.services.parts import get_or_create_parts
 from conversations.services.retries import RetryLater, backoff_delay
+from profiles.gdpr.consent import is_blocked_by_opt_out
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +38,9 @@ def send_message(*, message_id: int) -> Message | None:
     if not claimed:
         return None
     message = Message.objects.select_related("conversation__profile").get(pk=message_id)
+    if is_blocked_by_opt_out(message=message):
+        _move(message, S.SENDING, S.FAILED, error_code="opted_out", error_title="The customer opted out (STOP)")
+        return None
     try:
         result = _send_through_provider(message)
     except TransientProviderError as exc:

@@ -17,6 +17,7 @@ from conversations.models import Conversation, Message
 from conversations.services import bursts, commands, context
 from conversations.services.media import add_images_to_turns, prepare_inbound_media
 from conversations.services.retries import RetryLater, backoff_delay
+from profiles.gdpr.consent import apply_consent_keywords
 
 logger = logging.getLogger(__name__)
 
@@ -48,12 +49,16 @@ def reply_to_message(*, message_id: int, attempt: int = 1) -> Message | None:
     inbound = Message.objects.select_related("conversation").get(pk=message_id)
     # Before anything else: Meta's media URLs expire in minutes, and staff want the file too.
     media = prepare_inbound_media(message=inbound)
+    # STOP and START are always honoured, whoever has the conversation.
+    consent = apply_consent_keywords(message=inbound)
+    if consent.reply:
+        return _store_reply(inbound, ModelReply(text=consent.reply, model=""))
+    if consent.is_silent or inbound.kind in _SILENT_KINDS or inbound.conversation.mode != Conversation.Mode.BOT:
+        _mark_handled(inbound)
+        return None
     command_reply = commands.run_command(inbound=inbound)
     if command_reply is not None:
         return _store_reply(inbound, command_reply)
-    if inbound.kind in _SILENT_KINDS or inbound.conversation.mode != Conversation.Mode.BOT:
-        _mark_handled(inbound)
-        return None
     if bursts.is_superseded(inbound):
         _mark_handled(inbound)  # the burst's newest message gets the one reply
         return None

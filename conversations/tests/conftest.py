@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl
 
@@ -70,6 +71,8 @@ class FakeOpenAI:
     default_transcript: str = "Hello, this is a voice note."
     transcript_queue: deque = field(default_factory=deque)
     transcriptions: list = field(default_factory=list)  # {"form": {...}, "file": (name, type, bytes)}
+    # Runs while the model "thinks", before the answer goes back (e.g. an erasure mid-reply).
+    on_request: Callable[[], None] | None = None
 
     def answer(self, text: str, **usage) -> None:
         self.queue.append((200, helpers.openai_response(text, **usage), {}))
@@ -115,6 +118,8 @@ class FakeOpenAI:
         if self.before_answer:
             self.before_answer(body)
         self.requests.append(body)
+        if self.on_request:
+            self.on_request()
         status, body, headers = (
             self.queue.popleft()
             if self.queue
