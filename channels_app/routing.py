@@ -1,1 +1,5 @@
-websocket_urlpatterns: list = []
+from django.urls import path
+
+from channels_app.consumers import LiveInboxConsumer
+
+websocket_urlpatterns = [path("ws/live/", LiveInboxConsumer.as_asgi())]

@@ -15,7 +15,8 @@ def list_turns_for_prompt(*, message: Message, limit: int) -> list[Turn]:
         .order_by("-id")
         .values_list("author", "text")[:limit]
     )
-    return [
-        Turn(role="user" if author == Message.Author.CUSTOMER else "assistant", text=text)
-        for author, text in reversed(recent)
-    ]
+    return [Turn(role=_ROLES.get(author, "assistant"), text=text) for author, text in reversed(recent)]
+
+
+# Staff and bot both speak for the business; internal notes (takeover, hand-back) instruct the model.
+_ROLES = {Message.Author.CUSTOMER: "user", Message.Author.NOTE: "developer"}

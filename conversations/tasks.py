@@ -7,6 +7,7 @@ from celery import shared_task
 from conversations.services.outbound import send_message
 from conversations.services.replies import reply_to_message
 from conversations.services.retries import RetryLater
+from conversations.services.staff import hand_back_idle_conversations as hand_back_idle
 from conversations.services.sweep import requeue_stalled_messages as sweep
 
 
@@ -30,3 +31,8 @@ def send_outbound_message(self, message_id: int) -> None:
 @shared_task
 def requeue_stalled_messages() -> dict[str, int]:
     return sweep()
+
+
+@shared_task
+def hand_back_idle_conversations() -> int:
+    return hand_back_idle()

@@ -11,4 +11,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("webhooks/", include("conversations.urls")),
     path("healthz/", healthz),
+    path("api/", include("conversations.api_urls")),
+    path("live/", include("channels_app.urls")),
 ]

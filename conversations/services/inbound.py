@@ -8,6 +8,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from channels_app import broadcast
 from conversations.dispatch import PROCESS_INBOUND, enqueue_after_commit
 from conversations.models import Conversation, Message, ProcessedMessage
 from conversations.providers.base import InboundMessage, ParsedWebhook, StatusUpdate
@@ -65,6 +66,7 @@ def record_inbound(inbound: InboundMessage) -> Message | None:
             status=Message.Status.RECEIVED,
         )
         enqueue_after_commit(PROCESS_INBOUND, message.pk)
+        broadcast.message_created(message)
     logger.info("Recorded inbound %s message %s in conversation %s.", inbound.kind, message.pk, conversation.pk)
     return message
 
@@ -111,4 +113,6 @@ def apply_status(update: StatusUpdate) -> bool:
     )
     if not changed:
         logger.debug("Status %s for %s changed nothing.", update.status, update.provider)
+    else:
+        broadcast.message_status_changed(provider=update.provider, provider_message_id=update.provider_message_id)
     return bool(changed)

@@ -8,7 +8,8 @@ from django.conf import settings
 from django.db.models import F
 from django.utils import timezone
 
-from conversations.models import Channel, Message
+from channels_app import broadcast
+from conversations.models import Channel, Conversation, Message
 from conversations.providers import meta, twilio
 from conversations.providers.base import (
     DeliveryUnknown,
@@ -17,6 +18,7 @@ from conversations.providers.base import (
     TransientProviderError,
 )
 from conversations.services.retries import RetryLater, backoff_delay
+from conversations.services.templates import send_template_through_provider
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +32,8 @@ def send_message(*, message_id: int) -> Message | None:
     may have reached the provider is never repeated: it becomes `unknown` until a status
     callback tells. Raises RetryLater when the provider failed transiently and attempts remain.
     """
+    if _discard_if_taken_over(message_id):
+        return None
     claimed = Message.objects.filter(pk=message_id, status=S.PENDING, direction=Message.Direction.OUTBOUND).update(
         status=S.SENDING, send_attempts=F("send_attempts") + 1, updated_at=timezone.now()
     )
@@ -61,12 +65,31 @@ def send_message(*, message_id: int) -> Message | None:
             )
         logger.info("Sent message %s via %s.", message.pk, message.provider)
     message.refresh_from_db()
+    broadcast.message_status_changed(message_id=message.pk)
     return message
+
+
+def _discard_if_taken_over(message_id: int) -> bool:
+    """A bot reply stored just before a staff takeover is never sent: staff answer now."""
+    discarded = Message.objects.filter(
+        pk=message_id, status=S.PENDING, author=Message.Author.BOT, conversation__mode=Conversation.Mode.HUMAN
+    ).update(
+        status=S.FAILED,
+        error_code="taken_over",
+        error_title="Not sent: staff took over the conversation",
+        updated_at=timezone.now(),
+    )
+    if discarded:
+        logger.info("Bot message %s not sent: its conversation was taken over.", message_id)
+        broadcast.message_status_changed(message_id=message_id)
+    return bool(discarded)
 
 
 def _send_through_provider(message: Message) -> SendResult:
     conversation = message.conversation
     profile = conversation.profile
+    if message.template:
+        return send_template_through_provider(message)
     if conversation.channel == Channel.META_WHATSAPP:
         return meta.send_text(
             business_address=conversation.business_address,

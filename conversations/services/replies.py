@@ -11,10 +11,12 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from channels_app import broadcast
 from conversations.ai import ModelReply, ModelUnavailable, generate_reply
 from conversations.dispatch import SEND_OUTBOUND, enqueue_after_commit
 from conversations.models import Conversation, Message
 from conversations.selectors import list_turns_for_prompt
+from conversations.services.handoff import HUMAN_COMING_REPLY, is_request_for_human, note_request_for_human
 from conversations.services.retries import RetryLater, backoff_delay
 
 logger = logging.getLogger(__name__)
@@ -47,10 +49,13 @@ def reply_to_message(*, message_id: int, attempt: int = 1) -> Message | None:
     if inbound.kind in _SILENT_KINDS or inbound.conversation.mode != Conversation.Mode.BOT:
         _mark_handled(inbound)
         return None
-    if inbound.kind in _MODEL_KINDS and inbound.text.strip():
+    if is_request_for_human(inbound.text):
+        answer = ModelReply(text=HUMAN_COMING_REPLY, model="", wants_human=True)
+    elif inbound.kind in _MODEL_KINDS and inbound.text.strip():
         answer = _ask_model(inbound, attempt)
     else:
         answer = ModelReply(text=UNSUPPORTED_KIND_REPLY, model="")
+    answer = note_request_for_human(inbound, answer)
     return _store_reply(inbound, answer)
 
 
@@ -108,6 +113,7 @@ def _store_reply(inbound: Message, answer: ModelReply) -> Message | None:
         Conversation.objects.filter(pk=conversation.pk).update(updated_at=timezone.now())
         if is_new:
             enqueue_after_commit(SEND_OUTBOUND, reply.pk)
+            broadcast.message_created(reply)
     return reply
 
 
