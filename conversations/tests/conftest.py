@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl
 
@@ -61,6 +62,8 @@ class FakeOpenAI:
     default_text: str = "Hello! How can I help?"
     queue: deque = field(default_factory=deque)
     requests: list = field(default_factory=list)
+    # Runs in the server thread while the model "thinks": what happens during a model call.
+    during_request: Callable[[dict], None] | None = None
 
     def answer(self, text: str, **usage) -> None:
         self.queue.append((200, helpers.openai_response(text, **usage), {}))
@@ -69,8 +72,18 @@ class FakeOpenAI:
         for _ in range(times):
             self.queue.append((status, helpers.openai_error(status, code), headers or {}))
 
+    def call_tool(self, name: str) -> None:
+        """The next answer is only a function call (no text), as the model makes it."""
+        body = helpers.openai_response("")
+        body["output"] = [
+            {"type": "function_call", "id": "fc_test", "call_id": "call_test", "name": name, "arguments": "{}"}
+        ]
+        self.queue.append((200, body, {}))
+
     def handle(self, request: Request) -> Response:
         self.requests.append(json.loads(request.get_data()))
+        if self.during_request is not None:
+            self.during_request(self.requests[-1])
         status, body, headers = (
             self.queue.popleft()
             if self.queue
@@ -142,3 +155,15 @@ def twilio_ok(fake_providers):
 
     fake_providers.add_callback(responses.POST, TWILIO_MESSAGES, callback=accept)
     return fake_providers
+
+
+@pytest.fixture
+def staff_user(django_user_model):
+    return django_user_model.objects.create_user(
+        "alice", password="alice-password-123", is_staff=True, first_name="Alice", last_name="Staff"
+    )
+
+
+@pytest.fixture
+def other_staff(django_user_model):
+    return django_user_model.objects.create_user("bob", password="bob-password-123", is_staff=True, first_name="Bob")
