@@ -65,8 +65,8 @@ def record_inbound(inbound: InboundMessage) -> Message | None:
             provider_timestamp=inbound.timestamp,
             status=Message.Status.RECEIVED,
         )
-        enqueue_after_commit(PROCESS_INBOUND, message.pk)
         broadcast.message_created(message)
+        enqueue_after_commit(PROCESS_INBOUND, message.pk)
     logger.info("Recorded inbound %s message %s in conversation %s.", inbound.kind, message.pk, conversation.pk)
     return message
 

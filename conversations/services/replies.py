@@ -112,8 +112,8 @@ def _store_reply(inbound: Message, answer: ModelReply) -> Message | None:
         _mark_handled(inbound)
         Conversation.objects.filter(pk=conversation.pk).update(updated_at=timezone.now())
         if is_new:
-            enqueue_after_commit(SEND_OUTBOUND, reply.pk)
             broadcast.message_created(reply)
+            enqueue_after_commit(SEND_OUTBOUND, reply.pk)
     return reply
 
 

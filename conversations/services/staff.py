@@ -187,8 +187,8 @@ def _queue_outbound(conversation: Conversation, user: AbstractBaseUser, **fields
         **fields,
     )
     Conversation.objects.filter(pk=conversation.pk).update(updated_at=timezone.now())
-    enqueue_after_commit(SEND_OUTBOUND, message.pk)
     broadcast.message_created(message)
+    enqueue_after_commit(SEND_OUTBOUND, message.pk)
     return message
 
 

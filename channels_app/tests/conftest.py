@@ -1,0 +1,30 @@
+"""The back-office tests use the same HTTP-boundary fakes and staff users as the core tests."""
+
+import pytest
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+
+from conversations.tests.conftest import *  # noqa: F403
+
+
+@pytest.fixture(autouse=True)
+def plain_static_files(settings):
+    # The manifest storage needs `collectstatic`; pages under test link the source files.
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+
+
+@pytest.fixture
+def empty_channel_layer():
+    layer = get_channel_layer()
+    async_to_sync(layer.flush)()
+    yield layer
+    async_to_sync(layer.flush)()
+
+
+@pytest.fixture
+def staff_client(client, staff_user):
+    client.force_login(staff_user)
+    return client
