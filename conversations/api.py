@@ -72,7 +72,11 @@ class MessageListApi(InboxApi):
     def get(self, request: Request, conversation_id: int) -> Response:
         params = self.InputSerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
-        messages = list_messages_for_inbox(conversation_id=conversation_id, **params.validated_data)
+        messages = list_messages_for_inbox(
+            conversation_id=conversation_id,
+            after_id=params.validated_data["after"],
+            limit=params.validated_data["limit"],
+        )
         return Response(MessagePayload(messages, many=True).data)
 
 
