@@ -64,7 +64,9 @@ def make_conversations(count: int, *, staff, start: int = 0) -> list[Conversatio
         ProcessedMessage(provider=Provider.META, provider_message_id=f"wamid.in{i}") for i in numbers
     )
     AuditEntry.objects.bulk_create(
-        AuditEntry(actor=staff, action="conversation.taken_over", conversation=conversation, profile=conversation.profile)
+        AuditEntry(
+            actor=staff, action="conversation.taken_over", conversation=conversation, profile=conversation.profile
+        )
         for conversation in conversations
     )
     return conversations

@@ -142,7 +142,9 @@ def test_a_closed_window_is_reported_and_a_template_refusal_comes_back_with_its_
     detail = staff_client.get(f"{base}/").json()
     free_form = staff_client.post(f"{base}/send/", {"text": "Hello?"}, content_type="application/json")
     template = staff_client.post(
-        f"{base}/template/", {"name": "missing_one", "language": "it", "parameters": []}, content_type="application/json"
+        f"{base}/template/",
+        {"name": "missing_one", "language": "it", "parameters": []},
+        content_type="application/json",
     )
 
     assert detail["is_window_open"] is False

@@ -124,9 +124,7 @@ def test_only_the_holder_writes_and_another_staff_member_must_take_over_explicit
     assert (takeover.actor, takeover.detail) == (other_staff, {"previous_holder_id": staff_user.pk})
 
 
-def test_a_closed_window_refuses_free_form_and_sends_a_template_as_graph_documents_it(
-    client, graph_ok, staff_user
-):
+def test_a_closed_window_refuses_free_form_and_sends_a_template_as_graph_documents_it(client, graph_ok, staff_user):
     post_meta(client, meta_body("text"))
     conversation = Conversation.objects.get()
     Conversation.objects.filter(pk=conversation.pk).update(

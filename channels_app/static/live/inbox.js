@@ -96,7 +96,9 @@
     const tags = el("div", "tags");
     tags.append(el("span", "tag", conversation.channel_label));
     if (conversation.profile.phone_number) tags.append(el("span", "tag phone", conversation.profile.phone_number));
-    if (conversation.mode === "human") tags.append(el("span", "tag human", `👤 ${conversation.holder ? conversation.holder.name : "staff"}`));
+    if (conversation.mode === "human") {
+      tags.append(el("span", "tag human", `Held by ${conversation.holder ? conversation.holder.name : "staff"}`));
+    }
     if (conversation.needs_human) tags.append(el("span", "tag needs-human", "Asked for a person"));
     button.append(top, bottom, tags);
     button.addEventListener("click", () => openConversation(conversation.id));
@@ -107,7 +109,10 @@
   function upsertConversation(conversation) {
     state.conversations.set(conversation.id, conversation);
     renderList();
-    if (conversation.id === state.openId) renderChat();
+    if (conversation.id === state.openId) {
+      renderChat();
+      markRead();
+    }
   }
 
   async function refreshList() {
@@ -338,7 +343,6 @@
     } else if (event.type === "message" || event.type === "status") {
       if (event.message.conversation_id === state.openId) {
         addMessage(event.message);
-        if (event.message.direction === "in") markRead();
       }
     } else if (event.type === "profile") {
       applyProfile(event.profile);
