@@ -6,12 +6,13 @@ from django.contrib import admin
 from django.db.models import Count
 from django.http import HttpRequest
 
+from conversations.admin import ReadOnlyAdminMixin
 from conversations.models import AuditEntry
 from profiles.models import ClientProfile
 from profiles.services import STAFF_EDITABLE_FIELDS, update_profile_by_staff
 
 
-class StaffEditInline(admin.TabularInline):
+class StaffEditInline(ReadOnlyAdminMixin, admin.TabularInline):
     """The audit trail of the profile, so a staff edit shows as one (who, when, which fields)."""
 
     model = AuditEntry
@@ -24,15 +25,6 @@ class StaffEditInline(admin.TabularInline):
 
     def get_queryset(self, request: HttpRequest):
         return super().get_queryset(request).select_related("actor")
-
-    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
 
 
 @admin.register(ClientProfile)

@@ -10,7 +10,6 @@ from django.test import Client
 
 from conversations.models import Conversation, Message
 from conversations.tests.helpers import meta_body, meta_text, post_meta
-from whatsbot_project.asgi import application
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("empty_channel_layer")]
 
@@ -26,6 +25,9 @@ async def open_socket(cookie: bytes | None = None, origin: bytes = b"http://loca
     headers = [(b"origin", origin)]
     if cookie:
         headers.append((b"cookie", cookie))
+    # Imported here, not at collection: the HTTP middleware reads its settings when asgi.py loads.
+    from whatsbot_project.asgi import application
+
     communicator = WebsocketCommunicator(application, "/ws/live/", headers=headers)
     connected, code = await communicator.connect(timeout=5)
     return communicator, connected, code

@@ -69,6 +69,7 @@ class Command(BaseCommand):
             "",
             f"whatsbot is starting on {base}",
             f"  admin:            {base}/admin/",
+            f"  live inbox:       {base}/live/",
             f"  Meta webhook:     {base}/webhooks/meta/",
             f"  Twilio webhooks:  {base}/webhooks/twilio/  and  {base}/webhooks/twilio/status/",
             f"  database:         {settings.DATABASES['default']['ENGINE'].rsplit('.', 1)[-1]}",
