@@ -27,7 +27,7 @@ _PERMANENT_429_CODES = {"insufficient_quota", "billing_hard_limit_reached"}
 
 @dataclass(frozen=True)
 class Turn:
-    role: Literal["user", "assistant"]
+    role: Literal["user", "assistant", "developer"]
     text: str
     images: tuple[str, ...] = ()  # data URLs built from downloaded bytes, never provider URLs
 
@@ -38,6 +38,20 @@ class ModelReply:
     model: str
     input_tokens: int | None = None
     output_tokens: int | None = None
+    wants_human: bool = False  # the customer asked for a person (the model called `request_human`)
+
+
+# Lets the model flag a request for a person that no keyword catches ("can I talk to someone?").
+REQUEST_HUMAN_TOOL = {
+    "type": "function",
+    "name": "request_human",
+    "description": (
+        "Call this when the customer asks to talk to a person, a human agent or staff member, "
+        "or clearly needs one. A colleague is then notified and will join the conversation."
+    ),
+    "parameters": {"type": "object", "properties": {}, "additionalProperties": False},
+    "strict": True,
+}
 
 
 class ModelUnavailable(Exception):
@@ -75,6 +89,8 @@ def generate_reply(*, instructions: str, turns: list[Turn], conversation_id: str
         # The OpenAI conversation holds the context and appends to it, so it must be stored;
         # `auto` truncation drops its oldest items instead of failing once it outgrows the window.
         request.update(conversation=conversation_id, store=True, truncation="auto")
+    if settings.BOT_DETECTS_HUMAN_REQUESTS:
+        request["tools"] = [REQUEST_HUMAN_TOOL]
     try:
         response = client.responses.create(**request)
     except openai.APIStatusError as exc:
@@ -82,7 +98,10 @@ def generate_reply(*, instructions: str, turns: list[Turn], conversation_id: str
     except openai.APIConnectionError as exc:  # includes timeouts
         raise ModelUnavailable(type(exc).__name__, is_transient=True) from exc
     text = response.output_text.strip()
-    if not text:
+    wants_human = any(
+        item.type == "function_call" and item.name == REQUEST_HUMAN_TOOL["name"] for item in response.output
+    )
+    if not text and not wants_human:
         raise ModelUnavailable(f"empty answer ({response.status})", is_transient=False)
     usage = response.usage
     return ModelReply(
@@ -90,6 +109,7 @@ def generate_reply(*, instructions: str, turns: list[Turn], conversation_id: str
         model=response.model,
         input_tokens=usage.input_tokens if usage else None,
         output_tokens=usage.output_tokens if usage else None,
+        wants_human=wants_human,
     )
 
 

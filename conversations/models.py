@@ -51,6 +51,14 @@ class Conversation(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
     mode = models.CharField(max_length=16, choices=Mode.choices, default=Mode.BOT)
     last_customer_message_at = models.DateTimeField(null=True, blank=True)
+    # Staff back-office: the customer asked for a person; who holds the conversation in human mode.
+    needs_human = models.BooleanField(default=False)
+    assigned_to = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    taken_over_at = models.DateTimeField(null=True, blank=True)
+    # Inbound messages with a higher id are unread by staff (one shared inbox, not per person).
+    last_read_message_id = models.PositiveBigIntegerField(default=0)
     # Set only in the OpenAI Conversations API mode (server-side context); erased with the rest.
     openai_conversation_id = models.CharField(max_length=100, blank=True)
     # A model-written summary of the turns older than the verbatim window, up to and including
@@ -97,6 +105,8 @@ class Message(models.Model):
         CUSTOMER = "customer", "Customer"
         BOT = "bot", "Bot"
         STAFF = "staff", "Staff"
+        # A line for staff and the model (takeover, hand-back), never sent to the customer.
+        NOTE = "note", "Internal note"
 
     class Kind(models.TextChoices):
         TEXT = "text", "Text"
@@ -147,6 +157,8 @@ class Message(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices)
     error_code = models.CharField(max_length=32, blank=True)
     error_title = models.CharField(max_length=255, blank=True)
+    # An approved WhatsApp template to send instead of `text`: {"name", "language", "parameters"}.
+    template = models.JSONField(default=dict, blank=True)
     send_attempts = models.PositiveSmallIntegerField(default=0)
     model = models.CharField(max_length=100, blank=True)
     # The Responses API id when OpenAI stored the response (OPENAI_STORE); needed to erase it.

@@ -11,10 +11,11 @@ from conversations.models import Conversation, Message, ModelUsage
 def list_turns_for_prompt(*, message: Message, limit: int) -> list[Turn]:
     """The last `limit` messages with words in them, up to and including `message`, oldest first."""
     recent = _prompt_messages(message).order_by("-id").values_list("author", "text")[:limit]
-    return [
-        Turn(role="user" if author == Message.Author.CUSTOMER else "assistant", text=text)
-        for author, text in reversed(recent)
-    ]
+    return [Turn(role=_ROLES.get(author, "assistant"), text=text) for author, text in reversed(recent)]
+
+
+# Staff and bot both speak for the business; internal notes (takeover, hand-back) instruct the model.
+_ROLES = {Message.Author.CUSTOMER: "user", Message.Author.NOTE: "developer"}
 
 
 def list_webchat_messages(*, visitor_id: str, conversation_id: int | None = None, limit: int = 50) -> list[Message]:
@@ -44,9 +45,7 @@ def list_turns_to_summarize(*, message: Message, window: int, after_id: int | No
         eligible.filter(id__lt=window_ids[-1], id__gt=after_id or 0).order_by("id").values_list("id", "author", "text")
     )
     rows = list(older)
-    turns = [
-        Turn(role="user" if author == Message.Author.CUSTOMER else "assistant", text=text) for _, author, text in rows
-    ]
+    turns = [Turn(role=_ROLES.get(author, "assistant"), text=text) for _, author, text in rows]
     return (rows[-1][0] if rows else after_id), turns
 
 

@@ -11,6 +11,7 @@ from conversations.services.captures import purge_expired_captures as purge_capt
 from conversations.services.outbound import send_message
 from conversations.services.replies import reply_to_message
 from conversations.services.retries import RetryLater
+from conversations.services.staff import hand_back_idle_conversations as hand_back_idle
 from conversations.services.sweep import requeue_stalled_messages as sweep
 
 logger = logging.getLogger(__name__)
@@ -46,3 +47,8 @@ def requeue_stalled_messages() -> dict[str, int]:
 @shared_task
 def purge_expired_captures() -> int:
     return purge_captures()
+
+
+@shared_task
+def hand_back_idle_conversations() -> int:
+    return hand_back_idle()

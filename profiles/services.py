@@ -10,6 +10,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from channels_app import broadcast
 from conversations import ai
 from conversations.models import AuditEntry, Message, ModelUsage
 from conversations.services.context import scrub_provider_refs
@@ -17,6 +18,9 @@ from profiles.extraction import EXTRACTION_INSTRUCTIONS, STAFF, ClientInfo, clea
 from profiles.models import EXTRACTABLE_FIELDS, ClientProfile
 
 logger = logging.getLogger(__name__)
+
+# What staff may correct (also what extraction fills); provider ids and the number replies go to are not.
+STAFF_EDITABLE_FIELDS = EXTRACTABLE_FIELDS
 
 
 def extract_profile_from_message(*, message_id: int) -> ClientProfile | None:
@@ -59,6 +63,7 @@ def extract_profile_from_message(*, message_id: int) -> ClientProfile | None:
         if updates:
             ClientProfile.objects.filter(pk=profile.pk).update(**updates, updated_at=now)
             logger.info("Profile %s updated by extraction: %s", profile.pk, sorted(set(updates) - {"field_sources"}))
+            broadcast.profile_changed(profile_id=profile.pk)
     profile.refresh_from_db()
     return profile
 
@@ -84,8 +89,10 @@ def update_profile_by_staff(*, profile_id: int, user, changes: Mapping[str, str]
         for name in cleaned:
             sources[name] = {"source": STAFF, "at": now.isoformat()}
         ClientProfile.objects.filter(pk=profile.pk).update(**cleaned, field_sources=sources, updated_at=now)
+        # Field names only: the values are personal data and live in the profile itself.
         AuditEntry.objects.create(
-            actor=user, action="profile.edited", profile=profile, detail={"fields": sorted(cleaned)}
+            actor=user, action="profile.edited_by_staff", profile=profile, detail={"fields": sorted(cleaned)}
         )
+        broadcast.profile_changed(profile_id=profile.pk)
     profile.refresh_from_db()
     return profile

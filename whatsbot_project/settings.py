@@ -350,3 +350,36 @@ CELERY_BEAT_SCHEDULE["retry-remote-deletions"] = {
     "task": "profiles.tasks.retry_pending_remote_deletions",
     "schedule": env.int("REMOTE_DELETION_RETRY_SECONDS", default=300),
 }
+
+# --- Staff back-office: live inbox, takeover, Content-Security-Policy (issue 6)
+# A conversation in human mode with no message for this many minutes goes back to the bot.
+HUMAN_MODE_IDLE_MINUTES = env.int("HUMAN_MODE_IDLE_MINUTES", default=30)
+CELERY_BEAT_SCHEDULE["hand-back-idle-conversations"] = {
+    "task": "conversations.tasks.hand_back_idle_conversations",
+    "schedule": 60,
+}
+# Whole words (any case) that make a customer message a request for a person.
+HUMAN_REQUEST_KEYWORDS = env.list(
+    "HUMAN_REQUEST_KEYWORDS",
+    default=["agent", "human", "operator", "operatore", "operatrice", "operador", "persona", "representative"],
+)
+# Offer the model a `request_human` tool, so requests no keyword catches are flagged too.
+BOT_DETECTS_HUMAN_REQUESTS = env.bool("BOT_DETECTS_HUMAN_REQUESTS", default=True)
+# How often an open live-inbox websocket re-checks that its user is still active staff.
+LIVE_ACCESS_RECHECK_SECONDS = env.int("LIVE_ACCESS_RECHECK_SECONDS", default=60)
+# django-csp: no inline script on any page; scripts, styles, fetches and websockets from this host
+# only. Admin templates still use a few inline style attributes; the live inbox forbids those too.
+MIDDLEWARE += ["csp.middleware.CSPMiddleware"]
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}

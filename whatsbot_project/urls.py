@@ -12,5 +12,6 @@ urlpatterns = [
     path("webhooks/", include("conversations.urls")),
     path("staff/attachments/", include("conversations.staff_media")),
     path("healthz/", healthz),
+    path("api/", include("conversations.api_urls")),
     path("", include("channels_app.urls")),
 ]

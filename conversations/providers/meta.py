@@ -226,6 +226,42 @@ def send_text(*, business_address: str, phone_number: str, user_id: str, body: s
         payload["to"] = phone_number
     else:
         payload["recipient"] = user_id
+    return _post_message(url, payload)
+
+
+def send_template(
+    *,
+    business_address: str,
+    phone_number: str,
+    user_id: str,
+    name: str,
+    language: str,
+    parameters: list[str],
+    client_ref: str,
+) -> SendResult:
+    """POST an approved template (the only thing Meta delivers once the 24-hour window closed)."""
+    phone_number_id = business_address or settings.WHATSAPP_PHONE_NUMBER_ID
+    url = f"{settings.WHATSAPP_GRAPH_URL.rstrip('/')}/{settings.WHATSAPP_API_VERSION}/{phone_number_id}/messages"
+    template: dict[str, Any] = {"name": name, "language": {"code": language}}
+    if parameters:
+        template["components"] = [
+            {"type": "body", "parameters": [{"type": "text", "text": value} for value in parameters]}
+        ]
+    payload: dict[str, Any] = {
+        "messaging_product": "whatsapp",
+        "recipient_type": "individual",
+        "type": "template",
+        "template": template,
+        "biz_opaque_callback_data": client_ref,
+    }
+    if phone_number:
+        payload["to"] = phone_number
+    else:
+        payload["recipient"] = user_id
+    return _post_message(url, payload)
+
+
+def _post_message(url: str, payload: dict[str, Any]) -> SendResult:
     try:
         response = _session.post(
             url,

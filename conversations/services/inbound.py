@@ -9,6 +9,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from channels_app import broadcast
 from conversations.dispatch import PROCESS_INBOUND, enqueue_after_commit
 from conversations.models import Conversation, Message, ProcessedMessage
 from conversations.providers.base import InboundMessage, ParsedWebhook, StatusUpdate
@@ -74,6 +75,7 @@ def record_inbound(inbound: InboundMessage) -> Message | None:
                 status=Message.Status.RECEIVED,
             )
             record_inbound_media(message=message, inbound=inbound)
+            broadcast.message_created(message)
             # Answered after the burst window: quick follow-ups then share one reply (services/bursts.py).
             enqueue_after_commit(PROCESS_INBOUND, message.pk, countdown=settings.BURST_WINDOW_SECONDS)
     except _AlreadyProcessed:
@@ -125,4 +127,6 @@ def apply_status(update: StatusUpdate) -> bool:
     )
     if not changed:
         logger.debug("Status %s for %s changed nothing.", update.status, update.provider)
+    else:
+        broadcast.message_status_changed(provider=update.provider, provider_message_id=update.provider_message_id)
     return bool(changed)

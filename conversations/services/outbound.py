@@ -8,7 +8,8 @@ from django.conf import settings
 from django.db.models import F
 from django.utils import timezone
 
-from conversations.models import Channel, Message, MessagePart
+from channels_app import broadcast
+from conversations.models import Channel, Conversation, Message, MessagePart
 from conversations.providers import meta, simulator, twilio, webchat
 from conversations.providers.base import (
     DeliveryUnknown,
@@ -18,6 +19,7 @@ from conversations.providers.base import (
 )
 from conversations.services.parts import get_or_create_parts
 from conversations.services.retries import RetryLater, backoff_delay
+from conversations.services.templates import send_template_through_provider
 from profiles.gdpr.consent import is_blocked_by_opt_out
 
 logger = logging.getLogger(__name__)
@@ -32,6 +34,8 @@ def send_message(*, message_id: int) -> Message | None:
     may have reached the provider is never repeated: it becomes `unknown` until a status
     callback tells. Raises RetryLater when the provider failed transiently and attempts remain.
     """
+    if _discard_if_taken_over(message_id):
+        return None
     claimed = Message.objects.filter(pk=message_id, status=S.PENDING, direction=Message.Direction.OUTBOUND).update(
         status=S.SENDING, send_attempts=F("send_attempts") + 1, updated_at=timezone.now()
     )
@@ -66,7 +70,24 @@ def send_message(*, message_id: int) -> Message | None:
             )
         logger.info("Sent message %s via %s.", message.pk, message.provider)
     message.refresh_from_db()
+    broadcast.message_status_changed(message_id=message.pk)
     return message
+
+
+def _discard_if_taken_over(message_id: int) -> bool:
+    """A bot reply stored just before a staff takeover is never sent: staff answer now."""
+    discarded = Message.objects.filter(
+        pk=message_id, status=S.PENDING, author=Message.Author.BOT, conversation__mode=Conversation.Mode.HUMAN
+    ).update(
+        status=S.FAILED,
+        error_code="taken_over",
+        error_title="Not sent: staff took over the conversation",
+        updated_at=timezone.now(),
+    )
+    if discarded:
+        logger.info("Bot message %s not sent: its conversation was taken over.", message_id)
+        broadcast.message_status_changed(message_id=message_id)
+    return bool(discarded)
 
 
 def _send_through_provider(message: Message) -> SendResult:
@@ -92,6 +113,8 @@ def _send_through_provider(message: Message) -> SendResult:
 def _send_text(message: Message, body: str, *, client_ref: str) -> SendResult:
     conversation = message.conversation
     profile = conversation.profile
+    if message.template:
+        return send_template_through_provider(message)
     if conversation.channel == Channel.WEBCHAT:
         return webchat.send_text(visitor_id=profile.external_id, body=body, client_ref=client_ref)
     if conversation.business_address == simulator.SIMULATOR_NUMBER_ID:

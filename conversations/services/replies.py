@@ -11,10 +11,12 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from channels_app import broadcast
 from conversations.ai import ModelReply, ModelUnavailable, generate_reply
 from conversations.dispatch import SEND_OUTBOUND, enqueue_after_commit
 from conversations.models import Conversation, Message
 from conversations.services import bursts, commands, context
+from conversations.services.handoff import HUMAN_COMING_REPLY, is_request_for_human, note_request_for_human
 from conversations.services.media import add_images_to_turns, prepare_inbound_media
 from conversations.services.retries import RetryLater, backoff_delay
 from profiles.gdpr.consent import apply_consent_keywords
@@ -64,7 +66,9 @@ def reply_to_message(*, message_id: int, attempt: int = 1) -> Message | None:
         return None
     if attempt == 1:
         context.begin_reply_work(inbound=inbound)
-    if media.fallback_reply:
+    if is_request_for_human(inbound.text):
+        answer = ModelReply(text=HUMAN_COMING_REPLY, model="", wants_human=True)
+    elif media.fallback_reply:
         answer = ModelReply(text=media.fallback_reply, model="")
     elif (inbound.kind in _MODEL_KINDS or media.is_readable) and (inbound.text.strip() or media.images):
         answer = _ask_model(inbound, attempt, media.images)
@@ -74,6 +78,7 @@ def reply_to_message(*, message_id: int, attempt: int = 1) -> Message | None:
         bursts.discard_reply(inbound=inbound, answer=answer)
         _mark_handled(inbound)
         return None
+    answer = note_request_for_human(inbound, answer)
     return _store_reply(inbound, answer)
 
 
@@ -133,6 +138,7 @@ def _store_reply(inbound: Message, answer: ModelReply) -> Message | None:
         _mark_handled(inbound)
         Conversation.objects.filter(pk=conversation.pk).update(updated_at=timezone.now())
         if is_new:
+            broadcast.message_created(reply)
             enqueue_after_commit(SEND_OUTBOUND, reply.pk)
     return reply
 

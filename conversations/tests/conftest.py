@@ -73,6 +73,8 @@ class FakeOpenAI:
     transcriptions: list = field(default_factory=list)  # {"form": {...}, "file": (name, type, bytes)}
     # Runs while the model "thinks", before the answer goes back (e.g. an erasure mid-reply).
     on_request: Callable[[], None] | None = None
+    # Runs in the server thread while the model "thinks": what happens during a model call.
+    during_request: Callable[[dict], None] | None = None
 
     def answer(self, text: str, **usage) -> None:
         self.queue.append((200, helpers.openai_response(text, **usage), {}))
@@ -80,6 +82,14 @@ class FakeOpenAI:
     def fail(self, status: int, code: str, *, headers: dict | None = None, times: int = 1) -> None:
         for _ in range(times):
             self.queue.append((status, helpers.openai_error(status, code), headers or {}))
+
+    def call_tool(self, name: str) -> None:
+        """The next answer is only a function call (no text), as the model makes it."""
+        body = helpers.openai_response("")
+        body["output"] = [
+            {"type": "function_call", "id": "fc_test", "call_id": "call_test", "name": name, "arguments": "{}"}
+        ]
+        self.queue.append((200, body, {}))
 
     # Extraction (structured output), summaries and the Conversations API are recorded apart
     # from the reply requests, so tests count each kind of call on its own.
@@ -120,6 +130,8 @@ class FakeOpenAI:
         self.requests.append(body)
         if self.on_request:
             self.on_request()
+        if self.during_request is not None:
+            self.during_request(body)
         status, body, headers = (
             self.queue.popleft()
             if self.queue
@@ -239,3 +251,15 @@ def _conversations_api(fake: FakeOpenAI):
         return _json({"object": "list", "data": data, "first_id": "msg_0", "last_id": "msg_0", "has_more": False})
 
     return create, add_items
+
+
+@pytest.fixture
+def staff_user(django_user_model):
+    return django_user_model.objects.create_user(
+        "alice", password="alice-password-123", is_staff=True, first_name="Alice", last_name="Staff"
+    )
+
+
+@pytest.fixture
+def other_staff(django_user_model):
+    return django_user_model.objects.create_user("bob", password="bob-password-123", is_staff=True, first_name="Bob")

@@ -88,3 +88,12 @@ def openai_response(text: str, *, input_tokens: int = 42, output_tokens: int = 7
 
 def openai_error(status: int, code: str, message: str = "error") -> dict:
     return {"error": {"message": message, "type": code, "param": None, "code": code}}
+
+
+def meta_text(text: str, wamid: str) -> bytes:
+    """The `text` fixture with another body and message id (a new customer message)."""
+    body = json.loads(meta_body("text"))
+    message = body["entry"][0]["changes"][0]["value"]["messages"][0]
+    message["id"] = wamid
+    message["text"]["body"] = text
+    return json.dumps(body).encode()

@@ -85,7 +85,7 @@ def test_a_staff_edited_name_survives_a_contradicting_extraction(client, graph_o
     assert profile.field_sources["first_name"]["source"] == "staff"
     assert profile.email == "ada@example.com"
     assert profile.field_sources["email"]["source"] == "extracted"
-    audit = AuditEntry.objects.get(action="profile.edited")
+    audit = AuditEntry.objects.get(action="profile.edited_by_staff")
     assert (audit.actor, audit.profile_id, audit.detail) == (staff, profile.pk, {"fields": ["first_name"]})
 
 

@@ -1,0 +1,211 @@
+"""The live inbox websocket through the real ASGI stack (origin check, session auth, groups)."""
+
+import asyncio
+import json
+
+import pytest
+from asgiref.sync import async_to_sync, sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.test import Client
+
+from conversations.models import Conversation, Message
+from conversations.tests.helpers import meta_body, meta_text, post_meta
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("empty_channel_layer")]
+
+
+# AllowedHostsOriginValidator reads ALLOWED_HOSTS when asgi.py is imported: the defaults.
+def session_cookie(user) -> bytes:
+    client = Client()
+    client.force_login(user)
+    return f"sessionid={client.cookies['sessionid'].value}".encode()
+
+
+async def open_socket(cookie: bytes | None = None, origin: bytes = b"http://localhost"):
+    headers = [(b"origin", origin)]
+    if cookie:
+        headers.append((b"cookie", cookie))
+    # Imported here, not at collection: the HTTP middleware reads its settings when asgi.py loads.
+    from whatsbot_project.asgi import application
+
+    communicator = WebsocketCommunicator(application, "/ws/live/", headers=headers)
+    connected, code = await communicator.connect(timeout=5)
+    return communicator, connected, code
+
+
+async def next_event(communicator, event_type: str, timeout: float = 5) -> dict:
+    """The next event of `event_type`, skipping the others the same action caused."""
+    async with asyncio.timeout(timeout):
+        while True:
+            event = await communicator.receive_json_from(timeout=timeout)
+            if event["type"] == event_type:
+                return event
+
+
+def test_the_websocket_refuses_anonymous_visitors():
+    async def scenario():
+        communicator, connected, _ = await open_socket()
+        await communicator.disconnect()
+        return connected
+
+    assert async_to_sync(scenario)() is False
+
+
+def test_the_websocket_refuses_users_who_are_not_staff(django_user_model):
+    customer = django_user_model.objects.create_user("mallory", password="mallory-password-1")
+    cookie = session_cookie(customer)
+
+    async def scenario():
+        communicator, connected, _ = await open_socket(cookie)
+        await communicator.disconnect()
+        return connected
+
+    assert async_to_sync(scenario)() is False
+
+
+def test_the_websocket_refuses_a_page_from_another_origin(staff_user):
+    cookie = session_cookie(staff_user)
+
+    async def scenario():
+        results = []
+        for origin in (b"https://evil.example", b"http://localhost"):
+            communicator, connected, _ = await open_socket(cookie, origin=origin)
+            results.append(connected)
+            await communicator.disconnect()
+        return results
+
+    assert async_to_sync(scenario)() == [False, True]
+
+
+def test_a_staff_socket_receives_new_inbound_messages_in_the_list_and_the_open_conversation(
+    client, graph_ok, fake_openai, staff_user
+):
+    cookie = session_cookie(staff_user)
+
+    async def scenario():
+        communicator, connected, _ = await open_socket(cookie)
+        assert connected
+        await sync_to_async(post_meta)(client, meta_body("text"))
+        row = await next_event(communicator, "conversation")
+        conversation_id = row["conversation"]["id"]
+        await communicator.send_json_to({"action": "open", "conversation_id": conversation_id})
+        await next_event(communicator, "opened")
+        await sync_to_async(post_meta)(client, meta_text("<b>Do you deliver?</b>", "wamid.deliver"))
+        new_message = await next_event(communicator, "message")
+        await communicator.disconnect()
+        return row, new_message
+
+    row, new_message = async_to_sync(scenario)()
+
+    assert row["conversation"]["profile"]["name"] == "Ada Lovelace"
+    assert row["conversation"]["last_message_preview"] == "Hi! What are your opening hours?"
+    assert row["conversation"]["unread_count"] == 1
+    assert new_message["message"]["text"] == "<b>Do you deliver?</b>"
+    assert (new_message["message"]["direction"], new_message["message"]["author"]) == ("in", "customer")
+
+
+def test_a_staff_socket_receives_delivery_status_changes(client, graph_ok, fake_openai, staff_user):
+    post_meta(client, meta_body("text"))
+    conversation = Conversation.objects.get()
+    reply = Message.objects.get(author=Message.Author.BOT)
+    status = json.loads(meta_body("status_delivered"))
+    status["entry"][0]["changes"][0]["value"]["statuses"][0]["id"] = reply.provider_message_id
+    status_body = json.dumps(status).encode()
+    cookie = session_cookie(staff_user)
+
+    async def scenario():
+        communicator, _, _ = await open_socket(cookie)
+        await communicator.send_json_to({"action": "open", "conversation_id": conversation.pk})
+        await next_event(communicator, "opened")
+        response = await sync_to_async(post_meta)(client, status_body)
+        assert response.status_code == 200
+        event = await next_event(communicator, "status")
+        row = await next_event(communicator, "conversation")
+        await communicator.disconnect()
+        return event, row
+
+    event, row = async_to_sync(scenario)()
+
+    assert (event["message"]["id"], event["message"]["status"]) == (reply.pk, "delivered")
+    assert row["conversation"]["delivery_status"] == "delivered"
+
+
+def test_a_staff_socket_receives_profile_changes(client, graph_ok, fake_openai, staff_user):
+    post_meta(client, meta_body("text"))
+    conversation = Conversation.objects.get()
+    cookie = session_cookie(staff_user)
+    client.force_login(staff_user)
+
+    async def scenario():
+        communicator, _, _ = await open_socket(cookie)
+        await communicator.send_json_to({"action": "open", "conversation_id": conversation.pk})
+        await next_event(communicator, "opened")
+        response = await sync_to_async(client.patch)(
+            f"/api/profiles/{conversation.profile_id}/",
+            data={"company": "Analytical Engines Ltd"},
+            content_type="application/json",
+        )
+        assert response.status_code == 200
+        event = await next_event(communicator, "profile")
+        await communicator.disconnect()
+        return event
+
+    event = async_to_sync(scenario)()
+
+    assert event["profile"]["company"] == "Analytical Engines Ltd"
+    assert event["profile"]["id"] == conversation.profile_id
+
+
+def test_a_socket_only_gets_messages_of_the_conversation_it_has_open(client, graph_ok, fake_openai, staff_user):
+    post_meta(client, meta_body("text"))
+    post_meta(client, meta_text("Other customer", "wamid.other").replace(b"0000000001", b"0000000002"))
+    first, second = Conversation.objects.order_by("id")
+    cookie = session_cookie(staff_user)
+
+    async def scenario():
+        communicator, _, _ = await open_socket(cookie)
+        await communicator.send_json_to({"action": "open", "conversation_id": first.pk})
+        await next_event(communicator, "opened")
+        await sync_to_async(post_meta)(
+            client, meta_text("For the second", "wamid.second").replace(b"0000000001", b"0000000002")
+        )
+        events = []
+        while not await communicator.receive_nothing(timeout=0.5):
+            events.append(await communicator.receive_json_from())
+        await communicator.disconnect()
+        return events
+
+    events = async_to_sync(scenario)()
+
+    assert [e["type"] for e in events if e["type"] in ("message", "status")] == []
+    assert {e["conversation"]["id"] for e in events if e["type"] == "conversation"} == {second.pk}
+
+
+def test_a_staff_member_whose_access_is_revoked_is_disconnected(staff_user):
+    cookie = session_cookie(staff_user)
+
+    async def scenario():
+        communicator, connected, _ = await open_socket(cookie)
+        assert connected
+        staff_user.is_staff = False
+        await sync_to_async(staff_user.save)()
+        closed = await communicator.receive_output(timeout=5)
+        await communicator.disconnect()
+        return closed
+
+    assert async_to_sync(scenario)() == {"type": "websocket.close", "code": 4403}
+
+
+def test_a_periodic_check_disconnects_staff_revoked_without_a_save_signal(staff_user, settings, django_user_model):
+    settings.LIVE_ACCESS_RECHECK_SECONDS = 0.1
+    cookie = session_cookie(staff_user)
+
+    async def scenario():
+        communicator, connected, _ = await open_socket(cookie)
+        assert connected
+        await sync_to_async(django_user_model.objects.filter(pk=staff_user.pk).update)(is_active=False)
+        closed = await communicator.receive_output(timeout=5)
+        await communicator.disconnect()
+        return closed
+
+    assert async_to_sync(scenario)() == {"type": "websocket.close", "code": 4403}

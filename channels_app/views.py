@@ -1,0 +1,16 @@
+"""The live inbox page: a static shell; its script loads data from the API and the websocket."""
+
+from __future__ import annotations
+
+from csp.decorators import csp_replace
+from django.contrib.admin.views.decorators import staff_member_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from conversations.payloads import staff_name
+
+
+@staff_member_required
+@csp_replace({"style-src": ["'self'"]})
+def live_inbox(request: HttpRequest) -> HttpResponse:
+    return render(request, "live/inbox.html", {"staff_name": staff_name(request.user)})

@@ -1,0 +1,15 @@
+from django.urls import path
+
+from conversations import api
+
+urlpatterns = [
+    path("conversations/", api.ConversationListApi.as_view(), name="inbox-conversations"),
+    path("conversations/<int:conversation_id>/", api.ConversationDetailApi.as_view(), name="inbox-conversation"),
+    path("conversations/<int:conversation_id>/messages/", api.MessageListApi.as_view(), name="inbox-messages"),
+    path("conversations/<int:conversation_id>/takeover/", api.TakeOverApi.as_view(), name="inbox-takeover"),
+    path("conversations/<int:conversation_id>/handback/", api.HandBackApi.as_view(), name="inbox-handback"),
+    path("conversations/<int:conversation_id>/send/", api.SendMessageApi.as_view(), name="inbox-send"),
+    path("conversations/<int:conversation_id>/template/", api.SendTemplateApi.as_view(), name="inbox-template"),
+    path("conversations/<int:conversation_id>/read/", api.MarkReadApi.as_view(), name="inbox-read"),
+    path("profiles/<int:profile_id>/", api.ProfileUpdateApi.as_view(), name="inbox-profile"),
+]

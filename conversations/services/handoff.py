@@ -1,0 +1,55 @@
+"""A customer asking for a person: by keyword before the model is asked, or by the model itself
+(its `request_human` tool call). The conversation is flagged for staff and the customer told."""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import replace
+from functools import cache
+
+from django.conf import settings
+from django.db import transaction
+
+from channels_app import broadcast
+from conversations.ai import ModelReply
+from conversations.models import AuditEntry, Conversation, Message
+
+logger = logging.getLogger(__name__)
+
+HUMAN_COMING_REPLY = "I've asked a colleague to join: someone from our team will answer you here shortly."
+
+
+@cache
+def _keyword_pattern(keywords: tuple[str, ...]) -> re.Pattern:
+    return re.compile(r"\b(?:" + "|".join(map(re.escape, keywords)) + r")\b", re.IGNORECASE)
+
+
+def is_request_for_human(text: str) -> bool:
+    keywords = tuple(settings.HUMAN_REQUEST_KEYWORDS)
+    return bool(keywords and text and _keyword_pattern(keywords).search(text))
+
+
+def note_request_for_human(inbound: Message, answer: ModelReply) -> ModelReply:
+    """Flag the conversation when the answer says the customer wants a person; make sure the
+    customer hears that someone will come."""
+    if not answer.wants_human:
+        return answer
+    flag_needs_human(conversation_id=inbound.conversation_id, message_id=inbound.pk)
+    return answer if answer.text else replace(answer, text=HUMAN_COMING_REPLY)
+
+
+def flag_needs_human(*, conversation_id: int, message_id: int) -> bool:
+    """Set needs_human on a bot-mode conversation (audited); False if already set or taken over."""
+    with transaction.atomic():
+        changed = Conversation.objects.filter(pk=conversation_id, mode=Conversation.Mode.BOT, needs_human=False).update(
+            needs_human=True
+        )
+        if changed:
+            AuditEntry.objects.create(
+                action="conversation.needs_human", conversation_id=conversation_id, detail={"message_id": message_id}
+            )
+            broadcast.conversation_changed(conversation_id=conversation_id)
+    if changed:
+        logger.info("Conversation %s flagged: the customer asked for a person.", conversation_id)
+    return bool(changed)
