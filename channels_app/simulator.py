@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse
@@ -37,22 +39,43 @@ class SimulatedMessageInput(serializers.Serializer):
     customer_id = serializers.RegexField(r"^SIM\.[A-Za-z0-9]{6,64}$")
     phone_number = serializers.RegexField(r"^\+?[0-9]{6,15}$")
     name = serializers.CharField(max_length=100)
-    type = serializers.ChoiceField(choices=["text", "location", "button"])
+    type = serializers.ChoiceField(choices=["text", "location", "button", "voice", "photo"])
     text = serializers.CharField(max_length=4096, required=False, allow_blank=False)
+    file = serializers.FileField(required=False)
     latitude = serializers.FloatField(min_value=-90, max_value=90, required=False)
     longitude = serializers.FloatField(min_value=-180, max_value=180, required=False)
     place = serializers.CharField(max_length=200, required=False, allow_blank=True)
 
     def validate(self, data: dict) -> dict:
-        needs = {"text": ["text"], "button": ["text"], "location": ["latitude", "longitude"]}[data["type"]]
+        needs = {"text": ["text"], "button": ["text"], "location": ["latitude", "longitude"]}.get(
+            data["type"], ["file"]
+        )
         missing = [field for field in needs if field not in data]
         if missing:
             raise serializers.ValidationError({field: "This field is required." for field in missing})
+        if "file" in data:
+            self._check_upload(data)
         return data
+
+    def _check_upload(self, data: dict) -> None:
+        upload = data["file"]
+        kind = "audio" if data["type"] == "voice" else "image"
+        extension = os.path.splitext(upload.name)[1].lower()
+        if not simulator.UPLOAD_TYPES.get(extension, "").startswith(f"{kind}/"):
+            allowed = ", ".join(e for e, t in simulator.UPLOAD_TYPES.items() if t.startswith(f"{kind}/"))
+            raise serializers.ValidationError({"file": f"Send an {kind} file: {allowed}."})
+        if upload.size > settings.MEDIA_MAX_BYTES[kind]:
+            raise serializers.ValidationError({"file": f"Over the {settings.MEDIA_MAX_BYTES[kind]} bytes allowed."})
 
 
 def _content(data: dict) -> tuple[str, dict]:
     """The Meta message type and its object for what the simulated customer did."""
+    if "file" in data:
+        media_id = simulator.store_upload(data["file"])
+        media = {"id": media_id, "mime_type": simulator.UPLOAD_TYPES[os.path.splitext(media_id)[1]]}
+        if data["type"] == "voice":
+            return "audio", {**media, "voice": True}
+        return "image", {**media, **({"caption": data["text"]} if data.get("text") else {})}
     if data["type"] == "location":
         location = {"latitude": data["latitude"], "longitude": data["longitude"]}
         if data.get("place"):

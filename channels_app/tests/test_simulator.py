@@ -155,3 +155,51 @@ def test_invalid_simulated_input_gets_a_clear_error(client, settings):
     assert response.status_code == 400
     assert set(response.json()) == {"latitude", "longitude"}
     assert json.loads(response.content)["latitude"] == ["This field is required."]
+
+
+def test_a_simulated_voice_note_is_transcribed_and_answered(client, simulator_on, fake_openai):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    fake_openai.default_transcript = "I would like two croissants"
+    voice = SimpleUploadedFile("note.ogg", b"OggS\x00simulated-voice", content_type="audio/ogg")
+
+    response = client.post("/simulator/api/messages/", {**CUSTOMER, "type": "voice", "file": voice})
+
+    assert response.status_code == 202
+    inbound = Message.objects.get(direction=Message.Direction.INBOUND)
+    assert inbound.kind == Message.Kind.AUDIO
+    assert inbound.attachments.get().transcript == "I would like two croissants"
+    assert inbound.attachments.get().file.read() == b"OggS\x00simulated-voice"
+    assert fake_openai.requests[-1]["input"][-1]["content"] == "I would like two croissants"
+    assert "sim-media" not in json.dumps(fake_openai.requests)
+
+
+def test_a_simulated_photo_reaches_the_model_as_pixels(client, simulator_on, fake_openai):
+    import io
+
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (40, 30), "red").save(buffer, "PNG")
+    photo = SimpleUploadedFile("shelf.png", buffer.getvalue(), content_type="image/png")
+
+    client.post("/simulator/api/messages/", {**CUSTOMER, "type": "photo", "file": photo, "text": "Which one?"})
+
+    content = fake_openai.requests[-1]["input"][-1]["content"]
+    assert {"type": "input_text", "text": "Which one?"} in content
+    assert any(
+        part["type"] == "input_image" and part["image_url"].startswith("data:image/jpeg;base64,") for part in content
+    )
+
+
+def test_a_simulated_upload_of_the_wrong_kind_is_refused(client, settings):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    settings.DEBUG = True
+    script = SimpleUploadedFile("note.exe", b"MZ", content_type="application/octet-stream")
+
+    response = client.post("/simulator/api/messages/", {**CUSTOMER, "type": "voice", "file": script})
+
+    assert response.status_code == 400
+    assert response.json()["file"][0].startswith("Send an audio file: .ogg")

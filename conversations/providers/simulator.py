@@ -10,7 +10,11 @@ https://developers.facebook.com/docs/whatsapp/cloud-api/webhooks/components
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import re
+import tempfile
 import time
 import uuid
 from typing import Any
@@ -19,6 +23,10 @@ import requests
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
+from django.core.files import File
+from django.core.files.storage import default_storage
+
+from conversations import safe_http
 
 from . import meta
 from .base import SendResult
@@ -127,3 +135,52 @@ def mark_read(*, customer_id: str, message_id: str) -> None:
     async_to_sync(get_channel_layer().group_send)(
         customer_group(customer_id), {"type": "simulator.receipt", "receipt": {"id": message_id, "status": "read"}}
     )
+
+
+# --- Media: what a simulated customer uploads stands in for Meta's media store.
+_UPLOADS = "simulator-uploads"
+# What a phone would say each file is (mimetypes differs between systems for audio).
+UPLOAD_TYPES = {
+    ".ogg": "audio/ogg",
+    ".opus": "audio/ogg",
+    ".mp3": "audio/mpeg",
+    ".m4a": "audio/mp4",
+    ".wav": "audio/wav",
+    ".webm": "audio/webm",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".png": "image/png",
+    ".webp": "image/webp",
+}
+
+
+def store_upload(upload: File) -> str:
+    """Keep an uploaded voice note or photo; returns the media id the webhook body will carry."""
+    extension = os.path.splitext(upload.name or "")[1].lower()[:8]
+    media_id = f"sim-media-{uuid.uuid4().hex}{extension}"
+    default_storage.save(f"{_UPLOADS}/{media_id}", upload)
+    return media_id
+
+
+def download_media(*, media_id: str, max_bytes: int, allowed_types: frozenset[str] | None) -> safe_http.Download:
+    """The uploaded file, checked like a download from Meta (size, content type), then dropped."""
+    if not re.fullmatch(r"sim-media-[0-9a-f]{32}(\.[a-z0-9]{1,7})?", media_id):
+        raise safe_http.UnsafeURL("not a simulator media id")
+    name = f"{_UPLOADS}/{media_id}"
+    if not default_storage.exists(name):
+        raise safe_http.MediaFetchError("simulated media is gone", is_transient=False)
+    if default_storage.size(name) > max_bytes:
+        raise safe_http.MediaTooLarge(f"over the cap of {max_bytes} bytes")
+    content_type = UPLOAD_TYPES.get(os.path.splitext(media_id)[1], "application/octet-stream")
+    if allowed_types is not None and content_type not in allowed_types:
+        raise safe_http.UnexpectedContentType(f"{content_type} is not allowed here")
+    copy = tempfile.SpooledTemporaryFile(max_size=1024 * 1024)
+    digest = hashlib.sha256()
+    with default_storage.open(name, "rb") as source:
+        for chunk in iter(lambda: source.read(64 * 1024), b""):
+            copy.write(chunk)
+            digest.update(chunk)
+    size = copy.tell()
+    copy.seek(0)
+    default_storage.delete(name)
+    return safe_http.Download(file=copy, content_type=content_type, size_bytes=size, sha256=digest.hexdigest())

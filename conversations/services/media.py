@@ -23,7 +23,7 @@ from PIL import Image, UnidentifiedImageError
 from conversations import safe_http
 from conversations.ai import ModelUnavailable, Turn, transcribe_audio
 from conversations.models import Attachment, Message, Provider
-from conversations.providers import meta, twilio
+from conversations.providers import meta, simulator, twilio
 from conversations.providers.base import InboundMessage
 
 logger = logging.getLogger(__name__)
@@ -183,6 +183,10 @@ def _download_with_retries(attachment: Attachment, message: Message) -> safe_htt
 def _download(attachment: Attachment, message: Message) -> safe_http.Download:
     max_bytes = settings.MEDIA_MAX_BYTES.get(message.kind, settings.MEDIA_MAX_BYTES[K.DOCUMENT])
     allowed_types = _ALLOWED_TYPES.get(message.kind)
+    if message.conversation.business_address == simulator.SIMULATOR_NUMBER_ID:
+        return simulator.download_media(
+            media_id=attachment.provider_ref, max_bytes=max_bytes, allowed_types=allowed_types
+        )
     if message.provider == Provider.META:
         return meta.download_media(
             media_id=attachment.provider_ref,

@@ -124,11 +124,15 @@
 
     async function send(fields, shown) {
       const item = bubble({ id: newId(), text: shown, mine: true });
+      // Multipart: the same form carries a voice note or a photo when there is one.
+      const form = new FormData();
+      Object.entries({ customer_id: customer.id, phone_number: customer.phone, name: customer.name, ...fields })
+        .forEach(([key, value]) => form.append(key, value));
       const response = await fetch("/simulator/api/messages/", {
         method: "POST",
-        headers: { "Content-Type": "application/json", "X-CSRFToken": body.dataset.csrf },
+        headers: { "X-CSRFToken": body.dataset.csrf },
         credentials: "same-origin",
-        body: JSON.stringify({ customer_id: customer.id, phone_number: customer.phone, name: customer.name, ...fields }),
+        body: form,
       });
       if (!response.ok) return setStatus(item, "failed");
       const { id } = await response.json();
@@ -142,6 +146,14 @@
       if (!text) return;
       input.value = "";
       send({ type: "text", text }, text);
+    });
+    [["voice-file", "voice", "🎤 Voice note"], ["photo-file", "photo", "📷 Photo"]].forEach(([inputId, type, label]) => {
+      const picker = document.getElementById(inputId);
+      picker.addEventListener("change", () => {
+        const file = picker.files[0];
+        if (file) send({ type, file }, `${label}: ${file.name}`);
+        picker.value = "";
+      });
     });
     quick.addEventListener("click", (e) => {
       const action = e.target.closest("button")?.dataset;
