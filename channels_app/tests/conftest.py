@@ -4,6 +4,7 @@ import pytest
 from asgiref.sync import async_to_sync
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 
+from channels_app.tests.browser_support import browser_page, daphne_server, live_url  # noqa: F401
 from conversations.tests.conftest import *  # noqa: F403
 
 

@@ -11,6 +11,8 @@
   const wsBase = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}`;
   const TICKS = { pending: "🕓", sent: "✓", delivered: "✓✓", read: "✓✓", failed: "!" };
   const unread = [];
+  // Receipts can beat the answer that tells a bubble its id: keep them until the id is known.
+  const earlyReceipts = new Map();
   let socket = null;
   let attempt = 0;
 
@@ -63,7 +65,11 @@
 
   function handle(event) {
     if (event.type === "message") receive(event);
-    else if (event.type === "receipt") setStatus(findMine(event.id), event.status);
+    else if (event.type === "receipt") {
+      const item = findMine(event.id);
+      if (item) setStatus(item, event.status);
+      else earlyReceipts.set(event.id, event.status);
+    }
     else if (event.type === "accepted") setStatus(findMine(event.id), "sent");
     else if (event.type === "history") {
       list.replaceChildren();
@@ -137,7 +143,8 @@
       if (!response.ok) return setStatus(item, "failed");
       const { id } = await response.json();
       item.dataset.id = id;
-      setStatus(item, "sent");
+      setStatus(item, earlyReceipts.get(id) || "sent");
+      earlyReceipts.delete(id);
     }
 
     composer.addEventListener("submit", (e) => {

@@ -1,0 +1,177 @@
+"""Browser-test support: Debian's Chromium driven by Playwright, against daphne.
+
+Daphne serves the real ASGI application (HTTP and websockets) from a thread of this process on
+the test database, so the HTTP-boundary fakes (OpenAI, Graph) answer it too. Webhooks are posted
+to it signed, as Meta would. Screenshots go to test-artifacts/browser/. The fixtures are
+registered in conftest.py: one daphne per session (Twisted's reactor cannot restart).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from conversations.tests.helpers import meta_body, meta_signature
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+ARTIFACTS = Path(settings.BASE_DIR) / "test-artifacts" / "browser"
+README_SCREENSHOT = Path(settings.BASE_DIR) / "docs" / "screenshots" / "live-inbox.png"
+XSS = "<img src=x onerror=alert(1)>"
+
+NEEDS_BROWSER = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed (apt-get install chromium)"),
+]
+
+
+class DroppableSockets:
+    """Wraps the ASGI app so a test can cut every open websocket, as a network drop would."""
+
+    def __init__(self, application) -> None:
+        self.application = application
+        self.sends: list = []
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "websocket":
+            self.loop = asyncio.get_running_loop()
+            self.sends.append(send)
+        return await self.application(scope, receive, send)
+
+    def drop_all(self) -> None:
+        for send in self.sends:
+            future = asyncio.run_coroutine_threadsafe(send({"type": "websocket.close", "code": 4000}), self.loop)
+            future.result(timeout=5)
+        self.sends.clear()
+
+
+class DaphneThread(threading.Thread):
+    def __init__(self, application, port: int) -> None:
+        super().__init__(name="daphne-live-server", daemon=True)
+        self.application = application
+        self.port = port
+
+    def run(self) -> None:
+        from daphne.endpoints import build_endpoint_description_strings
+        from daphne.server import Server
+
+        self.server = Server(
+            application=self.application,
+            endpoints=build_endpoint_description_strings(host="127.0.0.1", port=self.port),
+            signal_handlers=False,
+            verbosity=0,
+        )
+        self.server.run()
+
+    def stop(self) -> None:
+        from twisted.internet import reactor
+
+        reactor.callFromThread(reactor.stop)
+        self.join(timeout=10)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def daphne_server(django_db_setup, django_db_blocker):
+    """One daphne for the session: Twisted's reactor cannot be restarted in a process."""
+    from channels.routing import ProtocolTypeRouter
+    from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
+    from django.core.handlers.asgi import ASGIHandler
+    from django.test.utils import override_settings
+
+    from whatsbot_project.asgi import application
+
+    # Middleware reads its settings once, when the handler is built: plain http in tests.
+    with override_settings(SECURE_SSL_REDIRECT=False):
+        http = ASGIStaticFilesHandler(ASGIHandler())
+    websocket = application.application_mapping["websocket"]
+    sockets = DroppableSockets(ProtocolTypeRouter({"http": http, "websocket": websocket}))
+    thread = DaphneThread(sockets, free_port())
+    thread.start()
+    url = f"http://127.0.0.1:{thread.port}"
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            urllib.request.urlopen(f"{url}/healthz/", timeout=1)
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+    yield url, sockets
+    thread.stop()
+
+
+@pytest.fixture
+def live_url(daphne_server, settings, monkeypatch):
+    # The daphne threads hold their own connections: close them after every request so the
+    # test database can be flushed and dropped.
+    max_age = connection.settings_dict["CONN_MAX_AGE"]
+    connection.settings_dict["CONN_MAX_AGE"] = 0
+    settings.SESSION_COOKIE_SECURE = settings.CSRF_COOKIE_SECURE = False
+    # Playwright's sync API keeps an event loop in this thread; the ORM calls here are still sync.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    yield daphne_server[0]
+    connection.settings_dict["CONN_MAX_AGE"] = max_age
+
+
+@pytest.fixture
+def browser_page(live_url):
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        page = browser.new_page(viewport={"width": 1280, "height": 760})
+        page.dialogs = []
+        page.console_errors = []
+        page.on("dialog", lambda dialog: (page.dialogs.append(dialog.message), dialog.dismiss()))
+        page.on("console", lambda msg: msg.type == "error" and page.console_errors.append(msg.text))
+        yield page
+        browser.close()
+
+
+def post_webhook(base_url: str, body: bytes) -> int:
+    """What Meta does: POST the bytes with their signature (urllib: `responses` fakes only requests)."""
+    request = urllib.request.Request(
+        f"{base_url}/webhooks/meta/",
+        data=body,
+        headers={"Content-Type": "application/json", "X-Hub-Signature-256": meta_signature(body)},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return response.status
+
+
+def delivered_status(provider_message_id: str) -> bytes:
+    return meta_body("status_delivered").replace(
+        b"wamid.HBgLMTU1NTEyMzQ1NjcVAgARGBI5MjA1NTUwNUU5MENFM0JBNEUA", provider_message_id.encode()
+    )
+
+
+def log_in(page, base_url: str, user) -> None:
+    page.goto(f"{base_url}/admin/login/?next=/live/")
+    page.fill("#id_username", user.username)
+    page.fill("#id_password", "alice-password-123")
+    page.click("input[type=submit]")
+    page.wait_for_url(f"{base_url}/live/")
+    page.locator("#connection[data-state=live]").wait_for()
