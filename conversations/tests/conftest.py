@@ -71,8 +71,6 @@ class FakeOpenAI:
     default_transcript: str = "Hello, this is a voice note."
     transcript_queue: deque = field(default_factory=deque)
     transcriptions: list = field(default_factory=list)  # {"form": {...}, "file": (name, type, bytes)}
-    # Runs while the model "thinks", before the answer goes back (e.g. an erasure mid-reply).
-    on_request: Callable[[], None] | None = None
     # Runs in the server thread while the model "thinks": what happens during a model call.
     during_request: Callable[[dict], None] | None = None
 
@@ -99,7 +97,6 @@ class FakeOpenAI:
     summary_queue: deque = field(default_factory=deque)
     conversations: list = field(default_factory=list)
     conversation_items: list = field(default_factory=list)
-    before_answer: object = None  # called (in the server thread) before a reply is answered
 
     def extract(self, *, declined: bool = False, **fields) -> None:
         """Queue one ClientInfo answer; fields not given are null."""
@@ -125,11 +122,7 @@ class FakeOpenAI:
                 self.summary_queue.popleft() if self.summary_queue else (200, helpers.openai_response("Summary."))
             )
             return _json(answer, status)
-        if self.before_answer:
-            self.before_answer(body)
         self.requests.append(body)
-        if self.on_request:
-            self.on_request()
         if self.during_request is not None:
             self.during_request(body)
         status, body, headers = (

@@ -76,9 +76,9 @@ def test_a_reply_generated_before_a_newer_message_arrived_is_discarded_and_its_c
             status=Message.Status.RECEIVED,
         )
         connection.close()
-        fake_openai.before_answer = None
+        fake_openai.during_request = None
 
-    fake_openai.before_answer = newer_message_arrives
+    fake_openai.during_request = newer_message_arrives
     fake_openai.answer("Hello!", input_tokens=100, output_tokens=20)
 
     say(client, "Hi")

@@ -195,12 +195,12 @@ def test_the_erasure_record_holds_no_phone_number_name_or_message_text(client, g
 def test_erase_during_an_in_flight_reply_sends_nothing_and_recreates_nothing(
     client, fake_providers, fake_openai, caplog
 ):
-    def erase_while_the_model_thinks():
+    def erase_while_the_model_thinks(request_body):
         worker = threading.Thread(target=_erase_in_another_connection, args=(ADA["bsuid"],))
         worker.start()
         worker.join()
 
-    fake_openai.on_request = erase_while_the_model_thinks
+    fake_openai.during_request = erase_while_the_model_thinks
 
     post_meta(client, meta_body("text"))
 
