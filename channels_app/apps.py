@@ -7,4 +7,5 @@ class ChannelsAppConfig(AppConfig):
     verbose_name = "Live inbox"
 
     def ready(self) -> None:
-        from channels_app import signals  # noqa: F401  (connects the receivers)
+        # Connects the receivers, and registers the tasks enqueued by name (broadcast.py).
+        from channels_app import signals, tasks  # noqa: F401

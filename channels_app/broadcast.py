@@ -12,8 +12,10 @@ import logging
 from functools import partial
 
 from asgiref.sync import async_to_sync
+from celery import current_app
 from channels.layers import get_channel_layer
 from django.db import transaction
+from kombu.exceptions import OperationalError
 
 from conversations.inbox_selectors import list_conversations_for_inbox
 from conversations.models import Conversation, Message
@@ -35,22 +37,52 @@ def staff_group(user_id: int) -> str:
 
 def message_created(message: Message) -> None:
     """A message was stored (customer, bot, staff or internal note)."""
-    transaction.on_commit(partial(_publish_message, message.pk, "message"))
+    _publish_after_commit("message", message.pk, "message")
 
 
 def message_status_changed(*, message_id: int | None = None, provider: str = "", provider_message_id: str = "") -> None:
     """An outbound message's delivery status moved (by id, or by the provider's id)."""
-    transaction.on_commit(partial(_publish_status, message_id, provider, provider_message_id))
+    _publish_after_commit("status", message_id, provider, provider_message_id)
 
 
 def conversation_changed(*, conversation_id: int) -> None:
     """Mode, holder, needs-human flag or read marker of a conversation changed."""
-    transaction.on_commit(partial(_publish_conversations, [conversation_id]))
+    _publish_after_commit("conversations", [conversation_id])
 
 
 def profile_changed(*, profile_id: int) -> None:
     """A client profile was edited (by staff or by extraction)."""
-    transaction.on_commit(partial(_publish_profile, profile_id))
+    _publish_after_commit("profile", profile_id)
+
+
+PUBLISH_TASK = "channels_app.tasks.publish_live_event"
+
+
+def _publish_after_commit(event: str, *args) -> None:
+    """Hand the event to a worker once the change is committed.
+
+    Building an event takes a few queries and a channel-layer round trip: too slow for a
+    webhook that must answer in milliseconds, so a Celery task does it. If the broker is down
+    the event is dropped; pages catch up through the API when they reconnect.
+    """
+
+    def enqueue() -> None:
+        try:
+            current_app.tasks[PUBLISH_TASK].apply_async(args=[event, *args])
+        except (OperationalError, OSError) as exc:
+            logger.warning("Live inbox event %s dropped, broker unavailable: %s", event, exc)
+
+    transaction.on_commit(enqueue)
+
+
+def publish(event: str, *args) -> None:
+    """Build and send one live-inbox event (run by the worker)."""
+    {
+        "message": _publish_message,
+        "status": _publish_status,
+        "conversations": _publish_conversations,
+        "profile": _publish_profile,
+    }[event](*args)
 
 
 def staff_access_revoked(*, user_id: int) -> None:

@@ -1,10 +1,11 @@
-"""Celery tasks of the simulator: thin, a body in, one provider call."""
+"""Celery tasks of the live inbox and the simulator: thin, one call each."""
 
 from __future__ import annotations
 
 import requests
 from celery import shared_task
 
+from channels_app import broadcast
 from conversations.providers import simulator
 
 
@@ -12,3 +13,8 @@ from conversations.providers import simulator
 @shared_task(autoretry_for=(requests.ConnectionError,), retry_backoff=1, max_retries=5)
 def deliver_simulated_webhook(body: str) -> int:
     return simulator.post_to_webhook(body.encode())
+
+
+@shared_task(ignore_result=True)
+def publish_live_event(event: str, *args) -> None:
+    broadcast.publish(event, *args)
