@@ -94,7 +94,6 @@ class Command(BaseCommand):
             f"  live inbox:       {base}/live/",
             f"  web chat widget:  {base}/chat/",
             f"  admin:            {base}/admin/",
-            f"  live inbox:       {base}/live/",
             f"  Meta webhook:     {base}/webhooks/meta/",
             f"  Twilio webhooks:  {base}/webhooks/twilio/  and  {base}/webhooks/twilio/status/",
             f"  database:         {settings.DATABASES['default']['ENGINE'].rsplit('.', 1)[-1]}",
