@@ -149,3 +149,23 @@ def test_the_widget_may_be_framed_only_by_allowed_origins(client, settings):
 
     assert response["Content-Security-Policy"] == "frame-ancestors 'self' https://shop.example.com"
     assert "X-Frame-Options" not in response
+
+
+def test_gdpr_export_and_erasure_cover_a_web_chat_visitor(client, fake_openai):
+    from profiles.gdpr.erasure import erase_subject
+    from profiles.gdpr.export import build_subject_export
+    from profiles.gdpr.subjects import find_subject
+
+    cookie = visitor_cookie(client)
+    chat(cookie, {"type": "message", "id": "client-0007", "text": "my address is 1 Main St"}, replies=2)
+    visitor_id = read_visitor_id(cookie)
+
+    export = build_subject_export(subject=find_subject(visitor_id))
+    [profile] = export["profiles"]
+    texts = [m["text"] for c in profile["conversations"] for m in c["messages"]]
+    assert "my address is 1 Main St" in texts
+
+    erase_subject(subject=find_subject(visitor_id), actor_label="dpo")
+
+    assert not Conversation.objects.exists()
+    assert not Message.objects.exists()
