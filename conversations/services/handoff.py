@@ -25,9 +25,16 @@ def _keyword_pattern(keywords: tuple[str, ...]) -> re.Pattern:
     return re.compile(r"\b(?:" + "|".join(map(re.escape, keywords)) + r")\b", re.IGNORECASE)
 
 
+# A keyword decides only in a short message ("operatore, per favore"); in a longer one it may be
+# part of a question ("how much per persona?"), which the model's request_human tool judges.
+_KEYWORD_MESSAGE_MAX_WORDS = 8
+
+
 def is_request_for_human(text: str) -> bool:
     keywords = tuple(settings.HUMAN_REQUEST_KEYWORDS)
-    return bool(keywords and text and _keyword_pattern(keywords).search(text))
+    if not keywords or not text or len(text.split()) > _KEYWORD_MESSAGE_MAX_WORDS:
+        return False
+    return bool(_keyword_pattern(keywords).search(text))
 
 
 def note_request_for_human(inbound: Message, answer: ModelReply) -> ModelReply:

@@ -250,3 +250,13 @@ def test_taking_over_clears_the_needs_human_flag(client, graph_ok, staff_user):
     take_over_conversation(conversation_id=Conversation.objects.get().pk, user=staff_user)
 
     assert Conversation.objects.get().needs_human is False
+
+
+def test_a_keyword_inside_a_longer_question_is_left_to_the_model(client, graph_ok, fake_openai):
+    fake_openai.answer("The guided tour costs 30 euros per person.")
+
+    post_meta(client, meta_text("Quanto costa la visita guidata per persona, con la guida in inglese?", "wamid.tour"))
+
+    conversation = Message.objects.get(provider_message_id="wamid.tour").conversation
+    assert not conversation.needs_human
+    assert graph_ok.sent(GRAPH_MESSAGES)[-1]["text"]["body"] == "The guided tour costs 30 euros per person."
