@@ -150,6 +150,15 @@ def parse_status(params: Mapping[str, str], *, client_ref: str = "") -> StatusUp
     )
 
 
+def _configured_client() -> Client:
+    return _client(
+        settings.TWILIO_ACCOUNT_SID,
+        settings.TWILIO_AUTH_TOKEN,
+        settings.TWILIO_API_URL,
+        settings.PROVIDER_TIMEOUT_SECONDS,
+    )
+
+
 @functools.cache
 def _client(account_sid: str, auth_token: str, api_url: str, timeout: float) -> Client:
     client = Client(account_sid, auth_token, http_client=TwilioHttpClient(timeout=timeout))
@@ -189,12 +198,7 @@ def send_template(
 
 def _create_message(kwargs: dict[str, str]) -> SendResult:
     try:
-        client = _client(
-            settings.TWILIO_ACCOUNT_SID,
-            settings.TWILIO_AUTH_TOKEN,
-            settings.TWILIO_API_URL,
-            settings.PROVIDER_TIMEOUT_SECONDS,
-        )
+        client = _configured_client()
         created = client.messages.create(**kwargs)
     except requests.RequestException as exc:
         raise classify_requests_exception(exc) from exc
@@ -241,12 +245,7 @@ def delete_message(*, sid: str) -> bool:
     Raises RemoteDeletionError, transient while the message is in flight (20009).
     """
     try:
-        client = _client(
-            settings.TWILIO_ACCOUNT_SID,
-            settings.TWILIO_AUTH_TOKEN,
-            settings.TWILIO_API_URL,
-            settings.PROVIDER_TIMEOUT_SECONDS,
-        )
+        client = _configured_client()
         client.messages(sid).delete()
     except requests.RequestException as exc:
         raise RemoteDeletionError(type(exc).__name__, is_transient=True) from exc
