@@ -75,7 +75,7 @@ def generate_reply(*, instructions: str, turns: list[Turn], conversation_id: str
     """One model answer to the conversation so far; raises ModelUnavailable on failure."""
     if is_offline():
         return _offline_reply(turns)
-    client = _client(settings.OPENAI_API_KEY, settings.OPENAI_BASE_URL, settings.OPENAI_TIMEOUT_SECONDS)
+    client = _configured_client()
     request = {
         "model": settings.OPENAI_MODEL,
         "instructions": instructions,
@@ -124,7 +124,7 @@ def transcribe_audio(*, audio: IO[bytes], filename: str, content_type: str) -> s
     """Speech to text in whatever language was spoken; raises ModelUnavailable on failure."""
     if is_offline():
         raise ModelUnavailable("no model configured to transcribe audio", is_transient=False)
-    client = _client(settings.OPENAI_API_KEY, settings.OPENAI_BASE_URL, settings.OPENAI_TIMEOUT_SECONDS)
+    client = _configured_client()
     try:
         transcription = client.audio.transcriptions.create(
             model=settings.OPENAI_TRANSCRIBE_MODEL, file=(filename, audio, content_type)
@@ -279,7 +279,7 @@ def _deletion_client() -> openai.OpenAI:
         raise RemoteDeletionError(
             "OPENAI_API_KEY is unset: set it to delete the copies OpenAI holds", is_transient=False
         )
-    return _client(settings.OPENAI_API_KEY, settings.OPENAI_BASE_URL, settings.OPENAI_TIMEOUT_SECONDS)
+    return _configured_client()
 
 
 def _delete(call) -> bool:
