@@ -1,5 +1,4 @@
 import pytest
-import responses
 
 from conversations.models import Message
 from conversations.services.replies import APOLOGY
@@ -134,5 +133,5 @@ def test_a_message_in_a_conversation_taken_over_by_staff_gets_no_bot_reply(clien
 def test_no_model_input_carries_a_provider_id(client, graph_ok, fake_openai):
     post_meta(client, meta_body("text"))
 
+    assert fake_openai.requests
     assert "wamid" not in str(fake_openai.requests)
-    assert responses  # the Graph fake was in place for the send
