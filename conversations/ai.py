@@ -39,6 +39,9 @@ class ModelReply:
     input_tokens: int | None = None
     output_tokens: int | None = None
     wants_human: bool = False  # the customer asked for a person (the model called `request_human`)
+    # Set when OpenAI keeps the response (OPENAI_STORE, or the Conversations API mode), so that an
+    # erasure can delete it.
+    stored_response_id: str = ""
 
 
 # Lets the model flag a request for a person that no keyword catches ("can I talk to someone?").
@@ -110,6 +113,7 @@ def generate_reply(*, instructions: str, turns: list[Turn], conversation_id: str
         input_tokens=usage.input_tokens if usage else None,
         output_tokens=usage.output_tokens if usage else None,
         wants_human=wants_human,
+        stored_response_id=response.id if request["store"] else "",
     )
 
 

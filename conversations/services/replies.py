@@ -133,6 +133,7 @@ def _store_reply(inbound: Message, answer: ModelReply) -> Message | None:
                 "model": answer.model,
                 "input_tokens": answer.input_tokens,
                 "output_tokens": answer.output_tokens,
+                "openai_response_id": answer.stored_response_id,
             },
         )
         _mark_handled(inbound)

@@ -135,3 +135,14 @@ def test_no_model_input_carries_a_provider_id(client, graph_ok, fake_openai):
 
     assert fake_openai.requests
     assert "wamid" not in str(fake_openai.requests)
+
+
+def test_a_response_openai_stores_is_remembered_for_erasure_and_one_it_does_not_is_not(client, graph_ok, settings):
+    post_meta(client, meta_body("text"))
+    assert Message.objects.get(author=Message.Author.BOT).openai_response_id == ""
+
+    settings.OPENAI_STORE = True
+    post_meta(client, meta_body("text_reply_context"))
+
+    stored = Message.objects.filter(author=Message.Author.BOT).latest("id")
+    assert stored.openai_response_id == "resp_test"
