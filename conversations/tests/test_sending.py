@@ -5,6 +5,8 @@ import requests
 import responses
 
 from conversations.models import Message
+from conversations.services.outbound import send_message
+from conversations.services.retries import RetryLater
 from conversations.services.sweep import requeue_stalled_messages
 from conversations.tasks import send_outbound_message
 from conversations.tests.conftest import GRAPH_MESSAGES, TWILIO_MESSAGES
@@ -36,22 +38,22 @@ def test_graph_5xx_then_success_sends_once(client, fake_providers):
     assert reply.error_code == ""
 
 
-def test_graph_rate_limit_honours_retry_after(client, fake_providers, settings, monkeypatch):
-    delays = []
-    from conversations.services import outbound
-
-    real = outbound.backoff_delay
-    monkeypatch.setattr(outbound, "backoff_delay", lambda a, r=None: delays.append((a, r)) or real(a, r))
+def test_graph_rate_limit_honours_retry_after(client, fake_providers):
+    # The pipeline's own send fails for good; the test then sends the same reply again itself.
+    fake_providers.add(responses.POST, GRAPH_MESSAGES, json=graph_error(131026), status=400)
+    post_meta(client, meta_body("text"))
+    reply = bot_reply()
+    Message.objects.filter(pk=reply.pk).update(status=Message.Status.PENDING, send_attempts=0)
     fake_providers.add(
         responses.POST, GRAPH_MESSAGES, json=graph_error(130429), status=400, headers={"Retry-After": "7"}
     )
-    fake_providers.add(responses.POST, GRAPH_MESSAGES, json=ACCEPTED)
 
-    post_meta(client, meta_body("text"))
+    with pytest.raises(RetryLater) as retry:
+        send_message(message_id=reply.pk)
 
-    assert delays == [(1, 7.0)]
-    assert real(1, 7.0) == 7.0
-    assert bot_reply().status == Message.Status.SENT
+    assert retry.value.countdown == 7.0
+    reply.refresh_from_db()
+    assert (reply.status, reply.error_code) == (Message.Status.PENDING, "130429")
 
 
 def test_a_graph_timeout_after_the_request_was_sent_is_unknown_and_never_resent(client, fake_providers):
