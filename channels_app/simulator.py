@@ -68,25 +68,6 @@ class SimulatedMessageInput(serializers.Serializer):
             raise serializers.ValidationError({"file": f"Over the {settings.MEDIA_MAX_BYTES[kind]} bytes allowed."})
 
 
-def _content(data: dict) -> tuple[str, dict]:
-    """The Meta message type and its object for what the simulated customer did."""
-    if "file" in data:
-        media_id = simulator.store_upload(data["file"])
-        media = {"id": media_id, "mime_type": simulator.UPLOAD_TYPES[os.path.splitext(media_id)[1]]}
-        if data["type"] == "voice":
-            return "audio", {**media, "voice": True}
-        return "image", {**media, **({"caption": data["text"]} if data.get("text") else {})}
-    if data["type"] == "location":
-        location = {"latitude": data["latitude"], "longitude": data["longitude"]}
-        if data.get("place"):
-            location["name"] = data["place"]
-        return "location", location
-    if data["type"] == "button":
-        reply = {"id": data["text"].lower().replace(" ", "_")[:200], "title": data["text"]}
-        return "interactive", {"type": "button_reply", "button_reply": reply}
-    return "text", {"body": data["text"]}
-
-
 class SimulatedMessageView(APIView):
     """POST what a simulated customer sends; it reaches /webhooks/meta/ signed, like Meta's."""
 
@@ -96,7 +77,14 @@ class SimulatedMessageView(APIView):
         serializer = SimulatedMessageInput(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        kind, content = _content(data)
+        kind, content = simulator.message_content(
+            action=data["type"],
+            text=data.get("text", ""),
+            latitude=data.get("latitude"),
+            longitude=data.get("longitude"),
+            place=data.get("place", ""),
+            media_id=simulator.store_upload(data["file"]) if "file" in data else "",
+        )
         message_id = simulator.new_message_id()
         body = simulator.build_message_body(
             message_id=message_id,

@@ -66,6 +66,30 @@ def build_message_body(
     return _envelope({"contacts": [contact], "messages": [message]})
 
 
+def message_content(
+    *,
+    action: str,
+    text: str = "",
+    latitude: float | None = None,
+    longitude: float | None = None,
+    place: str = "",
+    media_id: str = "",
+) -> tuple[str, dict[str, Any]]:
+    """The Meta message type and its object for what a simulated customer did
+    (`text`, `button`, `location`, `voice`, `photo`; the media ids come from store_upload)."""
+    if action in ("voice", "photo"):
+        media = {"id": media_id, "mime_type": UPLOAD_TYPES[os.path.splitext(media_id)[1]]}
+        if action == "voice":
+            return "audio", {**media, "voice": True}
+        return "image", {**media, **({"caption": text} if text else {})}
+    if action == "location":
+        return "location", {"latitude": latitude, "longitude": longitude, **({"name": place} if place else {})}
+    if action == "button":
+        reply = {"id": text.lower().replace(" ", "_")[:200], "title": text}
+        return "interactive", {"type": "button_reply", "button_reply": reply}
+    return "text", {"body": text}
+
+
 def build_status_body(*, provider_message_id: str, status: str, customer_id: str, client_ref: str) -> bytes:
     """A Meta status webhook body for a message this transport delivered."""
     return _envelope(
