@@ -81,7 +81,3 @@ class RemoteDeletion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.remote_id}: {self.get_status_display()}"
-
-    @property
-    def is_finished(self) -> bool:
-        return self.status != self.Status.PENDING
