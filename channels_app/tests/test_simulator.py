@@ -203,3 +203,30 @@ def test_a_simulated_upload_of_the_wrong_kind_is_refused(client, settings):
 
     assert response.status_code == 400
     assert response.json()["file"][0].startswith("Send an audio file: .ogg")
+
+
+def test_a_template_to_a_simulated_customer_goes_to_the_phone_not_to_meta(
+    client, simulator_on, fake_openai, graph_ok, staff_user
+):
+    from conversations.services.staff import send_template_message, take_over_conversation
+
+    simulated_text(client)
+    conversation = Message.objects.get(direction=Message.Direction.INBOUND).conversation
+    take_over_conversation(conversation_id=conversation.pk, user=staff_user)
+
+    async def scenario():
+        phone = await open_phone()
+        from asgiref.sync import sync_to_async
+
+        await sync_to_async(send_template_message)(
+            conversation_id=conversation.pk, user=staff_user, name="order_update", language="en", parameters=["1042"]
+        )
+        event = await phone.receive_json_from(timeout=10)
+        await phone.disconnect()
+        return event
+
+    event = async_to_sync(scenario)()
+
+    assert event["text"] == "[template order_update (en): 1042]"
+    assert graph_ok.sent(GRAPH_MESSAGES) == []
+    assert Message.objects.get(author=Message.Author.STAFF).status == Message.Status.SENT

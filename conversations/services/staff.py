@@ -120,8 +120,8 @@ def send_template_message(
     with transaction.atomic():
         conversation = Conversation.objects.select_for_update().get(pk=conversation_id)
         _require_holder(conversation, user)
-        if conversation.channel == Channel.TWILIO_SMS:
-            raise TemplatesUnsupported("SMS has no 24-hour window and no templates: write a normal message.")
+        if conversation.channel in (Channel.TWILIO_SMS, Channel.WEBCHAT):
+            raise TemplatesUnsupported("SMS and web chat have no 24-hour window and no templates: write a message.")
         template = {"name": name, "language": language, "parameters": parameters}
         summary = f"[template {name} ({language})" + (f": {' | '.join(parameters)}]" if parameters else "]")
         message = _queue_outbound(conversation, user, text=summary, template=template)
