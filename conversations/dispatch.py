@@ -15,6 +15,7 @@ from kombu.exceptions import OperationalError
 
 logger = logging.getLogger(__name__)
 
+RECORD_INBOUND = "conversations.tasks.record_inbound_message"
 PROCESS_INBOUND = "conversations.tasks.process_inbound_message"
 SEND_OUTBOUND = "conversations.tasks.send_outbound_message"
 EXTRACT_PROFILE = "profiles.tasks.extract_client_profile"

@@ -200,19 +200,26 @@ class Message(models.Model):
 
 
 class ProcessedMessage(models.Model):
-    """The dedup gate for provider deliveries.
+    """The dedup gate for provider deliveries, and the webhook's durable receipt of a message.
 
-    It holds no personal data (a provider's opaque id and a time) and outlives the Message, so
-    a retry of an erased message is still recognised and ignored.
+    A webhook writes only this row: the parsed message waits in `pending` until a worker records
+    it as a Message (milliseconds; while the broker is down, until the sweep), then `pending` is
+    emptied. What stays holds no personal data (a hash of the provider's id and a time) and
+    outlives the Message, so a retry of an erased message is still recognised and ignored.
     """
 
     provider = models.CharField(max_length=16, choices=Provider.choices)
     provider_message_id = models.CharField(max_length=128)
     received_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    pending = models.JSONField(null=True, blank=True, editable=False)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["provider", "provider_message_id"], name="unique_processed_message"),
+        ]
+        indexes = [
+            # The sweep's query: the few deliveries not recorded yet, oldest first.
+            models.Index(fields=["received_at"], condition=Q(pending__isnull=False), name="processed_pending_idx"),
         ]
 
     def __str__(self) -> str:

@@ -8,6 +8,7 @@ from celery import shared_task
 from django.core.exceptions import ObjectDoesNotExist
 
 from conversations.services.captures import purge_expired_captures as purge_captures
+from conversations.services.inbound import record_accepted
 from conversations.services.outbound import send_message
 from conversations.services.replies import reply_to_message
 from conversations.services.retries import RetryLater
@@ -17,7 +18,12 @@ from conversations.services.sweep import requeue_stalled_messages as sweep
 logger = logging.getLogger(__name__)
 
 
-# acks_late is safe here: both services are idempotent by their conditional updates.
+# acks_late is safe on these three: their services are idempotent (row lock and conditional updates).
+@shared_task(acks_late=True)
+def record_inbound_message(processed_id: int) -> None:
+    record_accepted(processed_id)
+
+
 @shared_task(bind=True, acks_late=True, max_retries=None)
 def process_inbound_message(self, message_id: int) -> None:
     try:

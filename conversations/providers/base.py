@@ -5,8 +5,9 @@ Nothing outside `conversations/providers/` knows what a Meta or Twilio payload l
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from typing import Any
 
 import requests
 from urllib3.exceptions import NewConnectionError
@@ -38,6 +39,23 @@ class InboundMessage:
     timestamp: datetime | None = None
     media: tuple[MediaRef, ...] = ()
     reacts_to: str = ""  # provider id of the message a reaction is about
+
+    def to_payload(self) -> dict[str, Any]:
+        """A JSON-ready dict, the form a webhook stores until a worker records the message."""
+        payload = asdict(self)
+        payload["timestamp"] = self.timestamp.isoformat() if self.timestamp else None
+        return payload
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any]) -> InboundMessage:
+        timestamp = payload.get("timestamp")
+        return cls(
+            **{
+                **payload,
+                "timestamp": datetime.fromisoformat(timestamp) if timestamp else None,
+                "media": tuple(MediaRef(**ref) for ref in payload.get("media", ())),
+            }
+        )
 
 
 @dataclass(frozen=True)

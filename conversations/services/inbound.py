@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -10,7 +11,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from channels_app import broadcast
-from conversations.dispatch import PROCESS_INBOUND, enqueue_after_commit
+from conversations.dispatch import PROCESS_INBOUND, RECORD_INBOUND, enqueue_after_commit
 from conversations.models import Conversation, Message, ProcessedMessage
 from conversations.providers.base import InboundMessage, ParsedWebhook, StatusUpdate
 from conversations.services.media import record_inbound_media
@@ -25,11 +26,54 @@ _FAILABLE = [S.PENDING, S.SENDING, S.UNKNOWN, S.SENT]
 
 
 def receive_webhook(parsed: ParsedWebhook) -> None:
-    """Record every message and apply every status of one provider delivery."""
+    """Accept every message and apply every status of one provider delivery."""
     for inbound in parsed.messages:
-        record_inbound(inbound)
+        accept_inbound(inbound)
     for update in parsed.statuses:
         apply_status(update)
+
+
+def accept_inbound(inbound: InboundMessage) -> bool:
+    """Durably receive a provider's message and enqueue its recording; False if delivered before.
+
+    This is all a webhook does per message, so it can answer in milliseconds: one row, the
+    dedup gate, holding the parsed message until a worker records it (`record_accepted`). Its
+    unique constraint absorbs retried and concurrent deliveries, also of messages erased since.
+    """
+    try:
+        with transaction.atomic():
+            processed = ProcessedMessage.objects.create(
+                provider=inbound.provider,
+                provider_message_id=ProcessedMessage.key_for(inbound.provider_message_id),
+                pending=inbound.to_payload(),
+            )
+    except IntegrityError:
+        logger.info("Duplicate delivery of %s message ignored.", inbound.provider)
+        return False
+    enqueue_after_commit(RECORD_INBOUND, processed.pk)
+    return True
+
+
+def record_accepted(processed_id: int) -> Message | None:
+    """Record a message a webhook accepted; None if it was recorded already (the task ran twice)."""
+    with transaction.atomic():
+        # The row lock makes a concurrent second run wait, then find `pending` emptied.
+        processed = ProcessedMessage.objects.select_for_update().filter(pk=processed_id, pending__isnull=False).first()
+        if processed is None:
+            return None
+        message = _store_inbound(InboundMessage.from_payload(processed.pending))
+        ProcessedMessage.objects.filter(pk=processed_id).update(pending=None)
+    return message
+
+
+def record_pending_inbound(*, received_before: datetime | None = None, limit: int = 1000) -> int:
+    """Record accepted messages still waiting (their task was lost, or a data officer needs
+    them stored before an export or erasure); the number recorded."""
+    waiting = ProcessedMessage.objects.filter(pending__isnull=False)
+    if received_before is not None:
+        waiting = waiting.filter(received_at__lt=received_before)
+    ids = list(waiting.order_by("received_at").values_list("pk", flat=True)[:limit])
+    return sum(record_accepted(processed_id) is not None for processed_id in ids)
 
 
 class _AlreadyProcessed(Exception):
@@ -37,50 +81,52 @@ class _AlreadyProcessed(Exception):
 
 
 def record_inbound(inbound: InboundMessage) -> Message | None:
-    """Store a customer message and enqueue its processing; None if it was delivered before.
+    """Pass the dedup gate and record a message in one transaction; None if it was delivered before.
 
-    The ProcessedMessage row and the Message are written in one transaction; its unique
-    constraint absorbs retried and concurrent deliveries, also of messages erased since.
+    For channels that hand us a message inside our own process (web chat); provider webhooks
+    go through `accept_inbound` instead.
     """
     try:
         with transaction.atomic():
             try:
-                # The gate is the transaction's first statement, so a duplicate just rolls it
-                # back: one round trip, no savepoint, on the hot path of every webhook.
+                # The gate is the transaction's first statement, so a duplicate just rolls it back.
                 ProcessedMessage.objects.create(
                     provider=inbound.provider, provider_message_id=ProcessedMessage.key_for(inbound.provider_message_id)
                 )
             except IntegrityError as exc:
                 raise _AlreadyProcessed from exc
-            profile = _get_or_update_profile(inbound)
-            conversation, _ = Conversation.objects.get_or_create(
-                profile=profile,
-                channel=inbound.channel,
-                business_address=inbound.business_address,
-                status=Conversation.Status.OPEN,
-            )
-            received_at = timezone.now()
-            Conversation.objects.filter(pk=conversation.pk).update(
-                last_customer_message_at=received_at, updated_at=received_at
-            )
-            message = Message.objects.create(
-                conversation=conversation,
-                direction=Message.Direction.INBOUND,
-                author=Message.Author.CUSTOMER,
-                kind=inbound.kind,
-                text=inbound.text,
-                provider=inbound.provider,
-                provider_message_id=inbound.provider_message_id,
-                provider_timestamp=inbound.timestamp,
-                status=Message.Status.RECEIVED,
-            )
-            record_inbound_media(message=message, inbound=inbound)
-            broadcast.message_created(message)
-            # Answered after the burst window: quick follow-ups then share one reply (services/bursts.py).
-            enqueue_after_commit(PROCESS_INBOUND, message.pk, countdown=settings.BURST_WINDOW_SECONDS)
+            return _store_inbound(inbound)
     except _AlreadyProcessed:
         logger.info("Duplicate delivery of %s message ignored.", inbound.provider)
         return None
+
+
+def _store_inbound(inbound: InboundMessage) -> Message:
+    """The customer's profile, open conversation and Message; processing enqueued after commit."""
+    profile = _get_or_update_profile(inbound)
+    conversation, _ = Conversation.objects.get_or_create(
+        profile=profile,
+        channel=inbound.channel,
+        business_address=inbound.business_address,
+        status=Conversation.Status.OPEN,
+    )
+    received_at = timezone.now()
+    Conversation.objects.filter(pk=conversation.pk).update(last_customer_message_at=received_at, updated_at=received_at)
+    message = Message.objects.create(
+        conversation=conversation,
+        direction=Message.Direction.INBOUND,
+        author=Message.Author.CUSTOMER,
+        kind=inbound.kind,
+        text=inbound.text,
+        provider=inbound.provider,
+        provider_message_id=inbound.provider_message_id,
+        provider_timestamp=inbound.timestamp,
+        status=Message.Status.RECEIVED,
+    )
+    record_inbound_media(message=message, inbound=inbound)
+    broadcast.message_created(message)
+    # Answered after the burst window: quick follow-ups then share one reply (services/bursts.py).
+    enqueue_after_commit(PROCESS_INBOUND, message.pk, countdown=settings.BURST_WINDOW_SECONDS)
     logger.info("Recorded inbound %s message %s in conversation %s.", inbound.kind, message.pk, conversation.pk)
     return message
 

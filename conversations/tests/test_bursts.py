@@ -1,8 +1,12 @@
 """Bursts: quick successive messages get one reply; a reply overtaken by a newer message is discarded."""
 
-import pytest
-from django.db import connection, transaction
+from unittest.mock import patch
 
+import pytest
+from celery import current_app
+from django.db import connection
+
+from conversations.dispatch import PROCESS_INBOUND
 from conversations.models import Message, ModelUsage
 from conversations.selectors import get_conversation_token_usage
 from conversations.tasks import process_inbound_message
@@ -15,11 +19,15 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 def say_in_one_burst(client, *texts: str) -> None:
     """Record every message before any reply task runs, as when they arrive within the burst
-    window: each webhook commits inside an outer transaction, which holds back the enqueues
-    (on_commit) until all are stored, then runs them in arrival order."""
-    with transaction.atomic():
+    window (eager tasks ignore its countdown): the reply tasks are held back until all the
+    messages are stored, then run in arrival order."""
+    held = []
+    task = current_app.tasks[PROCESS_INBOUND]
+    with patch.object(task, "apply_async", side_effect=lambda args, **options: held.append(args)):
         for text in texts:
             say(client, text)
+    for args in held:
+        task.apply_async(args=args)
 
 
 def test_a_three_message_burst_gets_one_reply_that_reads_all_of_them(client, graph_ok, fake_openai):

@@ -1,12 +1,15 @@
 """Races that only a real database shows: run on PostgreSQL (DATABASE_URL), skipped on SQLite."""
 
 import threading
+from unittest.mock import patch
 
 import pytest
+from celery import current_app
 from django.db import connection, connections
 
+from conversations.dispatch import RECORD_INBOUND
 from conversations.models import Message, ProcessedMessage
-from conversations.tasks import process_inbound_message
+from conversations.tasks import process_inbound_message, record_inbound_message
 from conversations.tests.conftest import GRAPH_MESSAGES
 
 from .helpers import meta_body, post_meta
@@ -65,3 +68,16 @@ def test_the_reply_task_run_concurrently_replies_once(client, graph_ok, fake_ope
 
     assert Message.objects.filter(author=Message.Author.BOT).count() == 1
     assert len(graph_ok.sent(GRAPH_MESSAGES)) == 2  # the first reply, then exactly one more
+
+
+def test_the_record_task_run_concurrently_records_once(client, graph_ok, fake_openai):
+    task = current_app.tasks[RECORD_INBOUND]
+    with patch.object(task, "apply_async"):  # the doorbell is lost: the row waits
+        post_meta(client, meta_body("text"))
+    processed = ProcessedMessage.objects.get()
+
+    run_concurrently(lambda: record_inbound_message.delay(processed.pk), 8)
+
+    assert Message.objects.filter(direction=Message.Direction.INBOUND).count() == 1
+    assert Message.objects.filter(author=Message.Author.BOT).count() == 1
+    assert len(graph_ok.sent(GRAPH_MESSAGES)) == 1

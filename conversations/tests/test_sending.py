@@ -188,7 +188,7 @@ def test_the_sweep_reenqueues_stalled_work_and_marks_orphaned_sends_unknown(clie
     counts = requeue_stalled_messages()
 
     reply.refresh_from_db()
-    assert counts == {"inbound": 1, "outbound": 0, "unknown": 1}
+    assert counts == {"accepted": 0, "inbound": 1, "outbound": 0, "unknown": 1}
     assert reply.status == Message.Status.UNKNOWN
     assert Message.objects.filter(author=Message.Author.BOT).count() == 1
     assert len(graph_ok.sent(GRAPH_MESSAGES)) == 1

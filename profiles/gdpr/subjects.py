@@ -13,6 +13,7 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils.crypto import salted_hmac
 
+from conversations.services.inbound import record_pending_inbound
 from profiles.gdpr.models import ErasureRecord
 from profiles.models import ClientProfile
 
@@ -65,6 +66,9 @@ def find_subject(identifier: str, *, kind: str | None = None) -> Subject:
     """All profiles of the person the identifier names; raises SubjectNotFound when there are none."""
     kind = kind or guess_kind(identifier)
     value = identifier.strip()
+    # A message accepted by a webhook but not recorded yet (a worker is behind, or the broker
+    # is down) is recorded now, so what follows sees all of the person's data.
+    record_pending_inbound()
     if kind == Kind.PROFILE_ID:
         if not value.isdigit():
             raise SubjectNotFound(f"A profile id is a number, not {value!r}.")
