@@ -36,16 +36,30 @@ FIXTURE = ROOT / "conversations" / "tests" / "fixtures" / "meta" / "text.json"
 SECRET = "bench-app-secret"
 
 SERVERS = {
-    # The production HTTP setup: gunicorn, sync workers, one per core plus one.
+    # The production HTTP setup (docker-compose.yml): gunicorn, threaded workers, one process
+    # per core; threads overlap a request's database and broker round trips, keep-alive spares
+    # a TCP handshake per webhook.
     "gunicorn": lambda port, workers: [
         sys.executable, "-m", "gunicorn", "whatsbot_project.wsgi:application",
-        "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--worker-class", "sync",
-        "--keep-alive", "5", "--log-level", "warning",
+        "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--worker-class", "gthread",
+        "--threads", "4", "--keep-alive", "5", "--log-level", "warning",
+    ],
+    # For comparison: sync workers (one request per process at a time, no keep-alive).
+    "gunicorn-sync": lambda port, workers: [
+        sys.executable, "-m", "gunicorn", "whatsbot_project.wsgi:application",
+        "--bind", f"127.0.0.1:{port}", "--workers", str(workers + 1), "--worker-class", "sync",
+        "--log-level", "warning",
     ],
     # daphne alone (it also serves the websockets): one process.
     "daphne": lambda port, workers: [
         sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "-v", "0",
         "whatsbot_project.asgi:application",
+    ],
+    # For comparison only, not a dependency: `pip install granian` first.
+    "granian": lambda port, workers: [
+        sys.executable, "-m", "granian", "--interface", "wsgi", "--host", "127.0.0.1", "--port", str(port),
+        "--workers", str(workers), "--blocking-threads", "4", "--log-level", "warning",
+        "whatsbot_project.wsgi:application",
     ],
 }  # fmt: skip
 
@@ -217,8 +231,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--url", help="measure this running server (…/webhooks/meta/) instead of starting one")
     parser.add_argument("--secret", default=SECRET, help="its WHATSAPP_APP_SECRET (with --url)")
-    parser.add_argument("--servers", default="gunicorn,daphne", help="setups to start and compare")
-    parser.add_argument("--workers", type=int, default=3, help="gunicorn worker processes (default 3)")
+    parser.add_argument("--servers", default="gunicorn,gunicorn-sync,daphne", help="setups to start and compare")
+    parser.add_argument("--workers", type=int, default=2, help="server processes (default 2, one per core)")
     parser.add_argument("--rate", type=float, default=200, help="fixed-rate phase, requests/s (default 200)")
     parser.add_argument("--seconds", type=float, default=10, help="length of each phase (default 10)")
     parser.add_argument("--connections", type=int, default=16, help="saturation connections (default 16)")

@@ -5,7 +5,7 @@ Nothing outside `conversations/providers/` knows what a Meta or Twilio payload l
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
@@ -42,8 +42,10 @@ class InboundMessage:
 
     def to_payload(self) -> dict[str, Any]:
         """A JSON-ready dict, the form a webhook stores until a worker records the message."""
-        payload = asdict(self)
+        # Not asdict(self): it deep-copies every field, and this runs on every webhook.
+        payload = {f.name: getattr(self, f.name) for f in fields(self)}
         payload["timestamp"] = self.timestamp.isoformat() if self.timestamp else None
+        payload["media"] = [asdict(ref) for ref in self.media]
         return payload
 
     @classmethod

@@ -39,14 +39,16 @@ def accept_inbound(inbound: InboundMessage) -> bool:
     This is all a webhook does per message, so it can answer in milliseconds: one row, the
     dedup gate, holding the parsed message until a worker records it (`record_accepted`). Its
     unique constraint absorbs retried and concurrent deliveries, also of messages erased since.
+    Call it outside a transaction, as the webhook views do.
     """
     try:
-        with transaction.atomic():
-            processed = ProcessedMessage.objects.create(
-                provider=inbound.provider,
-                provider_message_id=ProcessedMessage.key_for(inbound.provider_message_id),
-                pending=inbound.to_payload(),
-            )
+        # Webhook requests are not atomic: this INSERT is its own transaction, committed before
+        # we answer, with no BEGIN/COMMIT round trips; a duplicate fails it and changes nothing.
+        processed = ProcessedMessage.objects.create(
+            provider=inbound.provider,
+            provider_message_id=ProcessedMessage.key_for(inbound.provider_message_id),
+            pending=inbound.to_payload(),
+        )
     except IntegrityError:
         logger.info("Duplicate delivery of %s message ignored.", inbound.provider)
         return False
