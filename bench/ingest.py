@@ -36,19 +36,19 @@ FIXTURE = ROOT / "conversations" / "tests" / "fixtures" / "meta" / "text.json"
 SECRET = "bench-app-secret"
 
 SERVERS = {
-    # The production HTTP setup (docker-compose.yml): gunicorn, threaded workers, one process
-    # per core; threads overlap a request's database and broker round trips, keep-alive spares
-    # a TCP handshake per webhook.
+    # The production HTTP setup (docker-compose.yml): gunicorn sync workers, two per core. A
+    # webhook is one INSERT and one broker publish, so a worker spends part of each request
+    # waiting on a round trip; a second worker per core fills that time.
     "gunicorn": lambda port, workers: [
         sys.executable, "-m", "gunicorn", "whatsbot_project.wsgi:application",
-        "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--worker-class", "gthread",
-        "--threads", "4", "--keep-alive", "5", "--log-level", "warning",
-    ],
-    # For comparison: sync workers (one request per process at a time, no keep-alive).
-    "gunicorn-sync": lambda port, workers: [
-        sys.executable, "-m", "gunicorn", "whatsbot_project.wsgi:application",
-        "--bind", f"127.0.0.1:{port}", "--workers", str(workers + 1), "--worker-class", "sync",
+        "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--worker-class", "sync",
         "--log-level", "warning",
+    ],
+    # For comparison: threaded workers, one process per core, keep-alive.
+    "gunicorn-gthread": lambda port, workers: [
+        sys.executable, "-m", "gunicorn", "whatsbot_project.wsgi:application",
+        "--bind", f"127.0.0.1:{port}", "--workers", str(max(1, workers // 2)), "--worker-class", "gthread",
+        "--threads", "4", "--keep-alive", "5", "--log-level", "warning",
     ],
     # daphne alone (it also serves the websockets): one process.
     "daphne": lambda port, workers: [
@@ -58,7 +58,7 @@ SERVERS = {
     # For comparison only, not a dependency: `pip install granian` first.
     "granian": lambda port, workers: [
         sys.executable, "-m", "granian", "--interface", "wsgi", "--host", "127.0.0.1", "--port", str(port),
-        "--workers", str(workers), "--blocking-threads", "4", "--log-level", "warning",
+        "--workers", str(max(1, workers // 2)), "--blocking-threads", "4", "--log-level", "warning",
         "whatsbot_project.wsgi:application",
     ],
 }  # fmt: skip
@@ -231,24 +231,34 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--url", help="measure this running server (…/webhooks/meta/) instead of starting one")
     parser.add_argument("--secret", default=SECRET, help="its WHATSAPP_APP_SECRET (with --url)")
-    parser.add_argument("--servers", default="gunicorn,gunicorn-sync,daphne", help="setups to start and compare")
-    parser.add_argument("--workers", type=int, default=2, help="server processes (default 2, one per core)")
+    parser.add_argument("--servers", default="gunicorn,gunicorn-gthread,daphne", help="setups to start and compare")
+    parser.add_argument("--workers", type=int, default=4, help="gunicorn sync workers (default 4: two per core)")
     parser.add_argument("--rate", type=float, default=200, help="fixed-rate phase, requests/s (default 200)")
     parser.add_argument("--seconds", type=float, default=10, help="length of each phase (default 10)")
     parser.add_argument("--connections", type=int, default=16, help="saturation connections (default 16)")
+    parser.add_argument("--rounds", type=int, default=1, help="measure every setup this many times, interleaved")
     args = parser.parse_args()
     database = os.environ.get("DATABASE_URL", "sqlite (default)").split("@")[-1]
     print(f"database: {database}; broker: {os.environ.get('REDIS_URL', 'in-memory')}")
     if args.url:
         run(args.url, args, "server")
         return
-    for name in args.servers.split(","):
-        process, url = start_server(name, args.workers)
-        try:
-            run(url, args, name)
-        finally:
-            process.terminate()
-            process.wait(timeout=20)
+    results: dict[str, list[dict]] = {}
+    # Rounds interleave the setups (A, B, A, B…) so the machine's noise falls on all of them.
+    for _ in range(args.rounds):
+        for name in args.servers.split(","):
+            process, url = start_server(name, args.workers)
+            try:
+                results.setdefault(name, []).append(run(url, args, name))
+            finally:
+                process.terminate()
+                process.wait(timeout=20)
+    if args.rounds > 1:
+        print(f"medians of {args.rounds} rounds:")
+        for name, runs in results.items():
+            p99 = statistics.median(r["p99_ms"] for r in runs)
+            saturation = statistics.median(r["saturation_per_s"] for r in runs)
+            print(f"{name:>10}: at {args.rate:.0f}/s p99 {p99:.1f} ms; saturation {saturation:.0f} acknowledged/s")
 
 
 if __name__ == "__main__":

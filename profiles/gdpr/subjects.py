@@ -90,4 +90,5 @@ def find_subject(identifier: str, *, kind: str | None = None) -> Subject:
 
 def subject_of_profile(profile: ClientProfile) -> Subject:
     """The subject of one profile, as the admin actions select it."""
+    record_pending_inbound()  # as in find_subject
     return Subject(kind=Kind.PROFILE_ID, normalized=str(profile.pk), profiles=[profile])
