@@ -170,6 +170,11 @@ CELERY_BEAT_SCHEDULE = {
 }
 # How long a message may sit unprocessed (or a send in flight) before the sweep acts on it.
 SWEEP_STALE_AFTER_SECONDS = env.int("SWEEP_STALE_AFTER_SECONDS", default=120)
+# On PostgreSQL a webhook's INSERT wakes the workers' recorder with NOTIFY (a trigger), so the
+# webhook publishes nothing; elsewhere, or when off, it enqueues a record task per message.
+INBOUND_NOTIFY = env.bool("INBOUND_NOTIFY", default=True)
+# The recorder also looks for waiting deliveries this often, in case a NOTIFY was missed.
+INBOUND_RECORDER_POLL_SECONDS = env.float("INBOUND_RECORDER_POLL_SECONDS", default=1.0)
 
 if REDIS_URL:
     CHANNEL_LAYERS = {

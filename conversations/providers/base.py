@@ -50,10 +50,13 @@ class InboundMessage:
 
     @classmethod
     def from_payload(cls, payload: dict[str, Any]) -> InboundMessage:
+        """The message from `to_payload`'s dict; keys this version does not know are ignored, so
+        deliveries stored before a deploy are still recorded after it."""
+        known = {f.name for f in fields(cls)}
         timestamp = payload.get("timestamp")
         return cls(
             **{
-                **payload,
+                **{name: value for name, value in payload.items() if name in known},
                 "timestamp": datetime.fromisoformat(timestamp) if timestamp else None,
                 "media": tuple(MediaRef(**ref) for ref in payload.get("media", ())),
             }

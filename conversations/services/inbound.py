@@ -6,7 +6,7 @@ import logging
 from datetime import datetime
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -52,15 +52,27 @@ def accept_inbound(inbound: InboundMessage) -> bool:
     except IntegrityError:
         logger.info("Duplicate delivery of %s message ignored.", inbound.provider)
         return False
-    enqueue_after_commit(RECORD_INBOUND, processed.pk)
+    if not recorder_is_notified():
+        enqueue_after_commit(RECORD_INBOUND, processed.pk)
     return True
+
+
+def recorder_is_notified() -> bool:
+    """True when the INSERT itself wakes the workers' recorder (PostgreSQL NOTIFY from a
+    trigger), so the webhook has no broker publish to pay for (services/recorder.py)."""
+    return settings.INBOUND_NOTIFY and connection.vendor == "postgresql"
 
 
 def record_accepted(processed_id: int) -> Message | None:
     """Record a message a webhook accepted; None if it was recorded already (the task ran twice)."""
     with transaction.atomic():
-        # The row lock makes a concurrent second run wait, then find `pending` emptied.
-        processed = ProcessedMessage.objects.select_for_update().filter(pk=processed_id, pending__isnull=False).first()
+        # The row lock makes a concurrent second run skip it (another worker is recording it)
+        # or, once that one committed, find `pending` emptied.
+        processed = (
+            ProcessedMessage.objects.select_for_update(skip_locked=True)
+            .filter(pk=processed_id, pending__isnull=False)
+            .first()
+        )
         if processed is None:
             return None
         message = _store_inbound(InboundMessage.from_payload(processed.pending))
@@ -74,8 +86,16 @@ def record_pending_inbound(*, received_before: datetime | None = None, limit: in
     waiting = ProcessedMessage.objects.filter(pending__isnull=False)
     if received_before is not None:
         waiting = waiting.filter(received_at__lt=received_before)
-    ids = list(waiting.order_by("received_at").values_list("pk", flat=True)[:limit])
-    return sum(record_accepted(processed_id) is not None for processed_id in ids)
+    recorded = 0
+    for processed_id in waiting.order_by("received_at").values_list("pk", flat=True)[:limit]:
+        try:
+            recorded += record_accepted(processed_id) is not None
+        except (OperationalError, InterfaceError):
+            raise  # the database is unreachable: nothing else would succeed either
+        except Exception:
+            # One delivery that cannot be stored must not hold up the others; it stays waiting.
+            logger.exception("Accepted delivery %s could not be recorded; it stays waiting.", processed_id)
+    return recorded
 
 
 class _AlreadyProcessed(Exception):

@@ -105,7 +105,9 @@ def fake_upstreams(httpserver, fake_openai):
     return httpserver, sent
 
 
-def child_env(redis_port: int, httpserver) -> dict[str, str]:
+def child_env(redis_port: int, httpserver, *, notify: bool) -> dict[str, str]:
+    """The processes' environment; `notify` picks how a webhook wakes the worker: a PostgreSQL
+    NOTIFY to its recorder (the default on PostgreSQL), or a record task through Redis."""
     parts = urlsplit(os.environ["DATABASE_URL"])
     test_db_url = urlunsplit(parts._replace(path="/" + connection.settings_dict["NAME"]))
     return {
@@ -124,6 +126,7 @@ def child_env(redis_port: int, httpserver) -> dict[str, str]:
         "OPENAI_BASE_URL": httpserver.url_for("/v1"),
         "SWEEP_INTERVAL_SECONDS": "1",
         "SWEEP_STALE_AFTER_SECONDS": "1",
+        "INBOUND_NOTIFY": "true" if notify else "false",
     }
 
 
@@ -180,7 +183,7 @@ def test_a_webhook_goes_through_redis_to_a_real_worker_and_out(processes, fake_u
     httpserver, sent = fake_upstreams
     redis_port = free_port()
     start_redis(processes, redis_port)
-    env = child_env(redis_port, httpserver)
+    env = child_env(redis_port, httpserver, notify=False)
     start_worker(processes, env)
     port = start_web(processes, env)
 
@@ -196,7 +199,7 @@ def test_a_webhook_goes_through_redis_to_a_real_worker_and_out(processes, fake_u
 def test_with_redis_down_the_webhook_answers_in_time_and_is_answered_once_redis_is_back(processes, fake_upstreams):
     httpserver, sent = fake_upstreams
     redis_port = free_port()
-    env = child_env(redis_port, httpserver)
+    env = child_env(redis_port, httpserver, notify=True)
     port = start_web(processes, env)  # Redis is not running
 
     response, elapsed = post_webhook(port, "text")

@@ -1,0 +1,60 @@
+"""The worker-side recorder: stores the messages webhooks accepted, woken by PostgreSQL NOTIFY.
+
+A trigger on the ProcessedMessage table NOTIFYs `whatsbot_accepted` when a webhook's INSERT
+commits (migration 0008), so the webhook pays for no broker publish. Every Celery worker runs
+this loop in a thread (conversations/bootsteps.py): drain what is waiting, then wait for the
+next notification, or INBOUND_RECORDER_POLL_SECONDS in case one was missed. Recorders of
+several workers share the work: a row one of them has locked, the others skip.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from django.conf import settings
+from django.db import Error as DatabaseError
+from django.db import connection
+
+from conversations.services.inbound import record_pending_inbound
+
+logger = logging.getLogger(__name__)
+
+CHANNEL = "whatsbot_accepted"
+_BATCH = 100
+
+
+def run_recorder(stop: threading.Event) -> None:
+    """Record accepted deliveries until `stop` is set; survives database restarts."""
+    while not stop.is_set():
+        try:
+            with _notifications() as wait:
+                while not stop.is_set():
+                    while record_pending_inbound(limit=_BATCH) and not stop.is_set():
+                        pass
+                    wait(settings.INBOUND_RECORDER_POLL_SECONDS)
+        except DatabaseError as exc:
+            logger.warning("Inbound recorder lost the database (%s); retrying in a second.", exc)
+            stop.wait(1)
+        finally:
+            connection.close()
+
+
+@contextmanager
+def _notifications() -> Iterator[Callable[[float], None]]:
+    """A wait(seconds) that returns early on a NOTIFY, on its own autocommit connection: what
+    arrives while the recorder works on its Django connection waits there, not lost."""
+    listener = connection.get_new_connection(connection.get_connection_params())
+    try:
+        listener.autocommit = True
+        listener.execute(f"LISTEN {CHANNEL}")
+
+        def wait(seconds: float) -> None:
+            for _ in listener.notifies(timeout=seconds, stop_after=1):
+                pass
+
+        yield wait
+    finally:
+        listener.close()

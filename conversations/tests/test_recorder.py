@@ -1,0 +1,86 @@
+"""The worker's inbound recorder, woken by the PostgreSQL trigger's NOTIFY (PostgreSQL only)."""
+
+import threading
+import time
+
+import pytest
+from django.db import connection
+
+from conversations.models import Message, ProcessedMessage
+from conversations.services.recorder import CHANNEL, run_recorder
+from conversations.tests.conftest import GRAPH_MESSAGES
+
+from .helpers import meta_body, post_meta
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgres]
+
+
+@pytest.fixture(autouse=True)
+def needs_postgres():
+    if connection.vendor != "postgresql":
+        pytest.skip("the recorder is woken by PostgreSQL NOTIFY: set DATABASE_URL")
+
+
+@pytest.fixture
+def notify(settings):
+    settings.INBOUND_NOTIFY = True
+    # Only a NOTIFY can wake the recorder within the tests' waits.
+    settings.INBOUND_RECORDER_POLL_SECONDS = 60
+
+
+@pytest.fixture
+def recorder(notify):
+    stop = threading.Event()
+    thread = threading.Thread(target=run_recorder, args=(stop,))
+
+    def start() -> None:
+        thread.start()
+
+    yield start
+    stop.set()
+    with connection.cursor() as cursor:  # wakes it from its wait
+        cursor.execute(f"NOTIFY {CHANNEL}")
+    thread.join(timeout=10)
+    assert not thread.is_alive()
+
+
+def wait_until(condition, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    pytest.fail("the recorder did not record the delivery in time")
+
+
+
+
+def test_with_notify_the_webhook_only_accepts(client, notify):
+    response = post_meta(client, meta_body("text"))
+
+    assert response.status_code == 200
+    assert ProcessedMessage.objects.get().pending is not None
+    assert not Message.objects.exists()  # no task was published: the recorder's job
+
+
+def test_a_running_recorder_is_woken_by_the_insert_and_the_message_answered(client, graph_ok, recorder):
+    recorder()
+    time.sleep(0.5)  # listening
+
+    post_meta(client, meta_body("text"))
+
+    wait_until(lambda: len(graph_ok.sent(GRAPH_MESSAGES)) == 1)
+    assert ProcessedMessage.objects.get().pending is None
+    assert Message.objects.filter(direction=Message.Direction.INBOUND).count() == 1
+    assert Message.objects.filter(author=Message.Author.BOT).count() == 1
+
+
+def test_a_starting_recorder_records_what_waited_for_it(client, graph_ok, recorder):
+    post_meta(client, meta_body("text"))
+    post_meta(client, meta_body("batched_two_messages"))
+
+    recorder()
+
+    wait_until(lambda: len(graph_ok.sent(GRAPH_MESSAGES)) == 3)
+    assert not ProcessedMessage.objects.filter(pending__isnull=False).exists()
+    assert Message.objects.filter(author=Message.Author.BOT).count() == 3
