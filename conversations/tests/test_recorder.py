@@ -53,8 +53,6 @@ def wait_until(condition, timeout: float = 10.0) -> None:
     pytest.fail("the recorder did not record the delivery in time")
 
 
-
-
 def test_with_notify_the_webhook_only_accepts(client, notify):
     response = post_meta(client, meta_body("text"))
 
