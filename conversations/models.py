@@ -203,7 +203,7 @@ class ProcessedMessage(models.Model):
     """The dedup gate for provider deliveries, and the webhook's durable receipt of a message.
 
     A webhook writes only this row: the parsed message waits in `pending` until a worker records
-    it as a Message (milliseconds; while the broker is down, until the sweep), then `pending` is
+    it as a Message (milliseconds; if no worker heard of it, until the sweep), then `pending` is
     emptied. What stays holds no personal data (a hash of the provider's id and a time) and
     outlives the Message, so a retry of an erased message is still recognised and ignored.
     """

@@ -15,7 +15,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from django.conf import settings
-from django.db import Error as DatabaseError
 from django.db import connection
 
 from conversations.services.inbound import record_pending_inbound
@@ -35,8 +34,10 @@ def run_recorder(stop: threading.Event) -> None:
                     while record_pending_inbound(limit=_BATCH) and not stop.is_set():
                         pass
                     wait(settings.INBOUND_RECORDER_POLL_SECONDS)
-        except DatabaseError as exc:
-            logger.warning("Inbound recorder lost the database (%s); retrying in a second.", exc)
+        except Exception as exc:
+            # Django's connection raises Django's errors, the LISTEN connection psycopg's own
+            # (a PostgreSQL restart): whatever it was, the thread must live on.
+            logger.warning("Inbound recorder stopped (%s); starting again in a second.", exc)
             stop.wait(1)
         finally:
             connection.close()

@@ -82,3 +82,16 @@ def test_a_starting_recorder_records_what_waited_for_it(client, graph_ok, record
     wait_until(lambda: len(graph_ok.sent(GRAPH_MESSAGES)) == 3)
     assert not ProcessedMessage.objects.filter(pending__isnull=False).exists()
     assert Message.objects.filter(author=Message.Author.BOT).count() == 3
+
+
+def test_the_recorder_survives_losing_its_listening_connection(client, graph_ok, recorder):
+    recorder()
+    time.sleep(0.5)
+    with connection.cursor() as cursor:  # as a PostgreSQL restart would
+        cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query = %s", [f"LISTEN {CHANNEL}"])
+        assert cursor.fetchone() == (True,)
+
+    post_meta(client, meta_body("text"))
+
+    wait_until(lambda: len(graph_ok.sent(GRAPH_MESSAGES)) == 1)
+    assert ProcessedMessage.objects.get().pending is None
