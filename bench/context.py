@@ -124,7 +124,7 @@ def main() -> int:
 
     from conversations.models import Channel, Message, Provider
     from conversations.providers.base import InboundMessage
-    from conversations.selectors import get_conversation_token_usage
+    from conversations.selectors.prompt import get_conversation_token_usage
     from conversations.services.inbound import record_inbound
 
     call_command("migrate", verbosity=0)

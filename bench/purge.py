@@ -141,7 +141,7 @@ def main() -> None:
     from django.core.management import call_command
 
     from conversations.models import Message
-    from profiles.gdpr.retention import purge_expired
+    from gdpr.retention import purge_expired
 
     call_command("migrate", verbosity=0)
     started = time.perf_counter()

@@ -7,5 +7,5 @@ class ChannelsAppConfig(AppConfig):
     verbose_name = "Live inbox"
 
     def ready(self) -> None:
-        # Connects the receivers, and registers the tasks enqueued by name (broadcast.py).
+        # Connects the receivers, and registers the tasks enqueued by name (conversations/notify.py).
         from channels_app import signals, tasks  # noqa: F401

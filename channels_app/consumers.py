@@ -17,7 +17,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 from django.contrib.auth import get_user_model
 
-from channels_app.broadcast import INBOX_GROUP, conversation_group, staff_group
+from channels_app.live import INBOX_GROUP, conversation_group, staff_group
 
 # 4403: an application close code (4000-4999) that reads as "forbidden".
 CLOSE_FORBIDDEN = 4403

@@ -5,7 +5,7 @@ from __future__ import annotations
 import requests
 from celery import shared_task
 
-from channels_app import broadcast
+from channels_app import live
 from conversations.providers import simulator
 
 
@@ -17,4 +17,4 @@ def deliver_simulated_webhook(body: str) -> int:
 
 @shared_task(ignore_result=True)
 def publish_live_event(event: str, *args) -> None:
-    broadcast.publish(event, *args)
+    live.publish(event, *args)

@@ -250,7 +250,7 @@ def add_conversation_items(*, conversation_id: str, turns: list[Turn]) -> None:
         _configured_client().conversations.items.create(conversation_id, items=items)
 
 
-# --- Erasure (profiles/gdpr/remote.py): the copies OpenAI keeps of a person's conversation.
+# --- Erasure (gdpr/remote.py): the copies OpenAI keeps of a person's conversation.
 
 
 def list_conversation_item_ids(*, conversation_id: str) -> list[str]:

@@ -13,12 +13,13 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from conversations.inbox_selectors import (
+from conversations.selectors.inbox import (
     get_conversation_for_inbox,
     list_conversations_for_inbox,
     list_messages_for_inbox,
 )
-from conversations.payloads import ConversationPayload, MessagePayload, ProfilePayload
+from conversations.serializers import ConversationSerializer, MessageSerializer, ProfileSerializer
+from conversations.services.profiles import update_profile_by_staff
 from conversations.services.staff import (
     StaffActionRefused,
     hand_back_conversation,
@@ -27,7 +28,6 @@ from conversations.services.staff import (
     send_template_message,
     take_over_conversation,
 )
-from profiles.services import update_profile_by_staff
 
 # WhatsApp's limit for one text message; longer staff answers are refused, not split.
 MAX_STAFF_MESSAGE_CHARS = 4096
@@ -43,7 +43,7 @@ class InboxApi(APIView):
 
 
 def _conversation(conversation_id: int) -> dict:
-    return ConversationPayload(get_conversation_for_inbox(conversation_id=conversation_id)).data
+    return ConversationSerializer(get_conversation_for_inbox(conversation_id=conversation_id)).data
 
 
 class ConversationListApi(InboxApi):
@@ -54,7 +54,7 @@ class ConversationListApi(InboxApi):
         params = self.InputSerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
         conversations = list_conversations_for_inbox(limit=params.validated_data["limit"])
-        return Response(ConversationPayload(conversations, many=True).data)
+        return Response(ConversationSerializer(conversations, many=True).data)
 
 
 class ConversationDetailApi(InboxApi):
@@ -77,7 +77,7 @@ class MessageListApi(InboxApi):
             after_id=params.validated_data["after"],
             limit=params.validated_data["limit"],
         )
-        return Response(MessagePayload(messages, many=True).data)
+        return Response(MessageSerializer(messages, many=True).data)
 
 
 class TakeOverApi(InboxApi):
@@ -101,7 +101,7 @@ class SendMessageApi(InboxApi):
         data.is_valid(raise_exception=True)
         message = send_staff_message(conversation_id=conversation_id, user=request.user, **data.validated_data)
         message.refresh_from_db()  # the send may already have run (eager tasks, fast worker)
-        return Response(MessagePayload(message).data, status=status.HTTP_201_CREATED)
+        return Response(MessageSerializer(message).data, status=status.HTTP_201_CREATED)
 
 
 class SendTemplateApi(InboxApi):
@@ -117,7 +117,7 @@ class SendTemplateApi(InboxApi):
         data.is_valid(raise_exception=True)
         message = send_template_message(conversation_id=conversation_id, user=request.user, **data.validated_data)
         message.refresh_from_db()
-        return Response(MessagePayload(message).data, status=status.HTTP_201_CREATED)
+        return Response(MessageSerializer(message).data, status=status.HTTP_201_CREATED)
 
 
 class MarkReadApi(InboxApi):
@@ -142,4 +142,4 @@ class ProfileUpdateApi(InboxApi):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         profile = update_profile_by_staff(profile_id=profile_id, user=request.user, changes=data.validated_data)
-        return Response(ProfilePayload(profile).data)
+        return Response(ProfileSerializer(profile).data)

@@ -7,4 +7,5 @@ class ConversationsConfig(AppConfig):
 
     def ready(self) -> None:
         # Registers the system checks, and the tasks that dispatch.py enqueues by name.
-        from conversations import checks, media_signals, tasks  # noqa: F401
+        from conversations import checks, tasks  # noqa: F401
+        from conversations.media import signals  # noqa: F401

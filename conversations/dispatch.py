@@ -1,13 +1,15 @@
-"""Ring the doorbell: enqueue a task for a message once the transaction that stored it commits.
+"""Ring the doorbell: enqueue a Celery task by name, now or once the current transaction commits.
 
 The database is the source of truth. If the broker is down the publish fails fast, is logged
-and forgotten: the periodic sweep finds the message still waiting and enqueues it again.
-Tasks are looked up by name so services never import the task layer above them.
+and forgotten: a periodic sweep finds the work still waiting in the database and enqueues it
+again. Tasks are looked up by name so services never import the task layer above them.
 """
 
 from __future__ import annotations
 
 import logging
+from functools import partial
+from typing import Any
 
 from celery import current_app
 from django.db import transaction
@@ -18,14 +20,20 @@ logger = logging.getLogger(__name__)
 RECORD_INBOUND = "conversations.tasks.record_inbound_message"
 PROCESS_INBOUND = "conversations.tasks.process_inbound_message"
 SEND_OUTBOUND = "conversations.tasks.send_outbound_message"
-EXTRACT_PROFILE = "profiles.tasks.extract_client_profile"
+EXTRACT_PROFILE = "conversations.tasks.extract_client_profile"
+PUBLISH_LIVE_EVENT = "channels_app.tasks.publish_live_event"
 
 
-def enqueue_after_commit(task_name: str, message_id: int, *, countdown: float | None = None) -> None:
-    def publish() -> None:
-        try:
-            current_app.tasks[task_name].apply_async(args=[message_id], countdown=countdown)
-        except (OperationalError, OSError) as exc:
-            logger.warning("Broker unavailable (%s); message %s waits for the sweep.", exc, message_id)
+def enqueue(task_name: str, *args: Any, countdown: float | None = None) -> bool:
+    """Publish one task now; False (logged) when the broker is unavailable."""
+    try:
+        current_app.tasks[task_name].apply_async(args=list(args), countdown=countdown)
+    except (OperationalError, OSError) as exc:
+        logger.warning("Broker unavailable (%s); %s%r waits for its sweep.", exc, task_name.rsplit(".", 1)[-1], args)
+        return False
+    return True
 
-    transaction.on_commit(publish)
+
+def enqueue_after_commit(task_name: str, *args: Any, countdown: float | None = None) -> None:
+    """Publish one task once the current transaction commits (at once outside a transaction)."""
+    transaction.on_commit(partial(enqueue, task_name, *args, countdown=countdown))

@@ -9,6 +9,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from profiles.models import Provider
+
 # WhatsApp accepts free-form messages only within 24 h of the customer's last message.
 CUSTOMER_SERVICE_WINDOW = timedelta(hours=24)
 
@@ -17,12 +19,6 @@ class Channel(models.TextChoices):
     META_WHATSAPP = "meta_whatsapp", "WhatsApp (Meta)"
     TWILIO_WHATSAPP = "twilio_whatsapp", "WhatsApp (Twilio)"
     TWILIO_SMS = "twilio_sms", "SMS (Twilio)"
-    WEBCHAT = "webchat", "Web chat"
-
-
-class Provider(models.TextChoices):
-    META = "meta", "Meta Cloud API"
-    TWILIO = "twilio", "Twilio"
     WEBCHAT = "webchat", "Web chat"
 
 

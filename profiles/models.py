@@ -2,6 +2,15 @@ from __future__ import annotations
 
 from django.db import models
 
+
+class Provider(models.TextChoices):
+    """Who carries a customer's messages to us (and knows them by an id of its own)."""
+
+    META = "meta", "Meta Cloud API"
+    TWILIO = "twilio", "Twilio"
+    WEBCHAT = "webchat", "Web chat"
+
+
 # The details a customer can give about themselves in chat (the only fields extraction may write).
 EXTRACTABLE_FIELDS = ("first_name", "last_name", "company", "email")
 
@@ -14,11 +23,6 @@ class ClientProfile(models.Model):
     (`whatsapp:+…` or `+…`); on the web chat a random visitor id from a signed cookie. A
     WhatsApp username user may have no phone number at all.
     """
-
-    class Provider(models.TextChoices):
-        META = "meta", "Meta Cloud API"
-        TWILIO = "twilio", "Twilio"
-        WEBCHAT = "webchat", "Web chat"
 
     provider = models.CharField(max_length=16, choices=Provider.choices)
     external_id = models.CharField(max_length=160)
@@ -33,7 +37,7 @@ class ClientProfile(models.Model):
     field_sources = models.JSONField(default=dict, blank=True)
     # Set when the customer declined to give their details: the bot stops asking.
     details_declined_at = models.DateTimeField(null=True, blank=True)
-    # Consent to bot messages (profiles/gdpr/consent.py): set by STOP-like keywords and START.
+    # Consent to bot messages (gdpr/consent.py): set by STOP-like keywords and START.
     opted_out_at = models.DateTimeField(
         null=True, blank=True, help_text="When the customer asked for no more bot messages."
     )
@@ -54,6 +58,3 @@ class ClientProfile(models.Model):
     @property
     def missing_fields(self) -> list[str]:
         return [name for name in EXTRACTABLE_FIELDS if not getattr(self, name)]
-
-
-from profiles.gdpr.models import ErasureRecord, RemoteDeletion  # noqa: E402, F401  (GDPR models, one app)

@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "profiles",
     "conversations",
     "channels_app",
+    "gdpr",
 ]
 
 MIDDLEWARE = [
@@ -334,7 +335,7 @@ WHATSAPP_TWILIO_MAX_CHARS = env.int("WHATSAPP_TWILIO_MAX_CHARS", default=1600)
 SMS_MAX_CHARS = env.int("SMS_MAX_CHARS", default=1600)
 # --- end of conversation intelligence
 
-# --- GDPR and data governance (profiles/gdpr/)
+# --- GDPR and data governance (gdpr/)
 # Days to keep messages and their media; unset keeps them until erased. Conversations left
 # empty by the purge go too (profiles stay: they hold the opt-out).
 DATA_RETENTION_DAYS = env.int("DATA_RETENTION_DAYS", default=None)
@@ -348,11 +349,11 @@ GDPR_IDENTIFIER_HASH_KEY = env.str("GDPR_IDENTIFIER_HASH_KEY", default="")
 # Seconds between retries of a remote deletion the processor refused for now (Twilio 20009…).
 REMOTE_DELETION_RETRY_SECONDS = env.int("REMOTE_DELETION_RETRY_SECONDS", default=300)
 CELERY_BEAT_SCHEDULE["purge-expired-data"] = {
-    "task": "profiles.tasks.purge_expired_data",
+    "task": "gdpr.tasks.purge_expired_data",
     "schedule": env.int("PURGE_INTERVAL_SECONDS", default=24 * 60 * 60),
 }
 CELERY_BEAT_SCHEDULE["retry-remote-deletions"] = {
-    "task": "profiles.tasks.retry_pending_remote_deletions",
+    "task": "gdpr.tasks.retry_pending_remote_deletions",
     "schedule": env.int("REMOTE_DELETION_RETRY_SECONDS", default=300),
 }
 

@@ -10,7 +10,7 @@ def healthz(request):
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("webhooks/", include("conversations.urls")),
-    path("staff/attachments/", include("conversations.staff_media")),
+    path("staff/attachments/", include("conversations.media.urls")),
     path("healthz/", healthz),
     path("api/", include("conversations.api_urls")),
     path("", include("channels_app.urls")),

@@ -152,9 +152,9 @@ def test_the_widget_may_be_framed_only_by_allowed_origins(client, settings):
 
 
 def test_gdpr_export_and_erasure_cover_a_web_chat_visitor(client, fake_openai):
-    from profiles.gdpr.erasure import erase_subject
-    from profiles.gdpr.export import build_subject_export
-    from profiles.gdpr.subjects import find_subject
+    from gdpr.erasure import erase_subject
+    from gdpr.export import build_subject_export
+    from gdpr.subjects import find_subject
 
     cookie = visitor_cookie(client)
     chat(cookie, {"type": "message", "id": "client-0007", "text": "my address is 1 Main St"}, replies=2)

@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from conversations.ai import ModelReply
 from conversations.models import Message, ModelUsage
-from conversations.selectors import get_last_answered_message_id
+from conversations.selectors.prompt import get_last_answered_message_id
 
 logger = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from conversations.ai import Turn
 from conversations.dispatch import EXTRACT_PROFILE, enqueue_after_commit
 from conversations.models import Channel, Conversation, Message, ModelUsage
 from conversations.providers import meta, simulator, webchat
-from conversations.selectors import get_last_answered_message_id, list_turns_for_prompt, list_turns_to_summarize
+from conversations.selectors.prompt import get_last_answered_message_id, list_turns_for_prompt, list_turns_to_summarize
 
 logger = logging.getLogger(__name__)
 

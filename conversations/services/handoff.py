@@ -11,7 +11,7 @@ from functools import cache
 from django.conf import settings
 from django.db import transaction
 
-from channels_app import broadcast
+from conversations import notify
 from conversations.ai import ModelReply
 from conversations.models import AuditEntry, Conversation, Message
 
@@ -56,7 +56,7 @@ def flag_needs_human(*, conversation_id: int, message_id: int) -> bool:
             AuditEntry.objects.create(
                 action="conversation.needs_human", conversation_id=conversation_id, detail={"message_id": message_id}
             )
-            broadcast.conversation_changed(conversation_id=conversation_id)
+            notify.conversation_changed(conversation_id=conversation_id)
     if changed:
         logger.info("Conversation %s flagged: the customer asked for a person.", conversation_id)
     return bool(changed)

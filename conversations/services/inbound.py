@@ -10,11 +10,11 @@ from django.db import IntegrityError, InterfaceError, OperationalError, connecti
 from django.db.models import Q
 from django.utils import timezone
 
-from channels_app import broadcast
+from conversations import notify
 from conversations.dispatch import PROCESS_INBOUND, RECORD_INBOUND, enqueue_after_commit
+from conversations.media.services import record_inbound_media
 from conversations.models import Conversation, Message, ProcessedMessage
 from conversations.providers.base import InboundMessage, ParsedWebhook, StatusUpdate
-from conversations.services.media import record_inbound_media
 from profiles.models import ClientProfile
 
 logger = logging.getLogger(__name__)
@@ -146,7 +146,7 @@ def _store_inbound(inbound: InboundMessage) -> Message:
         status=Message.Status.RECEIVED,
     )
     record_inbound_media(message=message, inbound=inbound)
-    broadcast.message_created(message)
+    notify.message_created(message)
     # Answered after the burst window: quick follow-ups then share one reply (services/bursts.py).
     enqueue_after_commit(PROCESS_INBOUND, message.pk, countdown=settings.BURST_WINDOW_SECONDS)
     logger.info("Recorded inbound %s message %s in conversation %s.", inbound.kind, message.pk, conversation.pk)
@@ -196,5 +196,5 @@ def apply_status(update: StatusUpdate) -> bool:
     if not changed:
         logger.debug("Status %s for %s changed nothing.", update.status, update.provider)
     else:
-        broadcast.message_status_changed(provider=update.provider, provider_message_id=update.provider_message_id)
+        notify.message_status_changed(provider=update.provider, provider_message_id=update.provider_message_id)
     return bool(changed)

@@ -8,7 +8,7 @@ from django.conf import settings
 from django.db.models import F
 from django.utils import timezone
 
-from channels_app import broadcast
+from conversations import notify
 from conversations.models import Channel, Conversation, Message, MessagePart
 from conversations.providers import meta, simulator, twilio, webchat
 from conversations.providers.base import (
@@ -17,10 +17,10 @@ from conversations.providers.base import (
     SendResult,
     TransientProviderError,
 )
+from conversations.services.consent import is_blocked_by_opt_out
 from conversations.services.parts import get_or_create_parts
 from conversations.services.retries import RetryLater, backoff_delay
 from conversations.services.templates import send_template_through_provider
-from profiles.gdpr.consent import is_blocked_by_opt_out
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ def send_message(*, message_id: int) -> Message | None:
             )
         logger.info("Sent message %s via %s.", message.pk, message.provider)
     message.refresh_from_db()
-    broadcast.message_status_changed(message_id=message.pk)
+    notify.message_status_changed(message_id=message.pk)
     return message
 
 
@@ -86,7 +86,7 @@ def _discard_if_taken_over(message_id: int) -> bool:
     )
     if discarded:
         logger.info("Bot message %s not sent: its conversation was taken over.", message_id)
-        broadcast.message_status_changed(message_id=message_id)
+        notify.message_status_changed(message_id=message_id)
     return bool(discarded)
 
 

@@ -11,15 +11,15 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from channels_app import broadcast
+from conversations import notify
 from conversations.ai import ModelReply, ModelUnavailable, generate_reply
 from conversations.dispatch import SEND_OUTBOUND, enqueue_after_commit
+from conversations.media.services import add_images_to_turns, prepare_inbound_media
 from conversations.models import Conversation, Message
 from conversations.services import bursts, commands, context
+from conversations.services.consent import apply_consent_keywords
 from conversations.services.handoff import HUMAN_COMING_REPLY, is_request_for_human, note_request_for_human
-from conversations.services.media import add_images_to_turns, prepare_inbound_media
 from conversations.services.retries import RetryLater, backoff_delay
-from profiles.gdpr.consent import apply_consent_keywords
 
 logger = logging.getLogger(__name__)
 
@@ -139,7 +139,7 @@ def _store_reply(inbound: Message, answer: ModelReply) -> Message | None:
         _mark_handled(inbound)
         Conversation.objects.filter(pk=conversation.pk).update(updated_at=timezone.now())
         if is_new:
-            broadcast.message_created(reply)
+            notify.message_created(reply)
             enqueue_after_commit(SEND_OUTBOUND, reply.pk)
     return reply
 

@@ -16,10 +16,10 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
-from channels_app import broadcast
+from conversations import notify
 from conversations.dispatch import SEND_OUTBOUND, enqueue_after_commit
 from conversations.models import AuditEntry, Channel, Conversation, Message
-from conversations.payloads import staff_name
+from conversations.serializers import staff_name
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ def take_over_conversation(*, conversation_id: int, user: AbstractBaseUser) -> C
             "assistant messages are written by them, not by you.",
         )
         _audit(user, "conversation.taken_over", conversation, {"previous_holder_id": previous_holder_id})
-        broadcast.conversation_changed(conversation_id=conversation.pk)
+        notify.conversation_changed(conversation_id=conversation.pk)
     logger.info("Conversation %s taken over by staff user %s.", conversation.pk, user.pk)
     return conversation
 
@@ -135,7 +135,7 @@ def mark_conversation_read(*, conversation_id: int, up_to_message_id: int) -> No
         last_read_message_id=up_to_message_id
     )
     if changed:
-        broadcast.conversation_changed(conversation_id=conversation_id)
+        notify.conversation_changed(conversation_id=conversation_id)
 
 
 def _require_holder(conversation: Conversation, user: AbstractBaseUser) -> None:
@@ -158,7 +158,7 @@ def _hand_back(conversation: Conversation, *, actor: AbstractBaseUser | None, re
         "behalf of the business, so do not repeat or contradict it.",
     )
     _audit(actor, "conversation.handed_back", conversation, {"reason": reason})
-    broadcast.conversation_changed(conversation_id=conversation.pk)
+    notify.conversation_changed(conversation_id=conversation.pk)
     logger.info("Conversation %s handed back to the bot (%s).", conversation.pk, reason)
 
 
@@ -172,7 +172,7 @@ def _write_note(conversation: Conversation, text: str) -> Message:
         provider=conversation.provider,
         status=Message.Status.HANDLED,
     )
-    broadcast.message_created(note)
+    notify.message_created(note)
     return note
 
 
@@ -187,7 +187,7 @@ def _queue_outbound(conversation: Conversation, user: AbstractBaseUser, **fields
         **fields,
     )
     Conversation.objects.filter(pk=conversation.pk).update(updated_at=timezone.now())
-    broadcast.message_created(message)
+    notify.message_created(message)
     enqueue_after_commit(SEND_OUTBOUND, message.pk)
     return message
 

@@ -2,21 +2,7 @@
 
 from __future__ import annotations
 
-import json
-
-from .helpers import meta_body, post_meta, post_twilio, twilio_params
-
-ADA_WA_ID = "15551234567"
-
-
-def meta_text(text: str, wamid: str, *, wa_id: str = ADA_WA_ID, user_id: str = "US.1000000000000000001") -> bytes:
-    body = json.loads(meta_body("text"))
-    value = body["entry"][0]["changes"][0]["value"]
-    value["contacts"][0].update(wa_id=wa_id, user_id=user_id)
-    message = value["messages"][0]
-    message.update(id=wamid, text={"body": text})
-    message.update({"from": wa_id, "from_user_id": user_id})
-    return json.dumps(body).encode()
+from .helpers import meta_text, post_meta, post_twilio, twilio_params
 
 
 def say(client, text: str, *, wamid: str | None = None, **sender) -> None:

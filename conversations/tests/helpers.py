@@ -90,10 +90,12 @@ def openai_error(status: int, code: str, message: str = "error") -> dict:
     return {"error": {"message": message, "type": code, "param": None, "code": code}}
 
 
-def meta_text(text: str, wamid: str) -> bytes:
-    """The `text` fixture with another body and message id (a new customer message)."""
+def meta_text(text: str, wamid: str, *, wa_id: str = "15551234567", user_id: str = "US.1000000000000000001") -> bytes:
+    """The `text` fixture with other words, message id and (optionally) sender: a new customer message."""
     body = json.loads(meta_body("text"))
-    message = body["entry"][0]["changes"][0]["value"]["messages"][0]
-    message["id"] = wamid
-    message["text"]["body"] = text
+    value = body["entry"][0]["changes"][0]["value"]
+    value["contacts"][0].update(wa_id=wa_id, user_id=user_id)
+    message = value["messages"][0]
+    message.update(id=wamid, text={"body": text})
+    message.update({"from": wa_id, "from_user_id": user_id})
     return json.dumps(body).encode()

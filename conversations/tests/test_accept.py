@@ -13,8 +13,8 @@ from conversations.providers.base import InboundMessage, MediaRef
 from conversations.services.sweep import requeue_stalled_messages
 from conversations.tasks import record_inbound_message
 from conversations.tests.conftest import GRAPH_MESSAGES
-from profiles.gdpr.erasure import erase_subject
-from profiles.gdpr.subjects import find_subject
+from gdpr.erasure import erase_subject
+from gdpr.subjects import find_subject
 
 from .helpers import meta_body, post_meta
 

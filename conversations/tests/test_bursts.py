@@ -8,7 +8,7 @@ from django.db import connection
 
 from conversations.dispatch import PROCESS_INBOUND
 from conversations.models import Message, ModelUsage
-from conversations.selectors import get_conversation_token_usage
+from conversations.selectors.prompt import get_conversation_token_usage
 from conversations.tasks import process_inbound_message
 from conversations.tests.conftest import GRAPH_MESSAGES
 

@@ -18,8 +18,8 @@ from django.contrib.auth import get_user_model
 from PIL import Image
 
 from conversations import safe_http
+from conversations.media.services import MEDIA_FAILED_REPLY
 from conversations.models import Attachment, Message
-from conversations.services.media import MEDIA_FAILED_REPLY
 from conversations.services.replies import UNSUPPORTED_KIND_REPLY
 from conversations.tests.conftest import GRAPH_MESSAGES, TWILIO_MESSAGES
 
@@ -614,7 +614,7 @@ def stored_voice_note(client, graph_ok, fake_openai):
 
 
 def test_staff_get_the_file_through_an_authenticated_url(client, stored_voice_note):
-    from conversations.staff_media import staff_attachment_url
+    from conversations.media.views import staff_attachment_url
 
     url = staff_attachment_url(stored_voice_note)
     staff = get_user_model().objects.create_user("agent", password="x", is_staff=True)
@@ -630,7 +630,7 @@ def test_staff_get_the_file_through_an_authenticated_url(client, stored_voice_no
 
 
 def test_the_media_url_is_refused_to_anonymous_and_non_staff_users(client, stored_voice_note):
-    from conversations.staff_media import staff_attachment_url
+    from conversations.media.views import staff_attachment_url
 
     url = staff_attachment_url(stored_voice_note)
     assert client.get(url).status_code == 302  # to the admin login

@@ -8,10 +8,10 @@ from django.core.exceptions import ValidationError
 
 from conversations.models import AuditEntry, Message, ModelUsage
 from conversations.services.context import LANGUAGE_RULE
+from conversations.services.profiles import update_profile_by_staff
 from conversations.tests.conftest import GRAPH_MESSAGES
 from profiles.extraction import EXTRACTION_INSTRUCTIONS
 from profiles.models import ClientProfile
-from profiles.services import update_profile_by_staff
 
 from .chat import say, say_on_twilio
 
@@ -170,7 +170,7 @@ def test_missing_field_prompting_stops_once_the_customer_declined(client, graph_
 
 
 def test_the_extraction_cost_is_counted_in_the_conversation(client, graph_ok, fake_openai):
-    from conversations.selectors import get_conversation_token_usage
+    from conversations.selectors.prompt import get_conversation_token_usage
 
     say(client, "Hi, I'm Ada")
 

@@ -1,0 +1,151 @@
+"""Django admin for staff: conversations with their messages, audit log, dedup gate (read-only).
+
+List pages run a fixed number of queries: summaries come from correlated subqueries
+(inbox_selectors.annotate_inbox_summary) and foreign keys from list_select_related.
+"""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.http import HttpRequest
+
+from conversations.models import AuditEntry, Conversation, Message, ProcessedMessage
+from conversations.selectors.inbox import annotate_inbox_summary
+from conversations.serializers import staff_name
+
+TICKS = {"pending": "🕓", "sending": "🕓", "unknown": "?", "sent": "✓", "delivered": "✓✓", "read": "✓✓ read"}
+
+
+def _ticks(status: str | None) -> str:
+    if not status:
+        return "—"
+    return TICKS.get(status, status) if status != "failed" else "⚠ failed"
+
+
+class ReadOnlyAdminMixin:
+    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+class MessageInline(ReadOnlyAdminMixin, admin.TabularInline):
+    model = Message
+    fk_name = "conversation"
+    extra = 0
+    ordering = ["created_at", "id"]
+    fields = ["created_at", "direction", "author", "staff_user", "kind", "text", "delivery", "failure_reason"]
+    readonly_fields = fields
+
+    def get_queryset(self, request: HttpRequest):
+        return super().get_queryset(request).select_related("staff_user")
+
+    @admin.display(description="Delivery")
+    def delivery(self, message: Message) -> str:
+        if message.direction != Message.Direction.OUTBOUND or message.author == Message.Author.NOTE:
+            return ""
+        return f"{_ticks(message.status)} ({message.get_status_display()})"
+
+    @admin.display(description="Failure reason")
+    def failure_reason(self, message: Message) -> str:
+        return " ".join(part for part in (message.error_code, message.error_title) if part)
+
+
+@admin.register(Conversation)
+class ConversationAdmin(admin.ModelAdmin):
+    list_display = [
+        "customer",
+        "channel",
+        "mode_and_holder",
+        "needs_human",
+        "status",
+        "last_message",
+        "last_message_time",
+        "unread",
+        "delivery",
+    ]
+    list_filter = ["channel", "mode", "status", "needs_human"]
+    search_fields = [
+        "profile__phone_number",
+        "profile__display_name",
+        "profile__first_name",
+        "profile__last_name",
+        "profile__email",
+        "profile__company",
+        "profile__external_id",
+    ]
+    date_hierarchy = "created_at"
+    list_select_related = ["profile", "assigned_to"]
+    ordering = ["-updated_at"]
+    fields = [
+        "profile",
+        "channel",
+        "business_address",
+        "status",
+        "mode",
+        "assigned_to",
+        "taken_over_at",
+        "needs_human",
+        "last_customer_message_at",
+        "created_at",
+        "updated_at",
+    ]
+    readonly_fields = fields
+    inlines = [MessageInline]
+
+    def get_queryset(self, request: HttpRequest):
+        return annotate_inbox_summary(super().get_queryset(request))
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.display(description="Customer", ordering="profile__display_name")
+    def customer(self, conversation: Conversation) -> str:
+        profile = conversation.profile
+        return f"{profile} ({profile.phone_number})" if profile.phone_number else str(profile)
+
+    @admin.display(description="Mode", ordering="mode")
+    def mode_and_holder(self, conversation: Conversation) -> str:
+        if conversation.mode == Conversation.Mode.HUMAN:
+            return f"Staff: {staff_name(conversation.assigned_to) or '?'}"
+        return "Bot"
+
+    @admin.display(description="Last message")
+    def last_message(self, conversation: Conversation) -> str:
+        return conversation.last_message_preview or f"[{conversation.last_message_kind or 'none'}]"
+
+    @admin.display(description="Time", ordering="last_message_at")
+    def last_message_time(self, conversation: Conversation):
+        return conversation.last_message_at
+
+    @admin.display(description="Unread", ordering="unread_count")
+    def unread(self, conversation: Conversation) -> int:
+        return conversation.unread_count
+
+    @admin.display(description="Delivery")
+    def delivery(self, conversation: Conversation) -> str:
+        ticks = _ticks(conversation.delivery_status)
+        return f"{ticks}: {conversation.delivery_error}" if conversation.delivery_error else ticks
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ["created_at", "actor", "action", "conversation", "profile", "detail"]
+    list_filter = ["action"]
+    list_select_related = ["actor", "conversation__profile", "profile"]
+    search_fields = ["action", "actor__username"]
+    date_hierarchy = "created_at"
+
+
+@admin.register(ProcessedMessage)
+class ProcessedMessageAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """The dedup gate: deleting a row would let a late provider retry in again."""
+
+    list_display = ["provider_message_id", "provider", "received_at"]
+    list_filter = ["provider"]
+    search_fields = ["provider_message_id"]
+    date_hierarchy = "received_at"

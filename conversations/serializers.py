@@ -1,0 +1,109 @@
+"""The JSON shapes the live inbox reads, shared by its API and its websocket events.
+
+Every string here is customer- or model-supplied data: the page renders it as text only.
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth.base_user import AbstractBaseUser
+from rest_framework import serializers
+
+from conversations.models import Conversation, Message
+from profiles.models import ClientProfile
+
+
+def staff_name(user: AbstractBaseUser | None) -> str:
+    if user is None:
+        return ""
+    return user.get_full_name() or user.get_username()
+
+
+class StaffSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.SerializerMethodField()
+
+    def get_name(self, user) -> str:
+        return staff_name(user)
+
+
+class MessageSerializer(serializers.ModelSerializer):
+    staff_name = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Message
+        fields = [
+            "id",
+            "conversation_id",
+            "direction",
+            "author",
+            "staff_name",
+            "kind",
+            "text",
+            "template",
+            "status",
+            "error_code",
+            "error_title",
+            "created_at",
+        ]
+
+    def get_staff_name(self, message: Message) -> str:
+        return staff_name(message.staff_user)
+
+
+class ProfileSerializer(serializers.ModelSerializer):
+    name = serializers.CharField(source="__str__")
+
+    class Meta:
+        model = ClientProfile
+        fields = [
+            "id",
+            "name",
+            "provider",
+            "phone_number",
+            "display_name",
+            "first_name",
+            "last_name",
+            "company",
+            "email",
+            "updated_at",
+        ]
+
+
+class ConversationSerializer(serializers.ModelSerializer):
+    """A row of the inbox list; needs `inbox_selectors.annotate_inbox_summary`."""
+
+    channel_label = serializers.CharField(source="get_channel_display")
+    holder = StaffSerializer(source="assigned_to", allow_null=True)
+    profile = ProfileSerializer()
+    is_window_open = serializers.BooleanField()
+    last_message_preview = serializers.CharField(allow_null=True)
+    last_message_kind = serializers.CharField(allow_null=True)
+    last_message_author = serializers.CharField(allow_null=True)
+    last_message_at = serializers.DateTimeField(allow_null=True)
+    delivery_status = serializers.CharField(allow_null=True)
+    delivery_error = serializers.CharField(allow_null=True)
+    unread_count = serializers.IntegerField()
+
+    class Meta:
+        model = Conversation
+        fields = [
+            "id",
+            "channel",
+            "channel_label",
+            "status",
+            "mode",
+            "needs_human",
+            "holder",
+            "taken_over_at",
+            "profile",
+            "is_window_open",
+            "last_customer_message_at",
+            "last_message_preview",
+            "last_message_kind",
+            "last_message_author",
+            "last_message_at",
+            "delivery_status",
+            "delivery_error",
+            "unread_count",
+            "updated_at",
+        ]

@@ -1,0 +1,90 @@
+"""Consent in a conversation: a STOP-like message silences the bot for that person, START resumes.
+
+The keywords and their confirmations are the person's (profiles/consent.py); this module records
+the choice on the profile, audits it, and tells the reply and send paths what to do.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.utils import timezone
+
+from conversations.models import AuditEntry, Message
+from profiles.consent import (
+    OPT_IN_CONFIRMATIONS,
+    OPT_IN_KEYWORDS,
+    OPT_OUT_CONFIRMATIONS,
+    OPT_OUT_KEYWORDS,
+    normalize_keyword,
+    opt_out_language,
+)
+from profiles.models import ClientProfile
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ConsentOutcome:
+    """What the reply pipeline does with a customer message after the consent check."""
+
+    is_silent: bool = False  # answer nothing (the person opted out)
+    reply: str = ""  # a fixed confirmation instead of a model answer
+
+
+CARRY_ON = ConsentOutcome()
+
+
+def apply_consent_keywords(*, message: Message) -> ConsentOutcome:
+    """Record an opt-out or opt-in the customer message asks for, and say how the bot answers:
+    one confirmation on STOP, then silence for that person until START."""
+    profile = message.conversation.profile
+    keyword = normalize_keyword(message.text) if message.kind == Message.Kind.TEXT else ""
+    if keyword in OPT_OUT_KEYWORDS:
+        changed = _set_consent(profile, opted_out=True, keyword=keyword)
+        if not changed:
+            return ConsentOutcome(is_silent=True)  # one confirmation only
+        language = OPT_OUT_KEYWORDS[keyword]
+        return ConsentOutcome(reply=OPT_OUT_CONFIRMATIONS.get(language, OPT_OUT_CONFIRMATIONS["en"]))
+    if keyword in OPT_IN_KEYWORDS and _set_consent(profile, opted_out=False, keyword=keyword):
+        language = OPT_IN_KEYWORDS[keyword]
+        return ConsentOutcome(reply=OPT_IN_CONFIRMATIONS.get(language, OPT_IN_CONFIRMATIONS["en"]))
+    if ClientProfile.objects.filter(pk=profile.pk, opted_out_at__isnull=False).exists():
+        return ConsentOutcome(is_silent=True)
+    return CARRY_ON
+
+
+def is_blocked_by_opt_out(*, message: Message) -> bool:
+    """True for a bot message to a person who opted out, except the confirmation of that opt-out."""
+    if message.author != Message.Author.BOT:
+        return False
+    profile = ClientProfile.objects.filter(pk=message.conversation.profile_id).only("opted_out_at").first()
+    if profile is None or profile.opted_out_at is None:
+        return False
+    trigger = message.in_reply_to
+    return not (trigger is not None and opt_out_language(trigger.text) is not None)
+
+
+def _set_consent(profile: ClientProfile, *, opted_out: bool, keyword: str) -> bool:
+    """Flip the profile's consent; False when it was already so (a repeated STOP or START)."""
+    now = timezone.now()
+    with transaction.atomic():
+        if opted_out:
+            changed = ClientProfile.objects.filter(pk=profile.pk, opted_out_at__isnull=True).update(
+                opted_out_at=now, updated_at=now
+            )
+        else:
+            changed = ClientProfile.objects.filter(pk=profile.pk, opted_out_at__isnull=False).update(
+                opted_out_at=None, opted_in_at=now, updated_at=now
+            )
+        if changed:
+            AuditEntry.objects.create(
+                action="consent.opt_out" if opted_out else "consent.opt_in",
+                profile=profile,
+                detail={"keyword": keyword, "at": now.isoformat()},
+            )
+    if changed:
+        logger.info("Profile %s %s bot messages.", profile.pk, "opted out of" if opted_out else "opted back in to")
+    return bool(changed)

@@ -1,0 +1,202 @@
+"""Subject access and portability (GDPR art. 15 and 20): everything held about one person.
+
+The document is JSON (schema: gdpr/schemas/gdpr_export.schema.json). Models are exported
+generically (every concrete field), so a field added to a model later is exported without a
+change here.
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import PurePosixPath
+from typing import IO, Any
+from uuid import UUID
+
+from django.core.files.storage import default_storage
+from django.db import models
+from django.utils import timezone
+
+from conversations.models import Attachment, AuditEntry, Conversation, Message
+from gdpr.subjects import Subject
+from profiles.models import ClientProfile
+
+EXPORT_SCHEMA_ID = "https://whatsbot.invalid/schemas/gdpr_export/1"
+JSON_NAME = "export.json"
+
+# Who receives the data, as the record of processing lists them (README, "Data").
+RECIPIENTS = [
+    {
+        "name": "Meta Platforms Ireland Ltd (WhatsApp Business Cloud API)",
+        "role": "processor",
+        "provider": "meta",
+        "data": "Messages to and from the business number, media, phone number or WhatsApp id, profile name.",
+        "purpose": "Carrying the conversation over WhatsApp.",
+    },
+    {
+        "name": "Twilio Inc. (Programmable Messaging: WhatsApp and SMS)",
+        "role": "processor",
+        "provider": "twilio",
+        "data": "Messages to and from the business number, media, phone number, WhatsApp profile name.",
+        "purpose": "Carrying the conversation over WhatsApp or SMS.",
+    },
+    {
+        "name": "OpenAI (Responses API, speech-to-text)",
+        "role": "processor",
+        "provider": "openai",
+        "data": "Recent message texts of the conversation, voice notes to transcribe, images to describe.",
+        "purpose": "Writing the bot's answers; transcribing voice notes.",
+    },
+]
+# Values a provenance mapping uses for "the model inferred this" (see _inferred_profile_fields).
+_MODEL_SOURCES = {"model", "ai", "inferred", "extracted", "extraction"}
+
+
+def build_subject_export(*, subject: Subject) -> dict[str, Any]:
+    """The export document of a subject (reads only)."""
+    profiles = [_export_profile(profile) for profile in subject.profiles]
+    involved = {profile.provider for profile in subject.profiles}
+    if _model_saw_subject(subject):
+        involved.add("openai")
+    return {
+        "$schema": EXPORT_SCHEMA_ID,
+        "generated_at": timezone.now().isoformat(),
+        "subject": {"identifier_kind": subject.kind, "identifier": subject.normalized},
+        "profiles": profiles,
+        "recipients": [
+            {**recipient, "received_data_of_subject": recipient["provider"] in involved} for recipient in RECIPIENTS
+        ],
+        "notes": [
+            "Values marked inferred were produced by an AI model (speech-to-text, profile extraction), "
+            "not given by you.",
+            "Messages authored by 'bot' were written by an AI model.",
+        ],
+    }
+
+
+def export_subject(
+    *, subject: Subject, out: IO[bytes], fmt: str = "json", actor=None, actor_label: str = ""
+) -> dict[str, Any]:
+    """Write the subject's export to `out` (JSON, or a ZIP with the JSON and the media files),
+    and record the access as an audit entry on each profile. Returns the document."""
+    document = build_subject_export(subject=subject)
+    encoded = json.dumps(document, ensure_ascii=False, indent=2).encode()
+    if fmt == "zip":
+        with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            archive.writestr(JSON_NAME, encoded)
+            for storage_name, archive_path in _media_files(document):
+                with default_storage.open(storage_name, "rb") as source, archive.open(archive_path, "w") as target:
+                    for chunk in iter(lambda: source.read(1 << 20), b""):
+                        target.write(chunk)
+    elif fmt == "json":
+        out.write(encoded)
+    else:
+        raise ValueError(f"unknown export format {fmt!r}: use json or zip")
+    AuditEntry.objects.bulk_create(
+        AuditEntry(
+            actor=actor,
+            action="gdpr.export",
+            profile=profile,
+            detail={"format": fmt, "performed_by": actor_label or (actor.get_username() if actor else "")},
+        )
+        for profile in subject.profiles
+    )
+    return document
+
+
+def _model_saw_subject(subject: Subject) -> bool:
+    answered = Message.objects.filter(conversation__profile__in=subject.profile_ids, author=Message.Author.BOT).exclude(
+        model__in=["", "offline"]
+    )
+    transcribed = Attachment.objects.filter(message__conversation__profile__in=subject.profile_ids).exclude(
+        transcript=""
+    )
+    return answered.exists() or transcribed.exists()
+
+
+def _media_files(document: dict[str, Any]):
+    for profile in document["profiles"]:
+        for conversation in profile["conversations"]:
+            for message in conversation["messages"]:
+                for attachment in message["attachments"]:
+                    if attachment["archive_path"]:
+                        yield attachment["fields"]["file"], attachment["archive_path"]
+
+
+def _export_profile(profile: ClientProfile) -> dict[str, Any]:
+    conversations = Conversation.objects.filter(profile=profile).order_by("created_at", "pk")
+    messages_by_conversation: dict[int, list[dict[str, Any]]] = {}
+    messages = (
+        Message.objects.filter(conversation__profile=profile)
+        .prefetch_related("attachments")
+        .order_by("created_at", "pk")
+    )
+    for message in messages:
+        messages_by_conversation.setdefault(message.conversation_id, []).append(_export_message(message))
+    audit = AuditEntry.objects.filter(profile=profile) | AuditEntry.objects.filter(conversation__profile=profile)
+    return {
+        "profile_id": profile.pk,
+        "fields": _fields(profile),
+        "inferred_fields": _inferred_profile_fields(profile),
+        "consent": {
+            "bot_messages": "opted_out" if profile.opted_out_at else "allowed",
+            "opted_out_at": _jsonable(profile.opted_out_at),
+            "opted_in_at": _jsonable(profile.opted_in_at),
+        },
+        "conversations": [
+            {**_fields(conversation), "messages": messages_by_conversation.get(conversation.pk, [])}
+            for conversation in conversations
+        ],
+        "audit_entries": [_fields(entry) for entry in audit.distinct().order_by("created_at", "pk")],
+    }
+
+
+def _export_message(message: Message) -> dict[str, Any]:
+    return {
+        **_fields(message),
+        "written_by_model": message.author == Message.Author.BOT,
+        "attachments": [_export_attachment(attachment) for attachment in message.attachments.all()],
+    }
+
+
+def _export_attachment(attachment: Attachment) -> dict[str, Any]:
+    name = attachment.file.name if attachment.file else ""
+    is_stored = bool(name) and default_storage.exists(name)
+    return {
+        "fields": _fields(attachment),
+        "transcript_inferred": bool(attachment.transcript),
+        "file_stored": is_stored,
+        "archive_path": f"media/{attachment.pk}/{PurePosixPath(name).name}" if is_stored else "",
+    }
+
+
+def _inferred_profile_fields(profile: ClientProfile) -> list[str]:
+    """Profile fields whose value the model extracted, read from any provenance mapping on the
+    profile (a JSON field like {"first_name": "model"} or {"first_name": {"source": "model"}})."""
+    names = {field.name for field in ClientProfile._meta.concrete_fields}
+    inferred = set()
+    for field in ClientProfile._meta.concrete_fields:
+        value = getattr(profile, field.attname)
+        if not isinstance(field, models.JSONField) or not isinstance(value, dict):
+            continue
+        for key, source in value.items():
+            source = source.get("source") if isinstance(source, dict) else source
+            if key in names and isinstance(source, str) and source.lower() in _MODEL_SOURCES:
+                inferred.add(key)
+    return sorted(inferred)
+
+
+def _fields(instance: models.Model) -> dict[str, Any]:
+    return {field.attname: _jsonable(getattr(instance, field.attname)) for field in instance._meta.concrete_fields}
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, UUID | Decimal):
+        return str(value)
+    if hasattr(value, "name") and hasattr(value, "storage"):  # a FieldFile
+        return value.name or ""
+    return value

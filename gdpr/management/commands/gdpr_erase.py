@@ -1,0 +1,64 @@
+"""manage.py gdpr_erase: erase one person here and at the processors (OpenAI, Twilio, Meta)."""
+
+from __future__ import annotations
+
+import sys
+
+from django.core.management.base import BaseCommand, CommandError
+
+from gdpr.erasure import erase_subject, plan_erasure
+
+from ._subject import add_subject_arguments, operator_name, resolve_subject
+
+
+class Command(BaseCommand):
+    help = (
+        "Erase everything held about one person: profiles, conversations, messages, attachments and media "
+        "files, audit entries, and the copies kept by OpenAI (conversation items, then the conversation; "
+        "stored responses), Twilio (message resources and their media) and Meta (media the app uploaded). "
+        "Leaves an erasure record without personal data. Asks for confirmation unless --yes; --dry-run "
+        "only lists what would go. Exits with status 1 when no profile matches."
+    )
+
+    def add_arguments(self, parser):
+        add_subject_arguments(parser)
+        parser.add_argument("--dry-run", action="store_true", help="List what would be erased; change nothing.")
+        parser.add_argument("--yes", "-y", action="store_true", help="Do not ask for confirmation (for scripts).")
+        parser.add_argument(
+            "--operator", help="Who runs the erasure, for the erasure record. Default: your login name."
+        )
+
+    def handle(self, *args, **options):
+        subject = resolve_subject(options)
+        plan = plan_erasure(subject=subject)
+        self.stdout.write(f"Profiles {', '.join(f'#{pk}' for pk in subject.profile_ids)} would be erased:")
+        for kind, count in plan.counts.items():
+            self.stdout.write(f"  {kind:<16} {count}")
+        for kind, count in plan.remote_counts.items():
+            self.stdout.write(f"  remote {kind:<26} {count}")
+        if plan.remote_counts.get("openai_conversation"):
+            self.stdout.write("  (and every item of those OpenAI conversations, listed when they are deleted)")
+        if options["dry_run"]:
+            self.stdout.write(self.style.WARNING("Dry run: nothing was erased."))
+            return
+        if not options["yes"]:
+            if not sys.stdin.isatty():
+                raise CommandError("Not a terminal, so no one can confirm: run again with --yes to erase.")
+            answer = input("Erasure cannot be undone. Type 'erase' to go on: ")
+            if answer.strip().lower() != "erase":
+                raise CommandError("Not confirmed; nothing was erased.")
+        record = erase_subject(subject=subject, actor_label=options["operator"] or operator_name())
+        self.stdout.write(self.style.SUCCESS(f"Erased. Erasure record #{record.pk}: {record.counts}"))
+        pending = 0
+        for deletion in record.remote_deletions.all():
+            self.stdout.write(f"  {deletion.get_kind_display():<32} {deletion.remote_id:<40} {deletion.status}")
+            pending += deletion.status == deletion.Status.PENDING
+            if deletion.status == deletion.Status.FAILED:
+                self.stderr.write(f"    failed: {deletion.last_error}. Delete it by hand at the processor.")
+        if pending:
+            self.stdout.write(
+                self.style.WARNING(
+                    f"{pending} remote deletion(s) are retried by a Celery task until the processor accepts them "
+                    "(a worker and beat must run). Follow them in the admin under Remote deletions."
+                )
+            )

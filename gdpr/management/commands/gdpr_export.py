@@ -1,0 +1,55 @@
+"""manage.py gdpr_export: everything held about one person, as JSON or a ZIP with the media files."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
+
+from gdpr.export import export_subject
+
+from ._subject import add_subject_arguments, operator_name, resolve_subject
+
+
+class Command(BaseCommand):
+    help = (
+        "Export everything held about one person (profiles with consent, conversations, messages with "
+        "statuses, transcripts, media files, audit entries, and who received the data) as a JSON document "
+        "(schema: gdpr/schemas/gdpr_export.schema.json), or a ZIP holding it and the media files. "
+        "Exits with status 1 when no profile matches."
+    )
+
+    def add_arguments(self, parser):
+        add_subject_arguments(parser)
+        parser.add_argument("--format", choices=["json", "zip"], default="zip", help="Default: zip (JSON + media).")
+        parser.add_argument(
+            "--output",
+            "-o",
+            help="File to write, or - for standard output. Default: gdpr-export-<hash>-<time>.<format> here "
+            "(the name carries no personal data).",
+        )
+        parser.add_argument("--force", action="store_true", help="Overwrite --output if it exists.")
+
+    def handle(self, *args, **options):
+        subject = resolve_subject(options)
+        fmt = options["format"]
+        output = options["output"] or (
+            f"gdpr-export-{subject.identifier_hash[:12]}-{timezone.now():%Y%m%d-%H%M%S}.{fmt}"
+        )
+        if output == "-":
+            export_subject(subject=subject, out=sys.stdout.buffer, fmt=fmt, actor_label=operator_name())
+            return
+        path = Path(output)
+        if path.exists() and not options["force"]:
+            raise CommandError(f"{path} exists. Choose another --output, or add --force to overwrite it.")
+        with path.open("wb") as out:
+            document = export_subject(subject=subject, out=out, fmt=fmt, actor_label=operator_name())
+        messages = sum(len(c["messages"]) for p in document["profiles"] for c in p["conversations"])
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Exported {len(document['profiles'])} profile(s) and {messages} message(s) to {path}. "
+                "It holds personal data: send it to the person securely, then delete it here."
+            )
+        )

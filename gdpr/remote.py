@@ -1,0 +1,130 @@
+"""Deleting the copies processors hold, one RemoteDeletion row at a time, in a safe order.
+
+Each row moves pending -> deleted | already_gone | failed through a conditional update, so a
+task run twice (or beside the beat sweep) deletes once. Transient refusals (Twilio 20009 while
+a message is in flight, rate limits, outages) leave the row pending for the next run.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.db.models import F
+from django.utils import timezone
+
+from conversations import ai
+from conversations.dispatch import enqueue
+from conversations.providers import meta, twilio
+from conversations.providers.base import RemoteDeletionError
+from gdpr.models import RemoteDeletion
+
+logger = logging.getLogger(__name__)
+
+Kind = RemoteDeletion.Kind
+Status = RemoteDeletion.Status
+DELETE_REMOTE_COPIES = "gdpr.tasks.delete_remote_copies"
+
+# OpenAI items before their conversation (deleting a conversation does not delete its items).
+POSITIONS = {
+    Kind.OPENAI_CONVERSATION_ITEM: 100,
+    Kind.OPENAI_CONVERSATION: 200,
+    Kind.OPENAI_RESPONSE: 300,
+    Kind.TWILIO_MESSAGE: 400,
+    Kind.META_MEDIA: 500,
+}
+
+_DELETERS = {
+    Kind.OPENAI_CONVERSATION_ITEM: lambda d: ai.delete_conversation_item(
+        conversation_id=d.parent_id, item_id=d.remote_id
+    ),
+    Kind.OPENAI_CONVERSATION: lambda d: ai.delete_conversation(conversation_id=d.remote_id),
+    Kind.OPENAI_RESPONSE: lambda d: ai.delete_stored_response(response_id=d.remote_id),
+    Kind.TWILIO_MESSAGE: lambda d: twilio.delete_message(sid=d.remote_id),
+    Kind.META_MEDIA: lambda d: meta.delete_media(media_id=d.remote_id),
+}
+
+
+def run_remote_deletions(*, erasure_id: int) -> int:
+    """Try every pending remote deletion of an erasure once, in order; returns how many stay pending."""
+    pending = RemoteDeletion.objects.filter(erasure_id=erasure_id, status=Status.PENDING)
+    listed = _list_openai_items(pending.filter(kind=Kind.OPENAI_CONVERSATION), erasure_id)
+    for deletion in pending.order_by("position", "id"):
+        if deletion.kind == Kind.OPENAI_CONVERSATION and (
+            deletion.remote_id not in listed
+            or pending.filter(kind=Kind.OPENAI_CONVERSATION_ITEM, parent_id=deletion.remote_id).exists()
+        ):
+            continue  # its items are not all gone yet: deleting it now would orphan them at OpenAI
+        _attempt(deletion)
+    left = pending.count()
+    if left:
+        logger.warning("Erasure %s: %s remote deletion(s) still pending; they will be retried.", erasure_id, left)
+    return left
+
+
+def schedule_remote_deletions(*, erasure_id: int) -> None:
+    """Enqueue another run later; if the broker is down, the beat sweep picks the rows up."""
+    enqueue(DELETE_REMOTE_COPIES, erasure_id, countdown=settings.REMOTE_DELETION_RETRY_SECONDS)
+
+
+def list_erasures_with_pending_deletions() -> list[int]:
+    return list(
+        RemoteDeletion.objects.filter(status=Status.PENDING).values_list("erasure_id", flat=True).distinct()[:1000]
+    )
+
+
+def _list_openai_items(conversations, erasure_id: int) -> set[str]:
+    """Add a row per item of each pending OpenAI conversation; the ids whose listing succeeded."""
+    listed = set()
+    for conversation in conversations:
+        try:
+            item_ids = ai.list_conversation_item_ids(conversation_id=conversation.remote_id)
+        except RemoteDeletionError as exc:
+            _record_failure(conversation, exc)
+            continue
+        RemoteDeletion.objects.bulk_create(
+            [
+                RemoteDeletion(
+                    erasure_id=erasure_id,
+                    processor=RemoteDeletion.Processor.OPENAI,
+                    kind=Kind.OPENAI_CONVERSATION_ITEM,
+                    remote_id=item_id,
+                    parent_id=conversation.remote_id,
+                    position=POSITIONS[Kind.OPENAI_CONVERSATION_ITEM],
+                )
+                for item_id in item_ids
+            ],
+            ignore_conflicts=True,
+        )
+        listed.add(conversation.remote_id)
+    return listed
+
+
+def _attempt(deletion: RemoteDeletion) -> None:
+    try:
+        existed = _DELETERS[deletion.kind](deletion)
+    except RemoteDeletionError as exc:
+        _record_failure(deletion, exc)
+        return
+    RemoteDeletion.objects.filter(pk=deletion.pk, status=Status.PENDING).update(
+        status=Status.DELETED if existed else Status.ALREADY_GONE,
+        attempts=F("attempts") + 1,
+        last_error="",
+        completed_at=timezone.now(),
+    )
+
+
+def _record_failure(deletion: RemoteDeletion, exc: RemoteDeletionError) -> None:
+    status = Status.PENDING if exc.is_transient else Status.FAILED
+    RemoteDeletion.objects.filter(pk=deletion.pk, status=Status.PENDING).update(
+        status=status, attempts=F("attempts") + 1, last_error=str(exc)[:255]
+    )
+    if exc.is_transient:
+        logger.info("%s deletion %s refused for now (%s); will retry.", deletion.get_kind_display(), deletion.pk, exc)
+    else:
+        logger.error(
+            "%s deletion %s failed for good (%s). Fix the cause, then delete it by hand at the processor.",
+            deletion.get_kind_display(),
+            deletion.pk,
+            exc,
+        )

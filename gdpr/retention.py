@@ -1,0 +1,136 @@
+"""Retention (GDPR art. 5(1)(e)): delete what is older than its retention period, in batches.
+
+Every batch is its own short transaction over at most PURGE_BATCH_SIZE ids, so memory stays
+flat and the webhook keeps writing while a large purge runs. Safe to run twice or concurrently:
+each batch deletes whatever of its ids still exists.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from conversations.models import Attachment, Conversation, Message, ProcessedMessage
+from gdpr.files import delete_stored_files
+
+logger = logging.getLogger(__name__)
+
+
+class Progress(Protocol):
+    def update(self, n: int) -> object: ...
+    def close(self) -> object: ...
+
+
+class _NoProgress:
+    def update(self, n: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+ProgressFactory = Callable[[str, int], Progress]
+
+
+@dataclass
+class PurgeSummary:
+    dry_run: bool
+    message_cutoff: datetime | None  # None: DATA_RETENTION_DAYS unset, messages are kept
+    processed_cutoff: datetime
+    messages: int = 0
+    attachments: int = 0
+    files: int = 0
+    conversations: int = 0
+    processed_ids: int = 0
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def purge_expired(
+    *,
+    now: datetime | None = None,
+    retention_days: int | None = None,
+    processed_days: int | None = None,
+    dry_run: bool = False,
+    batch_size: int | None = None,
+    progress: ProgressFactory | None = None,
+) -> PurgeSummary:
+    """Delete messages and media created before now - DATA_RETENTION_DAYS, conversations left
+    empty, and webhook dedup ids older than PROCESSED_MESSAGE_RETENTION_DAYS."""
+    now = now or timezone.now()
+    retention_days = settings.DATA_RETENTION_DAYS if retention_days is None else retention_days
+    processed_days = settings.PROCESSED_MESSAGE_RETENTION_DAYS if processed_days is None else processed_days
+    batch_size = batch_size or settings.PURGE_BATCH_SIZE
+    progress = progress or (lambda _desc, _total: _NoProgress())
+    summary = PurgeSummary(
+        dry_run=dry_run,
+        message_cutoff=now - timedelta(days=retention_days) if retention_days else None,
+        processed_cutoff=now - timedelta(days=processed_days),
+    )
+    if summary.message_cutoff:
+        cutoff = summary.message_cutoff
+        expired = Message.objects.filter(created_at__lt=cutoff)
+        if dry_run:
+            summary.messages = expired.count()
+            attachments = Attachment.objects.filter(message__created_at__lt=cutoff)
+            summary.attachments = attachments.count()
+            summary.files = attachments.exclude(file="").count()
+        else:
+            _purge_messages(expired, summary, batch_size, progress("messages", expired.count()))
+        # Only conversations with nothing left; while a dry run deletes nothing, this counts the
+        # ones empty already.
+        empty = Conversation.objects.filter(updated_at__lt=cutoff, messages__isnull=True)
+        summary.conversations = _delete_in_batches(empty, batch_size, dry_run, progress)
+    processed = ProcessedMessage.objects.filter(received_at__lt=summary.processed_cutoff)
+    summary.processed_ids = _delete_in_batches(processed, batch_size, dry_run, progress)
+    logger.info("Purge %s: %s", "dry run" if dry_run else "done", summary.as_dict())
+    return summary
+
+
+def _purge_messages(expired: QuerySet, summary: PurgeSummary, batch_size: int, bar: Progress) -> None:
+    for ids in _id_batches(expired, batch_size):
+        with transaction.atomic():
+            names = list(Attachment.objects.filter(message_id__in=ids).exclude(file="").values_list("file", flat=True))
+            _, deleted = Message.objects.filter(pk__in=ids).only("pk").delete()
+            transaction.on_commit(lambda names=names: delete_stored_files(names))
+        summary.messages += deleted.get(Message._meta.label, 0)
+        summary.attachments += deleted.get(Attachment._meta.label, 0)
+        summary.files += len(names)
+        bar.update(len(ids))
+    bar.close()
+
+
+def _delete_in_batches(queryset: QuerySet, batch_size: int, dry_run: bool, progress: ProgressFactory) -> int:
+    if dry_run:
+        return queryset.count()
+    model = queryset.model
+    bar = progress(str(model._meta.verbose_name_plural), queryset.count())
+    total = 0
+    for ids in _id_batches(queryset, batch_size):
+        _, deleted = model.objects.filter(pk__in=ids).delete()
+        total += deleted.get(model._meta.label, 0)
+        bar.update(len(ids))
+    bar.close()
+    return total
+
+
+def _id_batches(queryset: QuerySet, batch_size: int):
+    """Ids in ascending batches, each query starting after the last id: rescanning from the start
+    would walk over every row already deleted (dead index entries until VACUUM) again and again."""
+    last = None
+    while True:
+        page = queryset.order_by("pk") if last is None else queryset.filter(pk__gt=last).order_by("pk")
+        ids = list(page.values_list("pk", flat=True)[:batch_size])
+        if not ids:
+            return
+        yield ids
+        last = ids[-1]

@@ -1,0 +1,327 @@
+import io
+import json
+import logging
+import threading
+
+import pytest
+from django.apps import apps
+from django.core.files.storage import default_storage
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import connections
+
+from conversations.models import Attachment, AuditEntry, Conversation, Message, ProcessedMessage
+from conversations.services.replies import reply_to_message
+from conversations.tasks import record_inbound_message, send_outbound_message
+from conversations.tests.conftest import GRAPH_MESSAGES, TWILIO_MESSAGES
+from conversations.tests.helpers import meta_body, post_meta, post_twilio, twilio_params
+from gdpr.erasure import erase_subject, plan_erasure
+from gdpr.models import ErasureRecord, RemoteDeletion
+from gdpr.remote import run_remote_deletions
+from gdpr.subjects import find_subject, hash_identifier
+from gdpr.tasks import delete_remote_copies, retry_pending_remote_deletions
+from profiles.models import ClientProfile
+from whatsbot_project.celery import app as celery_app
+
+from .builders import ADA, CAPTION, GRACE, TRANSCRIPT, build_ada, build_grace, wamid_phone_part
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+ADA_NEEDLES = [
+    ADA["wa_id"][1:],  # the number with or without +, in `whatsapp:+…` too
+    wamid_phone_part(ADA["wa_id"]),  # the number inside Meta's message ids
+    ADA["bsuid"],
+    "Lovelace",
+    ADA["texts"][0],
+    "Is this the right spare part?",
+    TRANSCRIPT,
+    CAPTION,
+]
+
+
+def rows_mentioning(needles: list[str]) -> list[str]:
+    """Every row of every model whose field values mention any needle."""
+    found = []
+    for model in apps.get_models():
+        for row in model.objects.all():
+            values = json.dumps({f.attname: getattr(row, f.attname) for f in model._meta.concrete_fields}, default=str)
+            found += [f"{model._meta.label}#{row.pk}: {n}" for n in needles if n in values]
+    return found
+
+
+def stored_files() -> set[str]:
+    def walk(path):
+        dirs, files = default_storage.listdir(path)
+        names = {f"{path}/{f}".lstrip("/") for f in files}
+        for directory in dirs:
+            names |= walk(f"{path}/{directory}".lstrip("/"))
+        return names
+
+    return walk("") if default_storage.exists("") else set()
+
+
+@pytest.fixture
+def processors(openai_store, twilio_deletions, graph_deletions):
+    openai_store.conversations["conv_ada"] = ["msg_ada_1", "msg_ada_2", "msg_ada_3"]
+    openai_store.responses.add("resp_ada_1")
+    return {"openai": openai_store, "twilio": twilio_deletions, "graph": graph_deletions}
+
+
+def test_after_erase_no_model_or_storage_holds_anything_about_the_subject_and_others_are_intact(
+    client, graph_ok, twilio_ok, processors
+):
+    ada = build_ada(client)
+    build_grace(client)
+    grace_before = rows_mentioning([GRACE["wa_id"], GRACE["name"], *GRACE["texts"]])
+    grace_files = stored_files() - set(ada["file_names"])
+    assert rows_mentioning(ADA_NEEDLES) and set(ada["file_names"]) <= stored_files()
+
+    erase_subject(subject=find_subject(ADA["phone"]), actor_label="dpo")
+
+    assert rows_mentioning(ADA_NEEDLES) == []
+    assert stored_files() == grace_files and grace_files
+    assert rows_mentioning([GRACE["wa_id"], GRACE["name"], *GRACE["texts"]]) == grace_before
+    assert ClientProfile.objects.get().external_id == GRACE["bsuid"]
+    assert Message.objects.filter(conversation__profile__external_id=GRACE["bsuid"]).count() == 4
+    assert Attachment.objects.get().caption == "Grace's own photo"
+
+
+def test_remote_copies_are_deleted_in_order_items_before_their_conversation(client, graph_ok, twilio_ok, processors):
+    build_ada(client)
+    twilio_sids = set(Message.objects.filter(provider="twilio").values_list("provider_message_id", flat=True))
+
+    record = erase_subject(subject=find_subject(ADA["phone"]))
+
+    openai = processors["openai"]
+    assert openai.calls == [
+        ("GET", "/v1/conversations/conv_ada/items"),
+        ("DELETE", "/v1/conversations/conv_ada/items/msg_ada_1"),
+        ("DELETE", "/v1/conversations/conv_ada/items/msg_ada_2"),
+        ("DELETE", "/v1/conversations/conv_ada/items/msg_ada_3"),
+        ("DELETE", "/v1/conversations/conv_ada"),
+        ("DELETE", "/v1/responses/resp_ada_1"),
+    ]
+    assert openai.conversations == {} and openai.responses == set()
+    assert set(processors["twilio"]["deleted"]) == twilio_sids and len(twilio_sids) == 2  # inbound and reply
+    deletions = list(record.remote_deletions.values_list("kind", "status"))
+    assert deletions == [
+        ("openai_conversation_item", "deleted"),
+        ("openai_conversation_item", "deleted"),
+        ("openai_conversation_item", "deleted"),
+        ("openai_conversation", "deleted"),
+        ("openai_response", "deleted"),
+        ("twilio_message", "deleted"),
+        ("twilio_message", "deleted"),
+    ]
+    assert processors["graph"] == []  # the app uploaded no media to Meta: nothing to delete there
+
+
+def test_a_twilio_20009_is_retried_by_the_task_until_the_message_is_deleted(client, twilio_ok, processors):
+    post_twilio(client, twilio_params("whatsapp_text"))
+    inbound_sid = twilio_params("whatsapp_text")["MessageSid"]
+    processors["twilio"]["in_flight"][inbound_sid] = 2
+
+    record = erase_subject(subject=find_subject("whatsapp:+15551234567"))
+
+    deletion = record.remote_deletions.get(remote_id=inbound_sid)
+    assert (deletion.status, deletion.attempts) == ("deleted", 3)
+    assert processors["twilio"]["deleted"].count(inbound_sid) == 1
+    assert not RemoteDeletion.objects.filter(status="pending").exists()
+
+
+def test_a_deletion_refused_for_now_stays_pending_for_the_sweep(client, twilio_ok, processors, settings):
+    post_twilio(client, twilio_params("whatsapp_text"))
+    sid = twilio_params("whatsapp_text")["MessageSid"]
+    processors["twilio"]["in_flight"][sid] = 10_000
+    delete_remote_copies.max_retries = 2
+    try:
+        record = erase_subject(subject=find_subject(ADA["phone"]))
+    finally:
+        delete_remote_copies.max_retries = 100
+
+    deletion = record.remote_deletions.get(remote_id=sid)
+    assert deletion.status == "pending" and "20009" in deletion.last_error
+    processors["twilio"]["in_flight"][sid] = 0
+    assert retry_pending_remote_deletions.delay().result == 0  # what beat runs
+    assert record.remote_deletions.get(remote_id=sid).status == "deleted"
+
+
+def test_copies_already_gone_at_the_processor_are_recorded_as_such(client, graph_ok, openai_store, twilio_deletions):
+    build_ada(client, with_twilio=False)  # the fake OpenAI store knows neither conv_ada nor resp_ada_1
+
+    record = erase_subject(subject=find_subject(ADA["bsuid"]))
+
+    assert set(record.remote_deletions.values_list("kind", "status")) == {
+        ("openai_conversation", "already_gone"),
+        ("openai_response", "already_gone"),
+    }
+
+
+def test_media_the_app_uploaded_to_meta_is_deleted_through_graph(graph_deletions):
+    record = ErasureRecord.objects.create(identifier_kind="phone", identifier_hash="0" * 64, counts={})
+    RemoteDeletion.objects.create(erasure=record, processor="meta", kind="meta_media", remote_id="1000000000000555")
+
+    assert run_remote_deletions(erasure_id=record.pk) == 0
+
+    assert graph_deletions == ["1000000000000555"]
+    assert record.remote_deletions.get().status == "deleted"
+
+
+def test_the_erasure_record_holds_no_phone_number_name_or_message_text(client, graph_ok, twilio_ok, processors):
+    build_ada(client)
+
+    record = erase_subject(subject=find_subject(ADA["phone"]), actor_label="dpo")
+
+    rows = [record, *record.remote_deletions.all(), *AuditEntry.objects.filter(action="gdpr.erase")]
+    dumped = json.dumps(
+        [{f.attname: getattr(r, f.attname) for f in r._meta.concrete_fields} for r in rows], default=str
+    )
+    for needle in [*ADA_NEEDLES, ADA["name"], "Ada"]:
+        assert needle not in dumped
+    assert record.identifier_hash == hash_identifier(kind="phone", normalized=ADA["phone"])
+    assert record.performed_by_label == "dpo"
+    assert record.counts == {
+        "profiles": 2,
+        "conversations": 2,
+        "messages": 8,
+        "attachments": 2,
+        "files": 2,
+        "audit_entries": 0,
+        "webhook_captures": 0,
+        "remote_deletions": {"openai_conversation": 1, "openai_response": 1, "twilio_message": 2},
+    }
+
+
+def test_erase_during_an_in_flight_reply_sends_nothing_and_recreates_nothing(
+    client, fake_providers, fake_openai, caplog
+):
+    def erase_while_the_model_thinks(request_body):
+        worker = threading.Thread(target=_erase_in_another_connection, args=(ADA["bsuid"],))
+        worker.start()
+        worker.join()
+
+    fake_openai.during_request = erase_while_the_model_thinks
+
+    post_meta(client, meta_body("text"))
+
+    assert len(fake_openai.requests) == 1  # the model was asked...
+    assert fake_providers.sent(GRAPH_MESSAGES) == []  # ...but nothing went out
+    assert not ClientProfile.objects.exists()
+    assert not Conversation.objects.exists() and not Message.objects.exists()
+    assert ErasureRecord.objects.count() == 1
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []  # the task ended quietly
+
+
+def _erase_in_another_connection(identifier: str) -> None:
+    try:
+        erase_subject(subject=find_subject(identifier))
+    finally:
+        connections.close_all()
+
+
+def test_a_send_queued_before_the_erase_sends_nothing(client, fake_providers, fake_openai, graph_ok, caplog):
+    celery_app.conf.task_always_eager = False  # tasks wait in the (in-memory) queue
+    try:
+        post_meta(client, meta_body("text"))
+        record_inbound_message(ProcessedMessage.objects.get().pk)  # a worker takes the delivery
+        reply = reply_to_message(message_id=Message.objects.get().pk)
+    finally:
+        celery_app.conf.task_always_eager = True
+    assert reply.status == Message.Status.PENDING
+
+    erase_subject(subject=find_subject(ADA["bsuid"]))
+    send_outbound_message.delay(reply.pk)  # the queued send finally runs
+
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+    assert fake_providers.sent(GRAPH_MESSAGES) == []
+    assert not Message.objects.exists()
+
+
+def test_a_retried_webhook_after_erase_creates_nothing(client, graph_ok, fake_openai):
+    post_meta(client, meta_body("text"))
+    erase_subject(subject=find_subject(ADA["phone"]))
+    model_calls, sends = len(fake_openai.requests), len(graph_ok.sent(GRAPH_MESSAGES))
+
+    response = post_meta(client, meta_body("text"))  # Meta retries the same delivery
+
+    assert response.status_code == 200
+    assert not ClientProfile.objects.exists() and not Message.objects.exists()
+    assert (len(fake_openai.requests), len(graph_ok.sent(GRAPH_MESSAGES))) == (model_calls, sends)
+    assert ProcessedMessage.objects.count() == 1
+
+
+def test_twilio_retried_webhook_after_erase_creates_nothing(client, twilio_ok):
+    post_twilio(client, twilio_params("whatsapp_text"))
+    erase_subject(subject=find_subject("whatsapp:+15551234567"))
+
+    post_twilio(client, twilio_params("whatsapp_text"))
+
+    assert not Message.objects.exists()
+    assert len(twilio_ok.sent(TWILIO_MESSAGES)) == 1
+
+
+def test_gdpr_erase_dry_run_lists_what_would_go_and_changes_nothing(client, graph_ok, processors):
+    build_ada(client, with_twilio=False)
+    out = io.StringIO()
+
+    call_command("gdpr_erase", ADA["bsuid"], "--dry-run", stdout=out)
+
+    assert "messages         6" in out.getvalue() and "Dry run" in out.getvalue()
+    assert "remote openai_conversation" in out.getvalue()
+    assert ClientProfile.objects.count() == 1 and not ErasureRecord.objects.exists()
+    assert processors["openai"].calls == []
+
+
+def test_gdpr_erase_without_yes_refuses_when_no_one_can_confirm(client, graph_ok, processors):
+    build_ada(client, with_twilio=False)
+
+    with pytest.raises(CommandError, match="--yes"):
+        call_command("gdpr_erase", ADA["bsuid"], stdout=io.StringIO())
+
+    assert ClientProfile.objects.count() == 1
+
+
+def test_gdpr_erase_with_yes_erases_and_reports(client, graph_ok, processors):
+    build_ada(client, with_twilio=False)
+    out = io.StringIO()
+
+    call_command("gdpr_erase", ADA["bsuid"], "--yes", "--operator", "dpo", stdout=out)
+
+    assert not ClientProfile.objects.exists()
+    record = ErasureRecord.objects.get()
+    assert record.performed_by_label == "dpo"
+    assert f"Erasure record #{record.pk}" in out.getvalue()
+
+
+def test_gdpr_erase_of_an_unknown_subject_fails_and_erases_nothing(client, graph_ok):
+    post_meta(client, meta_body("text"))
+
+    with pytest.raises(CommandError, match="No client profile matches"):
+        call_command("gdpr_erase", "+15550000000", "--yes")
+
+    assert ClientProfile.objects.count() == 1 and not ErasureRecord.objects.exists()
+
+
+def test_plan_erasure_counts_without_deleting(client, graph_ok, twilio_ok):
+    build_ada(client)
+
+    plan = plan_erasure(subject=find_subject(ADA["phone"]))
+
+    assert plan.counts["messages"] == 8 and plan.counts["files"] == 2
+    assert Message.objects.count() == 8
+
+
+def test_webhook_captures_of_the_subject_are_erased_and_others_kept(client, graph_ok, twilio_ok, settings):
+    from conversations.models import CapturedWebhook
+
+    settings.WEBHOOK_CAPTURE_HOURS = 24
+    post_meta(client, meta_body("text"))  # +1 555 123 4567
+    post_meta(client, meta_body("text_username_no_phone"))  # another customer
+    post_twilio(client, twilio_params("sms_inbound"))  # +1 555 123 4567 again, form-encoded
+    assert CapturedWebhook.objects.count() == 3
+
+    record = erase_subject(subject=find_subject("+15551234567"))
+
+    assert record.counts["webhook_captures"] == 2
+    [kept] = CapturedWebhook.objects.all()
+    assert b"US.1000000000000000003" in bytes(kept.body)

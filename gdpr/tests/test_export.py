@@ -1,0 +1,179 @@
+import io
+import json
+import zipfile
+from datetime import datetime
+from pathlib import Path
+
+import jsonschema
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from conversations.models import Attachment, AuditEntry, Message
+from gdpr.export import export_subject
+from gdpr.subjects import SubjectNotFound, find_subject
+from profiles.models import ClientProfile
+
+from .builders import ADA, CAPTION, GRACE, IMAGE_BYTES, TRANSCRIPT, VOICE_BYTES, build_ada, build_grace
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+SCHEMA = json.loads((Path(__file__).parents[1] / "schemas" / "gdpr_export.schema.json").read_text())
+
+
+def validate(document: dict) -> None:
+    jsonschema.Draft202012Validator.check_schema(SCHEMA)
+    jsonschema.Draft202012Validator(SCHEMA).validate(document)
+
+
+def all_messages(document: dict) -> list[dict]:
+    return [m for p in document["profiles"] for c in p["conversations"] for m in c["messages"]]
+
+
+def test_export_of_text_voice_and_image_messages_holds_every_record_and_file_and_validates(
+    client, graph_ok, twilio_ok, tmp_path
+):
+    ada = build_ada(client)
+    build_grace(client)
+    output = tmp_path / "ada.zip"
+
+    call_command("gdpr_export", ADA["phone"], "--output", str(output), stdout=io.StringIO())
+
+    with zipfile.ZipFile(output) as archive:
+        document = json.loads(archive.read("export.json"))
+        names = set(archive.namelist())
+        validate(document)
+        profiles = ClientProfile.objects.filter(phone_number=ADA["phone"])
+        assert {p["profile_id"] for p in document["profiles"]} == set(profiles.values_list("pk", flat=True))
+        assert len(document["profiles"]) == 2  # Meta and Twilio WhatsApp
+        expected = Message.objects.filter(conversation__profile__in=profiles)
+        assert {m["id"] for m in all_messages(document)} == set(expected.values_list("pk", flat=True))
+        assert {m["kind"] for m in all_messages(document)} >= {"text", "audio", "image"}
+        attachments = [a for m in all_messages(document) for a in m["attachments"]]
+        assert {a["fields"]["id"] for a in attachments} == {a.pk for a in ada["attachments"]}
+        voice = next(a for a in attachments if a["fields"]["content_type"] == "audio/ogg")
+        image = next(a for a in attachments if a["fields"]["content_type"] == "image/jpeg")
+        assert (voice["fields"]["transcript"], voice["transcript_inferred"]) == (TRANSCRIPT, True)
+        assert (image["fields"]["caption"], image["transcript_inferred"]) == (CAPTION, False)
+        assert archive.read(voice["archive_path"]) == VOICE_BYTES
+        assert archive.read(image["archive_path"]) == IMAGE_BYTES
+        assert names == {"export.json", voice["archive_path"], image["archive_path"]}
+    texts = [m["text"] for m in all_messages(document)]
+    assert ADA["texts"][0] in texts
+    assert "Is this the right spare part?" in texts
+    statuses = {m["status"] for m in all_messages(document) if m["author"] == "bot"}
+    assert statuses == {"sent"}
+    assert all(m["written_by_model"] for m in all_messages(document) if m["author"] == "bot")
+    assert {m["openai_response_id"] for m in all_messages(document)} >= {"resp_ada_1"}
+    meta_profile = next(p for p in document["profiles"] if p["fields"]["provider"] == "meta")
+    assert meta_profile["conversations"][0]["openai_conversation_id"] == "conv_ada"
+    assert meta_profile["consent"] == {"bot_messages": "allowed", "opted_out_at": None, "opted_in_at": None}
+    assert {r["provider"]: r["received_data_of_subject"] for r in document["recipients"]} == {
+        "meta": True,
+        "twilio": True,
+        "openai": True,
+    }
+    # Nothing of the other customer.
+    dumped = json.dumps(document)
+    assert GRACE["name"] not in dumped and GRACE["wa_id"] not in dumped and "Grace's own photo" not in dumped
+    # The access itself is audited on each profile.
+    assert AuditEntry.objects.filter(action="gdpr.export", profile__in=profiles).count() == 2
+
+
+def test_the_export_carries_every_profile_field_consent_and_audit_entries(client, graph_ok):
+    build_ada(client, with_twilio=False)
+    profile = ClientProfile.objects.get()
+    ClientProfile.objects.filter(pk=profile.pk).update(first_name="Ada", company="Analytical Engines Ltd")
+    post_meta_stop(client)
+    out = io.BytesIO()
+
+    document = export_subject(subject=find_subject(ADA["bsuid"]), out=out, fmt="json")
+
+    assert json.loads(out.getvalue()) == document
+    validate(document)
+    [exported] = document["profiles"]
+    assert set(exported["fields"]) == {f.attname for f in ClientProfile._meta.concrete_fields}
+    assert exported["fields"]["company"] == "Analytical Engines Ltd"
+    assert exported["consent"]["bot_messages"] == "opted_out"
+    assert datetime.fromisoformat(exported["consent"]["opted_out_at"])
+    assert [e["action"] for e in exported["audit_entries"]] == ["consent.opt_out"]
+
+
+def post_meta_stop(client):
+    from conversations.tests.helpers import post_meta
+
+    from .builders import meta_body_as
+
+    stop = meta_body_as("text", ADA, suffix="STOP").replace(ADA["texts"][0].encode(), b"STOP")
+    post_meta(client, stop)
+
+
+@pytest.mark.parametrize(
+    ("identifier", "kind"),
+    [
+        ("+15551234567", "phone"),
+        ("15551234567", "phone"),
+        ("whatsapp:+15551234567", "phone"),
+        ("+1 555-123-4567", "phone"),
+        ("US.1000000000000000001", "external_id"),
+    ],
+)
+def test_a_subject_is_found_by_phone_whatsapp_address_or_bsuid(client, graph_ok, twilio_ok, identifier, kind):
+    build_ada(client)
+
+    subject = find_subject(identifier)
+
+    assert subject.kind == kind
+    expected = (
+        ClientProfile.objects.filter(phone_number=ADA["phone"])
+        if kind == "phone"
+        else ClientProfile.objects.filter(external_id=identifier)
+    )
+    assert subject.profile_ids == sorted(expected.values_list("pk", flat=True))
+
+
+def test_a_subject_is_found_by_profile_id(client, graph_ok):
+    build_ada(client, with_twilio=False)
+    profile = ClientProfile.objects.get()
+
+    assert find_subject(str(profile.pk)).profiles == [profile]
+    assert find_subject(str(profile.pk), kind="profile_id").profiles == [profile]
+
+
+def test_gdpr_export_of_an_unknown_subject_fails_with_a_clear_message(tmp_path):
+    output = tmp_path / "nobody.json"
+
+    with pytest.raises(CommandError, match="No client profile matches this phone number"):
+        call_command("gdpr_export", "+15550000000", "--output", str(output))
+
+    assert not output.exists()
+    with pytest.raises(SubjectNotFound):
+        find_subject("US.unknown")
+
+
+def test_gdpr_export_refuses_to_overwrite_a_file_without_force(client, graph_ok, tmp_path):
+    build_ada(client, with_twilio=False)
+    output = tmp_path / "ada.json"
+    output.write_text("keep me")
+
+    with pytest.raises(CommandError, match="--force"):
+        call_command("gdpr_export", ADA["bsuid"], "--format", "json", "--output", str(output))
+    assert output.read_text() == "keep me"
+
+    call_command(
+        "gdpr_export", ADA["bsuid"], "--format", "json", "--output", str(output), "--force", stdout=io.StringIO()
+    )
+    validate(json.loads(output.read_text()))
+
+
+def test_an_attachment_whose_file_is_missing_is_listed_but_not_archived(client, graph_ok):
+    build_ada(client, with_twilio=False)
+    attachment = Attachment.objects.filter(content_type="image/jpeg").get()
+    attachment.file.storage.delete(attachment.file.name)
+    out = io.BytesIO()
+
+    document = export_subject(subject=find_subject(ADA["bsuid"]), out=out, fmt="zip")
+
+    exported = next(a for m in all_messages(document) for a in m["attachments"] if a["fields"]["id"] == attachment.pk)
+    assert (exported["file_stored"], exported["archive_path"]) == (False, "")
+    assert len(zipfile.ZipFile(out).namelist()) == 2  # export.json and the voice note
