@@ -11,7 +11,7 @@ from channels_app.simulator import may_use_simulator
 from channels_app.tasks import deliver_simulated_webhook
 from channels_app.webchat import VISITOR_COOKIE, read_visitor_id
 from conversations.providers import simulator, webchat
-from conversations.selectors.prompt import is_webchat_conversation_of, list_webchat_messages
+from conversations.selectors.webchat import is_webchat_conversation_of, list_webchat_messages
 from conversations.services.webchat import acknowledge_webchat_message, receive_webchat_message
 
 FORBIDDEN, UNAUTHENTICATED = 4403, 4401

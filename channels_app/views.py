@@ -7,7 +7,7 @@ from django.contrib.admin.views.decorators import staff_member_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from conversations.serializers import staff_name
+from conversations.models import staff_name
 
 
 @staff_member_required

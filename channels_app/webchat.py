@@ -10,7 +10,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.clickjacking import xframe_options_exempt
 
-from conversations.selectors.prompt import is_webchat_conversation_of
+from conversations.selectors.webchat import is_webchat_conversation_of
 
 VISITOR_COOKIE = "whatsbot_visitor"
 _SALT = "whatsbot.webchat"

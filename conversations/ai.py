@@ -9,13 +9,14 @@ import functools
 import logging
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import IO, Literal
+from typing import IO
 
 import openai
 import pydantic
 from django.conf import settings
 
-from conversations.providers.base import RemoteDeletionError, parse_retry_after
+from conversations.errors import RemoteDeletionError, parse_retry_after
+from conversations.turns import Turn
 
 logger = logging.getLogger(__name__)
 
@@ -23,13 +24,6 @@ OFFLINE_LABEL = "[offline responder]"
 # OpenAI answers 429 for both "slow down" and "your spend limit is reached"; only the first
 # is worth waiting for.
 _PERMANENT_429_CODES = {"insufficient_quota", "billing_hard_limit_reached"}
-
-
-@dataclass(frozen=True)
-class Turn:
-    role: Literal["user", "assistant", "developer"]
-    text: str
-    images: tuple[str, ...] = ()  # data URLs built from downloaded bytes, never provider URLs
 
 
 @dataclass(frozen=True)
@@ -64,6 +58,16 @@ class ModelUnavailable(Exception):
         self.retry_after = retry_after
 
 
+@contextmanager
+def _model_errors():
+    try:
+        yield
+    except openai.APIStatusError as exc:
+        raise _unavailable_from(exc) from exc
+    except openai.APIConnectionError as exc:  # includes timeouts
+        raise ModelUnavailable(type(exc).__name__, is_transient=True) from exc
+
+
 def is_offline() -> bool:
     return not settings.OPENAI_API_KEY
 
@@ -94,12 +98,8 @@ def generate_reply(*, instructions: str, turns: list[Turn], conversation_id: str
         request.update(conversation=conversation_id, store=True, truncation="auto")
     if settings.BOT_DETECTS_HUMAN_REQUESTS:
         request["tools"] = [REQUEST_HUMAN_TOOL]
-    try:
+    with _model_errors():
         response = client.responses.create(**request)
-    except openai.APIStatusError as exc:
-        raise _unavailable_from(exc) from exc
-    except openai.APIConnectionError as exc:  # includes timeouts
-        raise ModelUnavailable(type(exc).__name__, is_transient=True) from exc
     text = response.output_text.strip()
     wants_human = any(
         item.type == "function_call" and item.name == REQUEST_HUMAN_TOOL["name"] for item in response.output
@@ -129,14 +129,10 @@ def transcribe_audio(*, audio: IO[bytes], filename: str, content_type: str) -> s
     if is_offline():
         raise ModelUnavailable("no model configured to transcribe audio", is_transient=False)
     client = _configured_client()
-    try:
+    with _model_errors():
         transcription = client.audio.transcriptions.create(
             model=settings.OPENAI_TRANSCRIBE_MODEL, file=(filename, audio, content_type)
         )
-    except openai.APIStatusError as exc:
-        raise _unavailable_from(exc) from exc
-    except openai.APIConnectionError as exc:
-        raise ModelUnavailable(type(exc).__name__, is_transient=True) from exc
     return transcription.text.strip()
 
 
@@ -180,16 +176,6 @@ class ParsedAnswer:
     model: str
     input_tokens: int = 0
     output_tokens: int = 0
-
-
-@contextmanager
-def _model_errors():
-    try:
-        yield
-    except openai.APIStatusError as exc:
-        raise _unavailable_from(exc) from exc
-    except openai.APIConnectionError as exc:  # includes timeouts
-        raise ModelUnavailable(type(exc).__name__, is_transient=True) from exc
 
 
 def _configured_client() -> openai.OpenAI:

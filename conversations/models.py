@@ -5,6 +5,7 @@ import uuid
 from datetime import timedelta
 
 from django.conf import settings
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -28,6 +29,13 @@ _CHANNEL_PROVIDERS = {
     Channel.TWILIO_SMS: Provider.TWILIO,
     Channel.WEBCHAT: Provider.WEBCHAT,
 }
+
+
+def staff_name(user: AbstractBaseUser | None) -> str:
+    """How a staff member is named to colleagues and in notes: full name, else login."""
+    if user is None:
+        return ""
+    return user.get_full_name() or user.get_username()
 
 
 class Conversation(models.Model):

@@ -5,17 +5,10 @@ Every string here is customer- or model-supplied data: the page renders it as te
 
 from __future__ import annotations
 
-from django.contrib.auth.base_user import AbstractBaseUser
 from rest_framework import serializers
 
-from conversations.models import Conversation, Message
+from conversations.models import Conversation, Message, staff_name
 from profiles.models import ClientProfile
-
-
-def staff_name(user: AbstractBaseUser | None) -> str:
-    if user is None:
-        return ""
-    return user.get_full_name() or user.get_username()
 
 
 class StaffSerializer(serializers.Serializer):

@@ -92,32 +92,34 @@ def _twilio_request_is_genuine(request: Request) -> bool:
     return is_genuine
 
 
-class TwilioInboundView(WebhookView):
+class TwilioWebhookView(WebhookView):
+    """Size, then signature, then the subclass's `handle` (which parses with the twilio module)."""
+
     def post(self, request: Request) -> HttpResponse:
         if _read_body(request, Provider.TWILIO) is None:
             return _plain(413, f"body over {settings.WEBHOOK_MAX_BODY_BYTES} bytes")
         if not _twilio_request_is_genuine(request):
             return _plain(403, "bad signature")
         try:
-            inbound = twilio.parse_inbound(request.POST)
+            return self.handle(request)
         except InvalidPayload as exc:
             logger.warning("Malformed Twilio webhook refused: %s", exc)
             return _plain(400, str(exc))
-        receive_webhook(ParsedWebhook(messages=[inbound]))
+
+    def handle(self, request: Request) -> HttpResponse:
+        raise NotImplementedError
+
+
+class TwilioInboundView(TwilioWebhookView):
+    def handle(self, request: Request) -> HttpResponse:
+        receive_webhook(ParsedWebhook(messages=[twilio.parse_inbound(request.POST)]))
         # The answer comes later through the REST API: an empty TwiML response sends nothing now.
         return HttpResponse(EMPTY_TWIML, content_type="text/xml")
 
 
-class TwilioStatusView(WebhookView):
-    def post(self, request: Request) -> HttpResponse:
-        if _read_body(request, Provider.TWILIO) is None:
-            return _plain(413, f"body over {settings.WEBHOOK_MAX_BODY_BYTES} bytes")
-        if not _twilio_request_is_genuine(request):
-            return _plain(403, "bad signature")
-        try:
-            update = twilio.parse_status(request.POST, client_ref=request.query_params.get("ref", ""))
-        except InvalidPayload as exc:
-            return _plain(400, str(exc))
+class TwilioStatusView(TwilioWebhookView):
+    def handle(self, request: Request) -> HttpResponse:
+        update = twilio.parse_status(request.POST, client_ref=request.query_params.get("ref", ""))
         if update is not None:
             apply_status(update)
         return HttpResponse(status=204)

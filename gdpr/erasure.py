@@ -31,12 +31,11 @@ from profiles.models import ClientProfile
 
 logger = logging.getLogger(__name__)
 
-Kind = RemoteDeletion.Kind
 _PROCESSOR = {
-    Kind.OPENAI_CONVERSATION: RemoteDeletion.Processor.OPENAI,
-    Kind.OPENAI_RESPONSE: RemoteDeletion.Processor.OPENAI,
-    Kind.TWILIO_MESSAGE: RemoteDeletion.Processor.TWILIO,
-    Kind.META_MEDIA: RemoteDeletion.Processor.META,
+    RemoteDeletion.Kind.OPENAI_CONVERSATION: RemoteDeletion.Processor.OPENAI,
+    RemoteDeletion.Kind.OPENAI_RESPONSE: RemoteDeletion.Processor.OPENAI,
+    RemoteDeletion.Kind.TWILIO_MESSAGE: RemoteDeletion.Processor.TWILIO,
+    RemoteDeletion.Kind.META_MEDIA: RemoteDeletion.Processor.META,
 }
 # Delete-count keys of Model.delete() -> the names an erasure record uses.
 _COUNT_NAMES = {
@@ -77,24 +76,24 @@ def plan_erasure(*, subject: Subject) -> ErasurePlan:
         "webhook_captures": len(_webhook_captures(subject)),
     }
     remote = [
-        (Kind.OPENAI_CONVERSATION, conversation_id)
+        (RemoteDeletion.Kind.OPENAI_CONVERSATION, conversation_id)
         for conversation_id in conversations.exclude(openai_conversation_id="").values_list(
             "openai_conversation_id", flat=True
         )
     ]
     remote += [
-        (Kind.OPENAI_RESPONSE, response_id)
+        (RemoteDeletion.Kind.OPENAI_RESPONSE, response_id)
         for response_id in messages.exclude(openai_response_id="").values_list("openai_response_id", flat=True)
     ]
     remote += [
-        (Kind.TWILIO_MESSAGE, sid)
+        (RemoteDeletion.Kind.TWILIO_MESSAGE, sid)
         for sid in messages.filter(provider=Provider.TWILIO, provider_message_id__isnull=False).values_list(
             "provider_message_id", flat=True
         )
     ]
     # A reply split into parts is one Message but several Twilio messages.
     remote += [
-        (Kind.TWILIO_MESSAGE, sid)
+        (RemoteDeletion.Kind.TWILIO_MESSAGE, sid)
         for sid in MessagePart.objects.filter(message__in=messages, message__provider=Provider.TWILIO)
         .exclude(provider_message_id="")
         .values_list("provider_message_id", flat=True)

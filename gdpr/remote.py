@@ -15,44 +15,42 @@ from django.utils import timezone
 
 from conversations import ai
 from conversations.dispatch import enqueue
+from conversations.errors import RemoteDeletionError
 from conversations.providers import meta, twilio
-from conversations.providers.base import RemoteDeletionError
 from gdpr.models import RemoteDeletion
 
 logger = logging.getLogger(__name__)
 
-Kind = RemoteDeletion.Kind
-Status = RemoteDeletion.Status
 DELETE_REMOTE_COPIES = "gdpr.tasks.delete_remote_copies"
 
 # OpenAI items before their conversation (deleting a conversation does not delete its items).
 POSITIONS = {
-    Kind.OPENAI_CONVERSATION_ITEM: 100,
-    Kind.OPENAI_CONVERSATION: 200,
-    Kind.OPENAI_RESPONSE: 300,
-    Kind.TWILIO_MESSAGE: 400,
-    Kind.META_MEDIA: 500,
+    RemoteDeletion.Kind.OPENAI_CONVERSATION_ITEM: 100,
+    RemoteDeletion.Kind.OPENAI_CONVERSATION: 200,
+    RemoteDeletion.Kind.OPENAI_RESPONSE: 300,
+    RemoteDeletion.Kind.TWILIO_MESSAGE: 400,
+    RemoteDeletion.Kind.META_MEDIA: 500,
 }
 
 _DELETERS = {
-    Kind.OPENAI_CONVERSATION_ITEM: lambda d: ai.delete_conversation_item(
+    RemoteDeletion.Kind.OPENAI_CONVERSATION_ITEM: lambda d: ai.delete_conversation_item(
         conversation_id=d.parent_id, item_id=d.remote_id
     ),
-    Kind.OPENAI_CONVERSATION: lambda d: ai.delete_conversation(conversation_id=d.remote_id),
-    Kind.OPENAI_RESPONSE: lambda d: ai.delete_stored_response(response_id=d.remote_id),
-    Kind.TWILIO_MESSAGE: lambda d: twilio.delete_message(sid=d.remote_id),
-    Kind.META_MEDIA: lambda d: meta.delete_media(media_id=d.remote_id),
+    RemoteDeletion.Kind.OPENAI_CONVERSATION: lambda d: ai.delete_conversation(conversation_id=d.remote_id),
+    RemoteDeletion.Kind.OPENAI_RESPONSE: lambda d: ai.delete_stored_response(response_id=d.remote_id),
+    RemoteDeletion.Kind.TWILIO_MESSAGE: lambda d: twilio.delete_message(sid=d.remote_id),
+    RemoteDeletion.Kind.META_MEDIA: lambda d: meta.delete_media(media_id=d.remote_id),
 }
 
 
 def run_remote_deletions(*, erasure_id: int) -> int:
     """Try every pending remote deletion of an erasure once, in order; returns how many stay pending."""
-    pending = RemoteDeletion.objects.filter(erasure_id=erasure_id, status=Status.PENDING)
-    listed = _list_openai_items(pending.filter(kind=Kind.OPENAI_CONVERSATION), erasure_id)
+    pending = RemoteDeletion.objects.filter(erasure_id=erasure_id, status=RemoteDeletion.Status.PENDING)
+    listed = _list_openai_items(pending.filter(kind=RemoteDeletion.Kind.OPENAI_CONVERSATION), erasure_id)
     for deletion in pending.order_by("position", "id"):
-        if deletion.kind == Kind.OPENAI_CONVERSATION and (
+        if deletion.kind == RemoteDeletion.Kind.OPENAI_CONVERSATION and (
             deletion.remote_id not in listed
-            or pending.filter(kind=Kind.OPENAI_CONVERSATION_ITEM, parent_id=deletion.remote_id).exists()
+            or pending.filter(kind=RemoteDeletion.Kind.OPENAI_CONVERSATION_ITEM, parent_id=deletion.remote_id).exists()
         ):
             continue  # its items are not all gone yet: deleting it now would orphan them at OpenAI
         _attempt(deletion)
@@ -69,7 +67,9 @@ def schedule_remote_deletions(*, erasure_id: int) -> None:
 
 def list_erasures_with_pending_deletions() -> list[int]:
     return list(
-        RemoteDeletion.objects.filter(status=Status.PENDING).values_list("erasure_id", flat=True).distinct()[:1000]
+        RemoteDeletion.objects.filter(status=RemoteDeletion.Status.PENDING)
+        .values_list("erasure_id", flat=True)
+        .distinct()[:1000]
     )
 
 
@@ -87,10 +87,10 @@ def _list_openai_items(conversations, erasure_id: int) -> set[str]:
                 RemoteDeletion(
                     erasure_id=erasure_id,
                     processor=RemoteDeletion.Processor.OPENAI,
-                    kind=Kind.OPENAI_CONVERSATION_ITEM,
+                    kind=RemoteDeletion.Kind.OPENAI_CONVERSATION_ITEM,
                     remote_id=item_id,
                     parent_id=conversation.remote_id,
-                    position=POSITIONS[Kind.OPENAI_CONVERSATION_ITEM],
+                    position=POSITIONS[RemoteDeletion.Kind.OPENAI_CONVERSATION_ITEM],
                 )
                 for item_id in item_ids
             ],
@@ -106,8 +106,8 @@ def _attempt(deletion: RemoteDeletion) -> None:
     except RemoteDeletionError as exc:
         _record_failure(deletion, exc)
         return
-    RemoteDeletion.objects.filter(pk=deletion.pk, status=Status.PENDING).update(
-        status=Status.DELETED if existed else Status.ALREADY_GONE,
+    RemoteDeletion.objects.filter(pk=deletion.pk, status=RemoteDeletion.Status.PENDING).update(
+        status=RemoteDeletion.Status.DELETED if existed else RemoteDeletion.Status.ALREADY_GONE,
         attempts=F("attempts") + 1,
         last_error="",
         completed_at=timezone.now(),
@@ -115,8 +115,8 @@ def _attempt(deletion: RemoteDeletion) -> None:
 
 
 def _record_failure(deletion: RemoteDeletion, exc: RemoteDeletionError) -> None:
-    status = Status.PENDING if exc.is_transient else Status.FAILED
-    RemoteDeletion.objects.filter(pk=deletion.pk, status=Status.PENDING).update(
+    status = RemoteDeletion.Status.PENDING if exc.is_transient else RemoteDeletion.Status.FAILED
+    RemoteDeletion.objects.filter(pk=deletion.pk, status=RemoteDeletion.Status.PENDING).update(
         status=status, attempts=F("attempts") + 1, last_error=str(exc)[:255]
     )
     if exc.is_transient:

@@ -17,8 +17,6 @@ from conversations.services.inbound import record_pending_inbound
 from gdpr.models import ErasureRecord
 from profiles.models import ClientProfile
 
-Kind = ErasureRecord.IdentifierKind
-
 _WHATSAPP_PREFIX = "whatsapp:"
 _PHONE = re.compile(r"^\+?[\d\s().-]{8,24}$")
 # Profile ids are short; anything with 8 or more digits is read as a phone number.
@@ -56,10 +54,10 @@ def guess_kind(identifier: str) -> str:
     """Which kind of identifier a data officer typed."""
     value = identifier.strip().removeprefix(_WHATSAPP_PREFIX)
     if value.isdigit() and len(value) <= _MAX_PROFILE_ID_DIGITS:
-        return Kind.PROFILE_ID
+        return ErasureRecord.IdentifierKind.PROFILE_ID
     if _PHONE.match(value):
-        return Kind.PHONE
-    return Kind.EXTERNAL_ID
+        return ErasureRecord.IdentifierKind.PHONE
+    return ErasureRecord.IdentifierKind.EXTERNAL_ID
 
 
 def find_subject(identifier: str, *, kind: str | None = None) -> Subject:
@@ -69,11 +67,11 @@ def find_subject(identifier: str, *, kind: str | None = None) -> Subject:
     # A message accepted by a webhook but not recorded yet (a worker is behind, or the broker
     # is down) is recorded now, so what follows sees all of the person's data.
     record_pending_inbound()
-    if kind == Kind.PROFILE_ID:
+    if kind == ErasureRecord.IdentifierKind.PROFILE_ID:
         if not value.isdigit():
             raise SubjectNotFound(f"A profile id is a number, not {value!r}.")
         normalized, matches = value, Q(pk=int(value))
-    elif kind == Kind.PHONE:
+    elif kind == ErasureRecord.IdentifierKind.PHONE:
         digits = re.sub(r"\D", "", value.removeprefix(_WHATSAPP_PREFIX))
         if not digits:
             raise SubjectNotFound("A phone number needs digits.")
@@ -84,11 +82,11 @@ def find_subject(identifier: str, *, kind: str | None = None) -> Subject:
         normalized, matches = value, Q(external_id=value)
     profiles = list(ClientProfile.objects.filter(matches).order_by("pk"))
     if not profiles:
-        raise SubjectNotFound(f"No client profile matches this {Kind(kind).label.lower()}.")
+        raise SubjectNotFound(f"No client profile matches this {ErasureRecord.IdentifierKind(kind).label.lower()}.")
     return Subject(kind=kind, normalized=normalized, profiles=profiles)
 
 
 def subject_of_profile(profile: ClientProfile) -> Subject:
     """The subject of one profile, as the admin actions select it."""
     record_pending_inbound()  # as in find_subject
-    return Subject(kind=Kind.PROFILE_ID, normalized=str(profile.pk), profiles=[profile])
+    return Subject(kind=ErasureRecord.IdentifierKind.PROFILE_ID, normalized=str(profile.pk), profiles=[profile])

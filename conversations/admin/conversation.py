@@ -9,9 +9,8 @@ from __future__ import annotations
 from django.contrib import admin
 from django.http import HttpRequest
 
-from conversations.models import AuditEntry, Conversation, Message, ProcessedMessage
+from conversations.models import AuditEntry, Conversation, Message, ProcessedMessage, staff_name
 from conversations.selectors.inbox import annotate_inbox_summary
-from conversations.serializers import staff_name
 
 TICKS = {"pending": "🕓", "sending": "🕓", "unknown": "?", "sent": "✓", "delivered": "✓✓", "read": "✓✓ read"}
 

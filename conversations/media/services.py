@@ -21,10 +21,11 @@ from django.utils import timezone
 from PIL import Image, UnidentifiedImageError
 
 from conversations import safe_http
-from conversations.ai import ModelUnavailable, Turn, transcribe_audio
+from conversations.ai import ModelUnavailable, transcribe_audio
 from conversations.models import Attachment, Message, Provider
 from conversations.providers import meta, simulator, twilio
 from conversations.providers.base import InboundMessage
+from conversations.turns import Turn
 
 logger = logging.getLogger(__name__)
 

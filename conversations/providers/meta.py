@@ -19,6 +19,7 @@ import requests
 from django.conf import settings
 
 from conversations import safe_http
+from conversations.errors import RemoteDeletionError, parse_retry_after
 from conversations.models import Channel, Message, Provider
 
 from .base import (
@@ -28,12 +29,10 @@ from .base import (
     MediaRef,
     ParsedWebhook,
     PermanentProviderError,
-    RemoteDeletionError,
     SendResult,
     StatusUpdate,
     TransientProviderError,
     classify_requests_exception,
-    parse_retry_after,
 )
 
 logger = logging.getLogger(__name__)

@@ -20,6 +20,7 @@ from twilio.request_validator import RequestValidator, get_signature_algorithm
 from twilio.rest import Client
 
 from conversations import safe_http
+from conversations.errors import RemoteDeletionError
 from conversations.models import Channel, Message, Provider
 
 from .base import (
@@ -27,7 +28,6 @@ from .base import (
     InvalidPayload,
     MediaRef,
     PermanentProviderError,
-    RemoteDeletionError,
     SendResult,
     StatusUpdate,
     TransientProviderError,

@@ -1,11 +1,17 @@
-"""Reads. Every query the services and views need, in one place."""
+"""Reads of the reply pipeline: what the model sees, what is answered, what it cost.
+
+Staff pages read through selectors/inbox.py, the web chat through selectors/webchat.py, media
+through media/selectors.py; services and views query no model directly.
+"""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.db.models import Max, QuerySet, Sum
 
-from conversations.ai import Turn
-from conversations.models import Conversation, Message, ModelUsage
+from conversations.models import Message, ModelUsage
+from conversations.turns import Turn
 
 
 def list_turns_for_prompt(*, message: Message, limit: int) -> list[Turn]:
@@ -16,22 +22,6 @@ def list_turns_for_prompt(*, message: Message, limit: int) -> list[Turn]:
 
 # Staff and bot both speak for the business; internal notes (takeover, hand-back) instruct the model.
 _ROLES = {Message.Author.CUSTOMER: "user", Message.Author.NOTE: "developer"}
-
-
-def list_webchat_messages(*, visitor_id: str, conversation_id: int | None = None, limit: int = 50) -> list[Message]:
-    """The visitor's recent messages (of one of their conversations, if given), oldest first."""
-    messages = Message.objects.filter(
-        conversation__profile__provider="webchat", conversation__profile__external_id=visitor_id
-    )
-    if conversation_id is not None:
-        messages = messages.filter(conversation_id=conversation_id)
-    return list(reversed(messages.order_by("-id")[:limit]))
-
-
-def is_webchat_conversation_of(*, visitor_id: str, conversation_id: int) -> bool:
-    return Conversation.objects.filter(
-        pk=conversation_id, profile__provider="webchat", profile__external_id=visitor_id
-    ).exists()
 
 
 def list_turns_to_summarize(*, message: Message, window: int, after_id: int | None) -> tuple[int | None, list[Turn]]:
@@ -68,6 +58,48 @@ def get_last_answered_message_id(*, conversation_id: int) -> int:
         last=Max("in_reply_to_id")
     )
     return answered["last"] or 0
+
+
+def list_customer_texts(*, message: Message, limit: int | None = None, after_id: int = 0) -> list[str]:
+    """The customer's own words up to and including `message` (after `after_id`), oldest first;
+    the last `limit` of them when given. Commands are left out."""
+    texts = (
+        _customer_messages(message.conversation_id)
+        .filter(id__gt=after_id, id__lte=message.id)
+        .exclude(text="")
+        .order_by("-id")
+        .values_list("text", flat=True)
+    )
+    return list(reversed(texts[:limit] if limit is not None else texts))
+
+
+def count_customer_messages(*, message: Message) -> int:
+    """How many messages the customer wrote in the conversation, up to and including `message`."""
+    return Message.objects.filter(
+        conversation_id=message.conversation_id, author=Message.Author.CUSTOMER, id__lte=message.id
+    ).count()
+
+
+def has_newer_customer_message(*, message: Message) -> bool:
+    return _customer_messages(message.conversation_id).filter(id__gt=message.id).exists()
+
+
+def get_first_unanswered_message_time(*, conversation_id: int) -> datetime | None:
+    """When the oldest customer message the bot has not answered yet arrived."""
+    answered = get_last_answered_message_id(conversation_id=conversation_id)
+    return (
+        _customer_messages(conversation_id)
+        .filter(id__gt=answered)
+        .order_by("id")
+        .values_list("created_at", flat=True)
+        .first()
+    )
+
+
+def _customer_messages(conversation_id: int) -> QuerySet[Message]:
+    return Message.objects.filter(conversation_id=conversation_id, author=Message.Author.CUSTOMER).exclude(
+        text__startswith="/"
+    )
 
 
 def _prompt_messages(message: Message) -> QuerySet[Message]:

@@ -17,32 +17,22 @@ from django.utils import timezone
 
 from conversations.ai import ModelReply
 from conversations.models import Message, ModelUsage
-from conversations.selectors.prompt import get_last_answered_message_id
+from conversations.selectors.prompt import get_first_unanswered_message_time, has_newer_customer_message
+from conversations.services.usage import record_model_usage
 
 logger = logging.getLogger(__name__)
 
 
 def is_superseded(inbound: Message) -> bool:
     """True when a newer customer message will be answered instead, within the maximum wait."""
-    customer_messages = Message.objects.filter(
-        conversation_id=inbound.conversation_id, author=Message.Author.CUSTOMER
-    ).exclude(text__startswith="/")
-    if not customer_messages.filter(id__gt=inbound.id).exists():
+    if not has_newer_customer_message(message=inbound):
         return False
-    answered = get_last_answered_message_id(conversation_id=inbound.conversation_id)
-    first = customer_messages.filter(id__gt=answered).order_by("id").values_list("created_at", flat=True).first()
+    first = get_first_unanswered_message_time(conversation_id=inbound.conversation_id)
     waited = timezone.now() - first if first else timedelta(0)
     return waited < timedelta(seconds=settings.BURST_MAX_WAIT_SECONDS)
 
 
 def discard_reply(*, inbound: Message, answer: ModelReply) -> None:
     """Drop a reply overtaken by a newer customer message, keeping what it cost."""
-    ModelUsage.objects.create(
-        conversation_id=inbound.conversation_id,
-        message=inbound,
-        purpose=ModelUsage.Purpose.DISCARDED_REPLY,
-        model=answer.model,
-        input_tokens=answer.input_tokens or 0,
-        output_tokens=answer.output_tokens or 0,
-    )
+    record_model_usage(message=inbound, purpose=ModelUsage.Purpose.DISCARDED_REPLY, answer=answer)
     logger.info("Reply to message %s discarded: a newer customer message arrived meanwhile.", inbound.pk)

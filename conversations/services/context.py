@@ -15,11 +15,18 @@ from dataclasses import dataclass
 from django.conf import settings
 
 from conversations import ai
-from conversations.ai import Turn
 from conversations.dispatch import EXTRACT_PROFILE, enqueue_after_commit
 from conversations.models import Channel, Conversation, Message, ModelUsage
 from conversations.providers import meta, simulator, webchat
-from conversations.selectors.prompt import get_last_answered_message_id, list_turns_for_prompt, list_turns_to_summarize
+from conversations.selectors.prompt import (
+    count_customer_messages,
+    get_last_answered_message_id,
+    list_customer_texts,
+    list_turns_for_prompt,
+    list_turns_to_summarize,
+)
+from conversations.services.usage import record_model_usage
+from conversations.turns import Turn
 
 logger = logging.getLogger(__name__)
 
@@ -135,7 +142,7 @@ def _details_request(conversation: Conversation, inbound: Message) -> str:
     missing = profile.missing_fields
     if not missing or profile.details_declined_at is not None:
         return ""
-    turn = Message.objects.filter(conversation=conversation, author=Message.Author.CUSTOMER, id__lte=inbound.id).count()
+    turn = count_customer_messages(message=inbound)
     last = conversation.details_asked_at_turn
     if last is not None and turn - last < settings.PROFILE_ASK_EVERY_TURNS:
         return ""
@@ -160,14 +167,7 @@ def _refreshed_summary(conversation: Conversation, inbound: Message) -> str:
     except Exception as exc:  # the summary is an economy: no failure of it may cost the reply
         logger.warning("Summary of conversation %s failed (%r); the older summary stays.", conversation.pk, exc)
         return conversation.summary
-    ModelUsage.objects.create(
-        conversation=conversation,
-        message=inbound,
-        purpose=ModelUsage.Purpose.SUMMARY,
-        model=answer.model,
-        input_tokens=answer.input_tokens or 0,
-        output_tokens=answer.output_tokens or 0,
-    )
+    record_model_usage(message=inbound, purpose=ModelUsage.Purpose.SUMMARY, answer=answer)
     summary = scrub_provider_refs(answer.text)
     # Conditional: a concurrent worker that already moved the summary on wins.
     Conversation.objects.filter(
@@ -178,17 +178,8 @@ def _refreshed_summary(conversation: Conversation, inbound: Message) -> str:
 
 def _burst_turns(inbound: Message) -> list[Turn]:
     """The customer's messages not yet answered, up to `inbound` (the OpenAI conversation has the rest)."""
-    answered = get_last_answered_message_id(conversation_id=inbound.conversation_id)
-    texts = (
-        Message.objects.filter(
-            conversation_id=inbound.conversation_id,
-            author=Message.Author.CUSTOMER,
-            id__gt=answered,
-            id__lte=inbound.id,
-        )
-        .exclude(text="")
-        .exclude(text__startswith="/")
-        .values_list("text", flat=True)
+    texts = list_customer_texts(
+        message=inbound, after_id=get_last_answered_message_id(conversation_id=inbound.conversation_id)
     )
     return [Turn(role="user", text=text) for text in texts]
 

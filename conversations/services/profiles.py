@@ -12,7 +12,9 @@ from django.utils import timezone
 
 from conversations import ai, notify
 from conversations.models import AuditEntry, Message, ModelUsage
+from conversations.selectors.prompt import list_customer_texts
 from conversations.services.context import scrub_provider_refs
+from conversations.services.usage import record_model_usage
 from profiles.extraction import EXTRACTION_INSTRUCTIONS, STAFF, ClientInfo, clean_field_value, merge_client_info
 from profiles.models import EXTRACTABLE_FIELDS, ClientProfile
 
@@ -28,14 +30,8 @@ def extract_profile_from_message(*, message_id: int) -> ClientProfile | None:
     if message is None or message.author != Message.Author.CUSTOMER or ai.is_offline():
         return None
     conversation = message.conversation
-    own_messages = (
-        Message.objects.filter(conversation=conversation, author=Message.Author.CUSTOMER, id__lte=message.id)
-        .exclude(text="")
-        .exclude(text__startswith="/")
-        .order_by("-id")
-        .values_list("text", flat=True)[: settings.PROFILE_EXTRACTION_MESSAGES]
-    )
-    transcript = "\n".join(f"- {scrub_provider_refs(text)}" for text in reversed(own_messages))
+    own_texts = list_customer_texts(message=message, limit=settings.PROFILE_EXTRACTION_MESSAGES)
+    transcript = "\n".join(f"- {scrub_provider_refs(text)}" for text in own_texts)
     if not transcript:
         return None
     try:
@@ -44,14 +40,7 @@ def extract_profile_from_message(*, message_id: int) -> ClientProfile | None:
         # Not worth a retry: the customer's next message brings another extraction.
         logger.warning("Profile extraction for message %s failed: %s", message.pk, exc)
         return None
-    ModelUsage.objects.create(
-        conversation=conversation,
-        message=message,
-        purpose=ModelUsage.Purpose.EXTRACTION,
-        model=answer.model,
-        input_tokens=answer.input_tokens,
-        output_tokens=answer.output_tokens,
-    )
+    record_model_usage(message=message, purpose=ModelUsage.Purpose.EXTRACTION, answer=answer)
     if answer.parsed is None:
         return None
     with transaction.atomic():

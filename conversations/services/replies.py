@@ -23,10 +23,9 @@ from conversations.services.retries import RetryLater, backoff_delay
 
 logger = logging.getLogger(__name__)
 
-K = Message.Kind
 # Kinds whose words the model can answer; reactions and system notices need no answer at all.
-_MODEL_KINDS = {K.TEXT, K.INTERACTIVE, K.LOCATION}
-_SILENT_KINDS = {K.REACTION, K.SYSTEM}
+_MODEL_KINDS = {Message.Kind.TEXT, Message.Kind.INTERACTIVE, Message.Kind.LOCATION}
+_SILENT_KINDS = {Message.Kind.REACTION, Message.Kind.SYSTEM}
 
 APOLOGY = "Sorry, I can't answer right now. Please try again in a little while."
 UNSUPPORTED_KIND_REPLY = (

@@ -18,8 +18,7 @@ from django.utils import timezone
 
 from conversations import notify
 from conversations.dispatch import SEND_OUTBOUND, enqueue_after_commit
-from conversations.models import AuditEntry, Channel, Conversation, Message
-from conversations.serializers import staff_name
+from conversations.models import AuditEntry, Channel, Conversation, Message, staff_name
 
 logger = logging.getLogger(__name__)
 

@@ -6,9 +6,14 @@ import getpass
 
 from django.core.management.base import CommandError, CommandParser
 
-from gdpr.subjects import Kind, Subject, SubjectNotFound, find_subject
+from gdpr.models import ErasureRecord
+from gdpr.subjects import Subject, SubjectNotFound, find_subject
 
-KIND_CHOICES = {"phone": Kind.PHONE, "external-id": Kind.EXTERNAL_ID, "profile-id": Kind.PROFILE_ID}
+KIND_CHOICES = {
+    "phone": ErasureRecord.IdentifierKind.PHONE,
+    "external-id": ErasureRecord.IdentifierKind.EXTERNAL_ID,
+    "profile-id": ErasureRecord.IdentifierKind.PROFILE_ID,
+}
 
 
 def add_subject_arguments(parser: CommandParser) -> None:
