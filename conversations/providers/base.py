@@ -40,25 +40,25 @@ class InboundMessage:
     media: tuple[MediaRef, ...] = ()
     reacts_to: str = ""  # provider id of the message a reaction is about
 
-    def to_payload(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict, the form a webhook stores until a worker records the message."""
         # Not asdict(self): it deep-copies every field, and this runs on every webhook.
-        payload = {f.name: getattr(self, f.name) for f in fields(self)}
-        payload["timestamp"] = self.timestamp.isoformat() if self.timestamp else None
-        payload["media"] = [asdict(ref) for ref in self.media]
-        return payload
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        data["timestamp"] = self.timestamp.isoformat() if self.timestamp else None
+        data["media"] = [asdict(ref) for ref in self.media]
+        return data
 
     @classmethod
-    def from_payload(cls, payload: dict[str, Any]) -> InboundMessage:
-        """The message from `to_payload`'s dict; keys this version does not know are ignored, so
+    def from_json(cls, data: dict[str, Any]) -> InboundMessage:
+        """The message from `to_json`'s dict; keys this version does not know are ignored, so
         deliveries stored before a deploy are still recorded after it."""
         known = {f.name for f in fields(cls)}
-        timestamp = payload.get("timestamp")
+        timestamp = data.get("timestamp")
         return cls(
             **{
-                **{name: value for name, value in payload.items() if name in known},
+                **{name: value for name, value in data.items() if name in known},
                 "timestamp": datetime.fromisoformat(timestamp) if timestamp else None,
-                "media": tuple(MediaRef(**ref) for ref in payload.get("media", ())),
+                "media": tuple(MediaRef(**ref) for ref in data.get("media", ())),
             }
         )
 

@@ -47,7 +47,7 @@ def accept_inbound(inbound: InboundMessage) -> bool:
         processed = ProcessedMessage.objects.create(
             provider=inbound.provider,
             provider_message_id=ProcessedMessage.key_for(inbound.provider_message_id),
-            pending=inbound.to_payload(),
+            pending=inbound.to_json(),
         )
     except IntegrityError:
         logger.info("Duplicate delivery of %s message ignored.", inbound.provider)
@@ -75,7 +75,7 @@ def record_accepted(processed_id: int) -> Message | None:
         )
         if processed is None:
             return None
-        message = _store_inbound(InboundMessage.from_payload(processed.pending))
+        message = _store_inbound(InboundMessage.from_json(processed.pending))
         ProcessedMessage.objects.filter(pk=processed_id).update(pending=None)
     return message
 

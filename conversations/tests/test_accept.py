@@ -110,4 +110,4 @@ def test_a_parsed_message_survives_its_stored_form_unchanged():
         reacts_to="",
     )
 
-    assert InboundMessage.from_payload(inbound.to_payload()) == inbound
+    assert InboundMessage.from_json(inbound.to_json()) == inbound

@@ -12,7 +12,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
-from whatsbot_project.celery import app as celery_app
+from celery import current_app as celery_app
 
 
 class Command(BaseCommand):
