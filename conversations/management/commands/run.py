@@ -5,14 +5,13 @@ from __future__ import annotations
 import secrets
 import threading
 
+from celery import current_app as celery_app
 from celery.beat import EmbeddedService
 from daphne.cli import CommandLineInterface
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
-
-from celery import current_app as celery_app
 
 
 class Command(BaseCommand):
