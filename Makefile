@@ -23,8 +23,15 @@ install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
 ## Start the whole app on embedded defaults (SQLite, in-process Celery, in-memory channels).
-run: install
-	DEBUG=$${DEBUG:-true} $(BIN)/python manage.py run --host $(HOST) --port $(PORT)
+run: install .env
+	$(BIN)/python manage.py run --host $(HOST) --port $(PORT)
+
+## A checkout's development settings, written once: DEBUG on and a generated SECRET_KEY. The
+## settings read .env, so `make run` and every `manage.py` command see the same; .gitignore keeps
+## it out of git, and an existing .env is never overwritten (open mode "x").
+.env:
+	@umask 077 && $(PYTHON) -c 'import secrets; open(".env", "x").write(f"# Development settings, written once by make (see README, Settings).\nDEBUG=true\nSECRET_KEY={secrets.token_urlsafe(50)}\n")'
+	@echo "Wrote .env for development: DEBUG=true and a generated SECRET_KEY."
 
 ## Install and run the test suite (PostgreSQL/Redis when DATABASE_URL/REDIS_URL are set).
 test: install-dev

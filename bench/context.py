@@ -106,7 +106,6 @@ def main() -> int:
     os.environ.update(
         DEBUG="true",
         DATABASE_URL=f"sqlite:///{workdir}/bench.sqlite3",
-        CELERY_TASK_ALWAYS_EAGER="true",
         OPENAI_API_KEY="sk-bench",
         OPENAI_BASE_URL=f"{base}/v1",
         OPENAI_MODEL="gpt-bench",
@@ -121,6 +120,12 @@ def main() -> int:
     django.setup()
     from django.conf import settings
     from django.core.management import call_command
+
+    from whatsbot_project.celery import app as celery_app
+
+    # Tasks run in the calling thread (as in the test suite): every reply is written before the
+    # next message arrives.
+    celery_app.conf.task_always_eager = True
 
     from conversations.models import Channel, Message, Provider
     from conversations.providers.base import InboundMessage

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import sys
 
 from celery import Celery
 
 from conversations.bootsteps import InboundRecorder
+from whatsbot_project.startup import configuration_error
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "whatsbot_project.settings")
 
@@ -14,3 +16,11 @@ app = Celery("whatsbot")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 app.steps["worker"].add(InboundRecorder)
+
+
+@app.on_configure.connect
+def _stop_on_configuration_error(sender, **kwargs) -> None:
+    """`celery worker` and `celery beat` read the settings first thing, here: a configuration
+    error is one line, not a traceback."""
+    if error := configuration_error():
+        sys.exit(error)

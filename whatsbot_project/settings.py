@@ -3,11 +3,17 @@
 With nothing configured a fresh clone runs on embedded defaults: SQLite, an in-memory Celery
 broker with a worker inside the `run` process, an in-memory channel layer, the offline
 responder and no provider credentials. Every setting is listed in README.md.
+
+Sections, by concern: core, security, database, the model, providers, simulator and web chat,
+media, conversation behaviour, staff back-office, GDPR and retention, Celery (broker, beat
+schedule) and the channel layer, logging.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
+import sys
 from pathlib import Path
 
 import environ
@@ -16,7 +22,17 @@ from django.core.exceptions import ImproperlyConfigured
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
-environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+# Variables the environment does not set are read from this file, when it exists. `make run`
+# writes `.env` on a checkout's first start (DEBUG on and a generated SECRET_KEY), so `manage.py`
+# commands see the same settings as the server. Empty: no file (the test suite).
+ENV_FILE = env.str("ENV_FILE", default=str(BASE_DIR / ".env"))
+if ENV_FILE and Path(ENV_FILE).is_file():
+    environ.Env.read_env(ENV_FILE, overwrite=False)
+
+
+# ----------------------------------------------------------------------------------------------
+# Core
+# ----------------------------------------------------------------------------------------------
 
 DEBUG = env.bool("DEBUG", default=False)
 
@@ -24,10 +40,12 @@ _INSECURE_DEV_KEY = "django-insecure-dev-only-never-use-in-production"
 SECRET_KEY = env.str("SECRET_KEY", default="")
 if not SECRET_KEY:
     if not DEBUG:
+        # One line: manage.py, daphne, gunicorn and Celery print it instead of a traceback
+        # (whatsbot_project/startup.py).
         raise ImproperlyConfigured(
-            "SECRET_KEY is not set. Set SECRET_KEY to a long random value "
-            '(python -c "import secrets; print(secrets.token_urlsafe(50))"), '
-            "or set DEBUG=true for local development."
+            "SECRET_KEY is not set and DEBUG is off. In production set SECRET_KEY to a long random value, "
+            "e.g. the output of: python -c 'import secrets; print(secrets.token_urlsafe(50))'. "
+            "For development, `make .env` (run by `make run`) writes a .env with DEBUG=true and a generated key."
         )
     SECRET_KEY = _INSECURE_DEV_KEY
 
@@ -62,6 +80,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",  # CONTENT_SECURITY_POLICY, under Security
 ]
 
 ROOT_URLCONF = "whatsbot_project.urls"
@@ -83,7 +102,84 @@ TEMPLATES = [
     },
 ]
 
-# --- Database: SQLite file by default, PostgreSQL (or anything dj-database-url knows) by URL.
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env.str("TIME_ZONE", default="UTC")
+USE_I18N = True
+USE_TZ = True
+
+# Static files (WhiteNoise) and stored files (customer media: MEDIA_ROOT, or any Django storage).
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+MEDIA_URL = "media/"
+MEDIA_ROOT = env.path("MEDIA_ROOT", default=BASE_DIR / "media")
+STORAGES = {
+    "default": {"BACKEND": env.str("MEDIA_STORAGE_BACKEND", default="django.core.files.storage.FileSystemStorage")},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if not DEBUG
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
+}
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "UNAUTHENTICATED_USER": None,
+}
+
+
+# ----------------------------------------------------------------------------------------------
+# Security
+# ----------------------------------------------------------------------------------------------
+
+# Meta sends webhook payloads of up to 3 MB; anything larger is refused with 413, on ASGI even
+# when Content-Length is missing or understated (Django counts the bytes as it reads them).
+WEBHOOK_MAX_BODY_BYTES = env.int("WEBHOOK_MAX_BODY_BYTES", default=4 * 1024 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = WEBHOOK_MAX_BODY_BYTES
+
+# Production hardening (only when DEBUG is off; `manage.py check --deploy` is clean).
+if not DEBUG:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
+    SECURE_REDIRECT_EXEMPT = [r"^healthz/$"]
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=60 * 60 * 24 * 365)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=True)
+    SECURE_CONTENT_TYPE_NOSNIFF = True
+    X_FRAME_OPTIONS = "DENY"
+
+# django-csp: no inline script on any page; scripts, styles, fetches and websockets from this host
+# only. Admin templates still use a few inline style attributes; the live inbox forbids those too.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
+
+
+# ----------------------------------------------------------------------------------------------
+# Database
+# ----------------------------------------------------------------------------------------------
+
+# A SQLite file by default; PostgreSQL (or anything dj-database-url knows) by URL.
 DATABASES = {
     "default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
 }
@@ -98,96 +194,20 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
+# Under ASGI Django runs each request's sync code on a thread of its own, so persistent
+# connections pile up until PostgreSQL refuses clients (seen in bench/ingest.py with daphne).
+# Django's docs: disable them under ASGI. The ASGI servers are daphne, which loads asgi.py (it
+# sets WHATSBOT_ASGI before these settings are read), and `manage.py run`, which serves through
+# daphne in the same process (its in-process worker follows).
+if os.environ.get("WHATSBOT_ASGI") == "1" or sys.argv[1:2] == ["run"]:
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-AUTH_PASSWORD_VALIDATORS = [
-    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
-    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
-    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
-]
 
-LANGUAGE_CODE = "en-us"
-TIME_ZONE = env.str("TIME_ZONE", default="UTC")
-USE_I18N = True
-USE_TZ = True
+# ----------------------------------------------------------------------------------------------
+# The model (OpenAI)
+# ----------------------------------------------------------------------------------------------
 
-STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
-MEDIA_URL = "media/"
-MEDIA_ROOT = env.path("MEDIA_ROOT", default=BASE_DIR / "media")
-STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {
-        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
-        if not DEBUG
-        else "django.contrib.staticfiles.storage.StaticFilesStorage"
-    },
-}
-
-# Meta sends webhook payloads of up to 3 MB; anything larger is refused with 413, on ASGI even
-# when Content-Length is missing or understated (Django counts the bytes as it reads them).
-WEBHOOK_MAX_BODY_BYTES = env.int("WEBHOOK_MAX_BODY_BYTES", default=4 * 1024 * 1024)
-DATA_UPLOAD_MAX_MEMORY_SIZE = WEBHOOK_MAX_BODY_BYTES
-
-REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
-    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "UNAUTHENTICATED_USER": None,
-}
-
-# --- Redis: Celery broker and channel layer when set; in-memory otherwise.
-REDIS_URL = env.str("REDIS_URL", default="")
-
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "memory://localhost/")
-CELERY_TASK_IGNORE_RESULT = True
-CELERY_RESULT_BACKEND = None
-CELERY_TASK_ACKS_LATE = False  # opted into per task, only on the idempotent ones
-CELERY_TASK_REJECT_ON_WORKER_LOST = True
-CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-# A webhook enqueues after commit and must not hang on a broker that is down: fail fast, the
-# periodic sweep finds the message in the database later.
-CELERY_TASK_PUBLISH_RETRY = False
-CELERY_BROKER_TRANSPORT_OPTIONS = {
-    "max_retries": 0,  # publishers: one connection attempt, no reconnect loop
-    "socket_connect_timeout": 1,
-    "socket_timeout": 5,
-    "visibility_timeout": 3600,
-}
-if CELERY_BROKER_URL.startswith("memory://"):
-    # The in-memory broker polls; its default 1 s would add a second to every step.
-    CELERY_BROKER_TRANSPORT_OPTIONS["polling_interval"] = 0.05
-CELERY_BEAT_SCHEDULE = {
-    "requeue-stalled-messages": {
-        "task": "conversations.tasks.requeue_stalled_messages",
-        "schedule": env.int("SWEEP_INTERVAL_SECONDS", default=60),
-    },
-    "purge-expired-webhook-captures": {
-        "task": "conversations.tasks.purge_expired_captures",
-        "schedule": 15 * 60,
-    },
-}
-# How long a message may sit unprocessed (or a send in flight) before the sweep acts on it.
-SWEEP_STALE_AFTER_SECONDS = env.int("SWEEP_STALE_AFTER_SECONDS", default=120)
-# On PostgreSQL a webhook's INSERT wakes the workers' recorder with NOTIFY (a trigger), so the
-# webhook publishes nothing; elsewhere, or when off, it enqueues a record task per message.
-INBOUND_NOTIFY = env.bool("INBOUND_NOTIFY", default=True)
-# The recorder also looks for waiting deliveries this often, in case a NOTIFY was missed.
-INBOUND_RECORDER_POLL_SECONDS = env.float("INBOUND_RECORDER_POLL_SECONDS", default=1.0)
-
-if REDIS_URL:
-    CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL]},
-        }
-    }
-else:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
-
-# --- The model.
 OPENAI_API_KEY = env.str("OPENAI_API_KEY", default="")
 OPENAI_BASE_URL = env.str("OPENAI_BASE_URL", default="") or None
 OPENAI_MODEL = env.str("OPENAI_MODEL", default="gpt-5-mini")
@@ -198,6 +218,11 @@ OPENAI_MAX_OUTPUT_TOKENS = env.int("OPENAI_MAX_OUTPUT_TOKENS", default=800)
 # Total model calls per reply, first try included (the SDK's own retries are switched off so
 # this is the one cap).
 OPENAI_MAX_ATTEMPTS = env.int("OPENAI_MAX_ATTEMPTS", default=4)
+# Speech-to-text model for voice notes (the others are deprecated); the language is detected, not fixed.
+OPENAI_TRANSCRIBE_MODEL = env.str("OPENAI_TRANSCRIBE_MODEL", default="gpt-transcribe")
+# The OpenAI Conversations API holds the context server-side (one OpenAI conversation per
+# conversation, a new one after /reset) instead of our database; needs a server that has it.
+OPENAI_USE_CONVERSATIONS = env.bool("OPENAI_USE_CONVERSATIONS", default=False)
 
 BOT_INSTRUCTIONS = env.str(
     "BOT_INSTRUCTIONS",
@@ -208,9 +233,12 @@ BOT_INSTRUCTIONS = env.str(
     ),
 )
 BOT_INSTRUCTIONS_FILE = env.str("BOT_INSTRUCTIONS_FILE", default="")
-CONTEXT_MAX_MESSAGES = env.int("CONTEXT_MAX_MESSAGES", default=20)
 
-# --- Providers.
+
+# ----------------------------------------------------------------------------------------------
+# Providers (Meta, Twilio)
+# ----------------------------------------------------------------------------------------------
+
 WHATSAPP_VERIFY_TOKEN = env.str("WHATSAPP_VERIFY_TOKEN", default="")
 # In development the simulator signs its webhooks with a secret derived from SECRET_KEY, so a
 # fresh clone works end to end; in production an unset secret refuses every Meta webhook.
@@ -235,18 +263,193 @@ SEND_MAX_ATTEMPTS = env.int("SEND_MAX_ATTEMPTS", default=5)
 RETRY_BACKOFF_BASE_SECONDS = env.float("RETRY_BACKOFF_BASE_SECONDS", default=2.0)
 RETRY_BACKOFF_MAX_SECONDS = env.float("RETRY_BACKOFF_MAX_SECONDS", default=300.0)
 
-# --- Production hardening (only when DEBUG is off; `manage.py check --deploy` is clean).
-if not DEBUG:
-    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-    SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
-    SECURE_REDIRECT_EXEMPT = [r"^healthz/$"]
-    SESSION_COOKIE_SECURE = True
-    CSRF_COOKIE_SECURE = True
-    SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=60 * 60 * 24 * 365)
-    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
-    SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=True)
-    SECURE_CONTENT_TYPE_NOSNIFF = True
-    X_FRAME_OPTIONS = "DENY"
+# Longest part of one outbound message per channel, in UTF-16 code units (how emoji count).
+# Meta allows 4096, Twilio 1600 (WhatsApp included); an SMS of 1600 is about 11 GSM segments.
+WHATSAPP_META_MAX_CHARS = env.int("WHATSAPP_META_MAX_CHARS", default=4096)
+WHATSAPP_TWILIO_MAX_CHARS = env.int("WHATSAPP_TWILIO_MAX_CHARS", default=1600)
+SMS_MAX_CHARS = env.int("SMS_MAX_CHARS", default=1600)
+# Meta: mark the customer's message read and show "typing…" when work on a reply starts.
+WHATSAPP_TYPING_INDICATOR = env.bool("WHATSAPP_TYPING_INDICATOR", default=True)
+
+
+# ----------------------------------------------------------------------------------------------
+# Simulator, web chat, webhook capture
+# ----------------------------------------------------------------------------------------------
+
+# Where the simulator (and `replay_webhook`) POST their signed webhooks; `run` sets it to its
+# own address. Default: PUBLIC_BASE_URL, else http://127.0.0.1:8000.
+SIMULATOR_WEBHOOK_URL = env.str("SIMULATOR_WEBHOOK_URL", default="")
+# Sites allowed to embed the web chat widget in an iframe (CSP frame-ancestors), e.g.
+# "https://shop.example.com". Empty: only this app's own pages.
+WEBCHAT_ALLOWED_ORIGINS = env.list("WEBCHAT_ALLOWED_ORIGINS", default=[])
+# Keep raw webhook requests (headers and body) this many hours for `replay_webhook`; 0 = off.
+# Captures are personal data: purged after this time and erased with their subject.
+WEBHOOK_CAPTURE_HOURS = env.int("WEBHOOK_CAPTURE_HOURS", default=0)
+
+
+# ----------------------------------------------------------------------------------------------
+# Media: customer photos, voice notes, files
+# ----------------------------------------------------------------------------------------------
+
+# Largest file kept per message kind, in bytes; a larger one is refused without being read whole.
+MEDIA_MAX_BYTES = {
+    "image": env.int("MEDIA_MAX_IMAGE_BYTES", default=5 * 1024 * 1024),
+    "audio": env.int("MEDIA_MAX_AUDIO_BYTES", default=16 * 1024 * 1024),
+    "video": env.int("MEDIA_MAX_VIDEO_BYTES", default=16 * 1024 * 1024),
+    "sticker": env.int("MEDIA_MAX_STICKER_BYTES", default=512 * 1024),
+    "document": env.int("MEDIA_MAX_DOCUMENT_BYTES", default=25 * 1024 * 1024),
+}
+# Read timeout of one media request (the connect timeout is 3 s).
+MEDIA_DOWNLOAD_TIMEOUT_SECONDS = env.float("MEDIA_DOWNLOAD_TIMEOUT_SECONDS", default=20.0)
+# Tries per download and per transcription, first one included; waits base, 3*base, 9*base… between.
+MEDIA_DOWNLOAD_ATTEMPTS = env.int("MEDIA_DOWNLOAD_ATTEMPTS", default=3)
+MEDIA_RETRY_BACKOFF_SECONDS = env.float("MEDIA_RETRY_BACKOFF_SECONDS", default=1.0)
+# Redirects followed per download (Twilio redirects once, to its CDN).
+MEDIA_MAX_REDIRECTS = env.int("MEDIA_MAX_REDIRECTS", default=3)
+# Photos with more pixels than this are refused unopened (decompression bombs).
+MEDIA_IMAGE_MAX_PIXELS = env.int("MEDIA_IMAGE_MAX_PIXELS", default=40_000_000)
+# Photos are downscaled to fit this many pixels per side before they go to the model.
+MEDIA_IMAGE_MAX_SIDE = env.int("MEDIA_IMAGE_MAX_SIDE", default=1536)
+
+
+# ----------------------------------------------------------------------------------------------
+# Conversation behaviour
+# ----------------------------------------------------------------------------------------------
+
+# How many recent messages the model sees verbatim.
+CONTEXT_MAX_MESSAGES = env.int("CONTEXT_MAX_MESSAGES", default=20)
+# Turns older than the verbatim window are folded into a rolling summary once this many of them
+# have piled up: one summary call per this many messages.
+CONTEXT_SUMMARY_BATCH = env.int("CONTEXT_SUMMARY_BATCH", default=10)
+# Upper bound of the summary's length, in output tokens.
+CONTEXT_SUMMARY_MAX_TOKENS = env.int("CONTEXT_SUMMARY_MAX_TOKENS", default=400)
+# Messages arriving within this many seconds of each other get one reply that reads them all.
+BURST_WINDOW_SECONDS = env.float("BURST_WINDOW_SECONDS", default=2.0)
+# A burst is answered at the latest this long after its first message, however steady the stream.
+BURST_MAX_WAIT_SECONDS = env.float("BURST_MAX_WAIT_SECONDS", default=15.0)
+# How many customer messages the profile extraction call reads (the customer's own, newest last).
+PROFILE_EXTRACTION_MESSAGES = env.int("PROFILE_EXTRACTION_MESSAGES", default=6)
+# While profile details are missing, the instructions ask for them at most once per this many
+# customer messages; never once complete or declined.
+PROFILE_ASK_EVERY_TURNS = env.int("PROFILE_ASK_EVERY_TURNS", default=4)
+
+
+# ----------------------------------------------------------------------------------------------
+# Staff back-office (live inbox, takeover)
+# ----------------------------------------------------------------------------------------------
+
+# A conversation in human mode with no message for this many minutes goes back to the bot
+# (beat checks every minute).
+HUMAN_MODE_IDLE_MINUTES = env.int("HUMAN_MODE_IDLE_MINUTES", default=30)
+# Whole words (any case) that make a customer message a request for a person.
+HUMAN_REQUEST_KEYWORDS = env.list(
+    "HUMAN_REQUEST_KEYWORDS",
+    default=["agent", "human", "operator", "operatore", "operatrice", "operador", "persona", "representative"],
+)
+# Offer the model a `request_human` tool, so requests no keyword catches are flagged too.
+BOT_DETECTS_HUMAN_REQUESTS = env.bool("BOT_DETECTS_HUMAN_REQUESTS", default=True)
+# How often an open live-inbox websocket re-checks that its user is still active staff.
+LIVE_ACCESS_RECHECK_SECONDS = env.int("LIVE_ACCESS_RECHECK_SECONDS", default=60)
+
+
+# ----------------------------------------------------------------------------------------------
+# GDPR and retention (gdpr/)
+# ----------------------------------------------------------------------------------------------
+
+# Days to keep messages and their media; unset keeps them until erased. Conversations left
+# empty by the purge go too (profiles stay: they hold the opt-out).
+DATA_RETENTION_DAYS = env.int("DATA_RETENTION_DAYS", default=None)
+# Days to keep the webhook dedup ids (ProcessedMessage). Meta retries a delivery for up to 7 days.
+PROCESSED_MESSAGE_RETENTION_DAYS = env.int("PROCESSED_MESSAGE_RETENTION_DAYS", default=8)
+# Rows deleted per transaction by purge_expired: memory stays flat however large the tables.
+PURGE_BATCH_SIZE = env.int("PURGE_BATCH_SIZE", default=2000)
+# How often beat runs the purge.
+PURGE_INTERVAL_SECONDS = env.int("PURGE_INTERVAL_SECONDS", default=24 * 60 * 60)
+# Key of the hash that erasure records keep instead of the identifier; SECRET_KEY when empty.
+# Set it to keep erasure records checkable across a SECRET_KEY rotation.
+GDPR_IDENTIFIER_HASH_KEY = env.str("GDPR_IDENTIFIER_HASH_KEY", default="")
+# Seconds between retries of a remote deletion the processor refused for now (Twilio 20009…);
+# also how often beat sweeps the ones still pending.
+REMOTE_DELETION_RETRY_SECONDS = env.int("REMOTE_DELETION_RETRY_SECONDS", default=300)
+
+
+# ----------------------------------------------------------------------------------------------
+# Celery, beat and the channel layer
+# ----------------------------------------------------------------------------------------------
+
+# Redis: the Celery broker and the channel layer when set; in-memory (one process) otherwise.
+REDIS_URL = env.str("REDIS_URL", default="")
+
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "memory://localhost/")
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_ACKS_LATE = False  # opted into per task, only on the idempotent ones
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A webhook enqueues after commit and must not hang on a broker that is down: fail fast, the
+# periodic sweep finds the message in the database later.
+CELERY_TASK_PUBLISH_RETRY = False
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "max_retries": 0,  # publishers: one connection attempt, no reconnect loop
+    "socket_connect_timeout": 1,
+    "socket_timeout": 5,
+    "visibility_timeout": 3600,
+}
+if CELERY_BROKER_URL.startswith("memory://"):
+    # The in-memory broker polls; its default 1 s would add a second to every step.
+    CELERY_BROKER_TRANSPORT_OPTIONS["polling_interval"] = 0.05
+
+# From webhook to worker. On PostgreSQL a webhook's INSERT wakes the workers' recorder with
+# NOTIFY (a trigger), so the webhook publishes nothing; elsewhere, or when off, it enqueues a
+# record task per message.
+INBOUND_NOTIFY = env.bool("INBOUND_NOTIFY", default=True)
+# The recorder also looks for waiting deliveries this often, in case a NOTIFY was missed.
+INBOUND_RECORDER_POLL_SECONDS = env.float("INBOUND_RECORDER_POLL_SECONDS", default=1.0)
+# The sweep: how often it runs, and how long a message may sit unprocessed (or a send in flight)
+# before it acts on it.
+SWEEP_INTERVAL_SECONDS = env.int("SWEEP_INTERVAL_SECONDS", default=60)
+SWEEP_STALE_AFTER_SECONDS = env.int("SWEEP_STALE_AFTER_SECONDS", default=120)
+
+# Every periodic task, in seconds (Celery beat; `manage.py run` embeds it).
+CELERY_BEAT_SCHEDULE = {
+    "requeue-stalled-messages": {
+        "task": "conversations.tasks.requeue_stalled_messages",
+        "schedule": SWEEP_INTERVAL_SECONDS,
+    },
+    "purge-expired-webhook-captures": {
+        "task": "conversations.tasks.purge_expired_captures",
+        "schedule": 15 * 60,
+    },
+    "hand-back-idle-conversations": {
+        "task": "conversations.tasks.hand_back_idle_conversations",
+        "schedule": 60,
+    },
+    "purge-expired-data": {
+        "task": "gdpr.tasks.purge_expired_data",
+        "schedule": PURGE_INTERVAL_SECONDS,
+    },
+    "retry-remote-deletions": {
+        "task": "gdpr.tasks.retry_pending_remote_deletions",
+        "schedule": REMOTE_DELETION_RETRY_SECONDS,
+    },
+}
+
+# Channels: the staff live inbox, the simulator and the web chat push over this layer.
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL]},
+        }
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+
+# ----------------------------------------------------------------------------------------------
+# Logging
+# ----------------------------------------------------------------------------------------------
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOGGING = {
@@ -270,122 +473,4 @@ LOGGING = {
         "twilio": {"level": "WARNING"},
         "urllib3": {"level": "WARNING"},
     },
-}
-
-# --- Simulator, web chat and webhook capture (try it without Meta or Twilio)
-# Where the simulator (and `replay_webhook`) POST their signed webhooks; `run` sets it to its
-# own address. Default: PUBLIC_BASE_URL, else http://127.0.0.1:8000.
-SIMULATOR_WEBHOOK_URL = env.str("SIMULATOR_WEBHOOK_URL", default="")
-# Sites allowed to embed the web chat widget in an iframe (CSP frame-ancestors), e.g.
-# "https://shop.example.com". Empty: only this app's own pages.
-WEBCHAT_ALLOWED_ORIGINS = env.list("WEBCHAT_ALLOWED_ORIGINS", default=[])
-# Keep raw webhook requests (headers and body) this many hours for `replay_webhook`; 0 = off.
-# Captures are personal data: purged after this time and erased with their subject.
-WEBHOOK_CAPTURE_HOURS = env.int("WEBHOOK_CAPTURE_HOURS", default=0)
-
-# --- Media (issue 5): downloads of customer photos, voice notes and files.
-# Largest file kept per message kind, in bytes; a larger one is refused without being read whole.
-MEDIA_MAX_BYTES = {
-    "image": env.int("MEDIA_MAX_IMAGE_BYTES", default=5 * 1024 * 1024),
-    "audio": env.int("MEDIA_MAX_AUDIO_BYTES", default=16 * 1024 * 1024),
-    "video": env.int("MEDIA_MAX_VIDEO_BYTES", default=16 * 1024 * 1024),
-    "sticker": env.int("MEDIA_MAX_STICKER_BYTES", default=512 * 1024),
-    "document": env.int("MEDIA_MAX_DOCUMENT_BYTES", default=25 * 1024 * 1024),
-}
-# Read timeout of one media request (the connect timeout is 3 s).
-MEDIA_DOWNLOAD_TIMEOUT_SECONDS = env.float("MEDIA_DOWNLOAD_TIMEOUT_SECONDS", default=20.0)
-# Tries per download and per transcription, first one included; waits base, 3*base, 9*base… between.
-MEDIA_DOWNLOAD_ATTEMPTS = env.int("MEDIA_DOWNLOAD_ATTEMPTS", default=3)
-MEDIA_RETRY_BACKOFF_SECONDS = env.float("MEDIA_RETRY_BACKOFF_SECONDS", default=1.0)
-# Redirects followed per download (Twilio redirects once, to its CDN).
-MEDIA_MAX_REDIRECTS = env.int("MEDIA_MAX_REDIRECTS", default=3)
-# Photos with more pixels than this are refused unopened (decompression bombs).
-MEDIA_IMAGE_MAX_PIXELS = env.int("MEDIA_IMAGE_MAX_PIXELS", default=40_000_000)
-# Photos are downscaled to fit this many pixels per side before they go to the model.
-MEDIA_IMAGE_MAX_SIDE = env.int("MEDIA_IMAGE_MAX_SIDE", default=1536)
-# Speech-to-text model for voice notes (the others are deprecated); the language is detected, not fixed.
-OPENAI_TRANSCRIBE_MODEL = env.str("OPENAI_TRANSCRIBE_MODEL", default="gpt-transcribe")
-# Where attachments are kept: any Django storage backend (local MEDIA_ROOT by default).
-STORAGES["default"]["BACKEND"] = env.str("MEDIA_STORAGE_BACKEND", default=STORAGES["default"]["BACKEND"])
-
-# --- Conversation intelligence (issue 4): profiles from chat, bounded context, bursts, formatting.
-# Messages arriving within this many seconds of each other get one reply that reads them all.
-BURST_WINDOW_SECONDS = env.float("BURST_WINDOW_SECONDS", default=2.0)
-# A burst is answered at the latest this long after its first message, however steady the stream.
-BURST_MAX_WAIT_SECONDS = env.float("BURST_MAX_WAIT_SECONDS", default=15.0)
-# Turns older than the verbatim window (CONTEXT_MAX_MESSAGES) are folded into a rolling summary
-# once this many of them have piled up: one summary call per this many messages.
-CONTEXT_SUMMARY_BATCH = env.int("CONTEXT_SUMMARY_BATCH", default=10)
-# Upper bound of the summary's length, in output tokens.
-CONTEXT_SUMMARY_MAX_TOKENS = env.int("CONTEXT_SUMMARY_MAX_TOKENS", default=400)
-# How many customer messages the extraction call reads (the customer's own, newest last).
-PROFILE_EXTRACTION_MESSAGES = env.int("PROFILE_EXTRACTION_MESSAGES", default=6)
-# While profile details are missing, the instructions ask for them at most once per this many
-# customer messages; never once complete or declined.
-PROFILE_ASK_EVERY_TURNS = env.int("PROFILE_ASK_EVERY_TURNS", default=4)
-# The OpenAI Conversations API holds the context server-side (one OpenAI conversation per
-# conversation, a new one after /reset) instead of our database; needs a server that has it.
-OPENAI_USE_CONVERSATIONS = env.bool("OPENAI_USE_CONVERSATIONS", default=False)
-# Meta: mark the customer's message read and show "typing…" when work on a reply starts.
-WHATSAPP_TYPING_INDICATOR = env.bool("WHATSAPP_TYPING_INDICATOR", default=True)
-# Longest part of one outbound message per channel, in UTF-16 code units (how emoji count).
-# Meta allows 4096, Twilio 1600 (WhatsApp included); an SMS of 1600 is about 11 GSM segments.
-WHATSAPP_META_MAX_CHARS = env.int("WHATSAPP_META_MAX_CHARS", default=4096)
-WHATSAPP_TWILIO_MAX_CHARS = env.int("WHATSAPP_TWILIO_MAX_CHARS", default=1600)
-SMS_MAX_CHARS = env.int("SMS_MAX_CHARS", default=1600)
-# --- end of conversation intelligence
-
-# --- GDPR and data governance (gdpr/)
-# Days to keep messages and their media; unset keeps them until erased. Conversations left
-# empty by the purge go too (profiles stay: they hold the opt-out).
-DATA_RETENTION_DAYS = env.int("DATA_RETENTION_DAYS", default=None)
-# Days to keep the webhook dedup ids (ProcessedMessage). Meta retries a delivery for up to 7 days.
-PROCESSED_MESSAGE_RETENTION_DAYS = env.int("PROCESSED_MESSAGE_RETENTION_DAYS", default=8)
-# Rows deleted per transaction by purge_expired: memory stays flat however large the tables.
-PURGE_BATCH_SIZE = env.int("PURGE_BATCH_SIZE", default=2000)
-# Key of the hash that erasure records keep instead of the identifier; SECRET_KEY when empty.
-# Set it to keep erasure records checkable across a SECRET_KEY rotation.
-GDPR_IDENTIFIER_HASH_KEY = env.str("GDPR_IDENTIFIER_HASH_KEY", default="")
-# Seconds between retries of a remote deletion the processor refused for now (Twilio 20009…).
-REMOTE_DELETION_RETRY_SECONDS = env.int("REMOTE_DELETION_RETRY_SECONDS", default=300)
-CELERY_BEAT_SCHEDULE["purge-expired-data"] = {
-    "task": "gdpr.tasks.purge_expired_data",
-    "schedule": env.int("PURGE_INTERVAL_SECONDS", default=24 * 60 * 60),
-}
-CELERY_BEAT_SCHEDULE["retry-remote-deletions"] = {
-    "task": "gdpr.tasks.retry_pending_remote_deletions",
-    "schedule": env.int("REMOTE_DELETION_RETRY_SECONDS", default=300),
-}
-
-# --- Staff back-office: live inbox, takeover, Content-Security-Policy (issue 6)
-# A conversation in human mode with no message for this many minutes goes back to the bot.
-HUMAN_MODE_IDLE_MINUTES = env.int("HUMAN_MODE_IDLE_MINUTES", default=30)
-CELERY_BEAT_SCHEDULE["hand-back-idle-conversations"] = {
-    "task": "conversations.tasks.hand_back_idle_conversations",
-    "schedule": 60,
-}
-# Whole words (any case) that make a customer message a request for a person.
-HUMAN_REQUEST_KEYWORDS = env.list(
-    "HUMAN_REQUEST_KEYWORDS",
-    default=["agent", "human", "operator", "operatore", "operatrice", "operador", "persona", "representative"],
-)
-# Offer the model a `request_human` tool, so requests no keyword catches are flagged too.
-BOT_DETECTS_HUMAN_REQUESTS = env.bool("BOT_DETECTS_HUMAN_REQUESTS", default=True)
-# How often an open live-inbox websocket re-checks that its user is still active staff.
-LIVE_ACCESS_RECHECK_SECONDS = env.int("LIVE_ACCESS_RECHECK_SECONDS", default=60)
-# django-csp: no inline script on any page; scripts, styles, fetches and websockets from this host
-# only. Admin templates still use a few inline style attributes; the live inbox forbids those too.
-MIDDLEWARE += ["csp.middleware.CSPMiddleware"]
-CONTENT_SECURITY_POLICY = {
-    "DIRECTIVES": {
-        "default-src": ["'self'"],
-        "script-src": ["'self'"],
-        "style-src": ["'self'", "'unsafe-inline'"],
-        "img-src": ["'self'", "data:"],
-        "connect-src": ["'self'"],
-        "object-src": ["'none'"],
-        "base-uri": ["'self'"],
-        "form-action": ["'self'"],
-        "frame-ancestors": ["'none'"],
-    }
 }

@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 # The production environment README.md documents (values are placeholders of the right shape).
@@ -19,26 +21,67 @@ PRODUCTION_ENV = {
 }
 
 
-def manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    # Only what a shell needs: no setting leaks in from the test run's own environment.
+def start(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
+    # Only what a shell needs: no setting leaks in from the test run's own environment, nor from
+    # a development .env in the checkout.
     clean = {k: os.environ[k] for k in ("PATH", "HOME", "LANG") if k in os.environ}
     return subprocess.run(
-        [sys.executable, "manage.py", *args],
+        [sys.executable, *args],
         cwd=ROOT,
-        env={**clean, **env},
+        env={**clean, "ENV_FILE": "", **env},
         capture_output=True,
         text=True,
         timeout=60,
     )
 
 
-def test_it_refuses_to_start_without_a_secret_key_when_debug_is_off():
-    env = {k: v for k, v in PRODUCTION_ENV.items() if k != "SECRET_KEY"}
+def manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return start(["manage.py", *args], env)
 
-    result = manage("check", env=env)
+
+NO_SECRET_KEY = {k: v for k, v in PRODUCTION_ENV.items() if k != "SECRET_KEY"}
+MISSING_SECRET_KEY = "whatsbot cannot start: SECRET_KEY is not set and DEBUG is off. In production set SECRET_KEY"
+
+
+def test_it_refuses_to_start_without_a_secret_key_when_debug_is_off():
+    result = manage("check", env=NO_SECRET_KEY)
 
     assert result.returncode != 0
     assert "SECRET_KEY is not set" in result.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["manage.py", "migrate"],
+        ["-m", "daphne", "-p", "0", "whatsbot_project.asgi:application"],
+        ["-m", "celery", "-A", "whatsbot_project", "worker", "--pool", "threads"],
+        ["-m", "celery", "-A", "whatsbot_project", "beat", "--schedule", "/tmp/whatsbot-unused-beat-schedule"],
+    ],
+    ids=["manage.py", "daphne", "celery worker", "celery beat"],
+)
+def test_a_missing_secret_key_is_one_line_saying_what_to_set(command):
+    result = start(command, NO_SECRET_KEY)
+
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [result.stderr.strip()]
+    assert result.stderr.startswith(MISSING_SECRET_KEY)
+    assert "secrets.token_urlsafe(50)" in result.stderr and "make .env" in result.stderr
+
+
+@pytest.mark.slow
+def test_gunicorn_says_what_to_set_and_stops_instead_of_restarting_workers():
+    command = ["-m", "gunicorn", "whatsbot_project.wsgi:application", "--bind", "127.0.0.1:0", "--workers", "2"]
+
+    result = start(command, NO_SECRET_KEY)
+
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    own_lines = [line for line in result.stderr.splitlines() if not line.startswith("[")]  # not gunicorn's log
+    assert own_lines and all(line.startswith(MISSING_SECRET_KEY) for line in own_lines)
+    assert "Worker failed to boot" in result.stderr
 
 
 def test_check_deploy_has_no_warnings_with_the_documented_production_settings():

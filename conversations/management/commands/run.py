@@ -51,7 +51,9 @@ class Command(BaseCommand):
             threading.Thread(target=worker.start, name="celery-worker", daemon=True).start()
             beat = EmbeddedService(celery_app, thread=True)
             beat.start()
-        # The simulator posts its signed webhooks to this very server.
+        # The one setting changed at run time, and only when unset: the simulator posts its signed
+        # webhooks to this very server, whose address is known only now, from --host and --port
+        # (the settings were read before this command was parsed).
         settings.SIMULATOR_WEBHOOK_URL = settings.SIMULATOR_WEBHOOK_URL or f"http://{host}:{port}/webhooks/meta/"
         self._print_banner(host, port, worker is not None)
         if first_admin:

@@ -1,0 +1,226 @@
+"""Every `manage.py` command README.md writes runs as written, on a fresh clone.
+
+The tracked files are copied to a temporary directory (no .env, no database), `make .env` writes
+the development settings as `make run` does on a first start, the database is migrated, and then
+each command is taken from README.md (code blocks and inline code) and run in an environment
+without DEBUG, SECRET_KEY, DATABASE_URL or any other setting. It must exit 0, without a traceback.
+
+What the test does beyond the README's text, and why:
+- `python` and a bare `manage.py` are run with the project's Python (`.venv/bin/python`, as the
+  README says: the copy's `.venv` is a link to this virtualenv);
+- the demo data is seeded (the README's `seed_demo`) before each command that names a person:
+  the examples name people of the demo data, and an erasure removes them;
+- `manage.py run` (`make run`) serves with the webhook capture on (`WEBHOOK_CAPTURE_HOURS=1`, as
+  the README says for replays) on a free port: the `replay_webhook` commands need a capture and a
+  running app. Its `ID` placeholder becomes the capture's id, and `http://127.0.0.1:8000` the
+  address of that app;
+- the erasure that asks for confirmation is answered "erase" on a terminal.
+Excluded: `manage.py run`, which starts the server (the test starts it itself, above).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import re
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+
+ROOT = Path(__file__).resolve().parents[2]
+VENV = Path(sys.prefix)
+# What a developer's shell has besides settings: nothing here configures whatsbot.
+SHELL_VARIABLES = ("PATH", "HOME", "LANG", "LC_ALL", "TERM", "TMPDIR", "USER", "LOGNAME", "PYENV_ROOT")
+# The commands that start a server: the test does not run them from the README.
+SERVER_COMMANDS = {"run"}
+# Commands whose arguments name a person of the demo data.
+SUBJECT_COMMANDS = {"gdpr_export", "gdpr_erase"}
+README_APP_URL = "http://127.0.0.1:8000"
+
+
+def readme_commands() -> list[str]:
+    """Every `manage.py` command line of README.md, in order, once each (comments dropped)."""
+    readme = (ROOT / "README.md").read_text()
+    commands: list[str] = []
+    code = re.compile(r"^```[^\n]*\n(?P<block>.*?)^```|`(?P<inline>[^`\n]+)`", flags=re.MULTILINE | re.DOTALL)
+    for match in code.finditer(readme):
+        lines = match["block"].splitlines() if match["block"] is not None else [match["inline"]]
+        commands += [re.sub(r"\s+#.*$", "", line).strip() for line in lines if re.search(r"manage\.py \w", line)]
+    return list(dict.fromkeys(commands))
+
+
+def fresh_environment(**extra: str) -> dict[str, str]:
+    return {**{name: os.environ[name] for name in SHELL_VARIABLES if name in os.environ}, **extra}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def fresh_clone(target: Path) -> Path:
+    """The checkout's tracked files (as they are on disk) in `target`, with this virtualenv as `.venv`."""
+    listed = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
+    for name in listed.decode().split("\0"):
+        source = ROOT / name
+        if name and source.is_file():
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target / name)
+    (target / ".venv").symlink_to(VENV, target_is_directory=True)
+    return target
+
+
+class Checkout:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def run(self, args: list[str], *, answer: str | None = None, **extra: str) -> subprocess.CompletedProcess:
+        """Run in the checkout with a fresh environment; `answer` is typed on a terminal."""
+        env = fresh_environment(**extra)
+        if answer is None:
+            return subprocess.run(
+                args, cwd=self.path, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120
+            )
+        terminal, terminal_end = pty.openpty()
+        try:
+            process = subprocess.Popen(
+                args, cwd=self.path, env=env, stdin=terminal_end, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+            )
+            os.write(terminal, answer.encode())
+            stdout, stderr = process.communicate(timeout=120)
+        finally:
+            os.close(terminal_end)
+            os.close(terminal)
+        return subprocess.CompletedProcess(args, process.returncode, stdout.decode(), stderr.decode())
+
+    def manage(self, *args: str) -> subprocess.CompletedProcess:
+        return self.run([".venv/bin/python", "manage.py", *args])
+
+
+def as_run(command: str, *, capture_id: str, app_url: str) -> list[str]:
+    """The README's command line as the test runs it (see the module docstring)."""
+    args = shlex.split(command.replace(README_APP_URL, app_url))
+    if args[0] == "manage.py":
+        args = ["python", *args]
+    if args[0] == "python":
+        args[0] = ".venv/bin/python"
+    if args[2] == "replay_webhook":
+        args = [capture_id if arg == "ID" else arg for arg in args]
+    return args
+
+
+def assert_ok(result: subprocess.CompletedProcess, what: str) -> None:
+    output = f"$ {what}\n--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}"
+    assert result.returncode == 0, output
+    assert "Traceback" not in result.stdout + result.stderr, output
+
+
+@pytest.fixture
+def checkout(tmp_path):
+    if shutil.which("make") is None or shutil.which("git") is None:
+        pytest.skip("needs make and git, as the README does")
+    if sys.prefix == sys.base_prefix:
+        pytest.skip("needs the project's virtualenv (.venv), as the README does")
+    return Checkout(fresh_clone(tmp_path / "whatsbot"))
+
+
+@pytest.fixture
+def developer_checkout(checkout):
+    """The checkout after `make run`'s first steps: `make .env` and the migrations."""
+    result = checkout.run(["make", ".env"])
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert_ok(checkout.manage("migrate", "--no-input"), "manage.py migrate")
+    return checkout
+
+
+@pytest.fixture
+def running_app(developer_checkout, tmp_path):
+    """`manage.py run` (what `make run` starts), keeping raw webhooks for the replays."""
+    checkout = developer_checkout
+    port = free_port()
+    log = (tmp_path / "run.log").open("w")
+    process = subprocess.Popen(
+        [".venv/bin/python", "manage.py", "run", "--port", str(port)],
+        cwd=checkout.path,
+        env=fresh_environment(WEBHOOK_CAPTURE_HOURS="1"),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            requests.get(f"{url}/healthz/", timeout=1)
+            break
+        except requests.ConnectionError:
+            assert process.poll() is None, (tmp_path / "run.log").read_text()
+            assert time.monotonic() < deadline, (tmp_path / "run.log").read_text()
+            time.sleep(0.2)
+    yield url
+    process.send_signal(signal.SIGTERM)
+    process.wait(timeout=30)
+    log.close()
+
+
+def test_make_env_writes_the_development_settings_once(checkout):
+    result = checkout.run(["make", ".env"])
+    assert result.returncode == 0, result.stdout + result.stderr
+    written = (checkout.path / ".env").read_text()
+
+    assert re.search(r"^DEBUG=true$", written, flags=re.MULTILINE)
+    assert re.search(r"^SECRET_KEY=\S{40,}$", written, flags=re.MULTILINE)
+    assert ".env" in (checkout.path / ".gitignore").read_text().splitlines()
+
+    (checkout.path / ".env").write_text(written + "# edited by hand\n")
+    assert checkout.run(["make", ".env"]).returncode == 0
+    assert (checkout.path / ".env").read_text() == written + "# edited by hand\n"  # never overwritten
+
+
+def test_every_manage_py_command_of_the_readme_runs_as_written(developer_checkout, running_app, tmp_path):
+    checkout = developer_checkout
+    commands = readme_commands()
+
+    # One webhook for the app to capture, sent the way the README replays a saved one.
+    from conversations.providers.simulator import build_message_body
+
+    body = build_message_body(
+        message_id="wamid.SIM.readme1",
+        customer_id="SIM.readme01",
+        phone_number="+15550009999",
+        name="Readme",
+        kind="text",
+        content={"body": "Hello from the README test"},
+    )
+    seed = tmp_path / "seed.json"
+    seed.write_text(json.dumps({"provider": "meta", "path": "/webhooks/meta/", "body": body.decode()}))
+    assert_ok(checkout.manage("replay_webhook", "--file", str(seed), "--url", running_app), "capture one webhook")
+    listed = checkout.manage("replay_webhook", "--list")
+    capture_id = re.search(r"^\s*(\d+)\s", listed.stdout, flags=re.MULTILINE).group(1)
+
+    ran = []
+    for command in commands:
+        args = as_run(command, capture_id=capture_id, app_url=running_app)
+        name = args[2]
+        if name in SERVER_COMMANDS:
+            continue
+        if name in SUBJECT_COMMANDS:
+            assert_ok(checkout.manage("seed_demo"), "manage.py seed_demo (before a command that names a person)")
+        confirm = name == "gdpr_erase" and not {"--yes", "-y", "--dry-run"} & set(args)
+        result = checkout.run(args, answer="erase\n" if confirm else None)
+        assert_ok(result, command)
+        ran.append(name)
+
+    assert sorted(set(ran)) == ["check", "gdpr_erase", "gdpr_export", "purge_expired", "replay_webhook", "seed_demo"]
+    assert len(ran) == len([c for c in commands if as_run(c, capture_id="1", app_url="")[2] not in SERVER_COMMANDS])
