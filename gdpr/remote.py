@@ -13,10 +13,9 @@ from django.conf import settings
 from django.db.models import F
 from django.utils import timezone
 
-from conversations import ai
+from conversations import ai, providers
 from conversations.dispatch import enqueue
 from conversations.errors import RemoteDeletionError
-from conversations.providers import meta, twilio
 from gdpr.models import RemoteDeletion
 
 logger = logging.getLogger(__name__)
@@ -38,8 +37,13 @@ _DELETERS = {
     ),
     RemoteDeletion.Kind.OPENAI_CONVERSATION: lambda d: ai.delete_conversation(conversation_id=d.remote_id),
     RemoteDeletion.Kind.OPENAI_RESPONSE: lambda d: ai.delete_stored_response(response_id=d.remote_id),
-    RemoteDeletion.Kind.TWILIO_MESSAGE: lambda d: twilio.delete_message(sid=d.remote_id),
-    RemoteDeletion.Kind.META_MEDIA: lambda d: meta.delete_media(media_id=d.remote_id),
+    # A messaging provider's transport deletes the one kind of copy it keeps (Twilio messages, Meta media).
+    RemoteDeletion.Kind.TWILIO_MESSAGE: lambda d: providers.for_provider(d.processor).delete_remote_copy(
+        remote_id=d.remote_id
+    ),
+    RemoteDeletion.Kind.META_MEDIA: lambda d: providers.for_provider(d.processor).delete_remote_copy(
+        remote_id=d.remote_id
+    ),
 }
 
 

@@ -20,11 +20,10 @@ from django.core.files import File
 from django.utils import timezone
 from PIL import Image, UnidentifiedImageError
 
-from conversations import safe_http
+from conversations import providers, safe_http
 from conversations.ai import ModelUnavailable, transcribe_audio
-from conversations.models import Attachment, Message, Provider
-from conversations.providers import meta, simulator, twilio
-from conversations.providers.base import InboundMessage
+from conversations.models import Attachment, Message
+from conversations.providers.base import InboundMessage, Unsupported
 from conversations.turns import Turn
 
 logger = logging.getLogger(__name__)
@@ -183,19 +182,13 @@ def _download_with_retries(attachment: Attachment, message: Message) -> safe_htt
 
 def _download(attachment: Attachment, message: Message) -> safe_http.Download:
     max_bytes = settings.MEDIA_MAX_BYTES.get(message.kind, settings.MEDIA_MAX_BYTES[K.DOCUMENT])
-    allowed_types = _ALLOWED_TYPES.get(message.kind)
-    if message.conversation.business_address == simulator.SIMULATOR_NUMBER_ID:
-        return simulator.download_media(
-            media_id=attachment.provider_ref, max_bytes=max_bytes, allowed_types=allowed_types
+    transport = providers.for_conversation(message.conversation)
+    try:
+        return transport.download_media(
+            attachment.provider_ref, max_bytes=max_bytes, allowed_types=_ALLOWED_TYPES.get(message.kind)
         )
-    if message.provider == Provider.META:
-        return meta.download_media(
-            media_id=attachment.provider_ref,
-            phone_number_id=message.conversation.business_address,
-            max_bytes=max_bytes,
-            allowed_types=allowed_types,
-        )
-    return twilio.download_media(url=attachment.provider_ref, max_bytes=max_bytes, allowed_types=allowed_types)
+    except Unsupported as exc:
+        raise safe_http.MediaFetchError(str(exc), is_transient=False) from exc
 
 
 def _ensure_transcript(attachment: Attachment) -> str:

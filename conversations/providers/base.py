@@ -1,4 +1,5 @@
-"""Provider-independent shapes: what every provider module parses into and raises.
+"""Provider-independent shapes: what every provider module parses into and raises, and the
+`Transport` every channel implements.
 
 Nothing outside `conversations/providers/` knows what a Meta or Twilio payload looks like.
 """
@@ -7,10 +8,13 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import requests
 from urllib3.exceptions import NewConnectionError
+
+if TYPE_CHECKING:
+    from conversations import safe_http
 
 
 @dataclass(frozen=True)
@@ -109,6 +113,13 @@ class DeliveryUnknown(ProviderError):
     """The request may have reached the provider: resending could deliver it twice."""
 
 
+class Unsupported(PermanentProviderError):
+    """The channel cannot do this at all (SMS has no templates, web chat no files): never retried."""
+
+    def __init__(self, title: str) -> None:
+        super().__init__("unsupported", title)
+
+
 def classify_requests_exception(exc: requests.RequestException) -> ProviderError:
     """Map a transport failure to whether the provider could have received the request.
 
@@ -125,3 +136,56 @@ def classify_requests_exception(exc: requests.RequestException) -> ProviderError
 def _is_refused_connection(exc: requests.ConnectionError) -> bool:
     reason = getattr(exc.args[0], "reason", None) if exc.args else None
     return isinstance(reason, NewConnectionError)
+
+
+def describe_template(*, name: str, language: str, parameters: list[str]) -> str:
+    """How a template message reads where the template itself is not rendered (inbox, simulator)."""
+    return f"[template {name} ({language})" + (f": {' | '.join(parameters)}]" if parameters else "]")
+
+
+class Transport:
+    """One conversation's channel: how its customer is reached and what the channel can do.
+
+    Chosen once per conversation by `conversations.providers.for_conversation`. Each channel
+    module subclasses it, keeping its own wire format; an operation a channel lacks raises
+    Unsupported, and the `has_*` flags say so before anyone tries.
+    """
+
+    provider: ClassVar[str]  # a conversations.models.Provider value: who carries the messages
+    label: ClassVar[str]  # how refusals name the channel
+    has_templates: ClassVar[bool] = False  # approved templates (WhatsApp's way past the window)
+    has_window: ClassVar[bool] = False  # WhatsApp's 24-hour customer-service window applies
+    has_read_receipts: ClassVar[bool] = False  # mark_read shows the customer we read them
+    has_media: ClassVar[bool] = False  # send_media can send a file
+
+    def __init__(self, *, business_address: str, customer_id: str, phone_number: str = "") -> None:
+        self.business_address = business_address  # where the customer wrote to; replies go out from it
+        self.customer_id = customer_id  # the provider's stable id of the customer (profile.external_id)
+        self.phone_number = phone_number  # E.164, when the provider gave one
+
+    def send_text(self, body: str, *, client_ref: str) -> SendResult:
+        """Send one text message; raises a ProviderError subclass on failure."""
+        raise NotImplementedError  # every channel carries text
+
+    def send_template(self, *, name: str, language: str, parameters: list[str], client_ref: str) -> SendResult:
+        """Send an approved template with its body parameters."""
+        raise Unsupported(f"{self.label} has no message templates")
+
+    def send_media(self, *, url: str, kind: str, caption: str = "", filename: str = "", client_ref: str) -> SendResult:
+        """Send the file at a public HTTPS `url` (the provider fetches it); `kind` is image, audio,
+        video or document."""
+        raise Unsupported(f"{self.label} cannot send files")
+
+    def mark_read(self, provider_message_id: str) -> None:
+        """Show the customer their message was read (and, where the channel has it, that we type)."""
+        raise Unsupported(f"{self.label} has no read receipts")
+
+    def download_media(self, ref: str, *, max_bytes: int, allowed_types: frozenset[str] | None) -> safe_http.Download:
+        """Fetch an inbound file by the reference its webhook gave; raises safe_http.MediaFetchError."""
+        raise Unsupported(f"{self.label} carries no files from customers")
+
+    @classmethod
+    def delete_remote_copy(cls, *, remote_id: str) -> bool:
+        """Delete a copy the provider keeps (an erasure outlives the conversation, hence a class
+        method); False when it was gone already. Raises RemoteDeletionError."""
+        raise Unsupported(f"{cls.label} keeps no copies to delete")

@@ -1,4 +1,4 @@
-"""WhatsApp Cloud API (Meta): handshake, signature, webhook parsing, sending.
+"""WhatsApp Cloud API (Meta): handshake, signature, webhook parsing, and its Transport.
 
 Docs: https://developers.facebook.com/docs/whatsapp/cloud-api/webhooks/components
 and https://developers.facebook.com/documentation/business-messaging/whatsapp/messages/send-messages
@@ -32,6 +32,8 @@ from .base import (
     SendResult,
     StatusUpdate,
     TransientProviderError,
+    Transport,
+    Unsupported,
     classify_requests_exception,
 )
 
@@ -208,101 +210,147 @@ def _timestamp(value: str | None) -> datetime | None:
     return datetime.fromtimestamp(int(value), tz=UTC) if value else None
 
 
-def send_text(*, business_address: str, phone_number: str, user_id: str, body: str, client_ref: str) -> SendResult:
-    """POST one text message to the Graph API; raise a ProviderError subclass on failure."""
-    phone_number_id = business_address or settings.WHATSAPP_PHONE_NUMBER_ID
-    url = f"{settings.WHATSAPP_GRAPH_URL.rstrip('/')}/{settings.WHATSAPP_API_VERSION}/{phone_number_id}/messages"
-    payload: dict[str, Any] = {
-        "messaging_product": "whatsapp",
-        "recipient_type": "individual",
-        "type": "text",
-        "text": {"preview_url": False, "body": body},
-    }
-    if client_ref:  # only the last part of a split reply carries it (its statuses stand for the message)
-        payload["biz_opaque_callback_data"] = client_ref
-    # Phone wins when both are given; a username-only customer is reached by BSUID.
-    if phone_number:
-        payload["to"] = phone_number
-    else:
-        payload["recipient"] = user_id
-    return _post_message(url, payload)
+def _graph_url(*path: str) -> str:
+    return "/".join([settings.WHATSAPP_GRAPH_URL.rstrip("/"), settings.WHATSAPP_API_VERSION, *path])
 
 
-def send_template(
-    *,
-    business_address: str,
-    phone_number: str,
-    user_id: str,
-    name: str,
-    language: str,
-    parameters: list[str],
-    client_ref: str,
-) -> SendResult:
-    """POST an approved template (the only thing Meta delivers once the 24-hour window closed)."""
-    phone_number_id = business_address or settings.WHATSAPP_PHONE_NUMBER_ID
-    url = f"{settings.WHATSAPP_GRAPH_URL.rstrip('/')}/{settings.WHATSAPP_API_VERSION}/{phone_number_id}/messages"
-    template: dict[str, Any] = {"name": name, "language": {"code": language}}
-    if parameters:
-        template["components"] = [
-            {"type": "body", "parameters": [{"type": "text", "text": value} for value in parameters]}
-        ]
-    payload: dict[str, Any] = {
-        "messaging_product": "whatsapp",
-        "recipient_type": "individual",
-        "type": "template",
-        "template": template,
-        "biz_opaque_callback_data": client_ref,
-    }
-    if phone_number:
-        payload["to"] = phone_number
-    else:
-        payload["recipient"] = user_id
-    return _post_message(url, payload)
+def _bearer() -> dict[str, str]:
+    return {"Authorization": f"Bearer {settings.WHATSAPP_ACCESS_TOKEN}"}
 
 
-def _post_message(url: str, payload: dict[str, Any]) -> SendResult:
-    try:
-        response = _session.post(
-            url,
-            json=payload,
-            headers={"Authorization": f"Bearer {settings.WHATSAPP_ACCESS_TOKEN}"},
-            timeout=(3.05, settings.PROVIDER_TIMEOUT_SECONDS),
+# The message types Graph sends by link (a sticker must be uploaded first).
+_SENDABLE_MEDIA = {"image", "audio", "video", "document"}
+
+
+class MetaTransport(Transport):
+    """WhatsApp through the Cloud API: text, templates, media by link, read receipts with typing."""
+
+    provider = Provider.META
+    label = "WhatsApp"
+    has_templates = True
+    has_window = True
+    has_read_receipts = True
+    has_media = True
+
+    def send_text(self, body: str, *, client_ref: str) -> SendResult:
+        return self._post_message({"type": "text", "text": {"preview_url": False, "body": body}}, client_ref)
+
+    def send_template(self, *, name: str, language: str, parameters: list[str], client_ref: str) -> SendResult:
+        """An approved template: the only thing Meta delivers once the 24-hour window closed."""
+        template: dict[str, Any] = {"name": name, "language": {"code": language}}
+        if parameters:
+            template["components"] = [
+                {"type": "body", "parameters": [{"type": "text", "text": value} for value in parameters]}
+            ]
+        return self._post_message({"type": "template", "template": template}, client_ref)
+
+    def send_media(self, *, url: str, kind: str, caption: str = "", filename: str = "", client_ref: str) -> SendResult:
+        """A file Graph fetches from `url` itself: nothing is uploaded to (and left behind at) Meta."""
+        if kind not in _SENDABLE_MEDIA:
+            raise Unsupported(f"WhatsApp cannot send {kind!r} media by link")
+        media: dict[str, Any] = {"link": url}
+        if caption and kind != "audio":  # audio takes no caption
+            media["caption"] = caption
+        if filename and kind == "document":
+            media["filename"] = filename
+        return self._post_message({"type": kind, kind: media}, client_ref)
+
+    def mark_read(self, provider_message_id: str) -> None:
+        """Mark an inbound message read and show "typing…" (until we reply, at most 25 s).
+
+        Off unless WHATSAPP_TYPING_INDICATOR. Raises a ProviderError subclass on failure;
+        callers treat it as a courtesy that may fail.
+        """
+        if not settings.WHATSAPP_TYPING_INDICATOR:
+            return
+        payload = {
+            "messaging_product": "whatsapp",
+            "status": "read",
+            "message_id": provider_message_id,
+            "typing_indicator": {"type": "text"},
+        }
+        # Short: the reply must not wait long on a courtesy.
+        response = _post(self._messages_url(), payload, read_timeout=min(settings.PROVIDER_TIMEOUT_SECONDS, 5.0))
+        if not response.ok:
+            raise _error_from(response)
+
+    def download_media(self, ref: str, *, max_bytes: int, allowed_types: frozenset[str] | None) -> safe_http.Download:
+        """Look the media id up on Graph, then fetch the short-lived URL it returns with the same token.
+
+        Raises safe_http.MediaFetchError. The URL expires within minutes: call this at once.
+        """
+        graph_host = frozenset({urlsplit(settings.WHATSAPP_GRAPH_URL).hostname or ""})
+        lookup = safe_http.fetch(
+            _graph_url(ref),
+            params={"phone_number_id": self.business_address or settings.WHATSAPP_PHONE_NUMBER_ID},
+            headers=_bearer(),
+            credential_hosts=graph_host,
+            max_bytes=64 * 1024,
+            allowed_types=frozenset({"application/json", "text/javascript"}),
         )
-    except requests.RequestException as exc:
-        raise classify_requests_exception(exc) from exc
-    if response.ok:
+        with lookup.file:
+            try:
+                info = json.load(lookup.file)
+                url = info["url"]
+            except (ValueError, KeyError, TypeError) as exc:
+                raise safe_http.MediaFetchError("Graph answered without a media URL") from exc
+        if int(info.get("file_size") or 0) > max_bytes:
+            raise safe_http.MediaTooLarge(f"file_size {info['file_size']} over the cap of {max_bytes}")
+        # The token goes to the host Graph named (Meta's CDN needs it), never to a host it redirects to.
+        return safe_http.fetch(
+            url,
+            headers=_bearer(),
+            credential_hosts=graph_host | {urlsplit(url).hostname or ""},
+            max_bytes=max_bytes,
+            allowed_types=allowed_types,
+            declared_type=info.get("mime_type", ""),
+        )
+
+    @classmethod
+    def delete_remote_copy(cls, *, remote_id: str) -> bool:
+        """DELETE a media object this app uploaded to Graph; False when Graph no longer has it.
+
+        Docs: https://developers.facebook.com/documentation/business-messaging/whatsapp/business-phone-numbers/media
+        """
         try:
-            return SendResult(provider_message_id=response.json()["messages"][0]["id"])
-        except (ValueError, KeyError, IndexError) as exc:
-            raise DeliveryUnknown("bad_response", "Graph accepted the request without a message id") from exc
-    raise _error_from(response)
+            response = _session.delete(
+                _graph_url(remote_id), headers=_bearer(), timeout=(3.05, settings.PROVIDER_TIMEOUT_SECONDS)
+            )
+        except requests.RequestException as exc:
+            raise RemoteDeletionError(type(exc).__name__, is_transient=True) from exc
+        if response.ok:
+            return True
+        if response.status_code == 404 or _is_missing_object(response):
+            return False
+        error = _error_from(response)
+        raise RemoteDeletionError(str(error), is_transient=isinstance(error, TransientProviderError))
+
+    def _messages_url(self) -> str:
+        return _graph_url(self.business_address or settings.WHATSAPP_PHONE_NUMBER_ID, "messages")
+
+    def _post_message(self, message: dict[str, Any], client_ref: str) -> SendResult:
+        payload: dict[str, Any] = {"messaging_product": "whatsapp", "recipient_type": "individual", **message}
+        if client_ref:  # only the last part of a split reply carries it (its statuses stand for the message)
+            payload["biz_opaque_callback_data"] = client_ref
+        # Phone wins when both are known; a username-only customer is reached by BSUID.
+        if self.phone_number:
+            payload["to"] = self.phone_number
+        else:
+            payload["recipient"] = self.customer_id
+        response = _post(self._messages_url(), payload, read_timeout=settings.PROVIDER_TIMEOUT_SECONDS)
+        if response.ok:
+            try:
+                return SendResult(provider_message_id=response.json()["messages"][0]["id"])
+            except (ValueError, KeyError, IndexError) as exc:
+                raise DeliveryUnknown("bad_response", "Graph accepted the request without a message id") from exc
+        raise _error_from(response)
 
 
-def mark_read_with_typing(*, business_address: str, message_id: str) -> None:
-    """Mark an inbound message read and show "typing…" (it lasts until we reply, at most 25 s).
-
-    Raises a ProviderError subclass on failure; callers treat it as a courtesy that may fail.
-    """
-    phone_number_id = business_address or settings.WHATSAPP_PHONE_NUMBER_ID
-    url = f"{settings.WHATSAPP_GRAPH_URL.rstrip('/')}/{settings.WHATSAPP_API_VERSION}/{phone_number_id}/messages"
-    payload = {
-        "messaging_product": "whatsapp",
-        "status": "read",
-        "message_id": message_id,
-        "typing_indicator": {"type": "text"},
-    }
+def _post(url: str, payload: dict[str, Any], *, read_timeout: float) -> requests.Response:
     try:
-        response = _session.post(
-            url,
-            json=payload,
-            headers={"Authorization": f"Bearer {settings.WHATSAPP_ACCESS_TOKEN}"},
-            # Short: the reply must not wait long on a courtesy.
-            timeout=(3.05, min(settings.PROVIDER_TIMEOUT_SECONDS, 5.0)),
-        )
+        return _session.post(url, json=payload, headers=_bearer(), timeout=(3.05, read_timeout))
     except requests.RequestException as exc:
         raise classify_requests_exception(exc) from exc
-    if not response.ok:
-        raise _error_from(response)
 
 
 def _error_from(response: requests.Response) -> Exception:
@@ -317,65 +365,6 @@ def _error_from(response: requests.Response) -> Exception:
     if code in _TRANSIENT_CODES or (not code and (status >= 500 or status == 429)):
         return TransientProviderError(str(code or status), title, retry_after)
     return PermanentProviderError(str(code or status), title)
-
-
-def download_media(
-    *, media_id: str, phone_number_id: str, max_bytes: int, allowed_types: frozenset[str] | None
-) -> safe_http.Download:
-    """Look the media id up on Graph, then fetch the short-lived URL it returns with the same token.
-
-    Raises safe_http.MediaFetchError. The URL expires within minutes: call this at once.
-    """
-    graph = settings.WHATSAPP_GRAPH_URL.rstrip("/")
-    bearer = {"Authorization": f"Bearer {settings.WHATSAPP_ACCESS_TOKEN}"}
-    graph_host = frozenset({urlsplit(graph).hostname or ""})
-    lookup = safe_http.fetch(
-        f"{graph}/{settings.WHATSAPP_API_VERSION}/{media_id}",
-        params={"phone_number_id": phone_number_id or settings.WHATSAPP_PHONE_NUMBER_ID},
-        headers=bearer,
-        credential_hosts=graph_host,
-        max_bytes=64 * 1024,
-        allowed_types=frozenset({"application/json", "text/javascript"}),
-    )
-    with lookup.file:
-        try:
-            info = json.load(lookup.file)
-            url = info["url"]
-        except (ValueError, KeyError, TypeError) as exc:
-            raise safe_http.MediaFetchError("Graph answered without a media URL") from exc
-    if int(info.get("file_size") or 0) > max_bytes:
-        raise safe_http.MediaTooLarge(f"file_size {info['file_size']} over the cap of {max_bytes}")
-    # The token goes to the host Graph named (Meta's CDN needs it), never to a host it redirects to.
-    return safe_http.fetch(
-        url,
-        headers=bearer,
-        credential_hosts=graph_host | {urlsplit(url).hostname or ""},
-        max_bytes=max_bytes,
-        allowed_types=allowed_types,
-        declared_type=info.get("mime_type", ""),
-    )
-
-
-def delete_media(*, media_id: str) -> bool:
-    """DELETE a media object this app uploaded to Graph; False when Graph no longer has it.
-
-    Docs: https://developers.facebook.com/documentation/business-messaging/whatsapp/business-phone-numbers/media
-    """
-    url = f"{settings.WHATSAPP_GRAPH_URL.rstrip('/')}/{settings.WHATSAPP_API_VERSION}/{media_id}"
-    try:
-        response = _session.delete(
-            url,
-            headers={"Authorization": f"Bearer {settings.WHATSAPP_ACCESS_TOKEN}"},
-            timeout=(3.05, settings.PROVIDER_TIMEOUT_SECONDS),
-        )
-    except requests.RequestException as exc:
-        raise RemoteDeletionError(type(exc).__name__, is_transient=True) from exc
-    if response.ok:
-        return True
-    if response.status_code == 404 or _is_missing_object(response):
-        return False
-    error = _error_from(response)
-    raise RemoteDeletionError(str(error), is_transient=isinstance(error, TransientProviderError))
 
 
 def _is_missing_object(response: requests.Response) -> bool:

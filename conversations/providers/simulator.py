@@ -27,12 +27,14 @@ from django.core.files import File
 from django.core.files.storage import default_storage
 
 from conversations import safe_http
+from conversations.models import Provider
 
 from . import meta
-from .base import SendResult
+from .base import SendResult, Transport, describe_template
 
 # The phone_number_id of the simulated business number: conversations recorded with it are
-# answered through this transport even when real Meta or Twilio credentials are configured.
+# answered through SimulatorTransport even when real Meta or Twilio credentials are configured
+# (conversations.providers chooses by this address before the channel).
 SIMULATOR_NUMBER_ID = "simulator"
 SIMULATOR_DISPLAY_NUMBER = "15550000000"
 
@@ -141,24 +143,46 @@ def webhook_url() -> str:
 OUTBOUND_ID_PREFIX = "wamid.SIMOUT."
 
 
-def send_text(*, customer_id: str, body: str, client_ref: str) -> SendResult:
-    """Deliver a reply to the simulated customer's open pages."""
-    provider_message_id = f"{OUTBOUND_ID_PREFIX}{uuid.uuid4().hex}"
-    async_to_sync(get_channel_layer().group_send)(
-        customer_group(customer_id),
-        {
-            "type": "simulator.message",
-            "message": {"id": provider_message_id, "client_ref": client_ref, "text": body},
-        },
-    )
-    return SendResult(provider_message_id=provider_message_id)
+class SimulatorTransport(Transport):
+    """Answers a simulated customer on their open pages; the phone sends receipts back as status webhooks.
 
+    It stands in for WhatsApp (window, templates, read receipts); the page shows text only, so
+    it sends no files.
+    """
 
-def mark_read(*, customer_id: str, message_id: str) -> None:
-    """Blue ticks on the simulated customer's message, as WhatsApp shows a business's read."""
-    async_to_sync(get_channel_layer().group_send)(
-        customer_group(customer_id), {"type": "simulator.receipt", "receipt": {"id": message_id, "status": "read"}}
-    )
+    provider = Provider.META  # simulated conversations are Meta conversations to the rest of the app
+    label = "The simulator"
+    has_templates = True
+    has_window = True
+    has_read_receipts = True
+
+    def send_text(self, body: str, *, client_ref: str) -> SendResult:
+        """Deliver a reply to the simulated customer's open pages."""
+        provider_message_id = f"{OUTBOUND_ID_PREFIX}{uuid.uuid4().hex}"
+        self._push(
+            {
+                "type": "simulator.message",
+                "message": {"id": provider_message_id, "client_ref": client_ref, "text": body},
+            }
+        )
+        return SendResult(provider_message_id=provider_message_id)
+
+    def send_template(self, *, name: str, language: str, parameters: list[str], client_ref: str) -> SendResult:
+        """The simulator has no template store: its customer sees the summary staff see."""
+        return self.send_text(
+            describe_template(name=name, language=language, parameters=parameters), client_ref=client_ref
+        )
+
+    def mark_read(self, provider_message_id: str) -> None:
+        """Blue ticks on the simulated customer's message, as WhatsApp shows a business's read."""
+        self._push({"type": "simulator.receipt", "receipt": {"id": provider_message_id, "status": "read"}})
+
+    def download_media(self, ref: str, *, max_bytes: int, allowed_types: frozenset[str] | None) -> safe_http.Download:
+        """The uploaded file, checked like a download from Meta (size, content type), then dropped."""
+        return _take_upload(ref, max_bytes=max_bytes, allowed_types=allowed_types)
+
+    def _push(self, event: dict[str, Any]) -> None:
+        async_to_sync(get_channel_layer().group_send)(customer_group(self.customer_id), event)
 
 
 # --- Media: what a simulated customer uploads stands in for Meta's media store.
@@ -186,8 +210,7 @@ def store_upload(upload: File) -> str:
     return media_id
 
 
-def download_media(*, media_id: str, max_bytes: int, allowed_types: frozenset[str] | None) -> safe_http.Download:
-    """The uploaded file, checked like a download from Meta (size, content type), then dropped."""
+def _take_upload(media_id: str, *, max_bytes: int, allowed_types: frozenset[str] | None) -> safe_http.Download:
     if not re.fullmatch(r"sim-media-[0-9a-f]{32}(\.[a-z0-9]{1,7})?", media_id):
         raise safe_http.UnsafeURL("not a simulator media id")
     name = f"{_UPLOADS}/{media_id}"

@@ -1,4 +1,4 @@
-"""Twilio Programmable Messaging (WhatsApp and SMS): signature, form parsing, sending.
+"""Twilio Programmable Messaging (WhatsApp and SMS): signature, form parsing, and their Transports.
 
 Docs: https://www.twilio.com/docs/messaging/guides/webhook-request
 and https://www.twilio.com/docs/usage/webhooks/webhooks-security
@@ -10,6 +10,7 @@ import functools
 import json
 import uuid
 from collections.abc import Mapping
+from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import requests
@@ -31,6 +32,7 @@ from .base import (
     SendResult,
     StatusUpdate,
     TransientProviderError,
+    Transport,
     classify_requests_exception,
 )
 
@@ -167,91 +169,108 @@ def _client(account_sid: str, auth_token: str, api_url: str, timeout: float) -> 
     return client
 
 
-def send_text(*, business_address: str, to: str, body: str, client_ref: str) -> SendResult:
-    """Create one message through the REST API, from the number the customer wrote to."""
-    kwargs = {"from_": business_address, "to": to, "body": body}
-    if settings.PUBLIC_BASE_URL:
-        # Our reference rides in the callback URL so a lost API answer is matched later.
-        kwargs["status_callback"] = (
-            f"{settings.PUBLIC_BASE_URL}/webhooks/twilio/status/?{urlencode({'ref': client_ref})}"
-        )
-    return _create_message(kwargs)
-
-
-def send_template(
-    *, business_address: str, to: str, content_sid: str, parameters: list[str], client_ref: str
-) -> SendResult:
-    """Send an approved Content template: since 2025-04 the only way to write outside the window.
-
-    Twilio numbers the template's variables from 1; the language is part of the Content SID.
-    """
-    variables = {str(number): value for number, value in enumerate(parameters, start=1)}
-    kwargs = {"from_": business_address, "to": to, "content_sid": content_sid}
-    if variables:
-        kwargs["content_variables"] = json.dumps(variables)
-    if settings.PUBLIC_BASE_URL:
-        kwargs["status_callback"] = (
-            f"{settings.PUBLIC_BASE_URL}/webhooks/twilio/status/?{urlencode({'ref': client_ref})}"
-        )
-    return _create_message(kwargs)
-
-
-def _create_message(kwargs: dict[str, str]) -> SendResult:
-    try:
-        client = _configured_client()
-        created = client.messages.create(**kwargs)
-    except requests.RequestException as exc:
-        raise classify_requests_exception(exc) from exc
-    except TwilioRestException as exc:
-        if exc.status == 429 or exc.status >= 500:
-            raise TransientProviderError(str(exc.code or exc.status), exc.msg) from exc
-        raise PermanentProviderError(str(exc.code or exc.status), exc.msg) from exc
-    return SendResult(provider_message_id=created.sid)
-
-
-def download_media(*, url: str, max_bytes: int, allowed_types: frozenset[str] | None) -> safe_http.Download:
-    """Fetch a MediaUrlN with basic auth, following Twilio's redirect to its CDN.
-
-    The URL comes from the webhook, so a forged one could name any host: credentials go only
-    to our account's media on the configured Twilio API host, and any other URL is refused.
-    Raises safe_http.MediaFetchError.
-    """
-    api = urlsplit(settings.TWILIO_API_URL)
-    parts = urlsplit(url)
-    own_media = f"/2010-04-01/Accounts/{settings.TWILIO_ACCOUNT_SID}/"
-    if (parts.scheme, parts.hostname, parts.port) != (api.scheme, api.hostname, api.port) or not (
-        settings.TWILIO_ACCOUNT_SID
-        and parts.path.startswith(own_media)
-        and "/Media/" in parts.path
-        and ".." not in parts.path
-    ):
-        raise safe_http.UnsafeURL("media URL is not this account's media on the Twilio API host")
-    return safe_http.fetch(
-        url,
-        auth=(settings.TWILIO_ACCOUNT_SID, settings.TWILIO_AUTH_TOKEN),
-        credential_hosts=frozenset({api.hostname or ""}),
-        max_bytes=max_bytes,
-        allowed_types=allowed_types,
-    )
-
-
 # Twilio refuses to delete a message that is still being sent ("in flight"); it succeeds later.
 _MESSAGE_IN_FLIGHT = 20009
 
 
-def delete_message(*, sid: str) -> bool:
-    """Delete a message resource (and with it its media) at Twilio; False when Twilio no longer has it.
+class TwilioTransport(Transport):
+    """What Twilio's Messages API does for both channels: text, media by URL, downloads, deletion.
 
-    Raises RemoteDeletionError, transient while the message is in flight (20009).
+    Twilio offers no read receipt for an inbound message, so there is none to show.
     """
-    try:
-        client = _configured_client()
-        client.messages(sid).delete()
-    except requests.RequestException as exc:
-        raise RemoteDeletionError(type(exc).__name__, is_transient=True) from exc
-    except TwilioRestException as exc:
-        if exc.status == 404:
-            return False
-        is_transient = exc.code == _MESSAGE_IN_FLIGHT or exc.status == 429 or exc.status >= 500
-        raise RemoteDeletionError(f"{exc.code or exc.status} {exc.msg}", is_transient=is_transient) from exc
-    return True
+
+    provider = Provider.TWILIO
+    # A media_url makes an SMS an MMS, which carriers deliver in the US and Canada (elsewhere
+    # Twilio sends a link if the account's MMS Converter is on).
+    has_media = True
+
+    def send_text(self, body: str, *, client_ref: str) -> SendResult:
+        """Create one message through the REST API, from the number the customer wrote to."""
+        return self._create_message(client_ref, body=body)
+
+    def send_media(self, *, url: str, kind: str, caption: str = "", filename: str = "", client_ref: str) -> SendResult:
+        """Twilio fetches `url` itself and names the file from it (`filename` has no field here)."""
+        return self._create_message(client_ref, media_url=[url], **({"body": caption} if caption else {}))
+
+    def download_media(self, ref: str, *, max_bytes: int, allowed_types: frozenset[str] | None) -> safe_http.Download:
+        """Fetch a MediaUrlN with basic auth, following Twilio's redirect to its CDN.
+
+        The URL comes from the webhook, so a forged one could name any host: credentials go only
+        to our account's media on the configured Twilio API host, and any other URL is refused.
+        Raises safe_http.MediaFetchError.
+        """
+        api = urlsplit(settings.TWILIO_API_URL)
+        parts = urlsplit(ref)
+        own_media = f"/2010-04-01/Accounts/{settings.TWILIO_ACCOUNT_SID}/"
+        if (parts.scheme, parts.hostname, parts.port) != (api.scheme, api.hostname, api.port) or not (
+            settings.TWILIO_ACCOUNT_SID
+            and parts.path.startswith(own_media)
+            and "/Media/" in parts.path
+            and ".." not in parts.path
+        ):
+            raise safe_http.UnsafeURL("media URL is not this account's media on the Twilio API host")
+        return safe_http.fetch(
+            ref,
+            auth=(settings.TWILIO_ACCOUNT_SID, settings.TWILIO_AUTH_TOKEN),
+            credential_hosts=frozenset({api.hostname or ""}),
+            max_bytes=max_bytes,
+            allowed_types=allowed_types,
+        )
+
+    @classmethod
+    def delete_remote_copy(cls, *, remote_id: str) -> bool:
+        """Delete a message resource (and with it its media) at Twilio; False when Twilio no longer has it.
+
+        Raises RemoteDeletionError, transient while the message is in flight (20009).
+        """
+        try:
+            _configured_client().messages(remote_id).delete()
+        except requests.RequestException as exc:
+            raise RemoteDeletionError(type(exc).__name__, is_transient=True) from exc
+        except TwilioRestException as exc:
+            if exc.status == 404:
+                return False
+            is_transient = exc.code == _MESSAGE_IN_FLIGHT or exc.status == 429 or exc.status >= 500
+            raise RemoteDeletionError(f"{exc.code or exc.status} {exc.msg}", is_transient=is_transient) from exc
+        return True
+
+    def _create_message(self, client_ref: str, **fields: Any) -> SendResult:
+        # The customer's address (`whatsapp:+…` or `+…`) says which channel Twilio uses.
+        kwargs = {"from_": self.business_address, "to": self.customer_id, **fields, **_status_callback(client_ref)}
+        try:
+            created = _configured_client().messages.create(**kwargs)
+        except requests.RequestException as exc:
+            raise classify_requests_exception(exc) from exc
+        except TwilioRestException as exc:
+            if exc.status == 429 or exc.status >= 500:
+                raise TransientProviderError(str(exc.code or exc.status), exc.msg) from exc
+            raise PermanentProviderError(str(exc.code or exc.status), exc.msg) from exc
+        return SendResult(provider_message_id=created.sid)
+
+
+class TwilioWhatsAppTransport(TwilioTransport):
+    label = "WhatsApp"
+    has_templates = True
+    has_window = True
+
+    def send_template(self, *, name: str, language: str, parameters: list[str], client_ref: str) -> SendResult:
+        """Send an approved Content template: since 2025-04 the only way to write outside the window.
+
+        `name` is the Content SID (HX…), which includes the language; Twilio numbers the
+        template's variables from 1.
+        """
+        variables = {str(number): value for number, value in enumerate(parameters, start=1)}
+        return self._create_message(
+            client_ref, content_sid=name, **({"content_variables": json.dumps(variables)} if variables else {})
+        )
+
+
+class TwilioSmsTransport(TwilioTransport):
+    label = "SMS"
+
+
+def _status_callback(client_ref: str) -> dict[str, str]:
+    """Our reference rides in the status-callback URL, so a lost API answer is matched later."""
+    if not settings.PUBLIC_BASE_URL:
+        return {}
+    return {"status_callback": f"{settings.PUBLIC_BASE_URL}/webhooks/twilio/status/?{urlencode({'ref': client_ref})}"}

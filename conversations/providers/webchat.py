@@ -7,11 +7,14 @@ receives replies from it. Delivery and read receipts come back from the page its
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
-from .base import SendResult
+from conversations.models import Provider
+
+from .base import SendResult, Transport
 
 BUSINESS_ADDRESS = "web"
 
@@ -20,19 +23,24 @@ def visitor_group(visitor_id: str) -> str:
     return f"webchat.{visitor_id}"
 
 
-def send_text(*, visitor_id: str, body: str, client_ref: str) -> SendResult:
-    """Push a reply to every open widget of the visitor."""
-    provider_message_id = f"webchat.{uuid.uuid4().hex}"
-    async_to_sync(get_channel_layer().group_send)(
-        visitor_group(visitor_id),
-        {"type": "chat.message", "message": {"id": provider_message_id, "client_ref": client_ref, "text": body}},
-    )
-    return SendResult(provider_message_id=provider_message_id)
+class WebchatTransport(Transport):
+    """Our own widget: text and read receipts; no templates, no window, no files."""
 
+    provider = Provider.WEBCHAT
+    label = "Web chat"
+    has_read_receipts = True
 
-def mark_read(*, visitor_id: str, message_id: str) -> None:
-    """Tell the visitor's widgets their message was read (ids there are the widget's own)."""
-    async_to_sync(get_channel_layer().group_send)(
-        visitor_group(visitor_id),
-        {"type": "chat.receipt", "receipt": {"id": message_id.split(":", 1)[-1], "status": "read"}},
-    )
+    def send_text(self, body: str, *, client_ref: str) -> SendResult:
+        """Push a reply to every open widget of the visitor."""
+        provider_message_id = f"webchat.{uuid.uuid4().hex}"
+        self._push(
+            {"type": "chat.message", "message": {"id": provider_message_id, "client_ref": client_ref, "text": body}}
+        )
+        return SendResult(provider_message_id=provider_message_id)
+
+    def mark_read(self, provider_message_id: str) -> None:
+        """Tell the visitor's widgets their message was read (ids there are the widget's own)."""
+        self._push({"type": "chat.receipt", "receipt": {"id": provider_message_id.split(":", 1)[-1], "status": "read"}})
+
+    def _push(self, event: dict[str, Any]) -> None:
+        async_to_sync(get_channel_layer().group_send)(visitor_group(self.customer_id), event)

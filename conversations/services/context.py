@@ -15,9 +15,7 @@ from dataclasses import dataclass
 from django.conf import settings
 
 from conversations import ai
-from conversations.dispatch import EXTRACT_PROFILE, enqueue_after_commit
 from conversations.models import Channel, Conversation, Message, ModelUsage
-from conversations.providers import meta, simulator, webchat
 from conversations.selectors.prompt import (
     count_customer_messages,
     get_last_answered_message_id,
@@ -46,7 +44,6 @@ _PROVIDER_REFS = re.compile(
     r"|\bsk-[\w-]{8,}"
     r"|\bBearer\s+\S+",
 )
-_KINDS_TO_EXTRACT = {Message.Kind.TEXT, Message.Kind.INTERACTIVE}
 
 
 @dataclass(frozen=True)
@@ -58,24 +55,6 @@ class ModelRequest:
 
 def scrub_provider_refs(text: str) -> str:
     return _PROVIDER_REFS.sub("[removed]", text)
-
-
-def begin_reply_work(*, inbound: Message) -> None:
-    """Show the customer we are on it (Meta: read + typing) and enqueue profile extraction."""
-    conversation = inbound.conversation
-    try:
-        if conversation.business_address == simulator.SIMULATOR_NUMBER_ID:
-            simulator.mark_read(customer_id=conversation.profile.external_id, message_id=inbound.provider_message_id)
-        elif conversation.channel == Channel.WEBCHAT:
-            webchat.mark_read(visitor_id=conversation.profile.external_id, message_id=inbound.provider_message_id)
-        elif conversation.channel == Channel.META_WHATSAPP and settings.WHATSAPP_TYPING_INDICATOR:
-            meta.mark_read_with_typing(
-                business_address=conversation.business_address, message_id=inbound.provider_message_id or ""
-            )
-    except Exception as exc:  # a courtesy: whatever goes wrong here must not cost the reply
-        logger.warning("Read receipt for message %s failed: %s", inbound.pk, exc)
-    if inbound.kind in _KINDS_TO_EXTRACT and inbound.text.strip() and not ai.is_offline():
-        enqueue_after_commit(EXTRACT_PROFILE, inbound.pk)
 
 
 def build_model_request(*, inbound: Message, instructions: str) -> ModelRequest:

@@ -1,4 +1,4 @@
-"""Sending stored outbound messages through the conversation's provider."""
+"""Sending stored outbound messages through the conversation's transport."""
 
 from __future__ import annotations
 
@@ -8,19 +8,18 @@ from django.conf import settings
 from django.db.models import F
 from django.utils import timezone
 
-from conversations import notify
-from conversations.models import Channel, Conversation, Message, MessagePart
-from conversations.providers import meta, simulator, twilio, webchat
+from conversations import notify, providers
+from conversations.models import Conversation, Message, MessagePart
 from conversations.providers.base import (
     DeliveryUnknown,
     PermanentProviderError,
     SendResult,
     TransientProviderError,
+    Transport,
 )
 from conversations.services.consent import is_blocked_by_opt_out
 from conversations.services.parts import get_or_create_parts
 from conversations.services.retries import RetryLater, backoff_delay
-from conversations.services.templates import send_template_through_provider
 
 logger = logging.getLogger(__name__)
 
@@ -96,6 +95,7 @@ def _send_through_provider(message: Message) -> SendResult:
     A part is marked sent as soon as the provider took it, so a retry after a failure on a
     later part resumes there and never sends a part twice.
     """
+    transport = providers.for_conversation(message.conversation)
     parts = get_or_create_parts(message=message)
     result = None
     for part in parts:
@@ -103,36 +103,23 @@ def _send_through_provider(message: Message) -> SendResult:
             result = SendResult(provider_message_id=part.provider_message_id)
             continue
         is_last = part.index == parts[-1].index
-        result = _send_text(message, part.text, client_ref=str(message.uid) if is_last else "")
+        result = _send_part(transport, message, part.text, client_ref=str(message.uid) if is_last else "")
         MessagePart.objects.filter(pk=part.pk).update(
             provider_message_id=result.provider_message_id, sent_at=timezone.now()
         )
     return result
 
 
-def _send_text(message: Message, body: str, *, client_ref: str) -> SendResult:
-    conversation = message.conversation
-    profile = conversation.profile
-    if message.template:
-        return send_template_through_provider(message)
-    if conversation.channel == Channel.WEBCHAT:
-        return webchat.send_text(visitor_id=profile.external_id, body=body, client_ref=client_ref)
-    if conversation.business_address == simulator.SIMULATOR_NUMBER_ID:
-        # Simulated customers are answered by the simulator even when Meta is configured.
-        return simulator.send_text(customer_id=profile.external_id, body=body, client_ref=client_ref)
-    if conversation.channel == Channel.META_WHATSAPP:
-        return meta.send_text(
-            business_address=conversation.business_address,
-            phone_number=profile.phone_number,
-            user_id=profile.external_id,
-            body=body,
-            client_ref=client_ref,
-        )
-    return twilio.send_text(
-        business_address=conversation.business_address,
-        to=profile.external_id,
-        body=body,
-        client_ref=client_ref,
+def _send_part(transport: Transport, message: Message, body: str, *, client_ref: str) -> SendResult:
+    template = message.template
+    if not template:
+        return transport.send_text(body, client_ref=client_ref)
+    # On Twilio the template `name` is the Content SID (HX…), which includes the language.
+    return transport.send_template(
+        name=template["name"],
+        language=template.get("language", ""),
+        parameters=template.get("parameters", []),
+        client_ref=str(message.uid),
     )
 
 

@@ -11,9 +11,9 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from conversations import notify
-from conversations.ai import ModelReply, ModelUnavailable, generate_reply
-from conversations.dispatch import SEND_OUTBOUND, enqueue_after_commit
+from conversations import notify, providers
+from conversations.ai import ModelReply, ModelUnavailable, generate_reply, is_offline
+from conversations.dispatch import EXTRACT_PROFILE, SEND_OUTBOUND, enqueue_after_commit
 from conversations.media.services import add_images_to_turns, prepare_inbound_media
 from conversations.models import Conversation, Message
 from conversations.services import bursts, commands, context
@@ -26,6 +26,8 @@ logger = logging.getLogger(__name__)
 # Kinds whose words the model can answer; reactions and system notices need no answer at all.
 _MODEL_KINDS = {Message.Kind.TEXT, Message.Kind.INTERACTIVE, Message.Kind.LOCATION}
 _SILENT_KINDS = {Message.Kind.REACTION, Message.Kind.SYSTEM}
+# Kinds whose words may carry the customer's details (name, company, email).
+_KINDS_TO_EXTRACT = {Message.Kind.TEXT, Message.Kind.INTERACTIVE}
 
 APOLOGY = "Sorry, I can't answer right now. Please try again in a little while."
 UNSUPPORTED_KIND_REPLY = (
@@ -47,7 +49,7 @@ def reply_to_message(*, message_id: int, attempt: int = 1) -> Message | None:
     """
     if not _claim(message_id):
         return None
-    inbound = Message.objects.select_related("conversation").get(pk=message_id)
+    inbound = Message.objects.select_related("conversation__profile").get(pk=message_id)
     # Before anything else: Meta's media URLs expire in minutes, and staff want the file too.
     media = prepare_inbound_media(message=inbound)
     # STOP and START are always honoured, whoever has the conversation.
@@ -64,7 +66,7 @@ def reply_to_message(*, message_id: int, attempt: int = 1) -> Message | None:
         _mark_handled(inbound)  # the burst's newest message gets the one reply
         return None
     if attempt == 1:
-        context.begin_reply_work(inbound=inbound)
+        _begin_reply_work(inbound)
     if is_request_for_human(inbound.text):
         answer = ModelReply(text=HUMAN_COMING_REPLY, model="", wants_human=True)
     elif media.fallback_reply:
@@ -79,6 +81,19 @@ def reply_to_message(*, message_id: int, attempt: int = 1) -> Message | None:
         return None
     answer = note_request_for_human(inbound, answer)
     return _store_reply(inbound, answer)
+
+
+def _begin_reply_work(inbound: Message) -> None:
+    """Show the customer we are on it (read receipt, typing where the channel has it) and
+    enqueue profile extraction."""
+    transport = providers.for_conversation(inbound.conversation)
+    if transport.has_read_receipts and inbound.provider_message_id:
+        try:
+            transport.mark_read(inbound.provider_message_id)
+        except Exception as exc:  # a courtesy: whatever goes wrong here must not cost the reply
+            logger.warning("Read receipt for message %s failed: %s", inbound.pk, exc)
+    if inbound.kind in _KINDS_TO_EXTRACT and inbound.text.strip() and not is_offline():
+        enqueue_after_commit(EXTRACT_PROFILE, inbound.pk)
 
 
 def _claim(message_id: int) -> bool:

@@ -16,9 +16,10 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
-from conversations import notify
+from conversations import notify, providers
 from conversations.dispatch import SEND_OUTBOUND, enqueue_after_commit
-from conversations.models import AuditEntry, Channel, Conversation, Message, staff_name
+from conversations.models import AuditEntry, Conversation, Message, staff_name
+from conversations.providers.base import describe_template
 
 logger = logging.getLogger(__name__)
 
@@ -119,10 +120,11 @@ def send_template_message(
     with transaction.atomic():
         conversation = Conversation.objects.select_for_update().get(pk=conversation_id)
         _require_holder(conversation, user)
-        if conversation.channel in (Channel.TWILIO_SMS, Channel.WEBCHAT):
-            raise TemplatesUnsupported("SMS and web chat have no 24-hour window and no templates: write a message.")
+        transport = providers.transport_class_for(conversation)
+        if not transport.has_templates:
+            raise TemplatesUnsupported(f"{transport.label} has no templates (and no 24-hour window): write a message.")
         template = {"name": name, "language": language, "parameters": parameters}
-        summary = f"[template {name} ({language})" + (f": {' | '.join(parameters)}]" if parameters else "]")
+        summary = describe_template(name=name, language=language, parameters=parameters)
         message = _queue_outbound(conversation, user, text=summary, template=template)
         _audit(user, "template.sent_by_staff", conversation, {"message_id": message.pk, "template": name})
     return message
