@@ -226,7 +226,7 @@ class MetaTransport(Transport):
     """WhatsApp through the Cloud API: text, templates, media by link, read receipts with typing."""
 
     provider = Provider.META
-    label = "WhatsApp"
+    label = "WhatsApp (Meta)"
     has_templates = True
     has_window = True
     has_read_receipts = True

@@ -249,7 +249,7 @@ class TwilioTransport(Transport):
 
 
 class TwilioWhatsAppTransport(TwilioTransport):
-    label = "WhatsApp"
+    label = "WhatsApp (Twilio)"
     has_templates = True
     has_window = True
 
