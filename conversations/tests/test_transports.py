@@ -358,11 +358,21 @@ def test_a_template_stored_for_an_sms_conversation_fails_for_good_without_reachi
     assert len(twilio_ok.calls) == 0
 
 
-def test_only_whatsapp_conversations_have_a_window_that_closes():
-    for conversation in (meta_conversation(), twilio_whatsapp_conversation(), simulated_conversation()):
-        assert conversation.is_window_open is False  # the customer never wrote
-    for conversation in (twilio_sms_conversation(), webchat_conversation()):
-        assert conversation.is_window_open is True
+@pytest.mark.parametrize(
+    "make_conversation",
+    [
+        meta_conversation,
+        twilio_whatsapp_conversation,
+        twilio_sms_conversation,
+        simulated_conversation,
+        webchat_conversation,
+    ],
+)
+def test_the_window_is_closed_before_the_customer_writes_exactly_where_the_transport_has_one(make_conversation):
+    # The model cannot ask the transport (models sit below providers): this keeps the two in step.
+    conversation = make_conversation()
+
+    assert conversation.is_window_open is not providers.transport_class_for(conversation).has_window
 
 
 def test_remote_copies_are_deleted_by_the_transport_of_the_provider_that_holds_them(fake_providers):
