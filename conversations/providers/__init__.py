@@ -47,6 +47,22 @@ def for_conversation(conversation: Conversation) -> Transport:
     )
 
 
+# Who can sign a captured webhook again for `replay_webhook`: the providers that sign theirs.
+_REPLAY_SIGNERS = {
+    meta.MetaTransport.provider: meta.signed_replay,
+    twilio.TwilioTransport.provider: twilio.signed_replay,
+}
+
+
+def signed_replay(*, provider: str, url: str, body: bytes, fresh_ids: bool = False) -> tuple[bytes, dict[str, str]]:
+    """A captured delivery of `provider`, signed anew for `url`: (body, headers)."""
+    try:
+        signer = _REPLAY_SIGNERS[provider]
+    except KeyError:
+        raise ValueError(f"cannot replay {provider} webhooks") from None
+    return signer(url=url, body=body, fresh_ids=fresh_ids)
+
+
 def for_provider(provider: str) -> type[Transport]:
     """The transport class of a provider, for what outlives a conversation (deleting remote copies)."""
     for transport in _BY_CHANNEL.values():

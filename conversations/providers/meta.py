@@ -374,3 +374,11 @@ def _is_missing_object(response: requests.Response) -> bool:
     except (ValueError, KeyError, TypeError):
         return False
     return error.get("code") == 100 and error.get("error_subcode") == 33
+
+
+def signed_replay(*, url: str, body: bytes, fresh_ids: bool) -> tuple[bytes, dict[str, str]]:
+    """A captured delivery as Meta would send it to `url` now: signed with our secret (and, with
+    `fresh_ids`, new message ids so the dedup gate lets it through again)."""
+    if fresh_ids:
+        body = with_fresh_message_ids(body)
+    return body, {"Content-Type": "application/json", "X-Hub-Signature-256": sign_body(body)}

@@ -11,7 +11,7 @@ import json
 import uuid
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import requests
 from django.conf import settings
@@ -274,3 +274,15 @@ def _status_callback(client_ref: str) -> dict[str, str]:
     if not settings.PUBLIC_BASE_URL:
         return {}
     return {"status_callback": f"{settings.PUBLIC_BASE_URL}/webhooks/twilio/status/?{urlencode({'ref': client_ref})}"}
+
+
+def signed_replay(*, url: str, body: bytes, fresh_ids: bool) -> tuple[bytes, dict[str, str]]:
+    """A captured form as Twilio would post it to `url` now: signed for that URL with our token
+    (and, with `fresh_ids`, a new MessageSid so the dedup gate lets it through again)."""
+    params = dict(parse_qsl(body.decode(), keep_blank_values=True))
+    if fresh_ids:
+        params = with_fresh_message_sid(params)
+    return urlencode(params).encode(), {
+        "Content-Type": "application/x-www-form-urlencoded",
+        "X-Twilio-Signature": sign(url, params),
+    }

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import urlsplit
 
 import requests
 from django.conf import settings
 from django.utils import timezone
 
-from conversations.models import CapturedWebhook, Provider
-from conversations.providers import meta, twilio
+from conversations import providers
+from conversations.models import CapturedWebhook
 
 # Only what a replay needs; cookies, auth and proxy headers are never kept.
 _KEPT_HEADERS = ("Content-Type", "User-Agent", "X-Hub-Signature-256", "X-Twilio-Signature")
@@ -36,18 +36,7 @@ def replay_webhook(*, provider: str, path: str, body: bytes, base_url: str, fres
     secret; returns the HTTP status. `fresh_ids` gives its messages new ids so the dedup gate
     lets them through again."""
     url = base_url.rstrip("/") + path
-    if provider == Provider.META:
-        if fresh_ids:
-            body = meta.with_fresh_message_ids(body)
-        headers = {"Content-Type": "application/json", "X-Hub-Signature-256": meta.sign_body(body)}
-    elif provider == Provider.TWILIO:
-        params = dict(parse_qsl(body.decode(), keep_blank_values=True))
-        if fresh_ids:
-            params = twilio.with_fresh_message_sid(params)
-        body = urlencode(params).encode()
-        headers = {"Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": twilio.sign(url, params)}
-    else:
-        raise ValueError(f"cannot replay {provider} webhooks")
+    body, headers = providers.signed_replay(provider=provider, url=url, body=body, fresh_ids=fresh_ids)
     if not urlsplit(url).scheme:
         raise ValueError(f"not an absolute URL: {url}")
     response = requests.post(url, data=body, headers=headers, timeout=(3.05, 30))
