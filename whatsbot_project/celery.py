@@ -6,6 +6,7 @@ import os
 import sys
 
 from celery import Celery
+from celery.signals import setup_logging
 
 from conversations.bootsteps import InboundRecorder
 from whatsbot_project.startup import configuration_error
@@ -24,3 +25,14 @@ def _stop_on_configuration_error(sender, **kwargs) -> None:
     error is one line, not a traceback."""
     if error := configuration_error():
         sys.exit(error)
+
+
+@setup_logging.connect
+def _use_django_logging(**kwargs) -> None:
+    """Worker and beat log through settings.LOGGING (its masking filter included) instead of
+    handlers of Celery's own: connecting this signal is how Celery is told to leave logging be."""
+    from logging.config import dictConfig
+
+    from django.conf import settings
+
+    dictConfig(settings.LOGGING)

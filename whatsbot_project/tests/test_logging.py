@@ -1,4 +1,5 @@
 import logging
+import sys
 
 import pytest
 
@@ -12,6 +13,10 @@ from whatsbot_project.logging import MaskPhoneNumbers, mask_phone
         ("from whatsapp:+393471234567", "from whatsapp:+3934***67"),
         ("wa_id 15551234567 seen", "wa_id 1555***67 seen"),
         ("call +1 555-123-4567 now", "call +1555***67 now"),
+        ("Twilio refused +15551234567.", "Twilio refused +1555***67."),
+        ("(to +15551234567), then", "(to +1555***67), then"),
+        ("POST /Messages.json To=%2B15551234567&Body=x", "POST /Messages.json To=+1555***67&Body=x"),
+        ("write to ada.lovelace@example.com today", "write to a***@example.com today"),
     ],
 )
 def test_it_masks_phone_numbers(text, expected):
@@ -34,3 +39,32 @@ def test_it_masks_numbers_passed_as_arguments_and_leaves_ips_and_ids_alone():
 
 def test_mask_phone_keeps_the_plus():
     assert mask_phone("+447700900123") == "+4477***23"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Task conversations.tasks.send_outbound_message[12345678-1234-4234-9234-123456789012] succeeded",
+        "message uid 5f0d4ce0-9633-4562-bcd9-38e5f7f7c948 sent",
+        "10.0.0.1:8000 answered in 3.14159265 s",
+    ],
+)
+def test_it_leaves_task_ids_addresses_and_decimals_alone(text):
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, text, None, None)
+
+    MaskPhoneNumbers().filter(record)
+
+    assert record.getMessage() == text
+
+
+def test_it_masks_numbers_in_tracebacks():
+    try:
+        raise ValueError("The 'To' number +15551234567 is not a valid phone number.")
+    except ValueError:
+        record = logging.LogRecord("x", logging.ERROR, __file__, 1, "send failed", None, sys.exc_info())
+
+    MaskPhoneNumbers().filter(record)
+    written = logging.Formatter().format(record)
+
+    assert "+15551234567" not in written
+    assert "+1555***67 is not a valid phone number" in written
