@@ -38,6 +38,7 @@ test: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports --no-cache
+	$(BIN)/mypy
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: install-dev
@@ -50,4 +51,4 @@ bench: install-dev
 	$(BIN)/python bench/ingest.py
 
 clean:
-	rm -rf $(VENV) db.sqlite3 .pytest_cache .ruff_cache staticfiles
+	rm -rf $(VENV) db.sqlite3 .pytest_cache .ruff_cache .mypy_cache staticfiles

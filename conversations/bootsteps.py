@@ -21,7 +21,9 @@ class InboundRecorder(bootsteps.StartStopStep):
         from conversations.services.recorder import run_recorder
 
         if recorder_is_notified():
-            self.thread = threading.Thread(target=run_recorder, args=(self.stop_event,), name="inbound-recorder")
+            self.thread = threading.Thread(
+                target=run_recorder, kwargs={"stop": self.stop_event}, name="inbound-recorder"
+            )
             self.thread.daemon = True
             self.thread.start()
 

@@ -26,8 +26,12 @@ PUBLISH_LIVE_EVENT = "channels_app.tasks.publish_live_event"
 
 def enqueue(task_name: str, *args: Any, countdown: float | None = None) -> bool:
     """Publish one task now; False (logged) when the broker is unavailable."""
+    task = current_app.tasks[task_name]
     try:
-        current_app.tasks[task_name].apply_async(args=list(args), countdown=countdown)
+        if countdown is None:
+            task.apply_async(args=args)
+        else:
+            task.apply_async(args=args, countdown=countdown)
     except (OperationalError, OSError) as exc:
         logger.warning("Broker unavailable (%s); %s%r waits for its sweep.", exc, task_name.rsplit(".", 1)[-1], args)
         return False

@@ -8,11 +8,15 @@ deletions are registered here too, read-only.
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
+from typing import Any, TypeGuard
 
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.contrib.auth.models import AnonymousUser, User
 from django.core.exceptions import PermissionDenied
-from django.http import HttpResponse
+from django.db.models import Model, QuerySet
+from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
 from conversations.admin import profile as profile_admin
@@ -26,19 +30,21 @@ PERMISSION = "gdpr.run_gdpr_requests"
 _CONTENT_TYPES = {"json": "application/json", "zip": "application/zip"}
 
 
-def is_data_officer(user) -> bool:
+def is_data_officer(user: User | AnonymousUser) -> TypeGuard[User]:
     return user.is_active and user.has_perm(PERMISSION)
 
 
 @admin.action(description="Export personal data (GDPR)")
-def export_personal_data(modeladmin, request, queryset):
+def export_personal_data(
+    modeladmin: ClientProfileAdmin, request: HttpRequest, queryset: QuerySet[ClientProfile]
+) -> HttpResponse | None:
     if not is_data_officer(request.user):
         raise PermissionDenied
     if queryset.count() != 1:
         modeladmin.message_user(request, "Select exactly one profile to export.", messages.WARNING)
         return None
     profile = queryset.get()
-    subject = subject_of_profile(profile)
+    subject = subject_of_profile(profile=profile)
     fmt = request.POST.get("format")
     if request.POST.get("post") != "yes" or fmt not in _CONTENT_TYPES:
         return _confirmation(modeladmin, request, queryset, "admin/gdpr/gdpr_export_confirm.html", {})
@@ -51,14 +57,16 @@ def export_personal_data(modeladmin, request, queryset):
 
 
 @admin.action(description="Erase personal data (GDPR, cannot be undone)")
-def erase_personal_data(modeladmin, request, queryset):
+def erase_personal_data(
+    modeladmin: ClientProfileAdmin, request: HttpRequest, queryset: QuerySet[ClientProfile]
+) -> HttpResponse | None:
     if not is_data_officer(request.user):
         raise PermissionDenied
     profiles = list(queryset)
     if request.POST.get("post") != "yes":
-        plans = [plan_erasure(subject=subject_of_profile(profile)) for profile in profiles]
+        plans = [plan_erasure(subject=subject_of_profile(profile=profile)) for profile in profiles]
         return _confirmation(modeladmin, request, queryset, "admin/gdpr/gdpr_erase_confirm.html", {"plans": plans})
-    records = [erase_subject(subject=subject_of_profile(profile), actor=request.user) for profile in profiles]
+    records = [erase_subject(subject=subject_of_profile(profile=profile), actor=request.user) for profile in profiles]
     pending = RemoteDeletion.objects.filter(erasure__in=records, status=RemoteDeletion.Status.PENDING).count()
     modeladmin.message_user(
         request,
@@ -69,7 +77,13 @@ def erase_personal_data(modeladmin, request, queryset):
     return None
 
 
-def _confirmation(modeladmin, request, queryset, template: str, extra: dict) -> TemplateResponse:
+def _confirmation(
+    modeladmin: ClientProfileAdmin,
+    request: HttpRequest,
+    queryset: QuerySet[ClientProfile],
+    template: str,
+    extra: dict[str, Any],
+) -> TemplateResponse:
     context = {
         **modeladmin.admin_site.each_context(request),
         "title": "Are you sure?",
@@ -91,28 +105,28 @@ admin.site.unregister(ClientProfile)
 class ClientProfileAdmin(profile_admin.ClientProfileAdmin):
     """The back-office profile admin, plus export and erase for data officers."""
 
-    def get_actions(self, request):
+    def get_actions(self, request: HttpRequest) -> dict[str, tuple[Callable[..., str], str, str] | None]:
         actions = super().get_actions(request)
         if is_data_officer(request.user):
             for action in (export_personal_data, erase_personal_data):
-                actions[action.__name__] = (action, action.__name__, action.short_description)
+                actions[action.__name__] = self.get_action(action)
         return actions
 
 
 class _DataOfficerReadOnly(admin.ModelAdmin):
-    def has_module_permission(self, request) -> bool:
+    def has_module_permission(self, request: HttpRequest) -> bool:
         return is_data_officer(request.user)
 
-    def has_view_permission(self, request, obj=None) -> bool:
+    def has_view_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return is_data_officer(request.user)
 
-    def has_add_permission(self, request) -> bool:
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    def has_change_permission(self, request, obj=None) -> bool:
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
 
-    def has_delete_permission(self, request, obj=None) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
 
 

@@ -11,8 +11,9 @@ import logging
 from collections import Counter
 from dataclasses import dataclass, field
 
+from django.contrib.auth.models import User
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 
 from conversations.models import (
     Attachment,
@@ -31,7 +32,8 @@ from profiles.models import ClientProfile
 
 logger = logging.getLogger(__name__)
 
-_PROCESSOR = {
+# Keyed by the stored value: a Kind member and its string are the same key.
+_PROCESSOR: dict[str, RemoteDeletion.Processor] = {
     RemoteDeletion.Kind.OPENAI_CONVERSATION: RemoteDeletion.Processor.OPENAI,
     RemoteDeletion.Kind.OPENAI_RESPONSE: RemoteDeletion.Processor.OPENAI,
     RemoteDeletion.Kind.TWILIO_MESSAGE: RemoteDeletion.Processor.TWILIO,
@@ -90,6 +92,7 @@ def plan_erasure(*, subject: Subject) -> ErasurePlan:
         for sid in messages.filter(provider=Provider.TWILIO, provider_message_id__isnull=False).values_list(
             "provider_message_id", flat=True
         )
+        if sid
     ]
     # A reply split into parts is one Message but several Twilio messages.
     remote += [
@@ -103,7 +106,7 @@ def plan_erasure(*, subject: Subject) -> ErasurePlan:
     return ErasurePlan(subject=subject, counts=counts, remote=sorted(set(remote), key=lambda r: POSITIONS[r[0]]))
 
 
-def erase_subject(*, subject: Subject, actor=None, actor_label: str = "") -> ErasureRecord:
+def erase_subject(*, subject: Subject, actor: User | None = None, actor_label: str = "") -> ErasureRecord:
     """Delete the subject's profiles, conversations, messages, attachments, audit entries and
     media files; record the erasure; ask the processors to delete their copies (retried by a
     task until done)."""
@@ -122,7 +125,7 @@ def erase_subject(*, subject: Subject, actor=None, actor_label: str = "") -> Era
         _audit_entries(ids).delete()
         CapturedWebhook.objects.filter(pk__in=_webhook_captures(subject)).delete()
         _, deleted = ClientProfile.objects.filter(pk__in=ids).delete()
-        counts = {name: 0 for name in _COUNT_NAMES.values()}
+        counts: dict[str, int | dict[str, int]] = {name: 0 for name in _COUNT_NAMES.values()}
         counts.update({_COUNT_NAMES[label]: n for label, n in deleted.items() if label in _COUNT_NAMES})
         counts["audit_entries"] = plan.counts["audit_entries"]
         counts["webhook_captures"] = plan.counts["webhook_captures"]
@@ -142,7 +145,7 @@ def erase_subject(*, subject: Subject, actor=None, actor_label: str = "") -> Era
             for kind, remote_id in plan.remote
         )
         AuditEntry.objects.create(actor=actor, action="gdpr.erase", detail={"erasure_id": record.pk})
-        transaction.on_commit(lambda: delete_stored_files(file_names))
+        transaction.on_commit(lambda: delete_stored_files(names=file_names))
     logger.info("Erasure %s deleted %s.", record.pk, counts)
     # A first attempt now, so the command can show the results; whatever is left goes to a task.
     if run_remote_deletions(erasure_id=record.pk):
@@ -166,5 +169,5 @@ def _webhook_captures(subject: Subject) -> list[int]:
     ]
 
 
-def _audit_entries(profile_ids: list[int]):
+def _audit_entries(profile_ids: list[int]) -> QuerySet[AuditEntry]:
     return AuditEntry.objects.filter(Q(profile__in=profile_ids) | Q(conversation__profile__in=profile_ids))

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 import zipfile
+from collections.abc import Iterator
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import PurePosixPath
 from typing import IO, Any
 from uuid import UUID
 
+from django.contrib.auth.models import User
 from django.core.files.storage import default_storage
 from django.db import models
 from django.utils import timezone
@@ -77,7 +79,7 @@ def build_subject_export(*, subject: Subject) -> dict[str, Any]:
 
 
 def export_subject(
-    *, subject: Subject, out: IO[bytes], fmt: str = "json", actor=None, actor_label: str = ""
+    *, subject: Subject, out: IO[bytes], fmt: str = "json", actor: User | None = None, actor_label: str = ""
 ) -> dict[str, Any]:
     """Write the subject's export to `out` (JSON, or a ZIP with the JSON and the media files),
     and record the access as an audit entry on each profile. Returns the document."""
@@ -116,7 +118,7 @@ def _model_saw_subject(subject: Subject) -> bool:
     return answered.exists() or transcribed.exists()
 
 
-def _media_files(document: dict[str, Any]):
+def _media_files(document: dict[str, Any]) -> Iterator[tuple[str, str]]:
     for profile in document["profiles"]:
         for conversation in profile["conversations"]:
             for message in conversation["messages"]:
@@ -162,7 +164,7 @@ def _export_message(message: Message) -> dict[str, Any]:
 
 
 def _export_attachment(attachment: Attachment) -> dict[str, Any]:
-    name = attachment.file.name if attachment.file else ""
+    name = attachment.file.name or ""
     is_stored = bool(name) and default_storage.exists(name)
     return {
         "fields": _fields(attachment),

@@ -9,7 +9,7 @@ from django.core.files.storage import default_storage
 logger = logging.getLogger(__name__)
 
 
-def delete_stored_files(names: list[str]) -> int:
+def delete_stored_files(*, names: list[str]) -> int:
     """Delete these files from the default storage; returns how many failed (each is logged)."""
     failed = 0
     for name in names:

@@ -8,9 +8,10 @@ a message is in flight, rate limits, outages) leave the row pending for the next
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from django.conf import settings
-from django.db.models import F
+from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from conversations import ai, providers
@@ -23,7 +24,7 @@ logger = logging.getLogger(__name__)
 DELETE_REMOTE_COPIES = "gdpr.tasks.delete_remote_copies"
 
 # OpenAI items before their conversation (deleting a conversation does not delete its items).
-POSITIONS = {
+POSITIONS: dict[str, int] = {
     RemoteDeletion.Kind.OPENAI_CONVERSATION_ITEM: 100,
     RemoteDeletion.Kind.OPENAI_CONVERSATION: 200,
     RemoteDeletion.Kind.OPENAI_RESPONSE: 300,
@@ -31,7 +32,8 @@ POSITIONS = {
     RemoteDeletion.Kind.META_MEDIA: 500,
 }
 
-_DELETERS = {
+# Keyed by the stored value (str), as the rows hold it; each says whether the copy still existed.
+_DELETERS: dict[str, Callable[[RemoteDeletion], bool]] = {
     RemoteDeletion.Kind.OPENAI_CONVERSATION_ITEM: lambda d: ai.delete_conversation_item(
         conversation_id=d.parent_id, item_id=d.remote_id
     ),
@@ -77,9 +79,9 @@ def list_erasures_with_pending_deletions() -> list[int]:
     )
 
 
-def _list_openai_items(conversations, erasure_id: int) -> set[str]:
+def _list_openai_items(conversations: QuerySet[RemoteDeletion], erasure_id: int) -> set[str]:
     """Add a row per item of each pending OpenAI conversation; the ids whose listing succeeded."""
-    listed = set()
+    listed: set[str] = set()
     for conversation in conversations:
         try:
             item_ids = ai.list_conversation_item_ids(conversation_id=conversation.remote_id)

@@ -8,10 +8,11 @@ each batch deletes whatever of its ids still exists.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
-from typing import Protocol
+from functools import partial
+from typing import Any, Protocol
 
 from django.conf import settings
 from django.db import transaction
@@ -51,7 +52,7 @@ class PurgeSummary:
     conversations: int = 0
     processed_ids: int = 0
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
@@ -96,12 +97,12 @@ def purge_expired(
     return summary
 
 
-def _purge_messages(expired: QuerySet, summary: PurgeSummary, batch_size: int, bar: Progress) -> None:
+def _purge_messages(expired: QuerySet[Message], summary: PurgeSummary, batch_size: int, bar: Progress) -> None:
     for ids in _id_batches(expired, batch_size):
         with transaction.atomic():
             names = list(Attachment.objects.filter(message_id__in=ids).exclude(file="").values_list("file", flat=True))
             _, deleted = Message.objects.filter(pk__in=ids).only("pk").delete()
-            transaction.on_commit(lambda names=names: delete_stored_files(names))
+            transaction.on_commit(partial(delete_stored_files, names=names))
         summary.messages += deleted.get(Message._meta.label, 0)
         summary.attachments += deleted.get(Attachment._meta.label, 0)
         summary.files += len(names)
@@ -109,7 +110,7 @@ def _purge_messages(expired: QuerySet, summary: PurgeSummary, batch_size: int, b
     bar.close()
 
 
-def _delete_in_batches(queryset: QuerySet, batch_size: int, dry_run: bool, progress: ProgressFactory) -> int:
+def _delete_in_batches(queryset: QuerySet[Any], batch_size: int, dry_run: bool, progress: ProgressFactory) -> int:
     if dry_run:
         return queryset.count()
     model = queryset.model
@@ -123,7 +124,7 @@ def _delete_in_batches(queryset: QuerySet, batch_size: int, dry_run: bool, progr
     return total
 
 
-def _id_batches(queryset: QuerySet, batch_size: int):
+def _id_batches(queryset: QuerySet[Any], batch_size: int) -> Iterator[list[int]]:
     """Ids in ascending batches, each query starting after the last id: rescanning from the start
     would walk over every row already deleted (dead index entries until VACUUM) again and again."""
     last = None

@@ -50,7 +50,7 @@ def hash_identifier(*, kind: str, normalized: str) -> str:
     ).hexdigest()
 
 
-def guess_kind(identifier: str) -> str:
+def guess_kind(*, identifier: str) -> str:
     """Which kind of identifier a data officer typed."""
     value = identifier.strip().removeprefix(_WHATSAPP_PREFIX)
     if value.isdigit() and len(value) <= _MAX_PROFILE_ID_DIGITS:
@@ -60,9 +60,9 @@ def guess_kind(identifier: str) -> str:
     return ErasureRecord.IdentifierKind.EXTERNAL_ID
 
 
-def find_subject(identifier: str, *, kind: str | None = None) -> Subject:
+def find_subject(*, identifier: str, kind: str | None = None) -> Subject:
     """All profiles of the person the identifier names; raises SubjectNotFound when there are none."""
-    kind = kind or guess_kind(identifier)
+    kind = kind or guess_kind(identifier=identifier)
     value = identifier.strip()
     # A message accepted by a webhook but not recorded yet (a worker is behind, or the broker
     # is down) is recorded now, so what follows sees all of the person's data.
@@ -86,7 +86,7 @@ def find_subject(identifier: str, *, kind: str | None = None) -> Subject:
     return Subject(kind=kind, normalized=normalized, profiles=profiles)
 
 
-def subject_of_profile(profile: ClientProfile) -> Subject:
+def subject_of_profile(*, profile: ClientProfile) -> Subject:
     """The subject of one profile, as the admin actions select it."""
     record_pending_inbound()  # as in find_subject
     return Subject(kind=ErasureRecord.IdentifierKind.PROFILE_ID, normalized=str(profile.pk), profiles=[profile])

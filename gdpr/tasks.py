@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from celery import shared_task
+from celery import Task, shared_task
 from django.conf import settings
 
 from gdpr.remote import list_erasures_with_pending_deletions, run_remote_deletions
@@ -16,10 +16,10 @@ logger = logging.getLogger(__name__)
 # Twilio answers 20009 while a message is in flight: retry until the processor has deleted it.
 # After the retries run out, the beat sweep below keeps trying.
 @shared_task(bind=True, max_retries=100)
-def delete_remote_copies(self, erasure_id: int) -> None:
+def delete_remote_copies(self: Task[[int], None], erasure_id: int) -> None:
     if not run_remote_deletions(erasure_id=erasure_id):
         return
-    if self.request.retries >= self.max_retries:
+    if self.max_retries is not None and self.request.retries >= self.max_retries:
         logger.warning("Erasure %s: remote deletions still pending; the beat sweep keeps retrying them.", erasure_id)
         return
     raise self.retry(countdown=settings.REMOTE_DELETION_RETRY_SECONDS)

@@ -160,12 +160,12 @@ def test_gdpr_export_and_erasure_cover_a_web_chat_visitor(client, fake_openai):
     chat(cookie, {"type": "message", "id": "client-0007", "text": "my address is 1 Main St"}, replies=2)
     visitor_id = read_visitor_id(cookie)
 
-    export = build_subject_export(subject=find_subject(visitor_id))
+    export = build_subject_export(subject=find_subject(identifier=visitor_id))
     [profile] = export["profiles"]
     texts = [m["text"] for c in profile["conversations"] for m in c["messages"]]
     assert "my address is 1 Main St" in texts
 
-    erase_subject(subject=find_subject(visitor_id), actor_label="dpo")
+    erase_subject(subject=find_subject(identifier=visitor_id), actor_label="dpo")
 
     assert not Conversation.objects.exists()
     assert not Message.objects.exists()

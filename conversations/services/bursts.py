@@ -23,7 +23,7 @@ from conversations.services.usage import record_model_usage
 logger = logging.getLogger(__name__)
 
 
-def is_superseded(inbound: Message) -> bool:
+def is_superseded(*, inbound: Message) -> bool:
     """True when a newer customer message will be answered instead, within the maximum wait."""
     if not has_newer_customer_message(message=inbound):
         return False

@@ -27,7 +27,7 @@ EMPTY_HISTORY_TEXT = "No messages yet in this conversation."
 _FIELDS = (("first_name", "First name"), ("last_name", "Last name"), ("company", "Company"), ("email", "Email"))
 
 
-def parse_command(text: str) -> str | None:
+def parse_command(*, text: str) -> str | None:
     """The command a message is (unknown ones are /help), or None for an ordinary message."""
     stripped = text.strip()
     if not stripped.startswith("/") or len(stripped) < 2:
@@ -39,7 +39,7 @@ def parse_command(text: str) -> str | None:
 def run_command(*, inbound: Message) -> ModelReply | None:
     """The answer to a command message (a /reset also closes the conversation), or None when
     `inbound` is no command or staff have the conversation."""
-    command = parse_command(inbound.text) if inbound.kind == Message.Kind.TEXT else None
+    command = parse_command(text=inbound.text) if inbound.kind == Message.Kind.TEXT else None
     if command is None or inbound.conversation.mode != Conversation.Mode.BOT:
         return None
     logger.info("Command %s in conversation %s.", command, inbound.conversation_id)

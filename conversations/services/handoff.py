@@ -21,7 +21,7 @@ HUMAN_COMING_REPLY = "I've asked a colleague to join: someone from our team will
 
 
 @cache
-def _keyword_pattern(keywords: tuple[str, ...]) -> re.Pattern:
+def _keyword_pattern(keywords: tuple[str, ...]) -> re.Pattern[str]:
     return re.compile(r"\b(?:" + "|".join(map(re.escape, keywords)) + r")\b", re.IGNORECASE)
 
 
@@ -30,14 +30,14 @@ def _keyword_pattern(keywords: tuple[str, ...]) -> re.Pattern:
 _KEYWORD_MESSAGE_MAX_WORDS = 8
 
 
-def is_request_for_human(text: str) -> bool:
+def is_request_for_human(*, text: str) -> bool:
     keywords = tuple(settings.HUMAN_REQUEST_KEYWORDS)
     if not keywords or not text or len(text.split()) > _KEYWORD_MESSAGE_MAX_WORDS:
         return False
     return bool(_keyword_pattern(keywords).search(text))
 
 
-def note_request_for_human(inbound: Message, answer: ModelReply) -> ModelReply:
+def note_request_for_human(*, inbound: Message, answer: ModelReply) -> ModelReply:
     """Flag the conversation when the answer says the customer wants a person; make sure the
     customer hears that someone will come."""
     if not answer.wants_human:

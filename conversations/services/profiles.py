@@ -6,6 +6,7 @@ import logging
 from collections.abc import Mapping
 
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
@@ -56,7 +57,7 @@ def extract_profile_from_message(*, message_id: int) -> ClientProfile | None:
     return profile
 
 
-def update_profile_by_staff(*, profile_id: int, user, changes: Mapping[str, str]) -> ClientProfile:
+def update_profile_by_staff(*, profile_id: int, user: User, changes: Mapping[str, str]) -> ClientProfile:
     """Set profile fields typed by staff, marked 'staff' so extraction never overwrites them.
 
     Raises ValidationError for a field outside EXTRACTABLE_FIELDS or an invalid email. A field

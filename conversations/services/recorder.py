@@ -25,7 +25,7 @@ CHANNEL = "whatsbot_accepted"
 _BATCH = 100
 
 
-def run_recorder(stop: threading.Event) -> None:
+def run_recorder(*, stop: threading.Event) -> None:
     """Record accepted deliveries until `stop` is set; survives database restarts."""
     while not stop.is_set():
         try:

@@ -62,12 +62,12 @@ def reply_to_message(*, message_id: int, attempt: int = 1) -> Message | None:
     command_reply = commands.run_command(inbound=inbound)
     if command_reply is not None:
         return _store_reply(inbound, command_reply)
-    if bursts.is_superseded(inbound):
+    if bursts.is_superseded(inbound=inbound):
         _mark_handled(inbound)  # the burst's newest message gets the one reply
         return None
     if attempt == 1:
         _begin_reply_work(inbound)
-    if is_request_for_human(inbound.text):
+    if is_request_for_human(text=inbound.text):
         answer = ModelReply(text=HUMAN_COMING_REPLY, model="", wants_human=True)
     elif media.fallback_reply:
         answer = ModelReply(text=media.fallback_reply, model="")
@@ -75,11 +75,11 @@ def reply_to_message(*, message_id: int, attempt: int = 1) -> Message | None:
         answer = _ask_model(inbound, attempt, media.images)
     else:
         answer = ModelReply(text=UNSUPPORTED_KIND_REPLY, model="")
-    if answer.model and bursts.is_superseded(inbound):
+    if answer.model and bursts.is_superseded(inbound=inbound):
         bursts.discard_reply(inbound=inbound, answer=answer)
         _mark_handled(inbound)
         return None
-    answer = note_request_for_human(inbound, answer)
+    answer = note_request_for_human(inbound=inbound, answer=answer)
     return _store_reply(inbound, answer)
 
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
@@ -42,7 +43,7 @@ class TemplatesUnsupported(StaffActionRefused):
     code = "templates_unsupported"
 
 
-def take_over_conversation(*, conversation_id: int, user: AbstractBaseUser) -> Conversation:
+def take_over_conversation(*, conversation_id: int, user: User) -> Conversation:
     """Switch a conversation to human mode held by `user`, taking it from another holder if any.
 
     A bot reply still being generated is dropped when it is stored (replies.py locks the same row).
@@ -68,7 +69,7 @@ def take_over_conversation(*, conversation_id: int, user: AbstractBaseUser) -> C
     return conversation
 
 
-def hand_back_conversation(*, conversation_id: int, user: AbstractBaseUser) -> Conversation:
+def hand_back_conversation(*, conversation_id: int, user: User) -> Conversation:
     """Return a conversation held by `user` to the bot."""
     with transaction.atomic():
         conversation = Conversation.objects.select_for_update().get(pk=conversation_id)
@@ -101,7 +102,7 @@ def hand_back_idle_conversations() -> int:
     return handed_back
 
 
-def send_staff_message(*, conversation_id: int, user: AbstractBaseUser, text: str) -> Message:
+def send_staff_message(*, conversation_id: int, user: User, text: str) -> Message:
     """Store a staff message in a conversation `user` holds and enqueue its send."""
     with transaction.atomic():
         conversation = Conversation.objects.select_for_update().get(pk=conversation_id)
@@ -114,7 +115,7 @@ def send_staff_message(*, conversation_id: int, user: AbstractBaseUser, text: st
 
 
 def send_template_message(
-    *, conversation_id: int, user: AbstractBaseUser, name: str, language: str, parameters: list[str]
+    *, conversation_id: int, user: User, name: str, language: str, parameters: list[str]
 ) -> Message:
     """Store an approved WhatsApp template message in a conversation `user` holds and enqueue its send."""
     with transaction.atomic():
@@ -139,13 +140,13 @@ def mark_conversation_read(*, conversation_id: int, up_to_message_id: int) -> No
         notify.conversation_changed(conversation_id=conversation_id)
 
 
-def _require_holder(conversation: Conversation, user: AbstractBaseUser) -> None:
+def _require_holder(conversation: Conversation, user: User) -> None:
     if conversation.mode != HUMAN or conversation.assigned_to_id != user.pk:
         holder = staff_name(conversation.assigned_to) if conversation.assigned_to_id else ""
         raise NotHolder(f"{holder} holds this conversation." if holder else "Take the conversation over first.")
 
 
-def _hand_back(conversation: Conversation, *, actor: AbstractBaseUser | None, reason: str) -> None:
+def _hand_back(conversation: Conversation, *, actor: User | None, reason: str) -> None:
     holder = staff_name(conversation.assigned_to)
     conversation.mode = Conversation.Mode.BOT
     conversation.assigned_to = None
@@ -177,7 +178,9 @@ def _write_note(conversation: Conversation, text: str) -> Message:
     return note
 
 
-def _queue_outbound(conversation: Conversation, user: AbstractBaseUser, **fields) -> Message:
+def _queue_outbound(
+    conversation: Conversation, user: User, *, text: str, template: dict[str, Any] | None = None
+) -> Message:
     message = Message.objects.create(
         conversation=conversation,
         direction=Message.Direction.OUTBOUND,
@@ -185,7 +188,8 @@ def _queue_outbound(conversation: Conversation, user: AbstractBaseUser, **fields
         staff_user=user,
         provider=conversation.provider,
         status=Message.Status.PENDING,
-        **fields,
+        text=text,
+        template=template or {},
     )
     Conversation.objects.filter(pk=conversation.pk).update(updated_at=timezone.now())
     notify.message_created(message)
@@ -193,5 +197,5 @@ def _queue_outbound(conversation: Conversation, user: AbstractBaseUser, **fields
     return message
 
 
-def _audit(actor: AbstractBaseUser | None, action: str, conversation: Conversation, detail: dict) -> None:
+def _audit(actor: User | None, action: str, conversation: Conversation, detail: dict[str, Any]) -> None:
     AuditEntry.objects.create(actor=actor, action=action, conversation=conversation, detail=detail)

@@ -8,9 +8,14 @@ from conversations.models import Message, ModelUsage
 
 
 class ModelAnswer(Protocol):
-    model: str
-    input_tokens: int | None
-    output_tokens: int | None
+    """What a model call reports (ModelReply, ParsedAnswer); read only, as frozen dataclasses are."""
+
+    @property
+    def model(self) -> str: ...
+    @property
+    def input_tokens(self) -> int | None: ...
+    @property
+    def output_tokens(self) -> int | None: ...
 
 
 def record_model_usage(*, message: Message, purpose: ModelUsage.Purpose, answer: ModelAnswer) -> ModelUsage:

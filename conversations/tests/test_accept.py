@@ -87,7 +87,7 @@ def test_a_data_officer_finds_and_erases_a_delivery_not_recorded_yet(client, bro
     post_meta(client, meta_body("text"))
     assert ProcessedMessage.objects.get().pending is not None
 
-    subject = find_subject("+15551234567")
+    subject = find_subject(identifier="+15551234567")
     erase_subject(subject=subject)
 
     assert ProcessedMessage.objects.get().pending is None

@@ -31,7 +31,7 @@ def notify(settings):
 @pytest.fixture
 def recorder(notify):
     stop = threading.Event()
-    thread = threading.Thread(target=run_recorder, args=(stop,))
+    thread = threading.Thread(target=run_recorder, kwargs={"stop": stop})
 
     def start() -> None:
         thread.start()

@@ -76,7 +76,7 @@ def test_after_erase_no_model_or_storage_holds_anything_about_the_subject_and_ot
     grace_files = stored_files() - set(ada["file_names"])
     assert rows_mentioning(ADA_NEEDLES) and set(ada["file_names"]) <= stored_files()
 
-    erase_subject(subject=find_subject(ADA["phone"]), actor_label="dpo")
+    erase_subject(subject=find_subject(identifier=ADA["phone"]), actor_label="dpo")
 
     assert rows_mentioning(ADA_NEEDLES) == []
     assert stored_files() == grace_files and grace_files
@@ -90,7 +90,7 @@ def test_remote_copies_are_deleted_in_order_items_before_their_conversation(clie
     build_ada(client)
     twilio_sids = set(Message.objects.filter(provider="twilio").values_list("provider_message_id", flat=True))
 
-    record = erase_subject(subject=find_subject(ADA["phone"]))
+    record = erase_subject(subject=find_subject(identifier=ADA["phone"]))
 
     openai = processors["openai"]
     assert openai.calls == [
@@ -121,7 +121,7 @@ def test_a_twilio_20009_is_retried_by_the_task_until_the_message_is_deleted(clie
     inbound_sid = twilio_params("whatsapp_text")["MessageSid"]
     processors["twilio"]["in_flight"][inbound_sid] = 2
 
-    record = erase_subject(subject=find_subject("whatsapp:+15551234567"))
+    record = erase_subject(subject=find_subject(identifier="whatsapp:+15551234567"))
 
     deletion = record.remote_deletions.get(remote_id=inbound_sid)
     assert (deletion.status, deletion.attempts) == ("deleted", 3)
@@ -135,7 +135,7 @@ def test_a_deletion_refused_for_now_stays_pending_for_the_sweep(client, twilio_o
     processors["twilio"]["in_flight"][sid] = 10_000
     delete_remote_copies.max_retries = 2
     try:
-        record = erase_subject(subject=find_subject(ADA["phone"]))
+        record = erase_subject(subject=find_subject(identifier=ADA["phone"]))
     finally:
         delete_remote_copies.max_retries = 100
 
@@ -149,7 +149,7 @@ def test_a_deletion_refused_for_now_stays_pending_for_the_sweep(client, twilio_o
 def test_copies_already_gone_at_the_processor_are_recorded_as_such(client, graph_ok, openai_store, twilio_deletions):
     build_ada(client, with_twilio=False)  # the fake OpenAI store knows neither conv_ada nor resp_ada_1
 
-    record = erase_subject(subject=find_subject(ADA["bsuid"]))
+    record = erase_subject(subject=find_subject(identifier=ADA["bsuid"]))
 
     assert set(record.remote_deletions.values_list("kind", "status")) == {
         ("openai_conversation", "already_gone"),
@@ -170,7 +170,7 @@ def test_media_the_app_uploaded_to_meta_is_deleted_through_graph(graph_deletions
 def test_the_erasure_record_holds_no_phone_number_name_or_message_text(client, graph_ok, twilio_ok, processors):
     build_ada(client)
 
-    record = erase_subject(subject=find_subject(ADA["phone"]), actor_label="dpo")
+    record = erase_subject(subject=find_subject(identifier=ADA["phone"]), actor_label="dpo")
 
     rows = [record, *record.remote_deletions.all(), *AuditEntry.objects.filter(action="gdpr.erase")]
     dumped = json.dumps(
@@ -214,7 +214,7 @@ def test_erase_during_an_in_flight_reply_sends_nothing_and_recreates_nothing(
 
 def _erase_in_another_connection(identifier: str) -> None:
     try:
-        erase_subject(subject=find_subject(identifier))
+        erase_subject(subject=find_subject(identifier=identifier))
     finally:
         connections.close_all()
 
@@ -229,7 +229,7 @@ def test_a_send_queued_before_the_erase_sends_nothing(client, fake_providers, fa
         celery_app.conf.task_always_eager = True
     assert reply.status == Message.Status.PENDING
 
-    erase_subject(subject=find_subject(ADA["bsuid"]))
+    erase_subject(subject=find_subject(identifier=ADA["bsuid"]))
     send_outbound_message.delay(reply.pk)  # the queued send finally runs
 
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
@@ -239,7 +239,7 @@ def test_a_send_queued_before_the_erase_sends_nothing(client, fake_providers, fa
 
 def test_a_retried_webhook_after_erase_creates_nothing(client, graph_ok, fake_openai):
     post_meta(client, meta_body("text"))
-    erase_subject(subject=find_subject(ADA["phone"]))
+    erase_subject(subject=find_subject(identifier=ADA["phone"]))
     model_calls, sends = len(fake_openai.requests), len(graph_ok.sent(GRAPH_MESSAGES))
 
     response = post_meta(client, meta_body("text"))  # Meta retries the same delivery
@@ -252,7 +252,7 @@ def test_a_retried_webhook_after_erase_creates_nothing(client, graph_ok, fake_op
 
 def test_twilio_retried_webhook_after_erase_creates_nothing(client, twilio_ok):
     post_twilio(client, twilio_params("whatsapp_text"))
-    erase_subject(subject=find_subject("whatsapp:+15551234567"))
+    erase_subject(subject=find_subject(identifier="whatsapp:+15551234567"))
 
     post_twilio(client, twilio_params("whatsapp_text"))
 
@@ -305,7 +305,7 @@ def test_gdpr_erase_of_an_unknown_subject_fails_and_erases_nothing(client, graph
 def test_plan_erasure_counts_without_deleting(client, graph_ok, twilio_ok):
     build_ada(client)
 
-    plan = plan_erasure(subject=find_subject(ADA["phone"]))
+    plan = plan_erasure(subject=find_subject(identifier=ADA["phone"]))
 
     assert plan.counts["messages"] == 8 and plan.counts["files"] == 2
     assert Message.objects.count() == 8
@@ -320,7 +320,7 @@ def test_webhook_captures_of_the_subject_are_erased_and_others_kept(client, grap
     post_twilio(client, twilio_params("sms_inbound"))  # +1 555 123 4567 again, form-encoded
     assert CapturedWebhook.objects.count() == 3
 
-    record = erase_subject(subject=find_subject("+15551234567"))
+    record = erase_subject(subject=find_subject(identifier="+15551234567"))
 
     assert record.counts["webhook_captures"] == 2
     [kept] = CapturedWebhook.objects.all()

@@ -87,7 +87,7 @@ def test_the_export_carries_every_profile_field_consent_and_audit_entries(client
     post_meta_stop(client)
     out = io.BytesIO()
 
-    document = export_subject(subject=find_subject(ADA["bsuid"]), out=out, fmt="json")
+    document = export_subject(subject=find_subject(identifier=ADA["bsuid"]), out=out, fmt="json")
 
     assert json.loads(out.getvalue()) == document
     validate(document)
@@ -121,7 +121,7 @@ def post_meta_stop(client):
 def test_a_subject_is_found_by_phone_whatsapp_address_or_bsuid(client, graph_ok, twilio_ok, identifier, kind):
     build_ada(client)
 
-    subject = find_subject(identifier)
+    subject = find_subject(identifier=identifier)
 
     assert subject.kind == kind
     expected = (
@@ -136,8 +136,8 @@ def test_a_subject_is_found_by_profile_id(client, graph_ok):
     build_ada(client, with_twilio=False)
     profile = ClientProfile.objects.get()
 
-    assert find_subject(str(profile.pk)).profiles == [profile]
-    assert find_subject(str(profile.pk), kind="profile_id").profiles == [profile]
+    assert find_subject(identifier=str(profile.pk)).profiles == [profile]
+    assert find_subject(identifier=str(profile.pk), kind="profile_id").profiles == [profile]
 
 
 def test_gdpr_export_of_an_unknown_subject_fails_with_a_clear_message(tmp_path):
@@ -148,7 +148,7 @@ def test_gdpr_export_of_an_unknown_subject_fails_with_a_clear_message(tmp_path):
 
     assert not output.exists()
     with pytest.raises(SubjectNotFound):
-        find_subject("US.unknown")
+        find_subject(identifier="US.unknown")
 
 
 def test_gdpr_export_refuses_to_overwrite_a_file_without_force(client, graph_ok, tmp_path):
@@ -172,7 +172,7 @@ def test_an_attachment_whose_file_is_missing_is_listed_but_not_archived(client, 
     attachment.file.storage.delete(attachment.file.name)
     out = io.BytesIO()
 
-    document = export_subject(subject=find_subject(ADA["bsuid"]), out=out, fmt="zip")
+    document = export_subject(subject=find_subject(identifier=ADA["bsuid"]), out=out, fmt="zip")
 
     exported = next(a for m in all_messages(document) for a in m["attachments"] if a["fields"]["id"] == attachment.pk)
     assert (exported["file_stored"], exported["archive_path"]) == (False, "")

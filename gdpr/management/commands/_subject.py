@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+from typing import Any
 
 from django.core.management.base import CommandError, CommandParser
 
@@ -31,9 +32,9 @@ def add_subject_arguments(parser: CommandParser) -> None:
     )
 
 
-def resolve_subject(options: dict) -> Subject:
+def resolve_subject(options: dict[str, Any]) -> Subject:
     try:
-        return find_subject(options["identifier"], kind=KIND_CHOICES.get(options["by"]))
+        return find_subject(identifier=options["identifier"], kind=KIND_CHOICES.get(options["by"]))
     except SubjectNotFound as exc:
         raise CommandError(
             f"{exc} Nothing was done. Check the identifier, or say what it is with "

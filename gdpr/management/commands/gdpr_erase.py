@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from gdpr.erasure import erase_subject, plan_erasure
 
@@ -20,7 +21,7 @@ class Command(BaseCommand):
         "only lists what would go. Exits with status 1 when no profile matches."
     )
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         add_subject_arguments(parser)
         parser.add_argument("--dry-run", action="store_true", help="List what would be erased; change nothing.")
         parser.add_argument("--yes", "-y", action="store_true", help="Do not ask for confirmation (for scripts).")
@@ -28,7 +29,7 @@ class Command(BaseCommand):
             "--operator", help="Who runs the erasure, for the erasure record. Default: your login name."
         )
 
-    def handle(self, *args, **options):
+    def handle(self, *args: Any, **options: Any) -> None:
         subject = resolve_subject(options)
         plan = plan_erasure(subject=subject)
         self.stdout.write(f"Profiles {', '.join(f'#{pk}' for pk in subject.profile_ids)} would be erased:")

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
 from gdpr.export import export_subject
@@ -21,7 +22,7 @@ class Command(BaseCommand):
         "Exits with status 1 when no profile matches."
     )
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         add_subject_arguments(parser)
         parser.add_argument("--format", choices=["json", "zip"], default="zip", help="Default: zip (JSON + media).")
         parser.add_argument(
@@ -32,7 +33,7 @@ class Command(BaseCommand):
         )
         parser.add_argument("--force", action="store_true", help="Overwrite --output if it exists.")
 
-    def handle(self, *args, **options):
+    def handle(self, *args: Any, **options: Any) -> None:
         subject = resolve_subject(options)
         fmt = options["format"]
         output = options["output"] or (

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import sys
+from typing import Any, NoReturn
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
 from gdpr.retention import purge_expired
@@ -19,7 +20,7 @@ class Command(BaseCommand):
         "so it runs in flat memory next to live traffic; running it twice is harmless."
     )
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--dry-run", action="store_true", help="Count what would be deleted; delete nothing.")
         parser.add_argument("--days", type=int, help="Message retention in days (overrides DATA_RETENTION_DAYS).")
         parser.add_argument(
@@ -32,14 +33,14 @@ class Command(BaseCommand):
             "--no-progress", action="store_true", help="No progress bars (they show only on a terminal anyway)."
         )
 
-    def handle(self, *args, **options):
+    def handle(self, *args: Any, **options: Any) -> None:
         for name in ("days", "processed_days", "batch_size"):
             if options[name] is not None and options[name] < 1:
                 raise CommandError(f"--{name.replace('_', '-')} must be at least 1.")
         if options["days"] is None and settings.DATA_RETENTION_DAYS is None:
             self.stdout.write("DATA_RETENTION_DAYS is unset: messages are kept (set it, or pass --days, to purge).")
 
-        def progress(desc: str, total: int):
+        def progress(desc: str, total: int) -> tqdm[NoReturn]:
             return tqdm(
                 total=total, desc=desc, unit="rows", disable=True if options["no_progress"] else None, file=sys.stderr
             )
