@@ -136,7 +136,7 @@ def main() -> int:
     topics = ["flour prices", "delivery on Tuesday", "an invoice", "a late order", "a monthly discount"]
     for turn in range(1, TURNS + 1):
         record_inbound(
-            InboundMessage(
+            inbound=InboundMessage(
                 provider=Provider.META,
                 provider_message_id=f"wamid.BENCHIN{turn}",
                 channel=Channel.META_WHATSAPP,

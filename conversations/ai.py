@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, Generic, TypeVar
 
 import openai
 import pydantic
 from django.conf import settings
+from openai.types.responses import EasyInputMessageParam, Response
 
 from conversations.errors import RemoteDeletionError, parse_retry_after
 from conversations.turns import Turn
@@ -59,7 +61,7 @@ class ModelUnavailable(Exception):
 
 
 @contextmanager
-def _model_errors():
+def _model_errors() -> Iterator[None]:
     try:
         yield
     except openai.APIStatusError as exc:
@@ -170,9 +172,12 @@ SUMMARY_INSTRUCTIONS = (
 )
 
 
+_Schema = TypeVar("_Schema", bound=pydantic.BaseModel)
+
+
 @dataclass(frozen=True)
-class ParsedAnswer:
-    parsed: pydantic.BaseModel | None  # None when the model refused
+class ParsedAnswer(Generic[_Schema]):
+    parsed: _Schema | None  # None when the model refused
     model: str
     input_tokens: int = 0
     output_tokens: int = 0
@@ -182,12 +187,12 @@ def _configured_client() -> openai.OpenAI:
     return _client(settings.OPENAI_API_KEY, settings.OPENAI_BASE_URL, settings.OPENAI_TIMEOUT_SECONDS)
 
 
-def _usage(response) -> tuple[int, int]:
+def _usage(response: Response) -> tuple[int, int]:
     usage = response.usage
     return (usage.input_tokens, usage.output_tokens) if usage else (0, 0)
 
 
-def parse_structured(*, instructions: str, text: str, schema: type[pydantic.BaseModel]) -> ParsedAnswer:
+def parse_structured(*, instructions: str, text: str, schema: type[_Schema]) -> ParsedAnswer[_Schema]:
     """The model's answer parsed into `schema` (strict JSON schema); raises ModelUnavailable."""
     with _model_errors():
         try:
@@ -224,14 +229,18 @@ def summarize_turns(*, previous_summary: str, turns: list[Turn]) -> ModelReply:
 
 def create_conversation(*, turns: list[Turn] | None = None) -> str:
     """A new OpenAI conversation, seeded with up to 20 earlier turns; its id."""
-    items = [{"type": "message", "role": turn.role, "content": turn.text} for turn in (turns or [])[-20:]]
+    items: list[EasyInputMessageParam] = [
+        {"type": "message", "role": turn.role, "content": turn.text} for turn in (turns or [])[-20:]
+    ]
     with _model_errors():
         return _configured_client().conversations.create(items=items).id
 
 
 def add_conversation_items(*, conversation_id: str, turns: list[Turn]) -> None:
     """Append messages written outside a model call (staff answers) to an OpenAI conversation."""
-    items = [{"type": "message", "role": turn.role, "content": turn.text} for turn in turns]
+    items: list[EasyInputMessageParam] = [
+        {"type": "message", "role": turn.role, "content": turn.text} for turn in turns
+    ]
     with _model_errors():
         _configured_client().conversations.items.create(conversation_id, items=items)
 
@@ -242,7 +251,8 @@ def add_conversation_items(*, conversation_id: str, turns: list[Turn]) -> None:
 def list_conversation_item_ids(*, conversation_id: str) -> list[str]:
     """Every item id of an OpenAI conversation (all pages); [] when the conversation is gone."""
     try:
-        return [item.id for item in _deletion_client().conversations.items.list(conversation_id, limit=100)]
+        items = _deletion_client().conversations.items.list(conversation_id, limit=100)
+        return [item.id for item in items if item.id]  # an item without an id cannot be deleted either
     except openai.NotFoundError:
         return []
     except openai.APIError as exc:
@@ -272,7 +282,7 @@ def _deletion_client() -> openai.OpenAI:
     return _configured_client()
 
 
-def _delete(call) -> bool:
+def _delete(call: Callable[[openai.OpenAI], object]) -> bool:
     try:
         call(_deletion_client())
     except openai.NotFoundError:

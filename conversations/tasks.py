@@ -22,7 +22,7 @@ logger = logging.getLogger(__name__)
 # acks_late is safe on these three: their services are idempotent (row lock and conditional updates).
 @shared_task(acks_late=True)
 def record_inbound_message(processed_id: int) -> None:
-    record_accepted(processed_id)
+    record_accepted(processed_id=processed_id)
 
 
 @shared_task(bind=True, acks_late=True, max_retries=None)

@@ -71,7 +71,7 @@ class MetaWebhookView(WebhookView):
         except InvalidPayload as exc:
             logger.warning("Malformed Meta webhook refused: %s", exc)
             return _plain(400, str(exc))
-        receive_webhook(parsed)
+        receive_webhook(parsed=parsed)
         return _plain(200, "ok")
 
 
@@ -112,7 +112,7 @@ class TwilioWebhookView(WebhookView):
 
 class TwilioInboundView(TwilioWebhookView):
     def handle(self, request: Request) -> HttpResponse:
-        receive_webhook(ParsedWebhook(messages=[twilio.parse_inbound(request.POST)]))
+        receive_webhook(parsed=ParsedWebhook(messages=[twilio.parse_inbound(request.POST)]))
         # The answer comes later through the REST API: an empty TwiML response sends nothing now.
         return HttpResponse(EMPTY_TWIML, content_type="text/xml")
 
@@ -121,5 +121,5 @@ class TwilioStatusView(TwilioWebhookView):
     def handle(self, request: Request) -> HttpResponse:
         update = twilio.parse_status(request.POST, client_ref=request.query_params.get("ref", ""))
         if update is not None:
-            apply_status(update)
+            apply_status(update=update)
         return HttpResponse(status=204)

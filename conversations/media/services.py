@@ -32,7 +32,7 @@ K = Message.Kind
 # What the model can take in once the file is read: words from audio, pixels from a photo.
 READABLE_KINDS = {K.AUDIO, K.IMAGE}
 MEDIA_FAILED_REPLY = "Sorry, I couldn't open the {what} you sent. Could you type your message instead, please?"
-_WHAT = {K.AUDIO: "voice message", K.IMAGE: "photo"}
+_WHAT: dict[str, str] = {K.AUDIO: "voice message", K.IMAGE: "photo"}
 
 _ALLOWED_TYPES: dict[str, frozenset[str] | None] = {
     K.IMAGE: frozenset({"image/jpeg", "image/png", "image/webp"}),
@@ -122,7 +122,7 @@ def prepare_inbound_media(*, message: Message) -> PreparedMedia:
             if message.kind == K.AUDIO:
                 transcripts.append(_ensure_transcript(attachment))
             elif message.kind == K.IMAGE:
-                images.append(image_data_url(attachment))
+                images.append(image_data_url(attachment=attachment))
         except (safe_http.MediaFetchError, ModelUnavailable, UnreadableImage) as exc:
             failed = True
             logger.warning("Media %s of message %s unusable: %s", attachment.pk, message.pk, exc)
@@ -138,7 +138,7 @@ def prepare_inbound_media(*, message: Message) -> PreparedMedia:
     return PreparedMedia(images=tuple(images), is_readable=True)
 
 
-def add_images_to_turns(turns: list[Turn], *, message: Message, images: tuple[str, ...]) -> list[Turn]:
+def add_images_to_turns(*, turns: list[Turn], message: Message, images: tuple[str, ...]) -> list[Turn]:
     """The prompt's turns with the current message's photos on its (last) turn."""
     if not images:
         return turns
@@ -199,7 +199,9 @@ def _ensure_transcript(attachment: Attachment) -> str:
         try:
             with attachment.file.open("rb") as audio:
                 text = transcribe_audio(
-                    audio=audio, filename=os.path.basename(attachment.file.name), content_type=attachment.content_type
+                    audio=audio,
+                    filename=os.path.basename(attachment.file.name or ""),
+                    content_type=attachment.content_type,
                 )
             break
         except ModelUnavailable as exc:
@@ -221,7 +223,7 @@ def _use_transcripts_as_words(message: Message, transcripts: list[str]) -> None:
     Message.objects.filter(pk=message.pk).update(text=message.text, updated_at=timezone.now())
 
 
-def image_data_url(attachment: Attachment) -> str:
+def image_data_url(*, attachment: Attachment) -> str:
     """A downscaled JPEG of a stored photo as a data URL; raises UnreadableImage."""
     side = settings.MEDIA_IMAGE_MAX_SIDE
     with attachment.file.open("rb") as stored:

@@ -7,7 +7,7 @@ channel cannot do. Adding a channel: a module with its Transport subclass, and o
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from conversations.models import Channel
 
@@ -47,8 +47,12 @@ def for_conversation(conversation: Conversation) -> Transport:
     )
 
 
+class _ReplaySigner(Protocol):
+    def __call__(self, *, url: str, body: bytes, fresh_ids: bool) -> tuple[bytes, dict[str, str]]: ...
+
+
 # Who can sign a captured webhook again for `replay_webhook`: the providers that sign theirs.
-_REPLAY_SIGNERS = {
+_REPLAY_SIGNERS: dict[str, _ReplaySigner] = {
     meta.MetaTransport.provider: meta.signed_replay,
     twilio.TwilioTransport.provider: twilio.signed_replay,
 }

@@ -172,8 +172,9 @@ def _media_of(message: dict[str, Any]) -> tuple[MediaRef, ...]:
 
 def _text_of(message: dict[str, Any]) -> str:
     """What the customer said or chose, in words the model can read."""
-    msg_type = message.get("type")
-    body = message.get(msg_type) if isinstance(message.get(msg_type), dict) else {}
+    msg_type = message.get("type", "")
+    value = message.get(msg_type)
+    body: dict[str, Any] = value if isinstance(value, dict) else {}
     if msg_type == "text":
         return body.get("body", "")
     if msg_type == "interactive":

@@ -182,7 +182,10 @@ class SimulatorTransport(Transport):
         return _take_upload(ref, max_bytes=max_bytes, allowed_types=allowed_types)
 
     def _push(self, event: dict[str, Any]) -> None:
-        async_to_sync(get_channel_layer().group_send)(customer_group(self.customer_id), event)
+        layer = get_channel_layer()
+        if layer is None:  # the settings always configure one (Redis, else in memory)
+            raise RuntimeError("CHANNEL_LAYERS is not configured")
+        async_to_sync(layer.group_send)(customer_group(self.customer_id), event)
 
 
 # --- Media: what a simulated customer uploads stands in for Meta's media store.

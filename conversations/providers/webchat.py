@@ -43,4 +43,7 @@ class WebchatTransport(Transport):
         self._push({"type": "chat.receipt", "receipt": {"id": provider_message_id.split(":", 1)[-1], "status": "read"}})
 
     def _push(self, event: dict[str, Any]) -> None:
-        async_to_sync(get_channel_layer().group_send)(visitor_group(self.customer_id), event)
+        layer = get_channel_layer()
+        if layer is None:  # the settings always configure one (Redis, else in memory)
+            raise RuntimeError("CHANNEL_LAYERS is not configured")
+        async_to_sync(layer.group_send)(visitor_group(self.customer_id), event)

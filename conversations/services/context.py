@@ -53,7 +53,7 @@ class ModelRequest:
     openai_conversation_id: str = ""
 
 
-def scrub_provider_refs(text: str) -> str:
+def scrub_provider_refs(*, text: str) -> str:
     return _PROVIDER_REFS.sub("[removed]", text)
 
 
@@ -90,7 +90,7 @@ def add_staff_message_to_model_context(*, message_id: int) -> bool:
         return False
     try:
         ai.add_conversation_items(
-            conversation_id=openai_id, turns=[Turn(role="assistant", text=scrub_provider_refs(message.text))]
+            conversation_id=openai_id, turns=[Turn(role="assistant", text=scrub_provider_refs(text=message.text))]
         )
     except ai.ModelUnavailable as exc:
         logger.warning("Staff message %s not added to the OpenAI conversation: %s", message.pk, exc)
@@ -103,7 +103,7 @@ def _join(sections: list[str]) -> str:
 
 
 def _clean(turns: list[Turn]) -> list[Turn]:
-    return [Turn(role=turn.role, text=scrub_provider_refs(turn.text)) for turn in turns]
+    return [Turn(role=turn.role, text=scrub_provider_refs(text=turn.text)) for turn in turns]
 
 
 def _profile_facts(conversation: Conversation) -> str:
@@ -147,7 +147,7 @@ def _refreshed_summary(conversation: Conversation, inbound: Message) -> str:
         logger.warning("Summary of conversation %s failed (%r); the older summary stays.", conversation.pk, exc)
         return conversation.summary
     record_model_usage(message=inbound, purpose=ModelUsage.Purpose.SUMMARY, answer=answer)
-    summary = scrub_provider_refs(answer.text)
+    summary = scrub_provider_refs(text=answer.text)
     # Conditional: a concurrent worker that already moved the summary on wins.
     Conversation.objects.filter(
         pk=conversation.pk, summary_through_message_id=conversation.summary_through_message_id

@@ -21,19 +21,19 @@ logger = logging.getLogger(__name__)
 
 S = Message.Status
 # A status only ever moves forward. `failed` may follow anything short of delivery.
-_RANK = {S.PENDING: 0, S.SENDING: 1, S.UNKNOWN: 1, S.SENT: 2, S.DELIVERED: 3, S.READ: 4, S.PLAYED: 5}
-_FAILABLE = [S.PENDING, S.SENDING, S.UNKNOWN, S.SENT]
+_RANK: dict[str, int] = {S.PENDING: 0, S.SENDING: 1, S.UNKNOWN: 1, S.SENT: 2, S.DELIVERED: 3, S.READ: 4, S.PLAYED: 5}
+_FAILABLE: list[str] = [S.PENDING, S.SENDING, S.UNKNOWN, S.SENT]
 
 
-def receive_webhook(parsed: ParsedWebhook) -> None:
+def receive_webhook(*, parsed: ParsedWebhook) -> None:
     """Accept every message and apply every status of one provider delivery."""
     for inbound in parsed.messages:
-        accept_inbound(inbound)
+        accept_inbound(inbound=inbound)
     for update in parsed.statuses:
-        apply_status(update)
+        apply_status(update=update)
 
 
-def accept_inbound(inbound: InboundMessage) -> bool:
+def accept_inbound(*, inbound: InboundMessage) -> bool:
     """Durably receive a provider's message and enqueue its recording; False if delivered before.
 
     This is all a webhook does per message, so it can answer in milliseconds: one row, the
@@ -63,7 +63,7 @@ def recorder_is_notified() -> bool:
     return settings.INBOUND_NOTIFY and connection.vendor == "postgresql"
 
 
-def record_accepted(processed_id: int) -> Message | None:
+def record_accepted(*, processed_id: int) -> Message | None:
     """Record a message a webhook accepted; None if it was recorded already (the task ran twice)."""
     with transaction.atomic():
         # The row lock makes a concurrent second run skip it (another worker is recording it)
@@ -73,7 +73,7 @@ def record_accepted(processed_id: int) -> Message | None:
             .filter(pk=processed_id, pending__isnull=False)
             .first()
         )
-        if processed is None:
+        if processed is None or processed.pending is None:
             return None
         message = _store_inbound(InboundMessage.from_json(processed.pending))
         ProcessedMessage.objects.filter(pk=processed_id).update(pending=None)
@@ -89,7 +89,7 @@ def record_pending_inbound(*, received_before: datetime | None = None, limit: in
     recorded = 0
     for processed_id in waiting.order_by("received_at").values_list("pk", flat=True)[:limit]:
         try:
-            recorded += record_accepted(processed_id) is not None
+            recorded += record_accepted(processed_id=processed_id) is not None
         except (OperationalError, InterfaceError):
             raise  # the database is unreachable: nothing else would succeed either
         except Exception:
@@ -102,7 +102,7 @@ class _AlreadyProcessed(Exception):
     pass
 
 
-def record_inbound(inbound: InboundMessage) -> Message | None:
+def record_inbound(*, inbound: InboundMessage) -> Message | None:
     """Pass the dedup gate and record a message in one transaction; None if it was delivered before.
 
     For channels that hand us a message inside our own process (web chat); provider webhooks
@@ -169,7 +169,7 @@ def _get_or_update_profile(inbound: InboundMessage) -> ClientProfile:
     return profile
 
 
-def apply_status(update: StatusUpdate) -> bool:
+def apply_status(*, update: StatusUpdate) -> bool:
     """Move an outbound message's delivery status forward; False if nothing changed.
 
     Statuses arrive out of order and more than once: the conditional update only lets a

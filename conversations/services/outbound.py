@@ -50,7 +50,7 @@ def send_message(*, message_id: int) -> Message | None:
         if message.send_attempts < settings.SEND_MAX_ATTEMPTS:
             logger.warning("Send of message %s failed (%s); retrying.", message.pk, exc)
             _move(message, S.SENDING, S.PENDING, error_code=exc.code, error_title=exc.title)
-            raise RetryLater(backoff_delay(message.send_attempts, exc.retry_after)) from exc
+            raise RetryLater(backoff_delay(attempt=message.send_attempts, retry_after=exc.retry_after)) from exc
         logger.error("Send of message %s failed after %s attempts: %s", message.pk, message.send_attempts, exc)
         _move(message, S.SENDING, S.FAILED, error_code=exc.code, error_title=exc.title)
     except PermanentProviderError as exc:
@@ -97,7 +97,7 @@ def _send_through_provider(message: Message) -> SendResult:
     """
     transport = providers.for_conversation(message.conversation)
     parts = get_or_create_parts(message=message)
-    result = None
+    result: SendResult | None = None
     for part in parts:
         if part.provider_message_id:
             result = SendResult(provider_message_id=part.provider_message_id)
@@ -107,6 +107,8 @@ def _send_through_provider(message: Message) -> SendResult:
         MessagePart.objects.filter(pk=part.pk).update(
             provider_message_id=result.provider_message_id, sent_at=timezone.now()
         )
+    if result is None:  # get_or_create_parts gives at least one part, unless the message was deleted meanwhile
+        raise PermanentProviderError("no_parts", "Nothing to send")
     return result
 
 
@@ -123,7 +125,7 @@ def _send_part(transport: Transport, message: Message, body: str, *, client_ref:
     )
 
 
-def _move(message: Message, from_status: str, to_status: str, **fields) -> bool:
+def _move(message: Message, from_status: str, to_status: str, **fields: str) -> bool:
     return bool(
         Message.objects.filter(pk=message.pk, status=from_status).update(
             status=to_status, updated_at=timezone.now(), **fields

@@ -32,7 +32,7 @@ def extract_profile_from_message(*, message_id: int) -> ClientProfile | None:
         return None
     conversation = message.conversation
     own_texts = list_customer_texts(message=message, limit=settings.PROFILE_EXTRACTION_MESSAGES)
-    transcript = "\n".join(f"- {scrub_provider_refs(text)}" for text in own_texts)
+    transcript = "\n".join(f"- {scrub_provider_refs(text=text)}" for text in own_texts)
     if not transcript:
         return None
     try:

@@ -110,7 +110,7 @@ def _claim(message_id: int) -> bool:
 def _ask_model(inbound: Message, attempt: int, images: tuple[str, ...] = ()) -> ModelReply:
     try:
         request = context.build_model_request(inbound=inbound, instructions=get_bot_instructions())
-        turns = add_images_to_turns(request.turns, message=inbound, images=images)
+        turns = add_images_to_turns(turns=request.turns, message=inbound, images=images)
         return generate_reply(
             instructions=request.instructions, turns=turns, conversation_id=request.openai_conversation_id
         )
@@ -121,7 +121,7 @@ def _ask_model(inbound: Message, attempt: int, images: tuple[str, ...] = ()) -> 
             Message.objects.filter(pk=inbound.pk, status=Message.Status.PROCESSING).update(
                 status=Message.Status.RECEIVED, updated_at=timezone.now()
             )
-            raise RetryLater(backoff_delay(attempt, exc.retry_after)) from exc
+            raise RetryLater(backoff_delay(attempt=attempt, retry_after=exc.retry_after)) from exc
         logger.error("No model answer for message %s after %s attempt(s): %s", inbound.pk, attempt, exc)
         return ModelReply(text=APOLOGY, model="")
 

@@ -13,7 +13,7 @@ class RetryLater(Exception):
         self.countdown = countdown
 
 
-def backoff_delay(attempt: int, retry_after: float | None = None) -> float:
+def backoff_delay(*, attempt: int, retry_after: float | None = None) -> float:
     """Seconds to wait before attempt `attempt + 1`: the provider's Retry-After when it gave
     one, else exponential (base * 2**(attempt-1)) with jitter, both capped."""
     cap = settings.RETRY_BACKOFF_MAX_SECONDS

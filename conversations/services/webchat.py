@@ -13,7 +13,7 @@ _RECEIPTS = {"delivered": Message.Status.DELIVERED, "read": Message.Status.READ}
 def receive_webchat_message(*, visitor_id: str, client_message_id: str, text: str) -> Message | None:
     """Record a visitor's message like any provider's; None if the widget sent it before."""
     return record_inbound(
-        InboundMessage(
+        inbound=InboundMessage(
             provider=Provider.WEBCHAT,
             # Scoped to the visitor: one visitor's ids can never shadow another's.
             provider_message_id=f"{visitor_id}:{client_message_id}",
@@ -37,5 +37,7 @@ def acknowledge_webchat_message(*, visitor_id: str, provider_message_id: str, st
     if not is_own or status not in _RECEIPTS:
         return False
     return apply_status(
-        StatusUpdate(provider=Provider.WEBCHAT, provider_message_id=provider_message_id, status=_RECEIPTS[status])
+        update=StatusUpdate(
+            provider=Provider.WEBCHAT, provider_message_id=provider_message_id, status=_RECEIPTS[status]
+        )
     )
