@@ -9,11 +9,13 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpResponse
 from django.utils.decorators import method_decorator
+from rest_framework.exceptions import ParseError, UnsupportedMediaType
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
-from conversations.models import Provider
+from conversations.models import CapturedWebhook, Provider
 from conversations.providers import meta, twilio
 from conversations.providers.base import InvalidPayload, ParsedWebhook
 from conversations.services.captures import capture_webhook_request
@@ -22,6 +24,7 @@ from conversations.services.inbound import apply_status, receive_webhook
 logger = logging.getLogger(__name__)
 
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
+_CAPTURED_PATH_CHARS = CapturedWebhook._meta.get_field("path").max_length
 
 
 @method_decorator(csp_exempt(), name="dispatch")
@@ -47,7 +50,9 @@ def _read_body(request: Request, provider: str) -> bytes | None:
         body = request.body
     except RequestDataTooBig:
         return None
-    capture_webhook_request(provider=provider, path=request.get_full_path(), headers=dict(request.headers), body=body)
+    # Cut to its column: a query string of any length must not turn a capture into a 500.
+    path = request.get_full_path()[:_CAPTURED_PATH_CHARS]
+    capture_webhook_request(provider=provider, path=path, headers=dict(request.headers), body=body)
     return body
 
 
@@ -72,6 +77,14 @@ class MetaWebhookView(WebhookView):
             logger.warning("Malformed Meta webhook refused: %s", exc)
             return _plain(400, str(exc))
         receive_webhook(parsed=parsed)
+        if parsed.refused:
+            # Still 200: the rest is received, and a retry would refuse the same elements again.
+            # The reasons name fields only; bodies and numbers stay out of the log.
+            logger.warning(
+                "Meta webhook: %d element(s) refused, the rest received: %s",
+                len(parsed.refused),
+                "; ".join(sorted(set(parsed.refused))),
+            )
         return _plain(200, "ok")
 
 
@@ -93,11 +106,20 @@ def _twilio_request_is_genuine(request: Request) -> bool:
 
 
 class TwilioWebhookView(WebhookView):
-    """Size, then signature, then the subclass's `handle` (which parses with the twilio module)."""
+    """Size, then form, then signature, then the subclass's `handle` (which parses with the
+    twilio module)."""
+
+    # Twilio posts forms. DRF's JSON parser would also take a JSON body, and recurse into it.
+    parser_classes = [FormParser, MultiPartParser]
 
     def post(self, request: Request) -> HttpResponse:
         if _read_body(request, Provider.TWILIO) is None:
             return _plain(413, f"body over {settings.WEBHOOK_MAX_BODY_BYTES} bytes")
+        try:
+            request.POST  # noqa: B018 - parsed here, once, so a body that is no form is a 400
+        except (ParseError, UnsupportedMediaType):
+            logger.warning("Twilio webhook that is not a form refused.")
+            return _plain(400, "not a form")
         if not _twilio_request_is_genuine(request):
             return _plain(403, "bad signature")
         try:

@@ -82,6 +82,9 @@ class StatusUpdate:
 class ParsedWebhook:
     messages: list[InboundMessage] = field(default_factory=list)
     statuses: list[StatusUpdate] = field(default_factory=list)
+    # Why each message or status left out was refused (field names, never values): one bad
+    # element is refused on its own, so the provider does not retry the whole delivery forever.
+    refused: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -90,7 +93,7 @@ class SendResult:
 
 
 class InvalidPayload(ValueError):
-    """The webhook body is not what the provider sends (bad JSON, wrong shape)."""
+    """The webhook body as a whole is not what the provider sends (bad JSON, wrong envelope)."""
 
 
 class ProviderError(Exception):

@@ -11,7 +11,7 @@ import hmac
 import json
 import logging
 import uuid
-from datetime import UTC, datetime
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -35,6 +35,26 @@ from .base import (
     Transport,
     Unsupported,
     classify_requests_exception,
+)
+from .validation import (
+    BUSINESS_ADDRESS_CHARS,
+    DISPLAY_NAME_CHARS,
+    ERROR_CODE_CHARS,
+    ERROR_TITLE_CHARS,
+    EXTERNAL_ID_CHARS,
+    FILENAME_CHARS,
+    MEDIA_REF_CHARS,
+    MESSAGE_ID_CHARS,
+    MIME_TYPE_CHARS,
+    SHA256_CHARS,
+    TYPE_CHARS,
+    Refused,
+    e164,
+    echoed_ref,
+    free_text,
+    identifier,
+    nested,
+    unix_time,
 )
 
 logger = logging.getLogger(__name__)
@@ -61,11 +81,9 @@ _session = requests.Session()
 def verify_handshake(params: dict[str, str]) -> str | None:
     """The challenge to echo when Meta's subscription request carries our verify token."""
     token = settings.WHATSAPP_VERIFY_TOKEN
-    if (
-        token
-        and params.get("hub.mode") == "subscribe"
-        and hmac.compare_digest(params.get("hub.verify_token", ""), token)
-    ):
+    # Bytes: compare_digest raises TypeError on a non-ASCII str, and the query string is anyone's.
+    offered = params.get("hub.verify_token", "").encode("utf-8", "surrogatepass")
+    if token and params.get("hub.mode") == "subscribe" and hmac.compare_digest(offered, token.encode()):
         return params.get("hub.challenge", "")
     return None
 
@@ -79,7 +97,8 @@ def verify_signature(raw_body: bytes, header: str | None) -> bool:
     """Check X-Hub-Signature-256 over the raw bytes (Meta signs the escaped-unicode body)."""
     if not settings.WHATSAPP_APP_SECRET or not header or not header.startswith("sha256="):
         return False
-    return hmac.compare_digest(sign_body(raw_body), header.strip())
+    # Bytes: a header is latin-1 text, and compare_digest raises TypeError on a non-ASCII str.
+    return hmac.compare_digest(sign_body(raw_body).encode(), header.strip().encode("latin-1", "replace"))
 
 
 def with_fresh_message_ids(raw_body: bytes) -> bytes:
@@ -93,34 +112,95 @@ def with_fresh_message_ids(raw_body: bytes) -> bytes:
 
 
 def parse_webhook(raw_body: bytes) -> ParsedWebhook:
-    """Every message and status of every change of every entry in one delivery."""
+    """Every message and status of every change of every entry in one delivery.
+
+    Raises InvalidPayload when the body as a whole is not a WhatsApp Business Account webhook.
+    A message or status that cannot be passed on clean and bounded is left out, its reason
+    kept in `refused`, so the rest of the delivery is received and Meta need not retry it.
+    """
     try:
         payload = json.loads(raw_body)
-        entries = payload["entry"]
-        changes = [change for entry in entries for change in entry.get("changes", [])]
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise InvalidPayload("not a WhatsApp Business Account webhook") from exc
+    except RecursionError as exc:  # thousands of nested brackets: no Meta payload is 10 deep
+        raise InvalidPayload("JSON nested too deeply") from exc
+    except ValueError as exc:  # also bad UTF-8, and integers over Python's 4300 digits
+        raise InvalidPayload("not JSON") from exc
+    if not isinstance(payload, dict) or payload.get("object") != "whatsapp_business_account":
+        raise InvalidPayload("not a WhatsApp Business Account webhook")
 
     parsed = ParsedWebhook()
-    try:
-        for change in changes:
-            value = change.get("value") or {}
-            if change.get("field") != "messages":
-                continue
-            for error in value.get("errors", []):
-                logger.warning("Meta reported an error: code=%s title=%s", error.get("code"), error.get("title"))
-            business = (value.get("metadata") or {}).get("phone_number_id", "")
-            contacts = value.get("contacts") or []
-            parsed.messages.extend(_parse_message(m, business, contacts) for m in value.get("messages", []))
-            parsed.statuses.extend(s for s in map(_parse_status, value.get("statuses", [])) if s)
-    except (KeyError, TypeError, AttributeError, ValueError) as exc:
-        raise InvalidPayload("malformed message or status object") from exc
+    for value in _message_values(payload):
+        _log_reported_errors(value)
+        contacts = [contact for contact in _envelope_list(value, "contacts") if isinstance(contact, dict)]
+        for message in _envelope_list(value, "messages"):
+            try:
+                parsed.messages.append(_parse_message(message, value, contacts))
+            except Refused as exc:
+                parsed.refused.append(f"message: {exc}")
+            except (KeyError, TypeError, AttributeError, ValueError):
+                parsed.refused.append("message: malformed")
+        for status in _envelope_list(value, "statuses"):
+            try:
+                update = _parse_status(status)
+            except Refused as exc:
+                parsed.refused.append(f"status: {exc}")
+            except (KeyError, TypeError, AttributeError, ValueError):
+                parsed.refused.append("status: malformed")
+            else:
+                if update is not None:
+                    parsed.statuses.append(update)
     return parsed
 
 
-def _parse_message(message: dict[str, Any], business: str, contacts: list[dict[str, Any]]) -> InboundMessage:
-    sender_phone = message.get("from", "")
-    sender_user_id = message.get("from_user_id", "")
+def _envelope_list(container: dict[str, Any], key: str) -> list[Any]:
+    value = container.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise InvalidPayload(f"{key} is not a list")
+    return value
+
+
+def _message_values(payload: dict[str, Any]) -> list[dict[str, Any]]:
+    """The `value` of every `messages` change: the envelope, whose shape is the delivery's."""
+    values = []
+    for entry in _envelope_list(payload, "entry"):
+        if not isinstance(entry, dict):
+            raise InvalidPayload("entry is not an object")
+        for change in _envelope_list(entry, "changes"):
+            if not isinstance(change, dict):
+                raise InvalidPayload("change is not an object")
+            if change.get("field") != "messages":
+                continue
+            value = change.get("value")
+            if value is None:
+                continue
+            if not isinstance(value, dict):
+                raise InvalidPayload("change value is not an object")
+            values.append(value)
+    return values
+
+
+def _log_reported_errors(value: dict[str, Any]) -> None:
+    for error in _envelope_list(value, "errors"):
+        if isinstance(error, dict):
+            code, title = error.get("code"), error.get("title")
+            # Meta's own words, but from the request: bounded so a log line stays a line.
+            logger.warning("Meta reported an error: code=%.32r title=%.200r", code, title)
+
+
+def _parse_message(message: Any, value: dict[str, Any], contacts: list[dict[str, Any]]) -> InboundMessage:
+    if not isinstance(message, dict):
+        raise Refused("not an object")
+    message_id = identifier(message.get("id"), "id", limit=MESSAGE_ID_CHARS)
+    msg_type = identifier(message.get("type"), "type", limit=TYPE_CHARS)
+    business = identifier(
+        nested(value, "metadata").get("phone_number_id"),
+        "phone_number_id",
+        limit=BUSINESS_ADDRESS_CHARS,
+        required=False,
+    )
+    sender_phone = identifier(message.get("from"), "from", limit=EXTERNAL_ID_CHARS, required=False)
+    sender_user_id = identifier(message.get("from_user_id"), "from_user_id", limit=EXTERNAL_ID_CHARS, required=False)
     contact = next(
         (
             c
@@ -130,85 +210,116 @@ def _parse_message(message: dict[str, Any], business: str, contacts: list[dict[s
         ),
         contacts[0] if len(contacts) == 1 else {},
     )
-    wa_id = sender_phone or contact.get("wa_id", "")
-    external_id = sender_user_id or contact.get("user_id") or wa_id
-    if not external_id:
-        raise ValueError("message without a sender")
-    msg_type = message["type"]
+    wa_id = sender_phone or identifier(contact.get("wa_id"), "wa_id", limit=EXTERNAL_ID_CHARS, required=False)
+    external_id = sender_user_id or identifier(
+        contact.get("user_id"), "user_id", limit=EXTERNAL_ID_CHARS, required=False
+    )
+    external_id = identifier(external_id or wa_id, "sender", limit=EXTERNAL_ID_CHARS)
     return InboundMessage(
         provider=Provider.META,
-        provider_message_id=message["id"],
+        provider_message_id=message_id,
         channel=Channel.META_WHATSAPP,
         business_address=business,
         external_user_id=external_id,
         kind=_KIND_ALIASES.get(msg_type) or (msg_type if msg_type in _KINDS else Message.Kind.UNSUPPORTED),
-        text=_text_of(message),
-        phone_number=f"+{wa_id.lstrip('+')}" if wa_id else "",
-        display_name=(contact.get("profile") or {}).get("name", ""),
-        timestamp=_timestamp(message.get("timestamp")),
-        media=_media_of(message),
-        reacts_to=(message.get("reaction") or {}).get("message_id", "") if msg_type == "reaction" else "",
+        text=_text_of(message, msg_type),
+        phone_number=e164(wa_id),
+        display_name=free_text(nested(contact, "profile"), "name", limit=DISPLAY_NAME_CHARS),
+        timestamp=unix_time(message.get("timestamp")),
+        media=_media_of(message, msg_type),
+        reacts_to=_reacts_to(message, msg_type),
     )
 
 
 _MEDIA_TYPES = {"image", "audio", "video", "document", "sticker"}
+_TEXT_TYPES = {"text", "interactive", "button", "location", "reaction"}
 
 
-def _media_of(message: dict[str, Any]) -> tuple[MediaRef, ...]:
-    body = message.get(message.get("type", "")) if message.get("type") in _MEDIA_TYPES else None
-    if not isinstance(body, dict) or not body.get("id"):
+def _media_of(message: dict[str, Any], msg_type: str) -> tuple[MediaRef, ...]:
+    if msg_type not in _MEDIA_TYPES:
+        return ()
+    body = nested(message, msg_type)
+    media_id = body.get("id")
+    if isinstance(media_id, int) and not isinstance(media_id, bool):
+        media_id = str(media_id)
+    if not media_id:
         return ()
     return (
         MediaRef(
-            provider_ref=str(body["id"]),
-            mime_type=body.get("mime_type", ""),
-            sha256=body.get("sha256", ""),
-            filename=body.get("filename", ""),
-            caption=body.get("caption", ""),
+            provider_ref=identifier(media_id, "media id", limit=MEDIA_REF_CHARS),
+            mime_type=identifier(body.get("mime_type"), "mime_type", limit=MIME_TYPE_CHARS, required=False),
+            sha256=identifier(body.get("sha256"), "sha256", limit=SHA256_CHARS, required=False),
+            filename=free_text(body, "filename", limit=FILENAME_CHARS),
+            caption=free_text(body, "caption"),
             is_voice=bool(body.get("voice")),
         ),
     )
 
 
-def _text_of(message: dict[str, Any]) -> str:
+def _reacts_to(message: dict[str, Any], msg_type: str) -> str:
+    if msg_type != "reaction":
+        return ""
+    reaction = nested(message, "reaction")
+    return identifier(reaction.get("message_id"), "reaction message_id", limit=MESSAGE_ID_CHARS, required=False)
+
+
+def _text_of(message: dict[str, Any], msg_type: str) -> str:
     """What the customer said or chose, in words the model can read."""
-    msg_type = message.get("type", "")
-    value = message.get(msg_type)
-    body: dict[str, Any] = value if isinstance(value, dict) else {}
+    body: Mapping[str, Any]
+    if msg_type in _TEXT_TYPES or msg_type in _MEDIA_TYPES:
+        body = nested(message, msg_type)
+    else:  # contacts is a list; a type we do not know may have any shape
+        value = message.get(msg_type)
+        body = value if isinstance(value, dict) else {}
     if msg_type == "text":
-        return body.get("body", "")
+        return free_text(body, "body")
     if msg_type == "interactive":
-        reply = body.get(body.get("type", ""), {})
-        return reply.get("title") or reply.get("body", "")
+        reply = nested(body, identifier(body.get("type"), "interactive type", limit=TYPE_CHARS, required=False))
+        return free_text(reply, "title") or free_text(reply, "body")
     if msg_type == "button":
-        return body.get("text") or body.get("payload", "")
+        return free_text(body, "text") or free_text(body, "payload")
     if msg_type == "location":
-        place = ", ".join(part for part in (body.get("name"), body.get("address")) if part)
-        coordinates = f"{body.get('latitude')}, {body.get('longitude')}"
+        place = ", ".join(part for part in (free_text(body, "name"), free_text(body, "address")) if part)
+        coordinates = f"{_coordinate(body, 'latitude')}, {_coordinate(body, 'longitude')}"
         return f"Shared location: {place} ({coordinates})" if place else f"Shared location: {coordinates}"
     if msg_type == "reaction":
-        return body.get("emoji", "")
-    return body.get("caption", "")
+        return free_text(body, "emoji")
+    return free_text(body, "caption")
 
 
-def _parse_status(status: dict[str, Any]) -> StatusUpdate | None:
-    mapped = _STATUSES.get(status["status"])
+def _coordinate(body: Mapping[str, Any], key: str) -> str:
+    value = body.get(key)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return f"{value}"[:32]
+    return free_text(body, key, limit=32) if value is not None else "None"
+
+
+def _parse_status(status: Any) -> StatusUpdate | None:
+    if not isinstance(status, dict):
+        raise Refused("not an object")
+    raw_status = status.get("status")
+    if not isinstance(raw_status, str):
+        raise Refused("status is not a string")
+    mapped = _STATUSES.get(raw_status)
     if mapped is None:
         return None
-    error = (status.get("errors") or [{}])[0]
+    errors = status.get("errors") or [{}]
+    if not isinstance(errors, list) or not isinstance(errors[0], dict):
+        raise Refused("errors is not a list of objects")
+    error = errors[0]
+    code = error.get("code", "")
+    if isinstance(code, int) and not isinstance(code, bool):
+        code = str(code)  # Graph's codes are integers; a 40-digit one is refused below
+    title = free_text(error, "title", limit=ERROR_TITLE_CHARS) or free_text(error, "message", limit=ERROR_TITLE_CHARS)
     return StatusUpdate(
         provider=Provider.META,
-        provider_message_id=status["id"],
+        provider_message_id=identifier(status.get("id"), "id", limit=MESSAGE_ID_CHARS),
         status=mapped,
-        timestamp=_timestamp(status.get("timestamp")),
-        error_code=str(error.get("code", "")),
-        error_title=error.get("title", "") or error.get("message", ""),
-        client_ref=status.get("biz_opaque_callback_data", ""),
+        timestamp=unix_time(status.get("timestamp")),
+        error_code=identifier(code, "error code", limit=ERROR_CODE_CHARS, required=False),
+        error_title=title,
+        client_ref=echoed_ref(status.get("biz_opaque_callback_data")),
     )
-
-
-def _timestamp(value: str | None) -> datetime | None:
-    return datetime.fromtimestamp(int(value), tz=UTC) if value else None
 
 
 def _graph_url(*path: str) -> str:

@@ -35,6 +35,21 @@ from .base import (
     Transport,
     classify_requests_exception,
 )
+from .validation import (
+    BUSINESS_ADDRESS_CHARS,
+    DISPLAY_NAME_CHARS,
+    ERROR_CODE_CHARS,
+    ERROR_TITLE_CHARS,
+    EXTERNAL_ID_CHARS,
+    MEDIA_REF_CHARS,
+    MESSAGE_ID_CHARS,
+    MIME_TYPE_CHARS,
+    PHONE_CHARS,
+    Refused,
+    echoed_ref,
+    free_text,
+    identifier,
+)
 
 _WHATSAPP_PREFIX = "whatsapp:"
 _STATUSES = {
@@ -74,34 +89,58 @@ def with_fresh_message_sid(params: Mapping[str, str]) -> dict[str, str]:
 
 
 def parse_inbound(params: Mapping[str, str]) -> InboundMessage:
+    """The one message of an inbound request. Twilio sends one message per request, so a
+    message that cannot be passed on clean and bounded refuses the request (InvalidPayload)."""
     try:
-        sender, business, sid = params["From"], params["To"], params["MessageSid"]
-    except KeyError as exc:
-        raise InvalidPayload(f"missing {exc.args[0]}") from exc
+        return _parse_inbound(params)
+    except Refused as exc:
+        raise InvalidPayload(str(exc)) from exc
+
+
+def _parse_inbound(params: Mapping[str, str]) -> InboundMessage:
+    sid = identifier(params.get("MessageSid"), "MessageSid", limit=MESSAGE_ID_CHARS)
+    sender = identifier(params.get("From"), "From", limit=EXTERNAL_ID_CHARS)
+    business = identifier(params.get("To"), "To", limit=BUSINESS_ADDRESS_CHARS)
     if params.get("AccountSid") and settings.TWILIO_ACCOUNT_SID and params["AccountSid"] != settings.TWILIO_ACCOUNT_SID:
-        raise InvalidPayload("message for another Twilio account")
+        raise Refused("message for another Twilio account")
     is_whatsapp = sender.startswith(_WHATSAPP_PREFIX)
+    num_media = _num_media(params)
     return InboundMessage(
         provider=Provider.TWILIO,
         provider_message_id=sid,
         channel=Channel.TWILIO_WHATSAPP if is_whatsapp else Channel.TWILIO_SMS,
         business_address=business,
         external_user_id=sender,
-        kind=_kind_of(params),
+        kind=_kind_of(params, num_media),
         text=_text_of(params),
-        phone_number=sender.removeprefix(_WHATSAPP_PREFIX),
-        display_name=params.get("ProfileName", ""),
-        media=_media_of(params),
+        phone_number=_phone_of(sender.removeprefix(_WHATSAPP_PREFIX)),
+        display_name=free_text(params, "ProfileName", limit=DISPLAY_NAME_CHARS),
+        media=_media_of(params, num_media),
     )
 
 
-def _media_of(params: Mapping[str, str]) -> tuple[MediaRef, ...]:
-    count = min(int(params.get("NumMedia") or 0), 10)  # Twilio carries at most 10 per message
-    caption = params.get("Body", "")
+def _num_media(params: Mapping[str, str]) -> int:
+    # Twilio always sends digits here: anything else is not a Twilio request (400), and
+    # guessing "no media" would silently lose a photo.
+    value = params.get("NumMedia") or "0"
+    if not (value.isascii() and value.isdigit() and len(value) <= 6):
+        raise Refused("NumMedia is not a number")
+    return min(int(value), 10)  # Twilio carries at most 10 per message
+
+
+def _phone_of(address: str) -> str:
+    # The external id keeps the whole address; a phone that does not fit its column is left out.
+    return address if len(address) <= PHONE_CHARS else ""
+
+
+def _media_of(params: Mapping[str, str], count: int) -> tuple[MediaRef, ...]:
+    caption = free_text(params, "Body")
     return tuple(
         MediaRef(
-            provider_ref=params[f"MediaUrl{n}"],
-            mime_type=params.get(f"MediaContentType{n}", ""),
+            provider_ref=identifier(params[f"MediaUrl{n}"], f"MediaUrl{n}", limit=MEDIA_REF_CHARS),
+            mime_type=identifier(
+                params.get(f"MediaContentType{n}"), f"MediaContentType{n}", limit=MIME_TYPE_CHARS, required=False
+            ),
             caption=caption if n == 0 else "",
             is_voice=params.get("MessageType") == "audio",
         )
@@ -110,13 +149,13 @@ def _media_of(params: Mapping[str, str]) -> tuple[MediaRef, ...]:
     )
 
 
-def _kind_of(params: Mapping[str, str]) -> str:
+def _kind_of(params: Mapping[str, str], num_media: int) -> str:
     # MessageType is not documented by Twilio: decide from the fields that are.
     if params.get("Latitude") and params.get("Longitude"):
         return Message.Kind.LOCATION
     if params.get("ButtonPayload") or params.get("ButtonText"):
         return Message.Kind.INTERACTIVE
-    if int(params.get("NumMedia") or 0) > 0:
+    if num_media > 0:
         family = params.get("MediaContentType0", "").split("/")[0]
         return _MEDIA_KINDS.get(family, Message.Kind.DOCUMENT)
     return Message.Kind.TEXT
@@ -124,10 +163,10 @@ def _kind_of(params: Mapping[str, str]) -> str:
 
 def _text_of(params: Mapping[str, str]) -> str:
     if params.get("Latitude") and params.get("Longitude"):
-        place = ", ".join(p for p in (params.get("Label"), params.get("Address")) if p)
-        coordinates = f"{params['Latitude']}, {params['Longitude']}"
+        place = ", ".join(p for p in (free_text(params, "Label"), free_text(params, "Address")) if p)
+        coordinates = f"{free_text(params, 'Latitude', limit=32)}, {free_text(params, 'Longitude', limit=32)}"
         return f"Shared location: {place} ({coordinates})" if place else f"Shared location: {coordinates}"
-    return params.get("ButtonText") or params.get("Body", "")
+    return free_text(params, "ButtonText") or free_text(params, "Body")
 
 
 def parse_status(params: Mapping[str, str], *, client_ref: str = "") -> StatusUpdate | None:
@@ -142,14 +181,17 @@ def parse_status(params: Mapping[str, str], *, client_ref: str = "") -> StatusUp
     status = _STATUSES.get(raw_status)
     if status is None:
         return None
-    return StatusUpdate(
-        provider=Provider.TWILIO,
-        provider_message_id=sid,
-        status=status,
-        error_code=params.get("ErrorCode", ""),
-        error_title=params.get("ErrorMessage", ""),
-        client_ref=client_ref,
-    )
+    try:
+        return StatusUpdate(
+            provider=Provider.TWILIO,
+            provider_message_id=identifier(sid, "MessageSid", limit=MESSAGE_ID_CHARS),
+            status=status,
+            error_code=identifier(params.get("ErrorCode"), "ErrorCode", limit=ERROR_CODE_CHARS, required=False),
+            error_title=free_text(params, "ErrorMessage", limit=ERROR_TITLE_CHARS),
+            client_ref=echoed_ref(client_ref),
+        )
+    except Refused as exc:
+        raise InvalidPayload(str(exc)) from exc
 
 
 def _configured_client() -> Client:
