@@ -150,6 +150,7 @@ def server_env(database_url: str) -> dict[str, str]:
     return {
         "PATH": os.environ["PATH"],
         "HOME": os.environ.get("HOME", "/tmp"),
+        "ENV_FILE": "",  # a checkout's .env (from `make run`) is not these servers' settings
         "DATABASE_URL": database_url,
         "SECRET_KEY": "test-only-secret-key-for-child-processes",
         "DEBUG": "false",
