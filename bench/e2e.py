@@ -1,0 +1,1278 @@
+"""End-to-end benchmark (issue 12): the whole system as production runs it, on this machine.
+
+For each load it starts, from a checkout (`--checkout`, default this tree) and configured only
+through the environment: `manage.py migrate` (once per checkout, into a template database),
+gunicorn with 4 sync workers, one Celery worker (`--pool threads --concurrency 32`) and Celery
+beat, on a fresh PostgreSQL database (`whatsbot_e2e_*`, created from the template, dropped after)
+and a flushed Redis database (`redis://127.0.0.1:6379/11`). A separate process plays OpenAI
+(`POST /v1/responses`, answering after `--model-latency`), the Graph API and Twilio's REST API
+(answering after `--provider-latency`, then posting the signed `sent` and `delivered` status
+webhooks a real provider would send). Customers post signed Meta webhooks (a share of Twilio
+ones with `--twilio-share`), each message carrying a unique token; the fake model echoes the
+token of the newest customer turn, so each send that reaches the fake provider is matched to
+the customer message it answers.
+
+Loads (`--loads`, default all three):
+  burst    200 messages from 50 customers, 20 requests in flight, each delivered 3 times;
+  rate25   25 new customers' messages per second for 60 s (open loop);
+  rate200  200 webhooks per second for 30 s (open loop), then 60 s to answer them all.
+
+Reported per load: webhook ack p50/p99 (open loop: from the scheduled send time), e2e p50/p99
+(customer message sent -> reply accepted by the fake provider; a customer message counts as
+answered by the first reply to that customer carrying its token or a later one of theirs, as a
+burst gets one reply), replies/s, answered/expected, duplicate replies, model calls per customer
+message by purpose, and CPU ms per customer message of the web (gunicorn master + workers) and
+worker (celery) processes, from /proc/<pid>/stat before and after the load. Targets from the
+issue are checked. Unanswered messages count as infinitely late in the percentiles.
+
+    .venv/bin/python bench/e2e.py --quick                      # 1-minute smoke run
+    .venv/bin/python bench/e2e.py --checkout /work/wt/baseline --checkout . --write-results --profile
+
+Only 127.0.0.1 is contacted; every load stops by itself; processes run in their own sessions and
+are always stopped; only `whatsbot_e2e_*` databases and the one Redis database are touched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import hashlib
+import hmac
+import json
+import math
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+META_FIXTURE = ROOT / "conversations" / "tests" / "fixtures" / "meta" / "text.json"
+TWILIO_FIXTURE = ROOT / "conversations" / "tests" / "fixtures" / "twilio" / "whatsapp_text.json"
+RESULTS_FILE = ROOT / "bench" / "RESULTS.md"
+SECTION = "## End to end (`bench/e2e.py`, issue 12)"
+BEGIN, END = "<!-- e2e.py results: begin -->", "<!-- e2e.py results: end -->"
+
+DB_PREFIX = "whatsbot_e2e_"
+APP_SECRET = "e2e-meta-app-secret"
+ACCESS_TOKEN = "e2e-graph-token"
+PHONE_NUMBER_ID = "110000000000001"  # the business number of the Meta fixture
+TWILIO_SID = "AC" + "e2e0" * 8
+TWILIO_TOKEN = "e2e-twilio-auth-token"
+TWILIO_BUSINESS = "whatsapp:+15550001234"
+TOKEN = re.compile(r"\be2e[a-z]*\d+\b")
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+# Targets of issue 12; "all" applies to every load.
+TARGETS = {
+    "burst": {"e2e_p99_s": 4.0, "dup_replies": 0},
+    "rate25": {"e2e_p99_s": 1.5},
+    "rate200": {"ack_p99_ms": 50.0, "all_answered_60s": True},
+    "all": {"calls_per_msg": 1.2, "worker_cpu_ms": 15.0},
+}
+
+
+# --------------------------------------------------------------------------------------------
+# Fake OpenAI, Graph API and Twilio REST API: a process of their own, so their work does not
+# distort the load generator's clock. Every call is recorded with its time.monotonic() (one
+# clock for all processes on Linux); the bench reads them through /_bench/events.
+
+
+def schema_instance(schema: dict, defs: dict) -> Any:
+    """The emptiest valid value of a JSON schema (null where allowed): an extraction that found nothing."""
+    if "$ref" in schema:
+        return schema_instance(defs.get(schema["$ref"].rsplit("/", 1)[-1], {}), defs)
+    for key in ("anyOf", "oneOf"):
+        if key in schema:
+            options = schema[key]
+            if any(option.get("type") == "null" for option in options):
+                return None
+            return schema_instance(options[0], defs)
+    if "const" in schema:
+        return schema["const"]
+    if "enum" in schema:
+        return schema["enum"][0]
+    kind = schema.get("type", "object")
+    if isinstance(kind, list):
+        if "null" in kind:
+            return None
+        kind = kind[0]
+    if kind == "object":
+        properties = schema.get("properties", {})
+        return {name: schema_instance(value, defs) for name, value in properties.items()}
+    return {"array": [], "string": "", "integer": 0, "number": 0, "boolean": False}.get(kind)
+
+
+def openai_response(text: str, model: str, number: int) -> dict:
+    return {
+        "id": f"resp_e2e{number}",
+        "object": "response",
+        "created_at": int(time.time()),
+        "status": "completed",
+        "model": model,
+        "output": [
+            {
+                "type": "message",
+                "id": f"msg_e2e{number}",
+                "status": "completed",
+                "role": "assistant",
+                "content": [{"type": "output_text", "text": text, "annotations": []}],
+            }
+        ],
+        "usage": {
+            "input_tokens": 400,
+            "input_tokens_details": {"cached_tokens": 0},
+            "output_tokens": 30,
+            "output_tokens_details": {"reasoning_tokens": 0},
+            "total_tokens": 430,
+        },
+        "parallel_tool_calls": True,
+        "tool_choice": "auto",
+        "tools": [],
+    }
+
+
+def newest_user_token(items: list) -> str:
+    for item in reversed(items):
+        if isinstance(item, dict) and item.get("role") == "user":
+            content = item.get("content")
+            if isinstance(content, list):
+                content = " ".join(str(part.get("text", "")) for part in content if isinstance(part, dict))
+            match = TOKEN.search(str(content or ""))
+            return match.group() if match else ""
+    return ""
+
+
+def twilio_signature(url: str, params: dict[str, str]) -> str:
+    payload = url + "".join(name + params[name] for name in sorted(params))
+    return base64.b64encode(hmac.new(TWILIO_TOKEN.encode(), payload.encode(), hashlib.sha1).digest()).decode()
+
+
+def meta_signature(body: bytes) -> str:
+    return "sha256=" + hmac.new(APP_SECRET.encode(), body, hashlib.sha256).hexdigest()
+
+
+def serve_fakes(port: int, seed: int) -> None:
+    from aiohttp import ClientSession, ClientTimeout, TCPConnector, web
+
+    events: list[dict] = []
+    config = {"model_latency": 0.8, "provider_latency": 0.05, "status_share": 1.0, "status_delays": [0.2, 1.0]}
+    numbers = iter(range(1, 10**9))
+    chance = random.Random(seed)
+    pending: set[asyncio.Task] = set()
+    session: dict[str, ClientSession] = {}
+
+    def later(delay: float, coroutine) -> None:
+        async def run() -> None:
+            await asyncio.sleep(delay)
+            await coroutine
+
+        task = asyncio.create_task(run())
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+
+    async def post_status(url: str, body: bytes, headers: dict[str, str]) -> None:
+        # Status webhooks go to the app under test only, never anywhere a payload might point.
+        if urlsplit(url).hostname != "127.0.0.1":
+            return
+        if "client" not in session:
+            session["client"] = ClientSession(
+                connector=TCPConnector(force_close=True, limit=64), timeout=ClientTimeout(total=30)
+            )
+        started = time.monotonic()
+        try:
+            async with session["client"].post(url, data=body, headers=headers) as response:
+                await response.read()
+                code = response.status
+        except Exception:
+            code = 0
+        events.append(
+            {"kind": "status", "t": time.monotonic(), "ms": (time.monotonic() - started) * 1000, "code": code}
+        )
+
+    async def responses(request: web.Request) -> web.Response:
+        body = await request.json()
+        number = next(numbers)
+        text_format = (body.get("text") or {}).get("format") or {}
+        token = ""
+        if text_format.get("type") == "json_schema":
+            purpose = "structured"
+            schema = text_format.get("schema") or {}
+            text = json.dumps(schema_instance(schema, schema.get("$defs", {})))
+        elif isinstance(body.get("input"), list):
+            purpose = "reply"
+            token = newest_user_token(body["input"])
+            text = f"Thanks for writing ({token or 'no token'}). We are open 9:00-17:00, Monday to Saturday."
+        else:
+            purpose = "other"  # summaries: a string input and no schema
+            text = "The customer asked about opening hours; we answered."
+        events.append({"kind": "model", "purpose": purpose, "token": token, "t": time.monotonic()})
+        await asyncio.sleep(config["model_latency"])
+        return web.json_response(openai_response(text, body.get("model", "gpt-e2e"), number))
+
+    async def conversations(request: web.Request) -> web.Response:
+        # OPENAI_USE_CONVERSATIONS mode: enough of the Conversations API to run.
+        events.append({"kind": "model", "purpose": "conversations", "token": "", "t": time.monotonic()})
+        await asyncio.sleep(config["provider_latency"])
+        if request.path.endswith("/items"):
+            return web.json_response({"object": "list", "data": [], "first_id": "", "last_id": "", "has_more": False})
+        return web.json_response({"id": f"conv_e2e{next(numbers)}", "object": "conversation", "created_at": 0})
+
+    async def graph(request: web.Request) -> web.Response:
+        body = await request.json()
+        if body.get("status") == "read":  # read receipt + typing indicator
+            events.append({"kind": "read", "t": time.monotonic()})
+            await asyncio.sleep(config["provider_latency"])
+            return web.json_response({"success": True})
+        arrived = time.monotonic()
+        await asyncio.sleep(config["provider_latency"])
+        wamid = f"wamid.E2EOUT{next(numbers):09d}"
+        match = TOKEN.search(str((body.get("text") or {}).get("body", "")))
+        recipient = str(body.get("to") or body.get("recipient") or "")
+        events.append(
+            {
+                "kind": "send",
+                "provider": "meta",
+                "token": match.group() if match else "",
+                "t_in": arrived,
+                "t": time.monotonic(),
+            }
+        )
+        if chance.random() < config["status_share"]:
+            for delay, status in zip(config["status_delays"], ("sent", "delivered"), strict=False):
+                status_body = meta_status_body(wamid, status, recipient, str(body.get("biz_opaque_callback_data", "")))
+                headers = {"Content-Type": "application/json", "X-Hub-Signature-256": meta_signature(status_body)}
+                later(delay, post_status(config["webhook_base"] + "/webhooks/meta/", status_body, headers))
+        return web.json_response(
+            {
+                "messaging_product": "whatsapp",
+                "contacts": [{"input": recipient, "wa_id": recipient.lstrip("+")}],
+                "messages": [{"id": wamid}],
+            }
+        )
+
+    async def twilio(request: web.Request) -> web.Response:
+        form = {key: str(value) for key, value in (await request.post()).items()}
+        arrived = time.monotonic()
+        await asyncio.sleep(config["provider_latency"])
+        sid = "SM" + hashlib.md5(f"out{next(numbers)}".encode()).hexdigest()
+        match = TOKEN.search(form.get("Body", ""))
+        events.append(
+            {
+                "kind": "send",
+                "provider": "twilio",
+                "token": match.group() if match else "",
+                "t_in": arrived,
+                "t": time.monotonic(),
+            }
+        )
+        callback = form.get("StatusCallback", "")
+        if callback and chance.random() < config["status_share"]:
+            for delay, status in zip(config["status_delays"], ("sent", "delivered"), strict=False):
+                params = {
+                    "MessageSid": sid, "SmsSid": sid, "MessageStatus": status, "SmsStatus": status,
+                    "AccountSid": TWILIO_SID, "From": form.get("From", ""), "To": form.get("To", ""),
+                    "ApiVersion": "2010-04-01", "ChannelPrefix": "whatsapp",
+                }  # fmt: skip
+                headers = {
+                    "Content-Type": "application/x-www-form-urlencoded",
+                    "X-Twilio-Signature": twilio_signature(callback, params),
+                }
+                later(delay, post_status(callback, urlencode(params).encode(), headers))
+        created = {
+            "sid": sid, "account_sid": TWILIO_SID, "status": "queued", "to": form.get("To"),
+            "from": form.get("From"), "body": form.get("Body"), "num_segments": "1", "direction": "outbound-api",
+        }  # fmt: skip
+        return web.json_response(created, status=201)
+
+    async def bench_config(request: web.Request) -> web.Response:
+        changes = await request.json()
+        if changes.pop("reset", False):
+            events.clear()
+        config.update(changes)
+        return web.json_response(config)
+
+    async def bench_events(request: web.Request) -> web.Response:
+        since = int(request.query.get("since", "0"))
+        return web.json_response({"events": events[since:], "total": len(events)})
+
+    async def close_client(app: web.Application) -> None:
+        if "client" in session:
+            await session["client"].close()
+
+    app = web.Application(client_max_size=8 * 1024 * 1024)
+    app.router.add_post("/v1/responses", responses)
+    app.router.add_post("/v1/conversations", conversations)
+    app.router.add_post("/v1/conversations/{conversation}/items", conversations)
+    app.router.add_post("/2010-04-01/Accounts/{sid}/Messages.json", twilio)
+    app.router.add_post("/{version}/{phone_number_id}/messages", graph)
+    app.router.add_post("/_bench/config", bench_config)
+    app.router.add_get("/_bench/events", bench_events)
+    app.on_cleanup.append(close_client)
+    web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
+
+
+def meta_status_body(wamid: str, status: str, recipient: str, client_ref: str) -> bytes:
+    state = {"id": wamid, "status": status, "timestamp": str(int(time.time())), "recipient_id": recipient.lstrip("+")}
+    if client_ref:
+        state["biz_opaque_callback_data"] = client_ref
+    if status == "sent":
+        state["pricing"] = {
+            "billable": False,
+            "pricing_model": "PMP",
+            "type": "free_customer_service",
+            "category": "service",
+        }
+    value = {
+        "messaging_product": "whatsapp",
+        "metadata": {"display_phone_number": "15550001234", "phone_number_id": PHONE_NUMBER_ID},
+        "statuses": [state],
+    }
+    change = {"value": value, "field": "messages"}
+    envelope = {"object": "whatsapp_business_account", "entry": [{"id": "120000000000001", "changes": [change]}]}
+    return json.dumps(envelope, separators=(",", ":")).encode()
+
+
+# --------------------------------------------------------------------------------------------
+# Customers: signed webhooks, built before a load starts so signing costs nothing during it.
+
+
+@dataclass
+class Message:
+    token: str
+    customer: int
+    seq: int  # the customer's n-th message in this load
+    path: str
+    body: bytes
+    headers: dict[str, str]
+    sent: float | None = None  # when the customer sent it (first delivery; scheduled time in open loop)
+    acks: list[float] = field(default_factory=list)  # ms, one per delivery
+    codes: list[int] = field(default_factory=list)
+
+
+class Customers:
+    """Builds realistic signed deliveries: Meta `text` fixture bodies (or Twilio form posts)."""
+
+    def __init__(self, load_code: int, twilio_share: float, public_base: str, seed: int) -> None:
+        self.load_code, self.twilio_share, self.public_base = load_code, twilio_share, public_base
+        self.meta_template = json.loads(META_FIXTURE.read_bytes())
+        self.twilio_template = json.loads(TWILIO_FIXTURE.read_bytes())
+        self.chance = random.Random(seed)
+        self.uses_twilio: dict[int, bool] = {}
+        self.seqs: Counter[int] = Counter()
+
+    def message(self, token: str, customer: int) -> Message:
+        phone = f"1555{self.load_code}{customer:06d}"
+        if customer not in self.uses_twilio:
+            self.uses_twilio[customer] = self.chance.random() < self.twilio_share
+        seq = self.seqs[customer]
+        self.seqs[customer] += 1
+        text = f"Hi! Are you open on Saturday afternoon? ({token})"
+        if self.uses_twilio[customer]:
+            params = dict(self.twilio_template)
+            sid = "SM" + hashlib.md5(token.encode()).hexdigest()
+            params.update(
+                MessageSid=sid, SmsSid=sid, SmsMessageSid=sid, AccountSid=TWILIO_SID, To=TWILIO_BUSINESS,
+                From=f"whatsapp:+{phone}", WaId=phone, ProfileName=f"Customer {customer}", Body=text,
+            )  # fmt: skip
+            params.pop("ChannelMetadata", None)
+            path = "/webhooks/twilio/"
+            headers = {
+                "Content-Type": "application/x-www-form-urlencoded",
+                "X-Twilio-Signature": twilio_signature(self.public_base + path, params),
+            }
+            return Message(token, customer, seq, path, urlencode(params).encode(), headers)
+        envelope = json.loads(json.dumps(self.meta_template))
+        value = envelope["entry"][0]["changes"][0]["value"]
+        contact, message = value["contacts"][0], value["messages"][0]
+        user_id = f"US.E2E{self.load_code}{customer:06d}"
+        contact.update(wa_id=phone, user_id=user_id, profile={"name": f"Customer {customer}"})
+        message.update(id=f"wamid.E2E{token}", timestamp=str(int(time.time())), text={"body": text})
+        message.update({"from": phone, "from_user_id": user_id})
+        body = json.dumps(envelope, separators=(",", ":")).encode()
+        headers = {"Content-Type": "application/json", "X-Hub-Signature-256": meta_signature(body)}
+        return Message(token, customer, seq, "/webhooks/meta/", body, headers)
+
+
+async def http_post(port: int, path: str, body: bytes, headers: dict[str, str], timeout: float = 30) -> int:
+    """One request on its own connection (gunicorn's sync workers close every connection)."""
+
+    async def exchange() -> int:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            head = f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n"
+            head += f"Content-Length: {len(body)}\r\n"
+            head += "".join(f"{name}: {value}\r\n" for name, value in headers.items()) + "\r\n"
+            writer.write(head.encode() + body)
+            status = int((await reader.readline()).split()[1])
+            length = 0
+            while (line := await reader.readline()) not in (b"\r\n", b""):
+                name, _, value = line.decode().partition(":")
+                if name.lower() == "content-length":
+                    length = int(value)
+            await reader.readexactly(length)
+            return status
+        finally:
+            writer.close()
+
+    try:
+        return await asyncio.wait_for(exchange(), timeout)
+    except (OSError, asyncio.IncompleteReadError, TimeoutError, ValueError, IndexError):
+        return 0
+
+
+async def deliver(port: int, message: Message, started: float) -> None:
+    code = await http_post(port, message.path, message.body, message.headers)
+    message.acks.append((time.monotonic() - started) * 1000)
+    message.codes.append(code)
+
+
+async def run_burst(port: int, messages: list[Message], copies: int, in_flight: int, seed: int) -> None:
+    """Every message `copies` times, at most `in_flight` requests at once. Copies are spread:
+    some overlap the first delivery (concurrent retries), some come a few dozen requests later."""
+    chance = random.Random(seed)
+    order = sorted(
+        (index + (copy and chance.uniform(0, 3 * in_flight)), index)
+        for index in range(len(messages))
+        for copy in range(copies)
+    )
+    gate = asyncio.Semaphore(in_flight)
+
+    async def one(message: Message) -> None:
+        async with gate:
+            started = time.monotonic()
+            if message.sent is None:
+                message.sent = started
+            await deliver(port, message, started)
+
+    await asyncio.gather(*(one(messages[index]) for _, index in order))
+
+
+async def run_fixed_rate(port: int, messages: list[Message], rate: float) -> None:
+    """Open loop: message i is due at start + i/rate; latency counts from then (a stalled server
+    cannot hide its queue). At most 256 requests in flight, so a dead server cannot exhaust sockets."""
+    gate = asyncio.Semaphore(256)
+    start = time.monotonic() + 0.1
+
+    async def one(index: int, message: Message) -> None:
+        due = start + index / rate
+        await asyncio.sleep(max(0.0, due - time.monotonic()))
+        message.sent = due
+        async with gate:
+            await deliver(port, message, due)
+
+    await asyncio.gather(*(one(index, message) for index, message in enumerate(messages)))
+
+
+# --------------------------------------------------------------------------------------------
+# Processes, databases, CPU.
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, process: subprocess.Popen | None, seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"{what} exited with {process.returncode}")
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"{what} did not listen on {port} within {seconds:.0f} s")
+
+
+def session_cpu_seconds(session_id: int) -> float:
+    """utime+stime of every live process in a session, plus what its exited children left in
+    their parents' cutime/cstime: each CPU second counted once."""
+    total = 0
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as stat:
+                fields = stat.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == session_id:  # fields[0] is the state (field 3 of stat(5))
+            total += sum(int(value) for value in fields[11:15])
+    return total / CLOCK_TICKS
+
+
+def machine_busy_seconds() -> tuple[float, float]:
+    with open("/proc/stat") as stat:
+        values = [int(value) for value in stat.readline().split()[1:]]
+    idle = values[3] + values[4]
+    return (sum(values) - idle) / CLOCK_TICKS, sum(values) / CLOCK_TICKS
+
+
+def load_average() -> float:
+    with open("/proc/loadavg") as loadavg:
+        return float(loadavg.read().split()[0])
+
+
+@dataclass
+class Checkout:
+    path: Path
+    python: str
+    label: str
+    template: str = ""
+
+
+def make_checkout(path: str) -> Checkout:
+    root = Path(path).resolve()
+    if not (root / "manage.py").exists():
+        raise SystemExit(f"{root} has no manage.py")
+    python = root / ".venv" / "bin" / "python"
+    sha = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True
+    ).stdout.strip()
+    return Checkout(root, str(python) if python.exists() else sys.executable, f"{root.name}@{sha or '?'}")
+
+
+class Postgres:
+    def __init__(self, admin_url: str) -> None:
+        import psycopg
+
+        self.admin_url = admin_url
+        self.connection = psycopg.connect(admin_url, autocommit=True)
+        self.dropped_later: list[str] = []
+
+    def drop_leftovers(self) -> None:
+        """Databases of earlier runs that were killed before their cleanup (their pid is gone)."""
+        rows = self.connection.execute("SELECT datname FROM pg_database WHERE datname LIKE 'whatsbot\\_e2e\\_%'")
+        for (name,) in rows.fetchall():
+            pid = next((int(part) for part in name.split("_")[3:] if part.isdigit()), 0)
+            if pid and not Path(f"/proc/{pid}").exists():
+                self.drop(name)
+
+    def url(self, name: str) -> str:
+        parts = urlsplit(self.admin_url)
+        return parts._replace(path=f"/{name}").geturl()
+
+    def create(self, name: str, template: str = "") -> None:
+        from psycopg import sql
+
+        assert name.startswith(DB_PREFIX)
+        self.drop(name)
+        statement = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+        if template:
+            statement = sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(template))
+        self.connection.execute(statement)
+
+    def drop(self, name: str) -> None:
+        from psycopg import sql
+
+        assert name.startswith(DB_PREFIX)  # never anything but our own
+        self.connection.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def flush_redis(url: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(url)
+    client.flushdb()  # this database only
+    client.close()
+
+
+def app_environment(args: argparse.Namespace, database_url: str, web_port: int, fake_port: int, scratch: Path) -> dict:
+    fake = f"http://127.0.0.1:{fake_port}"
+    keep = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR")
+    env = {name: os.environ[name] for name in keep if name in os.environ}
+    env.update(
+        DEBUG="false", SECRET_KEY="e2e-bench-secret-key-" + "x" * 40, SECURE_SSL_REDIRECT="false",
+        ALLOWED_HOSTS="127.0.0.1", PUBLIC_BASE_URL=f"http://127.0.0.1:{web_port}",
+        DATABASE_URL=database_url, REDIS_URL=args.redis_url, MEDIA_ROOT=str(scratch / "media"),
+        WHATSAPP_APP_SECRET=APP_SECRET, WHATSAPP_ACCESS_TOKEN=ACCESS_TOKEN, WHATSAPP_VERIFY_TOKEN="e2e-verify",
+        WHATSAPP_PHONE_NUMBER_ID=PHONE_NUMBER_ID, WHATSAPP_GRAPH_URL=fake,
+        TWILIO_ACCOUNT_SID=TWILIO_SID, TWILIO_AUTH_TOKEN=TWILIO_TOKEN, TWILIO_API_URL=fake,
+        OPENAI_API_KEY="sk-e2e-bench", OPENAI_BASE_URL=f"{fake}/v1", BURST_WINDOW_SECONDS="0",
+    )  # fmt: skip
+    for assignment in args.env:
+        name, _, value = assignment.partition("=")
+        env[name] = value
+    return env
+
+
+SAMPLER = '''"""Fallback profiler when py-spy cannot attach: samples every thread's stack (collapsed
+stacks, py-spy's raw format) while holding the GIL, written at exit."""
+import atexit, collections, os, sys, threading, time
+if os.environ.get("E2E_SAMPLER_OUT"):
+    _counts = collections.Counter()
+    _stop = threading.Event()
+    def _name(frame):
+        code = frame.f_code
+        return f"{code.co_name} ({code.co_filename}:{frame.f_lineno})"
+    def _sample():
+        me = threading.get_ident()
+        while not _stop.wait(0.01):
+            for ident, frame in sys._current_frames().items():
+                if ident == me:
+                    continue
+                stack = []
+                while frame is not None:
+                    stack.append(_name(frame))
+                    frame = frame.f_back
+                leaf = stack[0]
+                if any(idle in leaf for idle in ("wait (", "select (", "poll (", "_recv", "readline", "sleep")):
+                    continue
+                _counts[";".join(reversed(stack))] += 1
+    def _write():
+        _stop.set()
+        with open(os.environ["E2E_SAMPLER_OUT"], "w") as out:
+            for stack, count in _counts.items():
+                out.write(f"{stack} {count}\\n")
+    threading.Thread(target=_sample, daemon=True, name="e2e-sampler").start()
+    atexit.register(_write)
+'''
+
+
+@dataclass
+class Stack:
+    processes: dict[str, subprocess.Popen]
+    port: int
+    database: str
+    logs: Path
+
+    def cpu(self) -> dict[str, float]:
+        return {role: session_cpu_seconds(process.pid) for role, process in self.processes.items()}
+
+    def alive(self) -> bool:
+        return all(process.poll() is None for process in self.processes.values())
+
+
+def migrate_template(
+    checkout: Checkout, index: int, postgres: Postgres, args: argparse.Namespace, fake_port: int, logs: Path
+) -> None:
+    checkout.template = f"{DB_PREFIX}template{index}_{os.getpid()}"
+    postgres.create(checkout.template)
+    env = app_environment(args, postgres.url(checkout.template), 0, fake_port, logs)
+    started = time.monotonic()
+    with open(logs / f"migrate-{checkout.label}.log", "w") as log:
+        subprocess.run(
+            [checkout.python, "manage.py", "migrate", "--noinput", "-v", "0"],
+            cwd=checkout.path, env=env, stdout=log, stderr=subprocess.STDOUT, check=True, timeout=600,
+        )  # fmt: skip
+    print(f"  migrated {checkout.label} into template {checkout.template} ({time.monotonic() - started:.0f} s)")
+
+
+def start_stack(
+    checkout: Checkout, name: str, postgres: Postgres, args, fake_port: int, logs: Path, sampler: Path | None
+) -> Stack:
+    database = f"{DB_PREFIX}{name.split('-', 1)[0]}_{os.getpid()}_{int(time.time() * 1000) % 10**8}"
+    postgres.create(database, template=checkout.template)
+    flush_redis(args.redis_url)
+    port = free_port()
+    env = app_environment(args, postgres.url(database), port, fake_port, logs)
+    python = checkout.python
+    commands = {
+        # docker-compose.yml's web, worker and beat services.
+        "web": [python, "-m", "gunicorn", "whatsbot_project.wsgi:application", "--bind", f"127.0.0.1:{port}",
+                "--workers", str(args.web_workers), "--access-logfile", "-", "--no-control-socket"],
+        "worker": [python, "-m", "celery", "-A", "whatsbot_project", "worker", "--pool", "threads",
+                   "--concurrency", str(args.concurrency), "--loglevel", "INFO"],
+        "beat": [python, "-m", "celery", "-A", "whatsbot_project", "beat", "--loglevel", "INFO",
+                 "--schedule", str(logs / f"celerybeat-{name}")],
+    }  # fmt: skip
+    processes: dict[str, subprocess.Popen] = {}
+    stack = Stack(processes, port, database, logs)
+    try:
+        for role, command in commands.items():
+            role_env = dict(env)
+            if sampler is not None and role == "worker":
+                role_env["PYTHONPATH"] = str(sampler.parent)
+                role_env["E2E_SAMPLER_OUT"] = str(logs / f"profile-{name}.txt")
+            log = open(logs / f"{name}-{role}.log", "w")
+            processes[role] = subprocess.Popen(
+                command, cwd=checkout.path, env=role_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+            log.close()
+        wait_for_port(port, processes["web"], 60, "gunicorn")
+        deadline = time.monotonic() + 90
+        while " ready." not in (logs / f"{name}-worker.log").read_text(errors="replace"):
+            if processes["worker"].poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the celery worker did not become ready")
+            time.sleep(0.2)
+    except BaseException:
+        stop_stack(stack, postgres)
+        raise
+    return stack
+
+
+def stop_stack(stack: Stack, postgres: Postgres) -> None:
+    """SIGTERM to each session (graceful: gunicorn and celery finish what they hold), SIGKILL
+    to whatever is left after a few seconds; the database goes anyway."""
+    for process in stack.processes.values():
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    for role, process in stack.processes.items():
+        try:
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            print(f"  {role} still running 10 s after SIGTERM: killed")
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)  # whatever is left of the session
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=5)
+    # Dropped at the end of the run: DROP DATABASE waits for a checkpoint, seconds on a busy machine.
+    postgres.dropped_later.append(stack.database)
+
+
+# --------------------------------------------------------------------------------------------
+# One load against one checkout.
+
+
+@dataclass
+class Load:
+    name: str
+    code: int
+    messages: int
+    customers: int  # customers the messages come from (round robin)
+    rate: float = 0.0  # open loop messages/s; 0 = burst
+    copies: int = 1
+    in_flight: int = 20
+    drain: float = 300.0  # seconds after the last webhook to wait for answers
+
+
+class Events:
+    """The fake providers' record, fetched incrementally."""
+
+    def __init__(self, fake_port: int) -> None:
+        self.url = f"http://127.0.0.1:{fake_port}"
+        self.items: list[dict] = []
+
+    async def fetch(self, session) -> int:
+        async with session.get(f"{self.url}/_bench/events", params={"since": str(len(self.items))}) as response:
+            new = (await response.json())["events"]
+        self.items.extend(new)
+        return len(new)
+
+    async def configure(self, session, **changes) -> None:
+        async with session.post(f"{self.url}/_bench/config", json=changes) as response:
+            await response.read()
+        if changes.get("reset"):
+            self.items = []
+
+
+def answered_at(messages: dict[str, Message], sends: list[dict]) -> dict[str, float]:
+    """When each message was first answered: by a reply carrying its token or a later one of
+    the same customer's (a burst is answered once, by the reply to its newest message)."""
+    by_customer: dict[int, list[Message]] = defaultdict(list)
+    for message in messages.values():
+        by_customer[message.customer].append(message)
+    answers: dict[str, float] = {}
+    for send in sends:
+        replied = messages.get(send["token"])
+        if replied is None:
+            continue
+        for message in by_customer[replied.customer]:
+            if message.seq <= replied.seq and (message.token not in answers or send["t"] < answers[message.token]):
+                answers[message.token] = send["t"]
+    return answers
+
+
+def percentile(values: list[float], share: float) -> float:
+    """Nearest rank; inf (unanswered) sorts last."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(share * len(ordered)) - 1)]
+
+
+async def warm_up(port: int, events: Events, session, customers: Customers) -> None:
+    """A few messages answered before measuring: every gunicorn worker and the worker's
+    threads have imported and connected, so the load measures steady work."""
+    warm = {m.token: m for m in (customers.message(f"e2ewarm{i}", 900000 + i) for i in range(8))}
+    started = time.monotonic()
+    await asyncio.gather(*(deliver(port, m, started) for m in warm.values()))
+    for m in warm.values():
+        m.sent = started
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        await events.fetch(session)
+        if len(answered_at(warm, [e for e in events.items if e["kind"] == "send"])) == len(warm):
+            return
+        await asyncio.sleep(0.25)
+    raise RuntimeError("warm-up messages were not answered within 60 s (see the logs)")
+
+
+async def settle(events: Events, session, quiet: float = 2.0, cap: float = 15.0) -> None:
+    """Wait for trailing work (extraction calls, status webhooks) to stop."""
+    deadline = time.monotonic() + cap
+    last_change = time.monotonic()
+    while time.monotonic() < deadline and time.monotonic() - last_change < quiet:
+        await asyncio.sleep(0.25)
+        if await events.fetch(session):
+            last_change = time.monotonic()
+
+
+async def measure(load: Load, stack: Stack, fake_port: int, args: argparse.Namespace) -> dict:
+    from aiohttp import ClientSession
+
+    events = Events(fake_port)
+    customers = Customers(load.code, args.twilio_share, f"http://127.0.0.1:{stack.port}", args.seed)
+    async with ClientSession() as session:
+        await events.configure(
+            session, reset=True, webhook_base=f"http://127.0.0.1:{stack.port}", status_share=args.status_share,
+            model_latency=args.model_latency, provider_latency=args.provider_latency,
+        )  # fmt: skip
+        began = time.monotonic()
+        await warm_up(stack.port, events, session, customers)
+        await settle(events, session, quiet=1.5, cap=10)
+        print(f"  warmed up in {time.monotonic() - began:.1f} s", flush=True)
+        messages = {}
+        for index in range(load.messages):
+            message = customers.message(f"e2e{index:06d}", index % load.customers)
+            messages[message.token] = message
+        cursor = len(events.items)
+        cpu_before, busy_before, load_before = stack.cpu(), machine_busy_seconds(), load_average()
+        own_before = os.times()
+        started = time.monotonic()
+        ordered = list(messages.values())
+        if load.rate:
+            await run_fixed_rate(stack.port, ordered, load.rate)
+        else:
+            await run_burst(stack.port, ordered, load.copies, load.in_flight, args.seed)
+        load_end = time.monotonic()
+        deadline = load_end + load.drain
+        while time.monotonic() < deadline:
+            await events.fetch(session)
+            sends = [e for e in events.items[cursor:] if e["kind"] == "send"]
+            if len(answered_at(messages, sends)) == len(messages) or not stack.alive():
+                break
+            await asyncio.sleep(0.5)
+        drained = time.monotonic()
+        await settle(events, session)
+        cpu_after, busy_after, load_after = stack.cpu(), machine_busy_seconds(), load_average()
+        own_after = os.times()
+    if not stack.alive():
+        print(f"  WARNING: a process of the stack died during {load.name}; see {stack.logs}")
+    recorded = events.items[cursor:]
+    sends = [e for e in recorded if e["kind"] == "send" and e["token"] in messages]
+    answers = answered_at(messages, sends)
+    e2e = [answers.get(m.token, math.inf) - m.sent for m in ordered]
+    first_acks = [m.acks[0] for m in ordered if m.acks]
+    all_acks = [ack for m in ordered for ack in m.acks]
+    codes = Counter(code for m in ordered for code in m.codes)
+    per_token = Counter(send["token"] for send in sends)
+    calls = Counter(e["purpose"] for e in recorded if e["kind"] == "model")
+    statuses = [e for e in recorded if e["kind"] == "status"]
+    n = len(ordered)
+    cpu_ms = {role: (cpu_after[role] - cpu_before[role]) * 1000 / n for role in cpu_after}
+    last_send = max((send["t"] for send in sends), default=started)
+    answered_60 = sum(1 for m in ordered if answers.get(m.token, math.inf) <= load_end + 60)
+    busy = (busy_after[0] - busy_before[0]) / max(1e-9, busy_after[1] - busy_before[1])
+    return {
+        "load": load.name,
+        "messages": n,
+        "deliveries": sum(len(m.acks) for m in ordered),
+        "http_errors": sum(count for code, count in codes.items() if not 200 <= code < 300),
+        "ack_p50_ms": percentile(all_acks, 0.50),
+        "ack_p99_ms": percentile(all_acks, 0.99),
+        "first_ack_p99_ms": percentile(first_acks, 0.99),
+        "e2e_p50_s": percentile(e2e, 0.50),
+        "e2e_p99_s": percentile(e2e, 0.99),
+        "answered": len(answers),
+        "answered_60s": answered_60,
+        "replies": len(sends),
+        "replies_per_s": len(sends) / max(1e-9, last_send - started),
+        "dup_replies": sum(count - 1 for count in per_token.values() if count > 1),
+        "other_sends": sum(1 for e in recorded if e["kind"] == "send" and e["token"] not in messages),
+        "reads": sum(1 for e in recorded if e["kind"] == "read"),
+        "model_calls": dict(calls),
+        "calls_per_msg": sum(calls.values()) / n,
+        "status_webhooks": len(statuses),
+        "status_errors": sum(1 for e in statuses if not 200 <= e["code"] < 300),
+        "status_ack_p99_ms": percentile([e["ms"] for e in statuses], 0.99),
+        "web_cpu_ms": cpu_ms["web"],
+        "worker_cpu_ms": cpu_ms["worker"],
+        "beat_cpu_ms": cpu_ms["beat"],
+        "bench_cpu_ms": (sum(own_after[:4]) - sum(own_before[:4])) * 1000 / n,
+        "load_seconds": load_end - started,
+        "drain_seconds": drained - load_end,
+        "machine_busy_share": busy,
+        "load_average": [load_before, load_after],
+    }
+
+
+def check_targets(row: dict) -> list[str]:
+    """The issue's targets this row misses (empty: all met)."""
+    misses = []
+    targets = {**TARGETS["all"], **TARGETS.get(row["load"], {})}
+    if "e2e_p99_s" in targets and not row["e2e_p99_s"] <= targets["e2e_p99_s"]:
+        misses.append(f"e2e p99 > {targets['e2e_p99_s']:g} s")
+    if "dup_replies" in targets and row["dup_replies"] > targets["dup_replies"]:
+        misses.append("duplicate replies")
+    if "ack_p99_ms" in targets and not row["ack_p99_ms"] <= targets["ack_p99_ms"]:
+        misses.append(f"ack p99 > {targets['ack_p99_ms']:g} ms")
+    if targets.get("all_answered_60s") and row["answered_60s"] < row["messages"]:
+        misses.append(f"{row['messages'] - row['answered_60s']} unanswered 60 s after")
+    if not row["calls_per_msg"] <= targets["calls_per_msg"]:
+        misses.append(f"model calls > {targets['calls_per_msg']:g}")
+    if not row["worker_cpu_ms"] <= targets["worker_cpu_ms"]:
+        misses.append(f"worker CPU > {targets['worker_cpu_ms']:g} ms")
+    return misses
+
+
+# --------------------------------------------------------------------------------------------
+# Profile summary (py-spy raw output: "frame;frame;... count", root first).
+
+LIBRARIES = [
+    ("psycopg (PostgreSQL driver)", ("psycopg/", "psycopg_binary/", "psycopg_c/")),
+    ("Django ORM", ("django/db/",)),
+    ("kombu / redis-py (broker publish and consume)", ("kombu/", "redis/")),
+    ("celery (task dispatch)", ("celery/", "billiard/", "vine/")),
+    ("openai SDK / httpx2 / pydantic", ("openai/", "httpx2/", "httpx/", "httpcore", "pydantic", "anyio/", "h11/")),
+    ("requests / urllib3 (Graph)", ("requests/", "urllib3/")),
+    ("twilio SDK", ("twilio/", "aiohttp")),
+    ("channels / channels_redis / asgiref (live events)", ("channels/", "channels_redis/", "asgiref/", "msgpack")),
+    ("markdown-it (reply formatting)", ("markdown_it/",)),
+    ("logging", ("logging/",)),
+    ("json", ("json/",)),
+    ("Django other (settings, signals, transactions)", ("django/",)),
+    ("project code itself", ("conversations/", "channels_app/", "profiles/", "gdpr/", "whatsbot_project/")),
+]
+PROJECT = ("conversations/", "channels_app/", "profiles/", "gdpr/", "whatsbot_project/")
+_FRAME = re.compile(r"^(?P<function>.*) \((?P<file>[^():]+)(?::\d+)?\)$")
+
+
+def _frame(text: str) -> tuple[str, str]:
+    match = _FRAME.match(text.strip())
+    return (match["function"], match["file"]) if match else (text.strip(), "")
+
+
+def _is_project(path: str) -> bool:
+    return any(part in path for part in PROJECT) and "site-packages" not in path and "/tests/" not in path
+
+
+def _short(path: str) -> str:
+    for part in PROJECT:
+        if part in path:
+            return part + path.split(part, 1)[1]
+    return path
+
+
+def summarize_profile(path: Path, top: int = 8) -> dict:
+    libraries: Counter[str] = Counter()
+    innermost: Counter[str] = Counter()
+    outermost: Counter[str] = Counter()
+    total = 0
+    for line in path.read_text(errors="replace").splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        total += count
+        frames = [_frame(text) for text in stack.split(";")]
+        category = "other (stdlib, interpreter)"
+        for _, file in reversed(frames):  # leaf first: the first library that owns a frame
+            found = next((name for name, parts in LIBRARIES if any(part in file for part in parts)), None)
+            if found:
+                category = found
+                break
+        libraries[category] += count
+        project = [f"{_short(file)}:{function}" for function, file in frames if _is_project(file)]
+        innermost[project[-1] if project else "(no project frame: celery, kombu, recorder loop…)"] += count
+        outermost[project[0] if project else "(no project frame)"] += count
+
+    def shares(counter: Counter[str]) -> list[tuple[str, float]]:
+        return [(name, count / total) for name, count in counter.most_common(top)] if total else []
+
+    return {
+        "samples": total,
+        "libraries": shares(libraries),
+        "innermost": shares(innermost),
+        "outermost": shares(outermost),
+    }
+
+
+def py_spy_binary() -> str | None:
+    candidate = Path(sys.executable).parent / "py-spy"
+    return str(candidate) if candidate.exists() else shutil.which("py-spy")
+
+
+# --------------------------------------------------------------------------------------------
+# Report.
+
+
+def fmt_ms(value: float) -> str:
+    return "—" if math.isnan(value) else ("∞" if math.isinf(value) else f"{value:.0f}")
+
+
+def fmt_s(value: float) -> str:
+    return "—" if math.isnan(value) else ("unanswered" if math.isinf(value) else f"{value:.1f}")
+
+
+def table(rows: list[dict]) -> str:
+    lines = [
+        "| load | checkout | ack p50 / p99 ms | e2e p50 / p99 s | replies/s | answered | dup. replies "
+        "| model calls / msg (reply+structured+other) | web CPU ms/msg | worker CPU ms/msg | targets |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for row in rows:
+        calls = row["model_calls"]
+        n = row["messages"]
+        split = "+".join(f"{calls.get(kind, 0) / n:.2f}" for kind in ("reply", "structured", "other"))
+        misses = check_targets(row)
+        answered = f"{row['answered']}/{n}"
+        if row["load"] == "rate200":
+            answered += f" ({row['answered_60s']} within 60 s)"
+        lines.append(
+            f"| {row['load']} | {row['checkout']} | {fmt_ms(row['ack_p50_ms'])} / {fmt_ms(row['ack_p99_ms'])} "
+            f"| {fmt_s(row['e2e_p50_s'])} / {fmt_s(row['e2e_p99_s'])} | {row['replies_per_s']:.1f} | {answered} "
+            f"| {row['dup_replies']} | {row['calls_per_msg']:.2f} ({split}) | {row['web_cpu_ms']:.1f} "
+            f"| {row['worker_cpu_ms']:.1f} | {'met' if not misses else 'missed: ' + ', '.join(misses)} |"
+        )
+    return "\n".join(lines)
+
+
+def details(rows: list[dict]) -> str:
+    lines = []
+    for row in rows:
+        lines.append(
+            f"- {row['load']} / {row['checkout']}: {row['messages']} messages, {row['deliveries']} webhooks "
+            f"({row['http_errors']} not 2xx), load {row['load_seconds']:.0f} s + drain {row['drain_seconds']:.0f} s; "
+            f"{row['replies']} replies, {row['other_sends']} other sends, {row['reads']} read receipts; "
+            f"{row['status_webhooks']} status webhooks (p99 {fmt_ms(row['status_ack_p99_ms'])} ms, "
+            f"{row['status_errors']} not 2xx); beat {row['beat_cpu_ms']:.2f} ms/msg, bench itself "
+            f"{row['bench_cpu_ms']:.1f} ms/msg; machine busy {row['machine_busy_share'] * 100:.0f} %, "
+            f"load average {row['load_average'][0]:.1f} → {row['load_average'][1]:.1f}"
+        )
+    return "\n".join(lines)
+
+
+def medians(rows: list[dict]) -> list[dict]:
+    grouped: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for row in rows:
+        grouped[(row["load"], row["checkout"])].append(row)
+    result = []
+    for (_load, _checkout), group in grouped.items():
+        merged = dict(group[0])
+        for key, value in group[0].items():
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                merged[key] = statistics.median(row[key] for row in group)
+        merged["model_calls"] = {
+            kind: statistics.median(row["model_calls"].get(kind, 0) for row in group)
+            for kind in {kind for row in group for kind in row["model_calls"]}
+        }
+        result.append(merged)
+    return result
+
+
+def profile_markdown(profiles: dict[str, dict]) -> str:
+    lines = []
+    for label, summary in profiles.items():
+        lines.append(f"**{label}** — {summary['samples']} samples of the celery worker holding the GIL:\n")
+        for title, key in (
+            ("by library (the innermost frame that belongs to one)", "libraries"),
+            ("by project function (innermost project frame, inclusive)", "innermost"),
+            ("by entry point (outermost project frame)", "outermost"),
+        ):
+            entries = ", ".join(f"{name} {share * 100:.0f} %" for name, share in summary[key])
+            lines.append(f"- {title}: {entries}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def write_results(block: str) -> None:
+    text = RESULTS_FILE.read_text()
+    generated = f"{BEGIN}\n{block.strip()}\n{END}"
+    if BEGIN in text and END in text:
+        head, rest = text.split(BEGIN, 1)
+        text = head + generated + rest.split(END, 1)[1]
+    elif SECTION in text:
+        head, rest = text.split(SECTION, 1)
+        text = head + SECTION + "\n\n" + generated + "\n" + rest
+    else:
+        text = text.rstrip() + f"\n\n{SECTION}\n\n{generated}\n"
+    RESULTS_FILE.write_text(text)
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def build_loads(args: argparse.Namespace) -> dict[str, Load]:
+    if args.quick:
+        return {
+            "burst": Load("burst", 1, 40, 10, copies=3, in_flight=20, drain=30),
+            "rate25": Load("rate25", 2, 100, 100, rate=25, drain=30),
+            "rate200": Load("rate200", 3, 200, 200, rate=200, drain=30),
+        }
+    rate25, rate200 = int(25 * args.rate25_seconds), int(200 * args.rate200_seconds)
+    return {
+        "burst": Load("burst", 1, args.burst_messages, args.burst_customers, copies=3, in_flight=20, drain=args.drain),
+        # New customers, one message each; rate200 is judged on answers within 60 s.
+        "rate25": Load("rate25", 2, rate25, rate25, rate=25, drain=args.drain),
+        "rate200": Load("rate200", 3, rate200, rate200, rate=200, drain=60),
+    }
+
+
+def run_one(checkout: Checkout, load: Load, postgres: Postgres, args, fake_port: int, logs: Path, profile: str) -> dict:
+    """One load on a fresh stack; profile is "", "py-spy" or "sampler"."""
+    name = f"{load.name}-{checkout.label.replace('@', '-')}" + ("-profiled" if profile else "")
+    sampler = logs / "sampler" / "sitecustomize.py" if profile == "sampler" else None
+    began = time.monotonic()
+    stack = start_stack(checkout, name, postgres, args, fake_port, logs, sampler)
+    print(f"  stack up in {time.monotonic() - began:.1f} s", flush=True)
+    spy = None
+    try:
+        if profile == "py-spy":
+            output = logs / f"profile-{name}.txt"
+            spy = subprocess.Popen(
+                [py_spy_binary(), "record", "--pid", str(stack.processes["worker"].pid), "--rate", "100", "--gil",
+                 "--nonblocking", "--format", "raw", "--output", str(output)],
+                stdout=subprocess.DEVNULL, stderr=open(logs / f"py-spy-{name}.log", "w"),
+            )  # fmt: skip
+        row = asyncio.run(measure(load, stack, fake_port, args))
+    finally:
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
+            try:
+                spy.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                spy.kill()
+        began = time.monotonic()
+        stop_stack(stack, postgres)
+        print(f"  stack stopped in {time.monotonic() - began:.1f} s", flush=True)
+    row["checkout"] = checkout.label + (" (profiled)" if profile else "")
+    row["profile_file"] = str(logs / f"profile-{name}.txt") if profile else ""
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkout", action="append", help="a tree to measure (repeat to compare; default: this one)")
+    parser.add_argument("--loads", default="burst,rate25,rate200", help="which loads, comma-separated")
+    parser.add_argument("--rounds", type=int, default=1, help="measure every checkout this many times, interleaved")
+    parser.add_argument("--quick", action="store_true", help="a short smoke run of every load (about a minute)")
+    parser.add_argument("--model-latency", type=float, default=0.8, help="fake OpenAI answer time, s (default 0.8)")
+    parser.add_argument("--provider-latency", type=float, default=0.05, help="fake Graph/Twilio answer time, s")
+    parser.add_argument(
+        "--status-share", type=float, default=1.0, help="share of sends that get sent+delivered webhooks"
+    )
+    parser.add_argument("--twilio-share", type=float, default=0.0, help="share of customers writing through Twilio")
+    parser.add_argument("--burst-messages", type=int, default=200)
+    parser.add_argument("--burst-customers", type=int, default=50)
+    parser.add_argument("--rate25-seconds", type=float, default=60)
+    parser.add_argument("--rate200-seconds", type=float, default=30)
+    parser.add_argument(
+        "--drain", type=float, default=300, help="burst/rate25: longest wait for answers after the load (s)"
+    )
+    parser.add_argument("--web-workers", type=int, default=4)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--env", action="append", default=[], help="extra KEY=VALUE for the app's environment")
+    parser.add_argument("--postgres", default="postgres://postgres@127.0.0.1:5432/postgres", help="admin URL")
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/11", help="flushed before each load")
+    parser.add_argument("--profile", action="store_true", help="an extra rate25 run per checkout under py-spy")
+    parser.add_argument("--write-results", action="store_true", help=f"write the tables into {RESULTS_FILE.name}")
+    parser.add_argument("--json", help="also write every row to this file")
+    parser.add_argument("--logs", help="directory for the processes' logs (default: a new temporary one)")
+    parser.add_argument("--seed", type=int, default=12)
+    parser.add_argument("--fakes", type=int, help=argparse.SUPPRESS)  # internal: serve the fakes on this port
+    args = parser.parse_args()
+    if args.fakes:
+        serve_fakes(args.fakes, args.seed)
+        return
+    hosts = {urlsplit(url).hostname for url in (args.postgres, args.redis_url)}
+    if hosts != {"127.0.0.1"}:
+        raise SystemExit("only 127.0.0.1 services are used")
+    checkouts = [make_checkout(path) for path in (args.checkout or [str(ROOT)])]
+    loads = build_loads(args)
+    selected = [loads[name] for name in args.loads.split(",")]
+    logs = Path(args.logs or tempfile.mkdtemp(prefix="whatsbot-e2e-"))
+    logs.mkdir(parents=True, exist_ok=True)
+    (logs / "sampler").mkdir(exist_ok=True)
+    (logs / "sampler" / "sitecustomize.py").write_text(SAMPLER)
+    print(f"logs: {logs}; load average {load_average():.1f}; {os.cpu_count()} cores")
+    postgres = Postgres(args.postgres)
+    postgres.drop_leftovers()
+    fake_port = free_port()
+    fakes = subprocess.Popen(
+        [sys.executable, str(Path(__file__).resolve()), "--fakes", str(fake_port), "--seed", str(args.seed)],
+        stdout=open(logs / "fakes.log", "w"), stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    rows: list[dict] = []
+    profiles: dict[str, dict] = {}
+    started = datetime.now(UTC)
+    try:
+        wait_for_port(fake_port, fakes, 30, "the fake providers")
+        for index, checkout in enumerate(checkouts):
+            migrate_template(checkout, index, postgres, args, fake_port, logs)
+        for round_number in range(args.rounds):
+            for load in selected:
+                # Alternate the order each round so drift in the machine's load falls on every checkout.
+                order = checkouts if round_number % 2 == 0 else list(reversed(checkouts))
+                for checkout in order:
+                    print(f"round {round_number + 1}: {load.name} on {checkout.label} …", flush=True)
+                    row = run_one(checkout, load, postgres, args, fake_port, logs, "")
+                    row["round"] = round_number + 1
+                    rows.append(row)
+                    print(table([row]).splitlines()[-1], flush=True)
+        if args.profile:
+            tool = "py-spy" if py_spy_binary() else "sampler"
+            for checkout in checkouts:
+                print(f"profiling rate25 on {checkout.label} with {tool} …", flush=True)
+                row = run_one(checkout, loads["rate25"], postgres, args, fake_port, logs, tool)
+                path = Path(row["profile_file"])
+                if tool == "py-spy" and (not path.exists() or not path.stat().st_size):
+                    print("  py-spy could not attach; again with the in-process sampler")
+                    row = run_one(checkout, loads["rate25"], postgres, args, fake_port, logs, "sampler")
+                    path, tool = Path(row["profile_file"]), "sampler"
+                row["round"] = 0
+                rows.append(row)
+                profiles[f"{checkout.label}, rate25, {tool}"] = summarize_profile(path)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(fakes.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            fakes.wait(timeout=10)
+        for name in postgres.dropped_later + [checkout.template for checkout in checkouts if checkout.template]:
+            postgres.drop(name)
+    measured = [row for row in rows if row["round"]]
+    summary = medians(measured) if args.rounds > 1 else measured
+    summary.sort(key=lambda row: ([load.name for load in selected].index(row["load"]), row["checkout"]))
+    heading = f"medians of {args.rounds} interleaved rounds" if args.rounds > 1 else "one round"
+    print(f"\n{heading}:\n{table(summary)}\n\n{details(measured)}")
+    extra = [row for row in rows if not row["round"]]
+    if extra:
+        print(f"\nprofiled runs (not in the table above):\n{table(extra)}\n\n{profile_markdown(profiles)}")
+    if args.json:
+        Path(args.json).write_text(
+            json.dumps({"args": vars(args), "rows": rows, "profiles": profiles}, indent=1, default=str)
+        )
+    if args.write_results:
+        command = "python bench/e2e.py " + " ".join(sys.argv[1:])
+        block = (
+            f"Run {started:%Y-%m-%d %H:%M} UTC, {heading}: `{command}`. Model {args.model_latency} s, provider "
+            f"{args.provider_latency} s, status webhooks for {args.status_share:.0%} of replies, "
+            f"{args.twilio_share:.0%} Twilio customers, BURST_WINDOW_SECONDS=0.\n\n{table(summary)}\n\n"
+            f"Per run:\n\n{details(measured)}\n"
+        )
+        if extra:
+            block += "\nProfiled runs (profiler attached; not in the table above):\n\n"
+            block += f"{table(extra)}\n\n{profile_markdown(profiles)}"
+        write_results(block)
+        print(f"\nwritten to {RESULTS_FILE}")
+
+
+if __name__ == "__main__":
+    main()
