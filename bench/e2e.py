@@ -606,6 +606,9 @@ def app_environment(args: argparse.Namespace, database_url: str, web_port: int, 
         WHATSAPP_PHONE_NUMBER_ID=PHONE_NUMBER_ID, WHATSAPP_GRAPH_URL=fake,
         TWILIO_ACCOUNT_SID=TWILIO_SID, TWILIO_AUTH_TOKEN=TWILIO_TOKEN, TWILIO_API_URL=fake,
         OPENAI_API_KEY="sk-e2e-bench", OPENAI_BASE_URL=f"{fake}/v1", BURST_WINDOW_SECONDS="0",
+        # A developer's .env must not configure the bench (trees that read ENV_FILE; older ones
+        # read .env, where these explicit values still win).
+        ENV_FILE="",
     )  # fmt: skip
     for assignment in args.env:
         name, _, value = assignment.partition("=")
