@@ -3,7 +3,7 @@
 Daphne serves the real ASGI application (HTTP and websockets) from a thread of this process on
 the test database, so the HTTP-boundary fakes (OpenAI, Graph) answer it too. Webhooks are posted
 to it signed, as Meta would. Screenshots go to test-artifacts/browser/. The fixtures are
-registered in conftest.py: one daphne per session (Twisted's reactor cannot restart).
+registered as a plugin by the root conftest.py: one daphne per session (Twisted's reactor cannot restart).
 """
 
 from __future__ import annotations

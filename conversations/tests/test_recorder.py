@@ -8,7 +8,7 @@ from django.db import connection
 
 from conversations.models import Message, ProcessedMessage
 from conversations.services.recorder import CHANNEL, run_recorder
-from conversations.tests.conftest import GRAPH_MESSAGES
+from conversations.tests.fakes import GRAPH_MESSAGES
 
 from .helpers import meta_body, post_meta
 
