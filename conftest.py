@@ -10,6 +10,7 @@ marked `slow`.
 from __future__ import annotations
 
 import logging
+import os
 
 import pytest
 
@@ -95,4 +96,21 @@ def fast_password_hasher():
     from django.test import override_settings
 
     with override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"]):
+        yield
+
+
+@pytest.fixture(autouse=True, scope="session")
+def channel_layer_per_worker():
+    """xdist workers share REDIS_URL: each gets its own channel-layer prefix, so one worker's
+    groups ("staff", a conversation's) never receive another worker's events."""
+    from django.conf import settings
+    from django.test import override_settings
+
+    layer = settings.CHANNEL_LAYERS["default"]
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker is None or "CONFIG" not in layer:
+        yield
+        return
+    prefixed = {**layer, "CONFIG": {**layer["CONFIG"], "prefix": f"asgi-test-{worker}"}}
+    with override_settings(CHANNEL_LAYERS={**settings.CHANNEL_LAYERS, "default": prefixed}):
         yield

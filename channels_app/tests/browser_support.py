@@ -35,6 +35,8 @@ README_SCREENSHOT = Path(settings.BASE_DIR) / "docs" / "screenshots" / "live-inb
 XSS = "<img src=x onerror=alert(1)>"
 
 NEEDS_BROWSER = [
+    pytest.mark.slow,
+    # Real commits: daphne's threads and the browser read and write through their own connections.
     pytest.mark.django_db(transaction=True),
     pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed (apt-get install chromium)"),
 ]

@@ -14,6 +14,7 @@ from conversations.tests.fakes import GRAPH_MESSAGES
 
 from .helpers import meta_body, post_meta
 
+# Real commits: the racing threads each use their own connection.
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgres]
 
 

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # each test starts a fresh interpreter
+
 ROOT = Path(__file__).resolve().parents[2]
 
 # The production environment README.md documents (values are placeholders of the right shape).
