@@ -22,6 +22,21 @@ pytest_plugins = [
 logger = logging.getLogger("django.db.backends.base")
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items):
+    """pytest-django puts transactional tests after the others (their flush would empty what the
+    others expect, such as data migrations' rows) and tests without a database last. Slow tests
+    without a database go first instead: under xdist they then overlap the rest, not trail it."""
+
+    def slow_without_database(item) -> bool:
+        uses_db = item.get_closest_marker("django_db") is not None or bool(
+            {"db", "transactional_db", "live_server"} & set(getattr(item, "fixturenames", ()))
+        )
+        return item.get_closest_marker("slow") is not None and not uses_db
+
+    items.sort(key=lambda item: not slow_without_database(item))
+
+
 @pytest.fixture(autouse=True)
 def commit_hooks_at_commit_points(request):
     """Run `transaction.on_commit` callbacks where production would commit, inside a test's
@@ -90,13 +105,27 @@ def commit_hooks_at_commit_points(request):
 
 
 @pytest.fixture(autouse=True, scope="session")
-def fast_password_hasher():
-    """Users are made in many tests, and PBKDF2's million rounds cost about 0.2 s a password here.
-    No test is about hashing (Django's own suite is); logging in by password still runs."""
+def session_settings(tmp_path_factory):
+    """- MD5 passwords: users are made in many tests, and PBKDF2's million rounds cost about 0.2 s
+      a password here. No test is about hashing; logging in by password still runs.
+    - An empty STATIC_ROOT: WhiteNoise scans it each time a test client builds its middleware
+      (every test), and `manage.py run` fills the tree's own with collectstatic. No test serves
+      collected files; pages under test link the source files.
+    """
     from django.test import override_settings
 
-    with override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"]):
+    with override_settings(
+        PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"],
+        STATIC_ROOT=tmp_path_factory.mktemp("static_root"),
+    ):
         yield
+
+
+@pytest.fixture(autouse=True)
+def media_root(settings, tmp_path):
+    """Uploads and attachments go to the test's own directory, never the tree's media/."""
+    settings.MEDIA_ROOT = tmp_path / "media"
+    return settings.MEDIA_ROOT
 
 
 @pytest.fixture(autouse=True, scope="session")

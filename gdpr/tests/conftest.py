@@ -108,9 +108,3 @@ def graph_deletions(fake_providers):
 
     fake_providers.add_callback(responses.DELETE, GRAPH_OBJECT, callback=delete)
     return deleted
-
-
-@pytest.fixture(autouse=True)
-def media_root(settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path / "media"
-    return settings.MEDIA_ROOT
