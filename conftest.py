@@ -49,7 +49,8 @@ def commit_hooks_at_commit_points(request):
     two messages would record both before replying to the first, which is not what happens.
     Transactional tests commit for real and are left alone.
     """
-    if request.node.get_closest_marker("django_db") is None:
+    uses_db = {"db", "transactional_db", "live_server"} & set(request.fixturenames)
+    if request.node.get_closest_marker("django_db") is None and not uses_db:
         yield
         return
     request.getfixturevalue("db")
