@@ -3,7 +3,7 @@
 Daphne serves the real ASGI application (HTTP and websockets) from a thread of this process on
 the test database, so the HTTP-boundary fakes (OpenAI, Graph) answer it too. Webhooks are posted
 to it signed, as Meta would. Screenshots go to test-artifacts/browser/. The fixtures are
-registered in conftest.py: one daphne per session (Twisted's reactor cannot restart).
+registered as a plugin by the root conftest.py: one daphne per session (Twisted's reactor cannot restart).
 """
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ README_SCREENSHOT = Path(settings.BASE_DIR) / "docs" / "screenshots" / "live-inb
 XSS = "<img src=x onerror=alert(1)>"
 
 NEEDS_BROWSER = [
+    pytest.mark.slow,
+    # Real commits: daphne's threads and the browser read and write through their own connections.
     pytest.mark.django_db(transaction=True),
     pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed (apt-get install chromium)"),
 ]

@@ -1,11 +1,10 @@
-"""The back-office tests use the same HTTP-boundary fakes and staff users as the core tests."""
+"""The back-office tests use the same HTTP-boundary fakes and staff users as the core tests
+(`conversations.tests.fakes`); the browser fixtures come from `browser_support`. Both are
+registered as plugins in the root conftest.py."""
 
 import pytest
 from asgiref.sync import async_to_sync
 from channels.layers import InMemoryChannelLayer, get_channel_layer
-
-from channels_app.tests.browser_support import browser_page, daphne_server, live_url  # noqa: F401
-from conversations.tests.conftest import *  # noqa: F403
 
 
 @pytest.fixture(autouse=True)

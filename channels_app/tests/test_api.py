@@ -7,12 +7,12 @@ from django.test import Client
 from django.utils import timezone
 
 from conversations.models import AuditEntry, Conversation, Message
-from conversations.tests.conftest import GRAPH_MESSAGES
+from conversations.tests.fakes import GRAPH_MESSAGES
 from conversations.tests.helpers import meta_body, meta_text, post_meta
 
 from .backoffice_data import make_conversations
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 # The page: session and user. The list API: session, user and one query for every row.
 MAX_QUERIES_INITIAL_LOAD = 5

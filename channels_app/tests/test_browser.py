@@ -16,7 +16,7 @@ from channels_app.tests.browser_support import (
     post_webhook,
 )
 from conversations.models import Message
-from conversations.tests.conftest import GRAPH_MESSAGES
+from conversations.tests.fakes import GRAPH_MESSAGES
 from conversations.tests.helpers import meta_body, meta_text
 
 pytestmark = NEEDS_BROWSER

@@ -11,6 +11,8 @@ from django.test import Client
 from conversations.models import Conversation, Message
 from conversations.tests.helpers import meta_body, meta_text, post_meta
 
+# Real commits: the consumer reads through channels' database_sync_to_async, which closes old
+# connections around every call.
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("empty_channel_layer")]
 
 

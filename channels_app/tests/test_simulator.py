@@ -6,10 +6,12 @@ from channels.testing import WebsocketCommunicator
 
 from conversations.models import Message, ProcessedMessage
 from conversations.providers import simulator
-from conversations.tests.conftest import GRAPH_MESSAGES
-from conversations.tests.helpers import meta_signature
+from conversations.tests.fakes import GRAPH_MESSAGES
+from conversations.tests.helpers import meta_body, meta_signature, post_meta
 from whatsbot_project.asgi import application
 
+# Real commits: most tests go through a live server (the simulator POSTs to our webhook) or the
+# phone's websocket consumer (database_sync_to_async closes old connections).
 pytestmark = pytest.mark.django_db(transaction=True)
 
 CUSTOMER = {"customer_id": "SIM.abcdef123456", "phone_number": "+15550009999", "name": "Sim Customer"}
@@ -104,9 +106,8 @@ def test_read_receipts_from_the_phone_reach_the_reply_as_status_webhooks(client,
 
 
 def test_the_phone_cannot_send_receipts_for_real_customers_messages(client, simulator_on, fake_openai, graph_ok):
-    from .test_helpers_meta import post_real_text
-
-    reply = post_real_text(client)
+    post_meta(client, meta_body("text"))  # a real (non-simulated) Meta conversation
+    reply = Message.objects.get(author=Message.Author.BOT, conversation__business_address="110000000000001")
 
     async def scenario():
         phone = await open_phone()

@@ -6,6 +6,8 @@ from channels_app.webchat import VISITOR_COOKIE, read_visitor_id
 from conversations.models import Channel, Conversation, Message
 from whatsbot_project.asgi import application
 
+# Real commits: the widget's websocket consumer reads through channels' database_sync_to_async,
+# which closes old connections around every call.
 pytestmark = pytest.mark.django_db(transaction=True)
 
 

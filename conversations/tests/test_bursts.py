@@ -10,11 +10,11 @@ from conversations.dispatch import PROCESS_INBOUND
 from conversations.models import Message, ModelUsage
 from conversations.selectors.prompt import get_conversation_token_usage
 from conversations.tasks import process_inbound_message
-from conversations.tests.conftest import GRAPH_MESSAGES
+from conversations.tests.fakes import GRAPH_MESSAGES
 
 from .chat import graph_messages, say
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 
 def say_in_one_burst(client, *texts: str) -> None:
@@ -68,6 +68,8 @@ def test_a_command_in_a_burst_is_answered_and_does_not_swallow_the_question(clie
     assert len(graph_messages(graph_ok, GRAPH_MESSAGES)) == 2
 
 
+# Real commits: another thread (the fake OpenAI server's) uses its own database connection.
+@pytest.mark.django_db(transaction=True)
 def test_a_reply_generated_before_a_newer_message_arrived_is_discarded_and_its_cost_counted(
     client, graph_ok, fake_openai
 ):

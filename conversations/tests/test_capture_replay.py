@@ -8,7 +8,7 @@ from conversations.services.captures import purge_expired_captures
 
 from .helpers import meta_body, post_meta, post_twilio, twilio_params
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
@@ -41,6 +41,8 @@ def test_a_captured_request_keeps_body_and_signature_headers_but_no_cookies(clie
     assert "secret-session" not in json.dumps(capture.headers)
 
 
+# Real commits: the replay is POSTed to the live server's thread (and, replayed, delivered twice).
+@pytest.mark.django_db(transaction=True)
 def test_a_replay_is_resigned_and_deduplicated_unless_given_fresh_ids(client, capture_on, graph_ok, live_app, settings):
     post_meta(client, meta_body("text"))
     capture = CapturedWebhook.objects.get()
@@ -54,6 +56,8 @@ def test_a_replay_is_resigned_and_deduplicated_unless_given_fresh_ids(client, ca
     assert Message.objects.filter(author=Message.Author.BOT).count() == 2
 
 
+# Real commits: the replay is POSTed to the live server's thread (and, replayed, delivered twice).
+@pytest.mark.django_db(transaction=True)
 def test_a_twilio_capture_saved_to_a_file_replays_on_a_laptop(
     client, capture_on, twilio_ok, live_app, tmp_path, settings
 ):

@@ -5,12 +5,12 @@ import pytest
 from conversations.formatting import to_whatsapp
 from conversations.models import Conversation, Message
 from conversations.services.commands import EMPTY_HISTORY_TEXT, HELP_TEXT, RESET_TEXT
-from conversations.tests.conftest import GRAPH_MESSAGES
+from conversations.tests.fakes import GRAPH_MESSAGES
 from profiles.models import ClientProfile
 
 from .chat import graph_messages, say
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 
 def last_sent(graph_ok) -> str:

@@ -10,10 +10,11 @@ from django.db import connection, connections
 from conversations.dispatch import RECORD_INBOUND
 from conversations.models import Message, ProcessedMessage
 from conversations.tasks import process_inbound_message, record_inbound_message
-from conversations.tests.conftest import GRAPH_MESSAGES
+from conversations.tests.fakes import GRAPH_MESSAGES
 
 from .helpers import meta_body, post_meta
 
+# Real commits: the racing threads each use their own connection.
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgres]
 
 

@@ -2,12 +2,12 @@ import pytest
 
 from conversations.models import AuditEntry, Message
 from conversations.services.outbound import send_message
-from conversations.tests.conftest import GRAPH_MESSAGES, TWILIO_MESSAGES
+from conversations.tests.fakes import GRAPH_MESSAGES, TWILIO_MESSAGES
 from conversations.tests.helpers import meta_text, post_meta, post_twilio, twilio_params
 from profiles.consent import OPT_IN_CONFIRMATIONS, OPT_OUT_CONFIRMATIONS, normalize_keyword, opt_out_language
 from profiles.models import ClientProfile
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 _counter = iter(range(1, 1000))
 

@@ -10,12 +10,12 @@ import responses
 from conversations.ai import SUMMARY_INSTRUCTIONS
 from conversations.models import Conversation, Message, ModelUsage
 from conversations.services.context import add_staff_message_to_model_context
-from conversations.tests.conftest import GRAPH_MESSAGES
+from conversations.tests.fakes import GRAPH_MESSAGES
 
 from .chat import graph_messages, say, say_on_twilio
 from .helpers import TWILIO_TOKEN, post_twilio, twilio_params
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 
 def test_older_turns_are_folded_into_a_stored_summary_and_the_input_stays_bounded(

@@ -8,11 +8,11 @@ import logging
 import pytest
 
 from conversations.tests import helpers
-from conversations.tests.conftest import GRAPH_MESSAGES, TWILIO_MESSAGES
+from conversations.tests.fakes import GRAPH_MESSAGES, TWILIO_MESSAGES
 from conversations.tests.helpers import meta_body, post_meta, post_twilio, twilio_params
 from whatsbot_project.logging import MaskPhoneNumbers
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 INBOUND_TEXT = "Hi! What are your opening hours?"
 REPLY_TEXT = "We open at nine, Ada."

@@ -21,12 +21,12 @@ from conversations import safe_http
 from conversations.media.services import MEDIA_FAILED_REPLY
 from conversations.models import Attachment, Message
 from conversations.services.replies import UNSUPPORTED_KIND_REPLY
-from conversations.tests.conftest import GRAPH_MESSAGES, TWILIO_MESSAGES
+from conversations.tests.fakes import GRAPH_MESSAGES, TWILIO_MESSAGES
 
 from .helpers import GRAPH_URL, TWILIO_API_URL, TWILIO_SID, TWILIO_TOKEN, meta_body, post_meta, post_twilio
 from .helpers import twilio_params as fixture_params
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 # What the fake resolver answers; every other name goes to the real resolver.
 DNS = {

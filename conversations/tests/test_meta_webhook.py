@@ -3,12 +3,12 @@ import json
 import pytest
 
 from conversations.models import Conversation, Message, ProcessedMessage
-from conversations.tests.conftest import GRAPH_MESSAGES
+from conversations.tests.fakes import GRAPH_MESSAGES
 from profiles.models import ClientProfile
 
 from .helpers import VERIFY_TOKEN, meta_body, meta_signature, post_meta
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 
 def test_handshake_echoes_the_challenge_for_our_verify_token(client):

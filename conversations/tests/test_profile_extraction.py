@@ -9,13 +9,13 @@ from django.core.exceptions import ValidationError
 from conversations.models import AuditEntry, Message, ModelUsage
 from conversations.services.context import LANGUAGE_RULE
 from conversations.services.profiles import update_profile_by_staff
-from conversations.tests.conftest import GRAPH_MESSAGES
+from conversations.tests.fakes import GRAPH_MESSAGES
 from profiles.extraction import EXTRACTION_INSTRUCTIONS
 from profiles.models import ClientProfile
 
 from .chat import say, say_on_twilio
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 ASKING = "We do not know the customer's"
 

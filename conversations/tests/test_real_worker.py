@@ -25,7 +25,8 @@ from conversations.models import Message, ProcessedMessage
 
 from .helpers import APP_SECRET, meta_body, meta_signature
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgres, pytest.mark.redis]
+# Real commits: the daphne and Celery worker processes share the test database.
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True), pytest.mark.postgres, pytest.mark.redis]
 
 ROOT = Path(__file__).resolve().parents[2]
 WEBHOOK_BUDGET_SECONDS = 1.0

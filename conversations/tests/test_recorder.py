@@ -8,10 +8,11 @@ from django.db import connection
 
 from conversations.models import Message, ProcessedMessage
 from conversations.services.recorder import CHANNEL, run_recorder
-from conversations.tests.conftest import GRAPH_MESSAGES
+from conversations.tests.fakes import GRAPH_MESSAGES
 
 from .helpers import meta_body, post_meta
 
+# Real commits: the recorder thread LISTENs and records through its own connection.
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgres]
 
 
@@ -88,7 +89,10 @@ def test_the_recorder_survives_losing_its_listening_connection(client, graph_ok,
     recorder()
     time.sleep(0.5)
     with connection.cursor() as cursor:  # as a PostgreSQL restart would
-        cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query = %s", [f"LISTEN {CHANNEL}"])
+        cursor.execute(  # only this test database's listener: other runs and xdist workers have their own
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query = %s AND datname = current_database()",
+            [f"LISTEN {CHANNEL}"],
+        )
         assert cursor.fetchone() == (True,)
 
     post_meta(client, meta_body("text"))

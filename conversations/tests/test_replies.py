@@ -3,11 +3,11 @@ import pytest
 from conversations.models import Message
 from conversations.services.replies import APOLOGY
 from conversations.tasks import process_inbound_message
-from conversations.tests.conftest import GRAPH_MESSAGES
+from conversations.tests.fakes import GRAPH_MESSAGES
 
 from .helpers import meta_body, post_meta
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 
 def test_openai_429_then_success_gives_one_reply_within_the_attempt_cap(client, graph_ok, fake_openai, settings):

@@ -9,11 +9,11 @@ from conversations.services.outbound import send_message
 from conversations.services.retries import RetryLater
 from conversations.services.sweep import requeue_stalled_messages
 from conversations.tasks import send_outbound_message
-from conversations.tests.conftest import GRAPH_MESSAGES, TWILIO_MESSAGES
+from conversations.tests.fakes import GRAPH_MESSAGES, TWILIO_MESSAGES
 
 from .helpers import meta_body, post_meta, post_twilio, twilio_params
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 ACCEPTED = {"messaging_product": "whatsapp", "messages": [{"id": "wamid.ACCEPTED"}]}
 

@@ -4,11 +4,11 @@ import pytest
 import responses
 
 from conversations.models import Message, MessagePart
-from conversations.tests.conftest import GRAPH_MESSAGES, TWILIO_MESSAGES
+from conversations.tests.fakes import GRAPH_MESSAGES, TWILIO_MESSAGES
 
 from .chat import graph_messages, say, say_on_twilio
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 LONG_REPLY = "\n\n".join((f"Paragraph {i}. " + "Some words here. " * 100).strip() for i in range(3))  # ~5200 chars
 

@@ -19,17 +19,19 @@ from conversations.services.staff import (
     take_over_conversation,
 )
 from conversations.tasks import hand_back_idle_conversations, send_outbound_message
-from conversations.tests.conftest import GRAPH_MESSAGES, TWILIO_MESSAGES
+from conversations.tests.fakes import GRAPH_MESSAGES, TWILIO_MESSAGES
 
 from .helpers import meta_body, meta_text, post_meta, post_twilio, twilio_params
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 
 def bodies(graph) -> list[str]:
     return [sent["text"]["body"] for sent in graph.sent(GRAPH_MESSAGES) if sent["type"] == "text"]
 
 
+# Real commits: another thread (the fake OpenAI server's) uses its own database connection.
+@pytest.mark.django_db(transaction=True)
 def test_taking_over_while_a_reply_is_being_generated_means_that_reply_is_not_sent(
     client, graph_ok, fake_openai, staff_user
 ):

@@ -18,7 +18,7 @@ from conversations.providers import meta, simulator, twilio, webchat
 from conversations.providers.base import Unsupported
 from conversations.services.outbound import send_message
 from conversations.services.staff import TemplatesUnsupported, send_template_message, take_over_conversation
-from conversations.tests.conftest import GRAPH_MESSAGES, TWILIO_MESSAGES
+from conversations.tests.fakes import GRAPH_MESSAGES, TWILIO_MESSAGES
 from profiles.models import ClientProfile
 
 from . import helpers

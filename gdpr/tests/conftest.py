@@ -1,5 +1,6 @@
-"""GDPR test fixtures. The conversations fakes (OpenAI server, Graph/Twilio `responses`) are reused,
-and extended at the same HTTP boundary with the deletion endpoints of OpenAI, Twilio and Graph."""
+"""GDPR test fixtures. The conversations fakes (OpenAI server, Graph/Twilio `responses`, from the
+`conversations.tests.fakes` plugin) are reused, and extended at the same HTTP boundary with the
+deletion endpoints of OpenAI, Twilio and Graph."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ import responses
 from werkzeug import Request, Response
 
 from conversations.tests import helpers
-from conversations.tests.conftest import *  # noqa: F403  (fixtures: eager_celery, provider_settings, fakes)
 
 TWILIO_MESSAGE = re.compile(rf"{re.escape(helpers.TWILIO_API_URL)}/2010-04-01/Accounts/\w+/Messages/(\w+)\.json")
 GRAPH_OBJECT = re.compile(rf"{re.escape(helpers.GRAPH_URL)}/v25\.0/(\d+)$")
@@ -108,9 +108,3 @@ def graph_deletions(fake_providers):
 
     fake_providers.add_callback(responses.DELETE, GRAPH_OBJECT, callback=delete)
     return deleted
-
-
-@pytest.fixture(autouse=True)
-def media_root(settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path / "media"
-    return settings.MEDIA_ROOT

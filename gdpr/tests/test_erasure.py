@@ -13,7 +13,7 @@ from django.db import connections
 from conversations.models import Attachment, AuditEntry, Conversation, Message, ProcessedMessage
 from conversations.services.replies import reply_to_message
 from conversations.tasks import record_inbound_message, send_outbound_message
-from conversations.tests.conftest import GRAPH_MESSAGES, TWILIO_MESSAGES
+from conversations.tests.fakes import GRAPH_MESSAGES, TWILIO_MESSAGES
 from conversations.tests.helpers import meta_body, post_meta, post_twilio, twilio_params
 from gdpr.erasure import erase_subject, plan_erasure
 from gdpr.models import ErasureRecord, RemoteDeletion
@@ -25,7 +25,7 @@ from whatsbot_project.celery import app as celery_app
 
 from .builders import ADA, CAPTION, GRACE, TRANSCRIPT, build_ada, build_grace, wamid_phone_part
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 ADA_NEEDLES = [
     ADA["wa_id"][1:],  # the number with or without +, in `whatsapp:+…` too
@@ -192,6 +192,8 @@ def test_the_erasure_record_holds_no_phone_number_name_or_message_text(client, g
     }
 
 
+# Real commits: another thread (the fake OpenAI server's) uses its own database connection.
+@pytest.mark.django_db(transaction=True)
 def test_erase_during_an_in_flight_reply_sends_nothing_and_recreates_nothing(
     client, fake_providers, fake_openai, caplog
 ):
@@ -237,6 +239,9 @@ def test_a_send_queued_before_the_erase_sends_nothing(client, fake_providers, fa
     assert not Message.objects.exists()
 
 
+# Real commits: the duplicate delivery's INSERT fails on its own (autocommit) as in production;
+# inside a test transaction that IntegrityError would poison the whole test.
+@pytest.mark.django_db(transaction=True)
 def test_a_retried_webhook_after_erase_creates_nothing(client, graph_ok, fake_openai):
     post_meta(client, meta_body("text"))
     erase_subject(subject=find_subject(identifier=ADA["phone"]))
@@ -250,6 +255,9 @@ def test_a_retried_webhook_after_erase_creates_nothing(client, graph_ok, fake_op
     assert ProcessedMessage.objects.count() == 1
 
 
+# Real commits: the duplicate delivery's INSERT fails on its own (autocommit) as in production;
+# inside a test transaction that IntegrityError would poison the whole test.
+@pytest.mark.django_db(transaction=True)
 def test_twilio_retried_webhook_after_erase_creates_nothing(client, twilio_ok):
     post_twilio(client, twilio_params("whatsapp_text"))
     erase_subject(subject=find_subject(identifier="whatsapp:+15551234567"))

@@ -16,7 +16,7 @@ from profiles.models import ClientProfile
 
 from .builders import ADA, CAPTION, GRACE, IMAGE_BYTES, TRANSCRIPT, VOICE_BYTES, build_ada, build_grace
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 SCHEMA = json.loads((Path(__file__).parents[1] / "schemas" / "gdpr_export.schema.json").read_text())
 

@@ -11,7 +11,7 @@ from conversations.models import Attachment, Conversation, Message, ProcessedMes
 from gdpr.retention import purge_expired
 from profiles.models import ClientProfile
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 NOW = timezone.now().replace(microsecond=500_000)
 CUTOFF = NOW - timedelta(days=30)

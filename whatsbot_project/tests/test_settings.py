@@ -43,6 +43,7 @@ NO_SECRET_KEY = {k: v for k, v in PRODUCTION_ENV.items() if k != "SECRET_KEY"}
 MISSING_SECRET_KEY = "whatsbot cannot start: SECRET_KEY is not set and DEBUG is off. In production set SECRET_KEY"
 
 
+@pytest.mark.slow
 def test_it_refuses_to_start_without_a_secret_key_when_debug_is_off():
     result = manage("check", env=NO_SECRET_KEY)
 

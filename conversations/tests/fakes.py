@@ -3,6 +3,8 @@
 OpenAI is a local HTTP server on 127.0.0.1 (pytest-httpserver) reached through
 OPENAI_BASE_URL; the Graph API and Twilio's REST API are intercepted with `responses`, where
 `requests` hands bytes to the network.
+
+A plugin (the root conftest.py lists it in `pytest_plugins`): every app's tests share these fixtures.
 """
 
 from __future__ import annotations

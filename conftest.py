@@ -1,0 +1,146 @@
+"""What every app's tests share: the fixture plugins, commit hooks run where a commit would be,
+a fast password hasher, and one channel-layer prefix per xdist worker.
+
+Most tests run inside a transaction rolled back at the end (plain `django_db`). Those that need
+committed data (another thread, process, live server or browser reads or writes it) say so with
+`django_db(transaction=True)` and a comment; tests that start processes, servers or browsers are
+marked `slow`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import pytest
+
+pytest_plugins = [
+    "conversations.tests.fakes",
+    "channels_app.tests.browser_support",
+]
+
+logger = logging.getLogger("django.db.backends.base")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items):
+    """pytest-django puts transactional tests after the others (their flush would empty what the
+    others expect, such as data migrations' rows) and tests without a database last. Slow tests
+    without a database go first instead: under xdist they then overlap the rest, not trail it."""
+
+    def slow_without_database(item) -> bool:
+        uses_db = item.get_closest_marker("django_db") is not None or bool(
+            {"db", "transactional_db", "live_server"} & set(getattr(item, "fixturenames", ()))
+        )
+        return item.get_closest_marker("slow") is not None and not uses_db
+
+    items.sort(key=lambda item: not slow_without_database(item))
+
+
+@pytest.fixture(autouse=True)
+def commit_hooks_at_commit_points(request):
+    """Run `transaction.on_commit` callbacks where production would commit, inside a test's
+    transaction: at once when no atomic block of the code under test is open (autocommit), and
+    when its outermost atomic block exits (callbacks of a rolled-back block are dropped, as
+    Django does). Eager tasks (the record, reply and send tasks, live-inbox events) thus run
+    exactly where they run in a request, in the same order.
+
+    `django_capture_on_commit_callbacks` would run them only when its block ends: a webhook with
+    two messages would record both before replying to the first, which is not what happens.
+    Transactional tests commit for real and are left alone.
+    """
+    uses_db = {"db", "transactional_db", "live_server"} & set(request.fixturenames)
+    if request.node.get_closest_marker("django_db") is None and not uses_db:
+        yield
+        return
+    request.getfixturevalue("db")
+    from django.db import connections, transaction
+    from django.db.backends.base.base import BaseDatabaseWrapper
+
+    # The test's own atomic blocks, and the callbacks registered before it, per connection.
+    base = {
+        conn: (len(conn.atomic_blocks), len(conn.run_on_commit))
+        for conn in connections.all(initialized_only=True)
+        if conn.in_atomic_block
+    }
+    if not base:  # transaction=True: real commits run the callbacks
+        yield
+        return
+
+    def run_committed(conn) -> None:
+        depth, start = base[conn]
+        if len(conn.atomic_blocks) != depth or conn.needs_rollback:
+            return
+        committed = conn.run_on_commit[start:]
+        del conn.run_on_commit[start:]
+        for _, func, robust in committed:  # callbacks registered meanwhile run at their own commit
+            if not robust:
+                func()
+                continue
+            try:
+                func()
+            except Exception as exc:
+                logger.error("Error calling %s in on_commit() (%s).", func.__qualname__, exc, exc_info=True)
+
+    original_on_commit = BaseDatabaseWrapper.on_commit
+    original_exit = transaction.Atomic.__exit__
+
+    def on_commit(self, func, robust=False):
+        original_on_commit(self, func, robust)
+        if self in base:
+            run_committed(self)
+
+    def atomic_exit(self, exc_type, exc_value, traceback):
+        original_exit(self, exc_type, exc_value, traceback)
+        conn = transaction.get_connection(self.using)
+        if conn in base:
+            run_committed(conn)
+
+    BaseDatabaseWrapper.on_commit = on_commit
+    transaction.Atomic.__exit__ = atomic_exit
+    try:
+        yield
+    finally:
+        BaseDatabaseWrapper.on_commit = original_on_commit
+        transaction.Atomic.__exit__ = original_exit
+
+
+@pytest.fixture(autouse=True, scope="session")
+def session_settings(tmp_path_factory):
+    """- MD5 passwords: users are made in many tests, and PBKDF2's million rounds cost about 0.2 s
+      a password here. No test is about hashing; logging in by password still runs.
+    - An empty STATIC_ROOT: WhiteNoise scans it each time a test client builds its middleware
+      (every test), and `manage.py run` fills the tree's own with collectstatic. No test serves
+      collected files; pages under test link the source files.
+    """
+    from django.test import override_settings
+
+    with override_settings(
+        PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"],
+        STATIC_ROOT=tmp_path_factory.mktemp("static_root"),
+    ):
+        yield
+
+
+@pytest.fixture(autouse=True)
+def media_root(settings, tmp_path):
+    """Uploads and attachments go to the test's own directory, never the tree's media/."""
+    settings.MEDIA_ROOT = tmp_path / "media"
+    return settings.MEDIA_ROOT
+
+
+@pytest.fixture(autouse=True, scope="session")
+def channel_layer_per_worker():
+    """xdist workers share REDIS_URL: each gets its own channel-layer prefix, so one worker's
+    groups ("staff", a conversation's) never receive another worker's events."""
+    from django.conf import settings
+    from django.test import override_settings
+
+    layer = settings.CHANNEL_LAYERS["default"]
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker is None or "CONFIG" not in layer:
+        yield
+        return
+    prefixed = {**layer, "CONFIG": {**layer["CONFIG"], "prefix": f"asgi-test-{worker}"}}
+    with override_settings(CHANNEL_LAYERS={**settings.CHANNEL_LAYERS, "default": prefixed}):
+        yield
