@@ -28,19 +28,28 @@ logger = logging.getLogger(__name__)
 S = Message.Status
 _BATCH = 1000
 INTERRUPTED = "The send was interrupted; its outcome is being checked"
+# After a broker (re)connection: what waits longer than this is re-enqueued. Not 0: another
+# worker's sweep that just re-enqueued a row has touched it, and is not repeated.
+_JUST_QUEUED = 2.0
 
 
-def run_sweeps(stop: threading.Event, *, after: threading.Event) -> None:
-    """Sweep at once, then every SWEEP_INTERVAL_SECONDS until `stop` is set; outlives database
-    outages. The first sweep waits for `after` (this worker's first heartbeat), so the claims
-    of this worker's previous run are seen as orphans and taken back at its start."""
+def run_sweeps(stop: threading.Event, *, after: threading.Event, wake: threading.Event) -> None:
+    """Sweep every SWEEP_INTERVAL_SECONDS until `stop` is set, outliving database outages.
+
+    The first sweep waits for `after` (this worker's first heartbeat), so the claims of this
+    worker's previous run are seen as orphans and taken back at its start. `wake` (the broker
+    connected again) sweeps at once and re-enqueues whatever waits, however briefly: the tasks
+    the broker held may be gone.
+    """
     after.wait(settings.WORKER_HEARTBEAT_STALE_SECONDS)
     sweeps, failing = 0, False
     while not stop.is_set():
+        reconnected = wake.is_set()
+        wake.clear()
         try:
             if not sweeps:
                 forget_silent_workers()
-            requeue_stalled_messages()
+            requeue_stalled_messages(requeue_after=_JUST_QUEUED if reconnected else None)
             sweeps, failing = sweeps + 1, False
         except Exception as exc:
             if not failing:
@@ -48,19 +57,19 @@ def run_sweeps(stop: threading.Event, *, after: threading.Event) -> None:
             failing = True
         finally:
             connection.close()
-        stop.wait(settings.SWEEP_INTERVAL_SECONDS)
+        wake.wait(settings.SWEEP_INTERVAL_SECONDS)
 
 
-def requeue_stalled_messages() -> dict[str, int]:
+def requeue_stalled_messages(*, requeue_after: float | None = None) -> dict[str, int]:
     """Record waiting deliveries, take back orphaned claims and re-enqueue what waits too long.
 
     `processing` and `sending` claims of a worker that is gone go back to `received` and
     `pending`, except a send with a part that may have reached the provider: that one becomes
     `unknown` (services/unknown.py settles it), never re-sent blindly. Received messages and
-    pending sends idle for SWEEP_REQUEUE_AFTER_SECONDS get a new task.
+    pending sends idle for `requeue_after` seconds (SWEEP_REQUEUE_AFTER_SECONDS) get a new task.
     """
     now = timezone.now()
-    cutoff = now - timedelta(seconds=settings.SWEEP_REQUEUE_AFTER_SECONDS)
+    cutoff = now - timedelta(seconds=settings.SWEEP_REQUEUE_AFTER_SECONDS if requeue_after is None else requeue_after)
     orphaned = is_orphaned(now)
     in_doubt = Exists(parts_in_doubt())
     # Longer than any provider call takes: had the call ended, its outcome would be recorded.
