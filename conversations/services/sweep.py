@@ -56,7 +56,7 @@ def run_sweeps(stop: threading.Event, *, after: threading.Event, wake: threading
                 logger.warning("Sweep failed (%s); trying again every %s s.", exc, settings.SWEEP_INTERVAL_SECONDS)
             failing = True
         finally:
-            connection.close()
+            connection.close_if_unusable_or_obsolete()
         wake.wait(settings.SWEEP_INTERVAL_SECONDS)
 
 

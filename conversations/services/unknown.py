@@ -9,9 +9,11 @@ SWEEP_INTERVAL_SECONDS; for each such part, once its call is surely over
 - a status callback that named it (our reference, or the provider id) has settled it already;
 - where the transport can look its messages up (Twilio), the lookup settles it: found, its id
   and status are recorded; proven absent, it is re-sent once;
-- elsewhere (Meta has no lookup; the simulator and the web chat receive receipts) no status
-  within UNKNOWN_RESEND_AFTER_SECONDS means the provider did not take it: re-sent once. Meta
-  sends `sent` within seconds, so a late status after that is the residual risk of a duplicate.
+- elsewhere no status within UNKNOWN_RESEND_AFTER_SECONDS means the provider did not take it:
+  re-sent once. Meta has no lookup and sends `sent` within seconds, so a status later than that
+  is the residual risk of a duplicate. The simulator and the web chat push in-process: their
+  send is unknown only if a worker dies inside the push itself, and a re-send shows the reply
+  twice at worst, on our own page.
 
 A message is re-sent at most once; if that send's outcome is unknown too, it stays `unknown`
 with the error code `unresolved` for staff. Every decision is logged once, counted in the

@@ -59,7 +59,7 @@ def run_heartbeat(stop: threading.Event, *, name: str, started_at: datetime, fir
                 logger.warning("Worker heartbeat of %s failed (%s); retrying.", name, exc)
             failing = True
         finally:
-            connection.close()
+            connection.close_if_unusable_or_obsolete()
         stop.wait(settings.WORKER_HEARTBEAT_SECONDS)
 
 
