@@ -132,8 +132,10 @@ class Message(models.Model):
         RECEIVED = "received", "Received"
         PROCESSING = "processing", "Processing"
         HANDLED = "handled", "Handled"
-        # Outbound: pending -> sending -> sent -> delivered -> read (-> played), or failed;
-        # `unknown` when the provider may have accepted it but we never heard back.
+        # Outbound: pending -> sending -> sent -> delivered -> read (-> played), or failed.
+        # `sending` is a worker's claim: nothing is in flight until a part is marked attempted.
+        # `unknown`: a part may have reached the provider and its answer was lost, until a
+        # status, a lookup at the provider or one re-send settles it (services/unknown.py).
         PENDING = "pending", "Pending"
         SENDING = "sending", "Sending"
         UNKNOWN = "unknown", "Unknown"
@@ -164,6 +166,13 @@ class Message(models.Model):
     # An approved WhatsApp template to send instead of `text`: {"name", "language", "parameters"}.
     template = models.JSONField(default=dict, blank=True)
     send_attempts = models.PositiveSmallIntegerField(default=0)
+    # The Celery worker holding the row while it is `processing` or `sending` (its heartbeat
+    # says whether it still lives); empty outside a worker.
+    claimed_by = models.CharField(max_length=200, blank=True, editable=False)
+    # When the retry of a transient failure is due: the sweep leaves the row to that task until then.
+    retry_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # Re-sends after an unknown outcome the provider could not confirm: never more than one.
+    resend_count = models.PositiveSmallIntegerField(default=0, editable=False)
     model = models.CharField(max_length=100, blank=True)
     # The Responses API id when OpenAI stored the response (OPENAI_STORE); needed to erase it.
     openai_response_id = models.CharField(max_length=100, blank=True)
@@ -210,12 +219,19 @@ class ProcessedMessage(models.Model):
     it as a Message (milliseconds; if no worker heard of it, until the sweep), then `pending` is
     emptied. What stays holds no personal data (a hash of the provider's id and a time) and
     outlives the Message, so a retry of an erased message is still recognised and ignored.
+
+    A delivery that fails to record INBOUND_RECORD_MAX_ATTEMPTS times is quarantined: set aside
+    for staff (admin), so it is neither retried forever nor in the way of the others.
     """
 
     provider = models.CharField(max_length=16, choices=Provider.choices)
     provider_message_id = models.CharField(max_length=128)
     received_at = models.DateTimeField(auto_now_add=True, db_index=True)
     pending = models.JSONField(null=True, blank=True, editable=False)
+    record_attempts = models.PositiveSmallIntegerField(default=0, editable=False)
+    # The class of the last error only (no message text: it could quote personal data).
+    record_error = models.CharField(max_length=100, blank=True, editable=False)
+    quarantined_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         constraints = [
@@ -303,6 +319,9 @@ class MessagePart(models.Model):
     index = models.PositiveSmallIntegerField()
     text = models.TextField()
     provider_message_id = models.CharField(max_length=128, blank=True)
+    # Committed just before the provider call (only by whoever set it from NULL: the part's one
+    # sender). Set without an id: the part may have reached the provider. NULL: it did not.
+    attempted_at = models.DateTimeField(null=True, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -311,6 +330,33 @@ class MessagePart(models.Model):
 
     def __str__(self) -> str:
         return f"part {self.index} of message #{self.message_id}"
+
+    def client_ref(self, *, is_last: bool) -> str:
+        """Our reference sent with this part, echoed by its statuses: the message uid for the last
+        part (its statuses stand for the message), `<uid>#<index>` for the others."""
+        return str(self.message.uid) if is_last else f"{self.message.uid}#{self.index}"
+
+    @staticmethod
+    def parse_client_ref(client_ref: str) -> tuple[uuid.UUID, int | None] | None:
+        """(message uid, part index or None for the message) of a reference; None if it is not ours."""
+        uid, _, index = client_ref.partition("#")
+        try:
+            return uuid.UUID(uid), (int(index) if index else None)
+        except ValueError:
+            return None
+
+
+class WorkerHeartbeat(models.Model):
+    """One Celery worker's sign of life, written every WORKER_HEARTBEAT_SECONDS by a thread of
+    the worker (conversations/bootsteps.py). A claim whose worker stopped beating, or started
+    again since, is taken back by the sweep within seconds."""
+
+    name = models.CharField(max_length=200, unique=True)  # the Celery node name (-n)
+    started_at = models.DateTimeField()  # this run of the worker: claims older than it are orphans
+    beat_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return self.name
 
 
 class ModelUsage(models.Model):

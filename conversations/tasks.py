@@ -14,7 +14,7 @@ from conversations.services.profiles import extract_profile_from_message
 from conversations.services.replies import reply_to_message
 from conversations.services.retries import RetryLater
 from conversations.services.staff import hand_back_idle_conversations as hand_back_idle
-from conversations.services.sweep import requeue_stalled_messages as sweep
+from conversations.services.unknown import resolve_unknown_sends as resolve_unknown
 
 logger = logging.getLogger(__name__)
 
@@ -53,8 +53,8 @@ def extract_client_profile(message_id: int) -> None:
 
 
 @shared_task
-def requeue_stalled_messages() -> dict[str, int]:
-    return sweep()
+def resolve_unknown_sends() -> dict[str, int]:
+    return resolve_unknown()
 
 
 @shared_task

@@ -8,7 +8,7 @@ import sys
 from celery import Celery
 from celery.signals import setup_logging
 
-from conversations.bootsteps import InboundRecorder
+from conversations.bootsteps import BrokerConnected, InboundRecorder, Recovery
 from whatsbot_project.startup import configuration_error
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "whatsbot_project.settings")
@@ -17,6 +17,8 @@ app = Celery("whatsbot")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 app.steps["worker"].add(InboundRecorder)
+app.steps["worker"].add(Recovery)
+app.steps["consumer"].add(BrokerConnected)
 
 
 @app.on_configure.connect

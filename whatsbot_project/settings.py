@@ -381,6 +381,7 @@ REMOTE_DELETION_RETRY_SECONDS = env.int("REMOTE_DELETION_RETRY_SECONDS", default
 REDIS_URL = env.str("REDIS_URL", default="")
 
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "memory://localhost/")
+BROKER_VISIBILITY_TIMEOUT_SECONDS = env.int("BROKER_VISIBILITY_TIMEOUT_SECONDS", default=900)
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ACKS_LATE = False  # opted into per task, only on the idempotent ones
@@ -394,7 +395,11 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "max_retries": 0,  # publishers: one connection attempt, no reconnect loop
     "socket_connect_timeout": 1,
     "socket_timeout": 5,
-    "visibility_timeout": 3600,
+    # Redis hands an unacknowledged task to another worker after this long. Recovery does not
+    # wait for it (the sweep finds orphaned work in the database within seconds); it must only
+    # outlast the longest wait of a retry (RETRY_BACKOFF_MAX_SECONDS, held in the worker) plus a
+    # task's run, or Redis hands out duplicates (harmless: every claim is conditional).
+    "visibility_timeout": BROKER_VISIBILITY_TIMEOUT_SECONDS,
 }
 if CELERY_BROKER_URL.startswith("memory://"):
     # The in-memory broker polls; its default 1 s would add a second to every step.
@@ -406,15 +411,31 @@ if CELERY_BROKER_URL.startswith("memory://"):
 INBOUND_NOTIFY = env.bool("INBOUND_NOTIFY", default=True)
 # The recorder also looks for waiting deliveries this often, in case a NOTIFY was missed.
 INBOUND_RECORDER_POLL_SECONDS = env.float("INBOUND_RECORDER_POLL_SECONDS", default=1.0)
-# The sweep: how often it runs, and how long a message may sit unprocessed (or a send in flight)
-# before it acts on it.
-SWEEP_INTERVAL_SECONDS = env.int("SWEEP_INTERVAL_SECONDS", default=60)
-SWEEP_STALE_AFTER_SECONDS = env.int("SWEEP_STALE_AFTER_SECONDS", default=120)
+# Tries at recording one accepted delivery before it is quarantined for staff (admin).
+INBOUND_RECORD_MAX_ATTEMPTS = env.int("INBOUND_RECORD_MAX_ATTEMPTS", default=3)
+
+# Recovery (services/sweep.py, services/workers.py, services/unknown.py). Every worker beats in
+# the database and sweeps at start and every SWEEP_INTERVAL_SECONDS: it records accepted
+# deliveries and re-enqueues messages and sends waiting longer than SWEEP_REQUEUE_AFTER_SECONDS,
+# and takes back the claims of a worker silent for WORKER_HEARTBEAT_STALE_SECONDS (or restarted).
+SWEEP_INTERVAL_SECONDS = env.float("SWEEP_INTERVAL_SECONDS", default=10)
+SWEEP_REQUEUE_AFTER_SECONDS = env.float("SWEEP_REQUEUE_AFTER_SECONDS", default=15)
+# A claim this old is taken back even from a live worker (one that lost track of it).
+SWEEP_STALE_AFTER_SECONDS = env.float("SWEEP_STALE_AFTER_SECONDS", default=120)
+WORKER_HEARTBEAT_SECONDS = env.float("WORKER_HEARTBEAT_SECONDS", default=5)
+WORKER_HEARTBEAT_STALE_SECONDS = env.float("WORKER_HEARTBEAT_STALE_SECONDS", default=15)
+# A send whose outcome is unknown is looked up at the provider once its call is surely over
+# (longer than PROVIDER_TIMEOUT_SECONDS); where the provider has no lookup (Meta), a send with
+# no status this long after the call is taken as not accepted and re-sent, once.
+UNKNOWN_LOOKUP_AFTER_SECONDS = env.float("UNKNOWN_LOOKUP_AFTER_SECONDS", default=30)
+UNKNOWN_RESEND_AFTER_SECONDS = env.float("UNKNOWN_RESEND_AFTER_SECONDS", default=300)
 
 # Every periodic task, in seconds (Celery beat; `manage.py run` embeds it).
 CELERY_BEAT_SCHEDULE = {
-    "requeue-stalled-messages": {
-        "task": "conversations.tasks.requeue_stalled_messages",
+    # The sweep runs in every worker (conversations/bootsteps.py), not here: it must not depend
+    # on beat, nor on the broker it recovers from.
+    "resolve-unknown-sends": {
+        "task": "conversations.tasks.resolve_unknown_sends",
         "schedule": SWEEP_INTERVAL_SECONDS,
     },
     "purge-expired-webhook-captures": {

@@ -6,11 +6,12 @@ List pages run a fixed number of queries: summaries come from correlated subquer
 
 from __future__ import annotations
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.http import HttpRequest
 
 from conversations.models import AuditEntry, Conversation, Message, ProcessedMessage, staff_name
 from conversations.selectors.inbox import annotate_inbox_summary
+from conversations.services.quarantine import drop_quarantined, list_quarantined, retry_quarantined
 
 TICKS = {"pending": "🕓", "sending": "🕓", "unknown": "?", "sent": "✓", "delivered": "✓✓", "read": "✓✓ read"}
 
@@ -140,11 +141,61 @@ class AuditEntryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     date_hierarchy = "created_at"
 
 
+class RecordingFilter(admin.SimpleListFilter):
+    title = "recording"
+    parameter_name = "recording"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [("quarantined", "Quarantined"), ("waiting", "Waiting"), ("recorded", "Recorded")]
+
+    def queryset(self, request: HttpRequest, queryset):
+        if self.value() == "quarantined":
+            return queryset.filter(pending__isnull=False, quarantined_at__isnull=False)
+        if self.value() == "waiting":
+            return queryset.filter(pending__isnull=False, quarantined_at__isnull=True)
+        if self.value() == "recorded":
+            return queryset.filter(pending__isnull=True)
+        return queryset
+
+
 @admin.register(ProcessedMessage)
 class ProcessedMessageAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    """The dedup gate: deleting a row would let a late provider retry in again."""
+    """The dedup gate: deleting a row would let a late provider retry in again. Staff retry or
+    drop a delivery that could not be recorded (quarantined); nothing else changes here."""
 
-    list_display = ["provider_message_id", "provider", "received_at"]
-    list_filter = ["provider"]
+    list_display = ["provider_message_id", "provider", "received_at", "recording", "record_error"]
+    list_filter = [RecordingFilter, "provider"]
     search_fields = ["provider_message_id"]
     date_hierarchy = "received_at"
+    actions = ["retry_recording", "drop_stored_message"]
+
+    @admin.display(description="Recording")
+    def recording(self, processed: ProcessedMessage) -> str:
+        if processed.pending is None:
+            return "recorded"
+        if processed.quarantined_at:
+            return f"⚠ quarantined after {processed.record_attempts} attempts"
+        return f"waiting ({processed.record_attempts} failed)" if processed.record_attempts else "waiting"
+
+    def changelist_view(self, request: HttpRequest, extra_context=None):
+        if count := list_quarantined().count():
+            messages.warning(
+                request,
+                f"{count} accepted deliveries could not be recorded and are quarantined: filter on "
+                "Recording → Quarantined, then retry them (after a fix) or drop their stored message.",
+            )
+        return super().changelist_view(request, extra_context)
+
+    def has_retry_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("conversations.change_processedmessage")
+
+    @admin.action(description="Retry recording the quarantined deliveries", permissions=["retry"])
+    def retry_recording(self, request: HttpRequest, queryset) -> None:
+        ids = list(queryset.values_list("pk", flat=True))
+        recorded = retry_quarantined(processed_ids=ids, actor=request.user)
+        self.message_user(request, f"{recorded} recorded; any still failing are quarantined again after their tries.")
+
+    @admin.action(description="Drop the stored message of the quarantined deliveries", permissions=["retry"])
+    def drop_stored_message(self, request: HttpRequest, queryset) -> None:
+        dropped = drop_quarantined(processed_ids=list(queryset.values_list("pk", flat=True)), actor=request.user)
+        self.message_user(request, f"{dropped} stored messages dropped; their dedup rows stay.")

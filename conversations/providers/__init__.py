@@ -1,8 +1,8 @@
 """Which transport carries a conversation: chosen here, and nowhere else.
 
 Services ask `for_conversation(conversation)` and call what it returns (`send_text`,
-`send_template`, `send_media`, `mark_read`, `download_media`); its `has_*` flags say what the
-channel cannot do. Adding a channel: a module with its Transport subclass, and one line below.
+`send_template`, `send_media`, `mark_read`, `download_media`, `find_sent`); its `has_*` flags say
+what the channel cannot do. Adding a channel: a module with its Transport subclass, and one line below.
 """
 
 from __future__ import annotations

@@ -160,6 +160,7 @@ class Transport:
     has_window: ClassVar[bool] = False  # WhatsApp's 24-hour customer-service window applies
     has_read_receipts: ClassVar[bool] = False  # mark_read shows the customer we read them
     has_media: ClassVar[bool] = False  # send_media can send a file
+    has_sent_lookup: ClassVar[bool] = False  # find_sent can tell whether the provider took a message
 
     def __init__(self, *, business_address: str, customer_id: str, phone_number: str = "") -> None:
         self.business_address = business_address  # where the customer wrote to; replies go out from it
@@ -182,6 +183,13 @@ class Transport:
     def mark_read(self, provider_message_id: str) -> None:
         """Show the customer their message was read (and, where the channel has it, that we type)."""
         raise Unsupported(f"{self.label} has no read receipts")
+
+    def find_sent(self, *, body: str, since: datetime) -> list[StatusUpdate]:
+        """The messages with this body the provider took from the business address to this
+        customer since `since`, newest first: an empty list proves it took none. Settles a send
+        whose answer was lost. Raises Unsupported where the provider has no such lookup, and
+        TransientProviderError when the lookup failed or could not tell."""
+        raise Unsupported(f"{self.label} cannot look up what it was sent")
 
     def download_media(self, ref: str, *, max_bytes: int, allowed_types: frozenset[str] | None) -> safe_http.Download:
         """Fetch an inbound file by the reference its webhook gave; raises safe_http.MediaFetchError."""

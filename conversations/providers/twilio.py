@@ -10,12 +10,13 @@ import functools
 import json
 import uuid
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import requests
 from django.conf import settings
-from twilio.base.exceptions import TwilioRestException
+from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.request_validator import RequestValidator, get_signature_algorithm
 from twilio.rest import Client
@@ -213,6 +214,8 @@ def _client(account_sid: str, auth_token: str, api_url: str, timeout: float) -> 
 
 # Twilio refuses to delete a message that is still being sent ("in flight"); it succeeds later.
 _MESSAGE_IN_FLIGHT = 20009
+# A lookup reads this many of the newest messages between a business address and a customer.
+_LOOKUP_LIMIT = 50
 
 
 class TwilioTransport(Transport):
@@ -225,6 +228,7 @@ class TwilioTransport(Transport):
     # A media_url makes an SMS an MMS, which carriers deliver in the US and Canada (elsewhere
     # Twilio sends a link if the account's MMS Converter is on).
     has_media = True
+    has_sent_lookup = True
 
     def send_text(self, body: str, *, client_ref: str) -> SendResult:
         """Create one message through the REST API, from the number the customer wrote to."""
@@ -258,6 +262,37 @@ class TwilioTransport(Transport):
             max_bytes=max_bytes,
             allowed_types=allowed_types,
         )
+
+    def find_sent(self, *, body: str, since: datetime) -> list[StatusUpdate]:
+        """Outbound messages with this body Twilio created from the business address to the
+        customer since `since`, newest first, from the REST Messages list filtered by To and From.
+
+        Not by DateSent: a message Twilio still queues has no DateSent yet, and must be found.
+        Docs: https://www.twilio.com/docs/messaging/api/message-resource#read-multiple-message-resources
+        """
+        try:
+            listed = _configured_client().messages.list(
+                to=self.customer_id, from_=self.business_address, limit=_LOOKUP_LIMIT
+            )
+        except requests.RequestException as exc:
+            raise TransientProviderError(type(exc).__name__, "The Messages lookup got no answer") from exc
+        except TwilioRestException as exc:
+            raise TransientProviderError(str(exc.code or exc.status), exc.msg) from exc
+        except TwilioException as exc:  # a list page the SDK could not read (its own, plainer error)
+            raise TransientProviderError("lookup_failed", str(exc.args[0] if exc.args else exc)) from exc
+        recent = [m for m in listed if m.date_created is None or m.date_created >= since]
+        if len(listed) == _LOOKUP_LIMIT and len(recent) == len(listed):
+            raise TransientProviderError("lookup_incomplete", "More messages since the send than one lookup reads")
+        return [
+            StatusUpdate(
+                provider=Provider.TWILIO,
+                provider_message_id=m.sid,
+                # Queued or accepted at Twilio is taken, as a successful create would have said.
+                status=_STATUSES.get(str(m.status or ""), Message.Status.SENT),
+            )
+            for m in recent
+            if str(m.direction or "").startswith("outbound") and (m.body or "").strip() == body.strip()
+        ]
 
     @classmethod
     def delete_remote_copy(cls, *, remote_id: str) -> bool:

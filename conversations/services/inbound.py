@@ -7,13 +7,13 @@ from datetime import datetime
 
 from django.conf import settings
 from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
-from django.db.models import Q
+from django.db.models import F, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from conversations import notify
 from conversations.dispatch import PROCESS_INBOUND, RECORD_INBOUND, enqueue_after_commit
 from conversations.media.services import record_inbound_media
-from conversations.models import Conversation, Message, ProcessedMessage
+from conversations.models import Conversation, Message, MessagePart, ProcessedMessage
 from conversations.providers.base import InboundMessage, ParsedWebhook, StatusUpdate
 from profiles.models import ClientProfile
 
@@ -64,38 +64,68 @@ def recorder_is_notified() -> bool:
 
 
 def record_accepted(*, processed_id: int) -> Message | None:
-    """Record a message a webhook accepted; None if it was recorded already (the task ran twice)."""
-    with transaction.atomic():
-        # The row lock makes a concurrent second run skip it (another worker is recording it)
-        # or, once that one committed, find `pending` emptied.
-        processed = (
-            ProcessedMessage.objects.select_for_update(skip_locked=True)
-            .filter(pk=processed_id, pending__isnull=False)
-            .first()
+    """Record a message a webhook accepted; None if it was recorded already (the task ran twice),
+    is quarantined, or failed to record (counted: quarantined after INBOUND_RECORD_MAX_ATTEMPTS).
+
+    Raises the database's connection errors: the database, not this delivery, is at fault.
+    """
+    return _record(processed_id)[0]
+
+
+def _record(processed_id: int) -> tuple[Message | None, bool]:
+    """record_accepted, and whether this attempt failed."""
+    try:
+        with transaction.atomic():
+            # The row lock makes a concurrent second run skip it (another worker is recording it)
+            # or, once that one committed, find `pending` emptied.
+            processed = (
+                ProcessedMessage.objects.select_for_update(skip_locked=True)
+                .filter(pk=processed_id, pending__isnull=False, quarantined_at__isnull=True)
+                .first()
+            )
+            if processed is None or processed.pending is None:
+                return None, False
+            message = _store_inbound(InboundMessage.from_json(processed.pending))
+            ProcessedMessage.objects.filter(pk=processed_id).update(pending=None)
+    except (OperationalError, InterfaceError):
+        raise
+    except Exception as exc:
+        _count_record_failure(processed_id, exc)
+        return None, True
+    return message, False
+
+
+def _count_record_failure(processed_id: int, exc: Exception) -> None:
+    """One more failed attempt; the last allowed one quarantines the delivery, logged once."""
+    waiting = ProcessedMessage.objects.filter(pk=processed_id, quarantined_at__isnull=True)
+    waiting.update(record_attempts=F("record_attempts") + 1, record_error=type(exc).__name__[:100])
+    if waiting.filter(record_attempts__gte=settings.INBOUND_RECORD_MAX_ATTEMPTS).update(quarantined_at=timezone.now()):
+        logger.error(
+            "Accepted delivery %s could not be recorded in %s attempts (%s); quarantined: see the admin's "
+            "processed messages, where staff retry or drop it.",
+            processed_id,
+            settings.INBOUND_RECORD_MAX_ATTEMPTS,
+            type(exc).__name__,
+            exc_info=exc,
         )
-        if processed is None or processed.pending is None:
-            return None
-        message = _store_inbound(InboundMessage.from_json(processed.pending))
-        ProcessedMessage.objects.filter(pk=processed_id).update(pending=None)
-    return message
+    else:
+        logger.warning(
+            "Accepted delivery %s could not be recorded (%s); trying again.", processed_id, type(exc).__name__
+        )
 
 
 def record_pending_inbound(*, received_before: datetime | None = None, limit: int = 1000) -> int:
     """Record accepted messages still waiting (their task was lost, or a data officer needs
-    them stored before an export or erasure); the number recorded."""
-    waiting = ProcessedMessage.objects.filter(pending__isnull=False)
+    them stored before an export or erasure), oldest first; quarantined ones are left. The
+    number recorded or failed: while it is `limit`, more may wait (the recorder goes on)."""
+    waiting = ProcessedMessage.objects.filter(pending__isnull=False, quarantined_at__isnull=True)
     if received_before is not None:
         waiting = waiting.filter(received_at__lt=received_before)
-    recorded = 0
-    for processed_id in waiting.order_by("received_at").values_list("pk", flat=True)[:limit]:
-        try:
-            recorded += record_accepted(processed_id=processed_id) is not None
-        except (OperationalError, InterfaceError):
-            raise  # the database is unreachable: nothing else would succeed either
-        except Exception:
-            # One delivery that cannot be stored must not hold up the others; it stays waiting.
-            logger.exception("Accepted delivery %s could not be recorded; it stays waiting.", processed_id)
-    return recorded
+    # Deliveries that failed before go after the others: a batch of ones that cannot be recorded
+    # delays fresh ones by one pass at most, and each is quarantined after a few.
+    ids = waiting.order_by("record_attempts", "received_at").values_list("pk", flat=True)[:limit]
+    outcomes = [_record(processed_id) for processed_id in ids]
+    return sum(message is not None or failed for message, failed in outcomes)
 
 
 class _AlreadyProcessed(Exception):
@@ -176,13 +206,20 @@ def apply_status(*, update: StatusUpdate) -> bool:
     status replace one ranked below it. A status for a message we do not know is ignored.
     """
     messages = Message.objects.filter(direction=Message.Direction.OUTBOUND, provider=update.provider)
+    ref = MessagePart.parse_client_ref(update.client_ref) if update.client_ref else None
+    if ref is not None and ref[1] is not None:
+        # An earlier part of a split reply: its statuses name only the part (the last part's
+        # stand for the message). Its id settles a send of it whose answer was lost.
+        return bool(_record_part_id(update, MessagePart.objects.filter(message__uid=ref[0], index=ref[1])))
     target = messages.filter(provider_message_id=update.provider_message_id)
-    if update.client_ref and not target.exists():
-        # Our send timed out after the provider took it: the status tells us its id.
-        target = messages.filter(uid=update.client_ref).filter(
+    if ref is not None and not target.exists():
+        # Our send's answer was lost after the provider took it: the status tells us its id.
+        target = messages.filter(uid=ref[0]).filter(
             Q(provider_message_id__isnull=True) | Q(provider_message_id=update.provider_message_id)
         )
-        target.update(provider_message_id=update.provider_message_id)
+        if target.update(provider_message_id=update.provider_message_id):
+            last_part = MessagePart.objects.filter(message__uid=ref[0]).order_by("-index").values("pk")[:1]
+            _record_part_id(update, MessagePart.objects.filter(pk__in=Subquery(last_part)))
     if update.status == S.FAILED:
         lower = _FAILABLE
     else:
@@ -198,3 +235,10 @@ def apply_status(*, update: StatusUpdate) -> bool:
     else:
         notify.message_status_changed(provider=update.provider, provider_message_id=update.provider_message_id)
     return bool(changed)
+
+
+def _record_part_id(update: StatusUpdate, parts: QuerySet[MessagePart]) -> int:
+    """Give the part its provider id, unless it has one (a re-send's is never overwritten)."""
+    return parts.filter(
+        message__provider=update.provider, message__direction=Message.Direction.OUTBOUND, provider_message_id=""
+    ).update(provider_message_id=update.provider_message_id, sent_at=timezone.now())

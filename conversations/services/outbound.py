@@ -1,11 +1,22 @@
-"""Sending stored outbound messages through the conversation's transport."""
+"""Sending stored outbound messages through the conversation's transport.
+
+A send moves pending -> sending -> sent | failed | unknown. The claim (`sending`) means "ours,
+nothing sent yet". Each part's own marker, committed just before its provider call, means "may
+have reached the provider": whatever fails before it (a database error, a crash) leaves the
+message safe to send again, and only a part marked without a provider id ever makes a message
+`unknown`. Only whoever set a part's marker sends that part, so a part is never sent twice,
+however many tasks or sweeps run for its message.
+"""
 
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import F
+from django.core.exceptions import ObjectDoesNotExist
+from django.db import InterfaceError, OperationalError
+from django.db.models import Exists, F
 from django.utils import timezone
 
 from conversations import notify, providers
@@ -18,39 +29,55 @@ from conversations.providers.base import (
     Transport,
 )
 from conversations.services.consent import is_blocked_by_opt_out
-from conversations.services.parts import get_or_create_parts
+from conversations.services.parts import get_or_create_parts, parts_in_doubt
 from conversations.services.retries import RetryLater, backoff_delay
+from conversations.services.workers import current_worker
 
 logger = logging.getLogger(__name__)
 
 S = Message.Status
 
 
+class _PartTaken(Exception):
+    """A part of the message carries another sender's marker: not ours to send."""
+
+
 def send_message(*, message_id: int) -> Message | None:
     """Send one pending outbound message: pending -> sending -> sent | failed | unknown.
 
     The sending claim changes exactly one row, so a task run twice sends once. A send that
-    may have reached the provider is never repeated: it becomes `unknown` until a status
-    callback tells. Raises RetryLater when the provider failed transiently and attempts remain.
+    may have reached the provider is never repeated here: it becomes `unknown` until a status,
+    a lookup or one deliberate re-send settles it (services/unknown.py). Raises RetryLater when
+    the provider failed transiently, or our side failed before the call, and attempts remain.
     """
     if _discard_if_taken_over(message_id):
         return None
     claimed = Message.objects.filter(pk=message_id, status=S.PENDING, direction=Message.Direction.OUTBOUND).update(
-        status=S.SENDING, send_attempts=F("send_attempts") + 1, updated_at=timezone.now()
+        status=S.SENDING,
+        claimed_by=current_worker(),
+        send_attempts=F("send_attempts") + 1,
+        retry_at=None,
+        updated_at=timezone.now(),
     )
     if not claimed:
         return None
-    message = Message.objects.select_related("conversation__profile").get(pk=message_id)
-    if is_blocked_by_opt_out(message=message):
-        _move(message, S.SENDING, S.FAILED, error_code="opted_out", error_title="The customer opted out (STOP)")
-        return None
     try:
+        message = Message.objects.select_related("conversation__profile").get(pk=message_id)
+        if is_blocked_by_opt_out(message=message):
+            _move(message, S.SENDING, S.FAILED, error_code="opted_out", error_title="The customer opted out (STOP)")
+            return None
         result = _send_through_provider(message)
+    except ObjectDoesNotExist:
+        raise  # erased meanwhile: nothing left to send or to release
+    except _PartTaken:
+        logger.info("A part of message %s carries another sender's marker; leaving it to them.", message_id)
+        return None
     except TransientProviderError as exc:
         if message.send_attempts < settings.SEND_MAX_ATTEMPTS:
             logger.warning("Send of message %s failed (%s); retrying.", message.pk, exc)
-            _move(message, S.SENDING, S.PENDING, error_code=exc.code, error_title=exc.title)
-            raise RetryLater(backoff_delay(attempt=message.send_attempts, retry_after=exc.retry_after)) from exc
+            delay = backoff_delay(attempt=message.send_attempts, retry_after=exc.retry_after)
+            _move(message, S.SENDING, S.PENDING, **_released(delay), error_code=exc.code, error_title=exc.title)
+            raise RetryLater(delay) from exc
         logger.error("Send of message %s failed after %s attempts: %s", message.pk, message.send_attempts, exc)
         _move(message, S.SENDING, S.FAILED, error_code=exc.code, error_title=exc.title)
     except PermanentProviderError as exc:
@@ -59,11 +86,17 @@ def send_message(*, message_id: int) -> Message | None:
     except DeliveryUnknown as exc:
         logger.warning("Send of message %s has an unknown outcome (%s); waiting for statuses.", message.pk, exc)
         _move(message, S.SENDING, S.UNKNOWN, error_code=exc.code, error_title=exc.title)
+    except Exception as exc:
+        _after_our_failure(message_id, exc)
+        return None
     else:
+        # A re-sent message keeps the note of why it was re-sent.
+        cleared = {} if message.resend_count else {"error_code": "", "error_title": ""}
         # A status callback may have beaten us here (matched by uid): then only record the id.
-        if not _move(
-            message, S.SENDING, S.SENT, provider_message_id=result.provider_message_id, error_code="", error_title=""
-        ):
+        moved = _move(
+            message, [S.SENDING, S.UNKNOWN], S.SENT, provider_message_id=result.provider_message_id, **cleared
+        )
+        if not moved:
             Message.objects.filter(pk=message.pk, provider_message_id__isnull=True).update(
                 provider_message_id=result.provider_message_id
             )
@@ -102,8 +135,17 @@ def _send_through_provider(message: Message) -> SendResult:
         if part.provider_message_id:
             result = SendResult(provider_message_id=part.provider_message_id)
             continue
-        is_last = part.index == parts[-1].index
-        result = _send_part(transport, message, part.text, client_ref=str(message.uid) if is_last else "")
+        # Its own committed UPDATE: from here on the part may reach the provider.
+        if not MessagePart.objects.filter(pk=part.pk, attempted_at__isnull=True, provider_message_id="").update(
+            attempted_at=timezone.now()
+        ):
+            raise _PartTaken
+        try:
+            result = _send_part(transport, message, part, is_last=part.index == parts[-1].index)
+        except (TransientProviderError, PermanentProviderError):
+            # The provider answered that it did not take the part: nothing of it went out.
+            MessagePart.objects.filter(pk=part.pk).update(attempted_at=None)
+            raise
         MessagePart.objects.filter(pk=part.pk).update(
             provider_message_id=result.provider_message_id, sent_at=timezone.now()
         )
@@ -112,22 +154,57 @@ def _send_through_provider(message: Message) -> SendResult:
     return result
 
 
-def _send_part(transport: Transport, message: Message, body: str, *, client_ref: str) -> SendResult:
+def _send_part(transport: Transport, message: Message, part: MessagePart, *, is_last: bool) -> SendResult:
+    client_ref = part.client_ref(is_last=is_last)
     template = message.template
     if not template:
-        return transport.send_text(body, client_ref=client_ref)
+        return transport.send_text(part.text, client_ref=client_ref)
     # On Twilio the template `name` is the Content SID (HX…), which includes the language.
     return transport.send_template(
         name=template["name"],
         language=template.get("language", ""),
         parameters=template.get("parameters", []),
-        client_ref=str(message.uid),
+        client_ref=client_ref,
     )
 
 
-def _move(message: Message, from_status: str, to_status: str, **fields: str) -> bool:
+def _after_our_failure(message_id: int, exc: Exception) -> None:
+    """Our side failed after the claim (a database error, a bug): release the claim and retry,
+    unless a part is in flight (the sweep settles that one). A database outage is retried until
+    the database is back; anything else counts against SEND_MAX_ATTEMPTS. If the database
+    refuses even this, the sweep releases the claim (SWEEP_REQUEUE_AFTER_SECONDS)."""
+    is_outage = isinstance(exc, OperationalError | InterfaceError)
+    logger.warning("Send of message %s stopped on our side: %s", message_id, exc, exc_info=not is_outage)
+    attempts = Message.objects.filter(pk=message_id).values_list("send_attempts", flat=True).first()
+    if attempts is None:
+        return
+    nothing_in_flight = Message.objects.filter(pk=message_id, status=S.SENDING).exclude(Exists(parts_in_doubt()))
+    if not is_outage and attempts >= settings.SEND_MAX_ATTEMPTS:
+        failed = nothing_in_flight.update(
+            status=S.FAILED,
+            error_code="internal_error",
+            error_title=f"Not sent: {type(exc).__name__} after {attempts} attempts",
+            updated_at=timezone.now(),
+        )
+        if failed:
+            logger.error("Send of message %s given up after %s attempts.", message_id, attempts)
+            notify.message_status_changed(message_id=message_id)
+        return
+    delay = backoff_delay(attempt=attempts)
+    if nothing_in_flight.update(status=S.PENDING, **_released(delay)):
+        raise RetryLater(delay) from exc
+
+
+def _released(delay: float) -> dict[str, object]:
+    """The fields of a claim given back for a retry in `delay` seconds (the sweep waits for it)."""
+    now = timezone.now()
+    return {"claimed_by": "", "retry_at": now + timedelta(seconds=delay), "updated_at": now}
+
+
+def _move(message: Message, from_status: str | list[str], to_status: str, **fields: object) -> bool:
+    statuses = [from_status] if isinstance(from_status, str) else from_status
     return bool(
-        Message.objects.filter(pk=message.pk, status=from_status).update(
-            status=to_status, updated_at=timezone.now(), **fields
+        Message.objects.filter(pk=message.pk, status__in=statuses).update(
+            status=to_status, **{"updated_at": timezone.now(), **fields}
         )
     )

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
+from django.db.models import OuterRef, QuerySet
+
 from conversations.formatting import format_for_channel
 from conversations.models import Message, MessagePart
 
@@ -23,3 +27,10 @@ def get_or_create_parts(*, message: Message) -> list[MessagePart]:
         ignore_conflicts=True,
     )
     return list(message.parts.order_by("index"))
+
+
+def parts_in_doubt(*, attempted_before: datetime | None = None) -> QuerySet[MessagePart]:
+    """Parts of the outer query's message that may have reached the provider: marked attempted,
+    with no provider id (for Exists(...) on Message rows)."""
+    parts = MessagePart.objects.filter(message=OuterRef("pk"), attempted_at__isnull=False, provider_message_id="")
+    return parts.filter(attempted_at__lt=attempted_before) if attempted_before else parts

@@ -20,6 +20,7 @@ from conversations.services import bursts, commands, context
 from conversations.services.consent import apply_consent_keywords
 from conversations.services.handoff import HUMAN_COMING_REPLY, is_request_for_human, note_request_for_human
 from conversations.services.retries import RetryLater, backoff_delay
+from conversations.services.workers import current_worker
 
 logger = logging.getLogger(__name__)
 
@@ -97,13 +98,16 @@ def _begin_reply_work(inbound: Message) -> None:
 
 
 def _claim(message_id: int) -> bool:
-    """received -> processing, changing exactly one row; a claim older than the sweep's
-    threshold belonged to a worker that died and may be taken over."""
+    """received -> processing, changing exactly one row, in this worker's name (the sweep takes
+    back the claims of a worker that stopped); a claim older than SWEEP_STALE_AFTER_SECONDS
+    belonged to a worker that lost it and may be taken over."""
     now = timezone.now()
     stale = now - timedelta(seconds=settings.SWEEP_STALE_AFTER_SECONDS)
     claimable = Q(status=Message.Status.RECEIVED) | Q(status=Message.Status.PROCESSING, updated_at__lt=stale)
     return bool(
-        Message.objects.filter(claimable, pk=message_id).update(status=Message.Status.PROCESSING, updated_at=now)
+        Message.objects.filter(claimable, pk=message_id).update(
+            status=Message.Status.PROCESSING, claimed_by=current_worker(), retry_at=None, updated_at=now
+        )
     )
 
 
@@ -117,11 +121,13 @@ def _ask_model(inbound: Message, attempt: int, images: tuple[str, ...] = ()) -> 
     except ModelUnavailable as exc:
         if exc.is_transient and attempt < settings.OPENAI_MAX_ATTEMPTS:
             logger.warning("Model call %s for message %s failed (%s); retrying.", attempt, inbound.pk, exc)
-            # Release the claim so the retried task (or the sweep) can take it again.
+            # Release the claim so the retried task (or, once it is overdue, the sweep) takes it again.
+            delay = backoff_delay(attempt=attempt, retry_after=exc.retry_after)
+            now = timezone.now()
             Message.objects.filter(pk=inbound.pk, status=Message.Status.PROCESSING).update(
-                status=Message.Status.RECEIVED, updated_at=timezone.now()
+                status=Message.Status.RECEIVED, retry_at=now + timedelta(seconds=delay), updated_at=now
             )
-            raise RetryLater(backoff_delay(attempt=attempt, retry_after=exc.retry_after)) from exc
+            raise RetryLater(delay) from exc
         logger.error("No model answer for message %s after %s attempt(s): %s", inbound.pk, attempt, exc)
         return ModelReply(text=APOLOGY, model="")
 

@@ -56,7 +56,7 @@ def test_with_the_broker_down_the_delivery_waits_for_the_sweep_and_is_answered_o
     assert post_meta(client, meta_body("text")).status_code == 200
     assert ProcessedMessage.objects.count() == 1
 
-    settings.SWEEP_STALE_AFTER_SECONDS = 0
+    settings.SWEEP_REQUEUE_AFTER_SECONDS = 0
     counts = requeue_stalled_messages()
 
     assert counts["accepted"] == 1

@@ -9,7 +9,8 @@ from django.db import connection, connections
 
 from conversations.dispatch import RECORD_INBOUND
 from conversations.models import Message, ProcessedMessage
-from conversations.tasks import process_inbound_message, record_inbound_message
+from conversations.services.sweep import requeue_stalled_messages
+from conversations.tasks import process_inbound_message, record_inbound_message, send_outbound_message
 from conversations.tests.fakes import GRAPH_MESSAGES
 
 from .helpers import meta_body, post_meta
@@ -82,3 +83,31 @@ def test_the_record_task_run_concurrently_records_once(client, graph_ok, fake_op
     assert Message.objects.filter(direction=Message.Direction.INBOUND).count() == 1
     assert Message.objects.filter(author=Message.Author.BOT).count() == 1
     assert len(graph_ok.sent(GRAPH_MESSAGES)) == 1
+
+
+def test_sweeps_and_send_tasks_racing_in_several_workers_send_each_stalled_message_once(client, graph_ok, settings):
+    settings.SWEEP_REQUEUE_AFTER_SECONDS = 0
+    post_meta(client, meta_body("text"))
+    reply = Message.objects.get(author=Message.Author.BOT)
+    stalled = [
+        Message.objects.create(
+            conversation=reply.conversation,
+            direction=Message.Direction.OUTBOUND,
+            author=Message.Author.STAFF,
+            provider=reply.provider,
+            text=f"Stalled message {number}",
+            status=Message.Status.PENDING,
+        )
+        for number in range(6)
+    ]
+
+    def sweep_and_send() -> None:
+        requeue_stalled_messages()
+        for message in stalled:
+            send_outbound_message.delay(message.pk)
+
+    run_concurrently(sweep_and_send, 6)
+
+    bodies = [sent["text"]["body"] for sent in graph_ok.sent(GRAPH_MESSAGES)]
+    assert sorted(bodies[1:]) == [f"Stalled message {number}" for number in range(6)]
+    assert set(Message.objects.filter(author=Message.Author.STAFF).values_list("status", flat=True)) == {"sent"}

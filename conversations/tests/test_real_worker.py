@@ -2,6 +2,14 @@
 
 Needs PostgreSQL (the processes share the test database) and the `redis-server` binary (a
 private Redis is started, stopped and restarted here, so the machine's Redis is left alone).
+
+Recovery (the slow ones): a worker SIGKILLed mid-send, and Redis restarted. Every reply must go
+out exactly once and within RECOVERY_BUDGET_SECONDS of the restart, with the recovery settings
+at their defaults (the sweep every 10 s, heartbeats every 5 s, stale after 15 s, waiting work
+re-enqueued after 15 s). Only the provider timeout and the wait before an unknown send is
+settled are shortened, so a send cut off between its marker and Graph (a window of
+milliseconds) is settled within the test too. Graph is then a threaded fake that, like Meta,
+sends a `sent` status webhook for every message it took, also when the sender died waiting.
 """
 
 from __future__ import annotations
@@ -12,7 +20,10 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -23,7 +34,7 @@ from werkzeug import Response
 
 from conversations.models import Message, ProcessedMessage
 
-from .helpers import APP_SECRET, meta_body, meta_signature
+from .helpers import APP_SECRET, meta_body, meta_signature, meta_text
 
 # Real commits: the daphne and Celery worker processes share the test database.
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True), pytest.mark.postgres, pytest.mark.redis]
@@ -46,7 +57,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_for_port(port: int, timeout: float = 20.0) -> None:
+def wait_for_port(port: int, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with socket.socket() as sock:
@@ -106,7 +117,7 @@ def fake_upstreams(httpserver, fake_openai):
     return httpserver, sent
 
 
-def child_env(redis_port: int, httpserver, *, notify: bool) -> dict[str, str]:
+def child_env(redis_port: int, httpserver, *, notify: bool, **overrides: str) -> dict[str, str]:
     """The processes' environment; `notify` picks how a webhook wakes the worker: a PostgreSQL
     NOTIFY to its recorder (the default on PostgreSQL), or a record task through Redis."""
     parts = urlsplit(os.environ["DATABASE_URL"])
@@ -126,8 +137,9 @@ def child_env(redis_port: int, httpserver, *, notify: bool) -> dict[str, str]:
         "OPENAI_API_KEY": "sk-test",
         "OPENAI_BASE_URL": httpserver.url_for("/v1"),
         "SWEEP_INTERVAL_SECONDS": "1",
-        "SWEEP_STALE_AFTER_SECONDS": "1",
+        "SWEEP_REQUEUE_AFTER_SECONDS": "1",
         "INBOUND_NOTIFY": "true" if notify else "false",
+        **overrides,
     }
 
 
@@ -149,9 +161,9 @@ def start_web(processes: Processes, env: dict[str, str]) -> int:
     return port
 
 
-def start_worker(processes: Processes, env: dict[str, str]) -> None:
+def start_worker(processes: Processes, env: dict[str, str], name: str = "worker") -> None:
     processes.start(
-        "worker",
+        name,
         [sys.executable, "-m", "celery", "-A", "whatsbot_project", "worker", "-B", "--pool", "threads",
          "--concurrency", "4", "--without-mingle", "--without-gossip", "--loglevel", "INFO",
          "--schedule", str(processes.tmp_path / "beat-schedule")],
@@ -216,3 +228,207 @@ def test_with_redis_down_the_webhook_answers_in_time_and_is_answered_once_redis_
     wait_for_sent_replies(1, processes)
     assert len(sent) == 1
     assert Message.objects.filter(author=Message.Author.BOT).count() == 1
+
+
+RECOVERY_BUDGET_SECONDS = 30.0
+CUSTOMERS = 24
+DELIVERED = {Message.Status.SENT, Message.Status.DELIVERED, Message.Status.READ}
+
+
+class FakeGraph(ThreadingHTTPServer):
+    """Takes each message after `delay` seconds, then sends its `sent` status to our webhook."""
+
+    daemon_threads = True
+
+    def __init__(self, *, delay: float) -> None:
+        super().__init__(("127.0.0.1", 0), _GraphHandler)
+        self.delay = delay
+        self.webhook_url = ""
+        self.lock = threading.Lock()
+        self.taken: list[dict] = []
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/"
+
+    def take(self, body: dict) -> str:
+        with self.lock:
+            self.taken.append(body)
+            return f"wamid.REAL{len(self.taken)}"
+
+    def send_status(self, wamid: str, client_ref: str) -> None:
+        body = json.loads(meta_body("status_sent"))
+        status = body["entry"][0]["changes"][0]["value"]["statuses"][0]
+        status.update(id=wamid, biz_opaque_callback_data=client_ref)
+        raw = json.dumps(body).encode()
+        headers = {"Content-Type": "application/json", "X-Hub-Signature-256": meta_signature(raw, APP_SECRET)}
+        for _ in range(20):  # Meta retries a webhook that fails
+            try:
+                if requests.post(self.webhook_url, data=raw, headers=headers, timeout=5).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.5)
+
+    def sends_per_reply(self) -> Counter:
+        with self.lock:
+            return Counter(body.get("biz_opaque_callback_data", "") for body in self.taken)
+
+
+class _GraphHandler(BaseHTTPRequestHandler):
+    server: FakeGraph
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        if body.get("status") == "read":
+            self._answer({"success": True})
+            return
+        wamid = self.server.take(body)
+        time.sleep(self.server.delay)
+        try:
+            self._answer({"messaging_product": "whatsapp", "messages": [{"id": wamid}]})
+        except OSError:
+            pass  # the sender died waiting: the message is taken all the same, as at Meta
+        threading.Thread(
+            target=self.server.send_status, args=(wamid, body.get("biz_opaque_callback_data", "")), daemon=True
+        ).start()
+
+    def _answer(self, payload: dict) -> None:
+        raw = json.dumps(payload).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(raw)))
+        self.end_headers()
+        self.wfile.write(raw)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def graph():
+    server = FakeGraph(delay=1.5)
+    yield server
+    server.shutdown()
+
+
+def recovery_env(redis_port: int, httpserver, graph: FakeGraph) -> dict[str, str]:
+    return child_env(
+        redis_port,
+        httpserver,
+        notify=True,
+        WHATSAPP_GRAPH_URL=graph.url,
+        WHATSAPP_TYPING_INDICATOR="false",
+        # Production defaults for everything that decides the recovery time:
+        SWEEP_INTERVAL_SECONDS="10",
+        SWEEP_REQUEUE_AFTER_SECONDS="15",
+        WORKER_HEARTBEAT_SECONDS="5",
+        WORKER_HEARTBEAT_STALE_SECONDS="15",
+        # Shortened: a send cut off between its marker and Graph is re-sent within the test.
+        PROVIDER_TIMEOUT_SECONDS="3",
+        UNKNOWN_LOOKUP_AFTER_SECONDS="8",
+        UNKNOWN_RESEND_AFTER_SECONDS="8",
+    )
+
+
+def post_customers(port: int, first: int, count: int) -> None:
+    for number in range(first, first + count):
+        body = meta_text(
+            f"Question {number}", f"wamid.CUSTOMER{number}", wa_id=f"1555000{number:04d}", user_id=f"US.{number:019d}"
+        )
+        response = requests.post(
+            f"http://127.0.0.1:{port}/webhooks/meta/",
+            data=body,
+            headers={"Content-Type": "application/json", "X-Hub-Signature-256": meta_signature(body)},
+            timeout=10,
+        )
+        assert response.status_code == 200
+
+
+def wait_for_worker_ready(processes: Processes, name: str) -> float:
+    """When the worker logged that it is ready: the clock of recovery starts there (how long a
+    Python process takes to start on a busy machine is not the recovery's)."""
+    log = processes.tmp_path / f"{name}.log"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if " ready." in log.read_text(errors="replace"):
+            return time.monotonic()
+        time.sleep(0.1)
+    pytest.fail(f"{name} did not start\n{processes.logs()}")
+
+
+def wait_until_every_reply_is_sent(count: int, graph: FakeGraph, processes: Processes, *, since: float) -> float:
+    """Seconds from `since` until `count` replies are sent; fails after the budget and a margin."""
+    deadline = since + RECOVERY_BUDGET_SECONDS + 30
+    while time.monotonic() < deadline:
+        replies = Message.objects.filter(author=Message.Author.BOT)
+        if replies.count() == count and all(status in DELIVERED for status in replies.values_list("status", flat=True)):
+            return time.monotonic() - since
+        time.sleep(0.25)
+    statuses = Counter(Message.objects.filter(author=Message.Author.BOT).values_list("status", flat=True))
+    pytest.fail(f"replies not all sent: {statuses}, Graph took {len(graph.taken)}\n{processes.logs()}")
+
+
+def assert_each_reply_sent_exactly_once(graph: FakeGraph, count: int) -> None:
+    uids = {str(uid) for uid in Message.objects.filter(author=Message.Author.BOT).values_list("uid", flat=True)}
+    sends = graph.sends_per_reply()
+    assert set(sends) == uids
+    assert set(sends.values()) == {1}, {uid: n for uid, n in sends.items() if n != 1}
+    assert len(uids) == count
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_send_and_restarted_sends_every_reply_exactly_once_within_30_seconds(
+    processes, fake_upstreams, graph
+):
+    httpserver, _ = fake_upstreams
+    redis_port = free_port()
+    start_redis(processes, redis_port)
+    env = recovery_env(redis_port, httpserver, graph)
+    start_worker(processes, env)
+    port = start_web(processes, env)
+    graph.webhook_url = f"http://127.0.0.1:{port}/webhooks/meta/"
+    post_customers(port, 0, CUSTOMERS)
+
+    deadline = time.monotonic() + 60
+    while len(graph.taken) < 4 and time.monotonic() < deadline:  # sends in flight at Graph
+        time.sleep(0.05)
+    killed = processes.running.pop("worker")
+    killed.kill()  # SIGKILL: no shutdown, no acknowledgement, its claims left behind
+    killed.wait()
+    restarted = time.monotonic()
+    start_worker(processes, env, name="worker-restarted")  # the same Celery node name
+    ready = wait_for_worker_ready(processes, "worker-restarted")
+
+    elapsed = wait_until_every_reply_is_sent(CUSTOMERS, graph, processes, since=ready)
+
+    print(f"\nWorker up {ready - restarted:.1f} s after its restart; every reply sent {elapsed:.1f} s later.")
+    assert elapsed <= RECOVERY_BUDGET_SECONDS
+    assert_each_reply_sent_exactly_once(graph, CUSTOMERS)
+
+
+@pytest.mark.slow
+def test_after_a_redis_restart_every_reply_is_sent_exactly_once_within_30_seconds(processes, fake_upstreams, graph):
+    httpserver, _ = fake_upstreams
+    redis_port = free_port()
+    start_redis(processes, redis_port)
+    env = recovery_env(redis_port, httpserver, graph)
+    start_worker(processes, env)
+    port = start_web(processes, env)
+    graph.webhook_url = f"http://127.0.0.1:{port}/webhooks/meta/"
+    post_customers(port, 0, CUSTOMERS // 2)
+    while len(graph.taken) < 2:  # work in flight when Redis goes
+        time.sleep(0.05)
+
+    processes.stop("redis")  # its queue and the workers' waiting tasks are lost
+    post_customers(port, CUSTOMERS // 2, CUSTOMERS // 2)  # accepted while Redis is down
+    time.sleep(2)
+    start_redis(processes, redis_port)
+    restarted = time.monotonic()
+
+    elapsed = wait_until_every_reply_is_sent(CUSTOMERS, graph, processes, since=restarted)
+
+    print(f"\nEvery reply sent {elapsed:.1f} s after Redis restarted.")
+    assert elapsed <= RECOVERY_BUDGET_SECONDS
+    assert_each_reply_sent_exactly_once(graph, CUSTOMERS)

@@ -56,7 +56,7 @@ def test_graph_rate_limit_honours_retry_after(client, fake_providers):
     assert (reply.status, reply.error_code) == (Message.Status.PENDING, "130429")
 
 
-def test_a_graph_timeout_after_the_request_was_sent_is_unknown_and_never_resent(client, fake_providers):
+def test_a_graph_timeout_after_the_request_was_sent_is_unknown_and_not_resent_at_once(client, fake_providers):
     fake_providers.add(responses.POST, GRAPH_MESSAGES, body=requests.ReadTimeout("read timed out"))
 
     post_meta(client, meta_body("text"))
@@ -176,14 +176,17 @@ def test_twilio_429_is_retried_and_21211_is_final(client, fake_providers):
     assert len(fake_providers.sent(TWILIO_MESSAGES)) == 3
 
 
-def test_the_sweep_reenqueues_stalled_work_and_marks_orphaned_sends_unknown(client, graph_ok, settings):
-    settings.SWEEP_STALE_AFTER_SECONDS = 0
+def test_the_sweep_reenqueues_stalled_work_and_marks_sends_in_doubt_unknown(client, graph_ok, settings):
+    settings.SWEEP_REQUEUE_AFTER_SECONDS = 0
+    settings.UNKNOWN_LOOKUP_AFTER_SECONDS = 0
     post_meta(client, meta_body("text"))
     reply = bot_reply()
     inbound = reply.in_reply_to
-    # A broker that lost the doorbell: the inbound is still received, a second reply pending.
+    # A broker that lost the doorbell: the inbound is still received. A worker that stopped
+    # after its provider call: the reply's part is marked attempted, its answer never recorded.
     Message.objects.filter(pk=inbound.pk).update(status=Message.Status.RECEIVED)
-    Message.objects.filter(pk=reply.pk).update(status=Message.Status.SENDING)
+    Message.objects.filter(pk=reply.pk).update(status=Message.Status.SENDING, provider_message_id=None)
+    reply.parts.update(provider_message_id="")
 
     counts = requeue_stalled_messages()
 

@@ -43,8 +43,9 @@ def test_a_long_reply_goes_out_in_parts_in_order_on_meta(client, graph_ok, fake_
     assert "\n\n".join(bodies) == LONG_REPLY
     sent = graph_messages(graph_ok, GRAPH_MESSAGES)
     reply = Message.objects.get(author=Message.Author.BOT)
-    # Only the last part carries our reference: its statuses stand for the whole reply.
-    assert "biz_opaque_callback_data" not in sent[0]
+    # The last part carries the message's reference: its statuses stand for the whole reply.
+    # An earlier part carries its own, so its statuses can settle a send of it whose answer was lost.
+    assert sent[0]["biz_opaque_callback_data"] == f"{reply.uid}#0"
     assert sent[1]["biz_opaque_callback_data"] == str(reply.uid)
     assert (reply.status, reply.provider_message_id) == (Message.Status.SENT, "wamid.OUT2")
     parts = list(reply.parts.values_list("index", "provider_message_id"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import socket
 import threading
 
 from celery import current_app as celery_app
@@ -42,6 +43,9 @@ class Command(BaseCommand):
         worker = beat = None
         if not no_worker:
             worker = celery_app.WorkController(
+                # Its own node name: claims carry it, and a separate `celery worker` on this host
+                # (default name celery@host) must not be taken for this one (services/workers.py).
+                hostname=f"run@{socket.gethostname()}",
                 pool_cls="threads",
                 concurrency=concurrency,
                 without_heartbeat=True,
