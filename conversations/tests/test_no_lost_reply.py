@@ -20,7 +20,7 @@ from conversations.services.outbound import send_message
 from conversations.services.sweep import INTERRUPTED, requeue_stalled_messages
 from conversations.services.unknown import resolve_unknown_sends
 from conversations.services.workers import beat
-from conversations.tests.conftest import GRAPH_MESSAGES, TWILIO_MESSAGES
+from conversations.tests.fakes import GRAPH_MESSAGES, TWILIO_MESSAGES
 
 from . import helpers
 from .chat import graph_messages, say

@@ -15,7 +15,7 @@ from conversations.dispatch import RECORD_INBOUND
 from conversations.models import AuditEntry, Message, ProcessedMessage
 from conversations.services.inbound import record_pending_inbound
 from conversations.services.sweep import requeue_stalled_messages
-from conversations.tests.conftest import GRAPH_MESSAGES
+from conversations.tests.fakes import GRAPH_MESSAGES
 
 from .helpers import meta_body, meta_text, post_meta
 
