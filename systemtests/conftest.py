@@ -125,7 +125,7 @@ def system(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         cleanup.callback(lambda: (servers / "postgres.log").exists() and shutil.copy(servers / "postgres.log", logs))
         postgres = LocalPostgres(servers)
         postgres.start()
-        cleanup.callback(lambda: postgres.is_running() and postgres.stop("immediate"))
+        cleanup.callback(lambda: postgres.stop("immediate") if postgres.is_running() else None)
         redis = LocalRedis(servers)
         redis.start()
         cleanup.callback(redis.stop)
@@ -148,7 +148,7 @@ def system(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         yield System(postgres, redis, stack, supervisor, fake_port, database_url, logs, request.config.stash[ROWS])
 
 
-def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatus: int, config: pytest.Config) -> None:
     rows = config.stash.get(ROWS, [])
     if not rows:
         return

@@ -33,15 +33,17 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections import Counter
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit
+
+if TYPE_CHECKING:
+    from aiohttp import ClientSession
 
 ROOT = Path(__file__).resolve().parent.parent
 META_FIXTURE = ROOT / "conversations" / "tests" / "fixtures" / "meta" / "text.json"
@@ -223,6 +225,14 @@ def serve_fakes(port: int, seed: int) -> None:
         events.append({"kind": "fault", "target": target, "code": status, "t": time.monotonic()})
         return status, headers
 
+    async def hold(kind: str, seconds: float) -> None:
+        """The provider's latency, counted as in flight meanwhile (what a killed worker leaves)."""
+        in_flight[kind] += 1
+        try:
+            await asyncio.sleep(seconds)
+        finally:
+            in_flight[kind] -= 1
+
     async def responses(request: web.Request) -> web.Response:
         body = await request.json()
         injected = fault("model", "model_failure_share", "model_failure_codes")
@@ -246,11 +256,7 @@ def serve_fakes(port: int, seed: int) -> None:
             purpose = "other"  # summaries: a string input and no schema
             text = "The customer asked about opening hours; we answered."
         events.append({"kind": "model", "purpose": purpose, "token": token, "t": time.monotonic()})
-        in_flight["model"] += 1
-        try:
-            await asyncio.sleep(config["model_latency"])
-        finally:
-            in_flight["model"] -= 1
+        await hold("model", config["model_latency"])
         return web.json_response(openai_response(text, body.get("model", "gpt-e2e"), number))
 
     async def conversations(request: web.Request) -> web.Response:
@@ -288,17 +294,13 @@ def serve_fakes(port: int, seed: int) -> None:
             await asyncio.sleep(config["provider_latency"])
             return web.json_response({"success": True})
         arrived = time.monotonic()
-        in_flight["send"] += 1
-        try:
-            await asyncio.sleep(config["provider_latency"])
-        finally:
-            in_flight["send"] -= 1
+        await hold("send", config["provider_latency"])
         wamid = f"wamid.E2EOUT{next(numbers):09d}"
         recipient = str(body.get("to") or body.get("recipient") or "")
         record_send("meta", str((body.get("text") or {}).get("body", "")), recipient, arrived)
         posts = []
-        for status in ("sent", "delivered"):
-            status_body = meta_status_body(wamid, status, recipient, str(body.get("biz_opaque_callback_data", "")))
+        for state in ("sent", "delivered"):
+            status_body = meta_status_body(wamid, state, recipient, str(body.get("biz_opaque_callback_data", "")))
             headers = {"Content-Type": "application/json", "X-Hub-Signature-256": meta_signature(status_body)}
             posts.append((config["webhook_base"] + "/webhooks/meta/", status_body, headers))
         await send_statuses(posts, recipient)
@@ -318,19 +320,15 @@ def serve_fakes(port: int, seed: int) -> None:
             error = {"code": 20000 + status, "message": "Injected fault", "status": status}
             return web.json_response(error, status=status, headers=headers)
         arrived = time.monotonic()
-        in_flight["send"] += 1
-        try:
-            await asyncio.sleep(config["provider_latency"])
-        finally:
-            in_flight["send"] -= 1
+        await hold("send", config["provider_latency"])
         sid = "SM" + hashlib.md5(f"out{next(numbers)}".encode()).hexdigest()
         record_send("twilio", form.get("Body", ""), form.get("To", ""), arrived)
         callback = form.get("StatusCallback", "")
         if callback:
             posts = []
-            for status in ("sent", "delivered"):
+            for state in ("sent", "delivered"):
                 params = {
-                    "MessageSid": sid, "SmsSid": sid, "MessageStatus": status, "SmsStatus": status,
+                    "MessageSid": sid, "SmsSid": sid, "MessageStatus": state, "SmsStatus": state,
                     "AccountSid": TWILIO_SID, "From": form.get("From", ""), "To": form.get("To", ""),
                     "ApiVersion": "2010-04-01", "ChannelPrefix": "whatsapp",
                 }  # fmt: skip
@@ -376,7 +374,12 @@ def serve_fakes(port: int, seed: int) -> None:
 
 
 def meta_status_body(wamid: str, status: str, recipient: str, client_ref: str) -> bytes:
-    state = {"id": wamid, "status": status, "timestamp": str(int(time.time())), "recipient_id": recipient.lstrip("+")}
+    state: dict[str, Any] = {
+        "id": wamid,
+        "status": status,
+        "timestamp": str(int(time.time())),
+        "recipient_id": recipient.lstrip("+"),
+    }
     if client_ref:
         state["biz_opaque_callback_data"] = client_ref
     if status == "sent":
@@ -419,14 +422,14 @@ class Events:
         self.items: list[dict] = []
         self.in_flight: dict[str, int] = {}
 
-    async def fetch(self, session) -> int:
+    async def fetch(self, session: ClientSession) -> int:
         async with session.get(f"{self.url}/_bench/events", params={"since": str(len(self.items))}) as response:
             data = await response.json()
         self.items.extend(data["events"])
         self.in_flight = data.get("in_flight", {})
         return len(data["events"])
 
-    async def configure(self, session, **changes) -> None:
+    async def configure(self, session: ClientSession, **changes: Any) -> None:
         async with session.post(f"{self.url}/_bench/config", json=changes) as response:
             await response.read()
         if changes.get("reset"):
@@ -822,10 +825,6 @@ def write_results_section(block: str, *, section: str, marker: str) -> None:
     else:
         text = text.rstrip() + f"\n\n{section}\n\n{generated}\n"
     RESULTS_FILE.write_text(text)
-
-
-def scratch_directory(prefix: str) -> Path:
-    return Path(tempfile.mkdtemp(prefix=prefix))
 
 
 if __name__ == "__main__":

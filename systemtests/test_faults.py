@@ -78,6 +78,25 @@ class Run:
             await asyncio.sleep(0.1)
             await self.refresh()
 
+    def replies(self) -> list[dict]:
+        """What the fake providers accepted for this scenario's customers."""
+        phones = {message.phone for message in self.messages}
+        return [event for event in self.events.items if event["kind"] == "send" and event["to"] in phones]
+
+    async def wait_for_replies(self, fault_ended: float) -> None:
+        """Until every acknowledged message is answered and no reply came for QUIET_S (so a
+        late duplicate has had its chance), or ANSWER_CAP_S after the fault's end."""
+        acknowledged = {message.phone for message in self.messages if is_acknowledged(message)}
+        last_change, seen = time.monotonic(), 0
+        while time.monotonic() < fault_ended + ANSWER_CAP_S:
+            await self.refresh()
+            replies = self.replies()
+            if len(replies) != seen:
+                last_change, seen = time.monotonic(), len(replies)
+            if acknowledged <= {reply["to"] for reply in replies} and time.monotonic() - last_change > QUIET_S:
+                return
+            await asyncio.sleep(0.5)
+
 
 Fault = Callable[[Run], Awaitable[float]]  # breaks something, mends it, returns when it ended
 
@@ -99,7 +118,6 @@ async def deliver_like_a_provider(port: int, message: Message, due: float) -> fl
 async def play(system: System, scenario: Scenario, fault: Fault) -> tuple[Row, Run]:
     customers = Customers(scenario.code, scenario.twilio_share, f"http://127.0.0.1:{system.web_port}", scenario.code)
     messages = [customers.message(f"e2efault{scenario.code}{n:04d}", n) for n in range(scenario.messages)]
-    phones = {message.phone for message in messages}
     print(f"\n{scenario.name}: {len(messages)} messages at {scenario.rate:g}/s", flush=True)
     async with ClientSession() as session:
         events = Events(system.fake_port)
@@ -120,26 +138,13 @@ async def play(system: System, scenario: Scenario, fault: Fault) -> tuple[Row, R
             await events.configure(session, **scenario.heal)
         # Recovery counts from when everything was back and every customer had been answered 2xx.
         fault_ended = max([fault_ended, *(moment for moment in acknowledged_at if moment is not None)])
-
-        def replies() -> list[dict]:
-            return [e for e in events.items if e["kind"] == "send" and e["to"] in phones]
-
-        acknowledged = {m.phone for m in messages if any(200 <= code < 300 for code in m.codes)}
-        deadline = fault_ended + ANSWER_CAP_S
-        last_change, seen = time.monotonic(), 0
-        while time.monotonic() < deadline:
-            await run.refresh()
-            if len(replies()) != seen:
-                last_change, seen = time.monotonic(), len(replies())
-            answered = {reply["to"] for reply in replies()}
-            if acknowledged <= answered and time.monotonic() - last_change > QUIET_S:
-                break
-            await asyncio.sleep(0.5)
+        await run.wait_for_replies(fault_ended)
         await run.refresh()
-    return count(scenario, run, replies(), fault_ended), run
+    return count(scenario, run, fault_ended), run
 
 
-def count(scenario: Scenario, run: Run, replies: list[dict], fault_ended: float) -> Row:
+def count(scenario: Scenario, run: Run, fault_ended: float) -> Row:
+    replies = run.replies()
     per_phone = Counter(reply["to"] for reply in replies)
     acknowledged = [m for m in run.messages if is_acknowledged(m)]
     lost = [m.token for m in acknowledged if not per_phone[m.phone]]
@@ -315,7 +320,7 @@ def test_graph_and_twilio_failing_30_percent_with_5xx_lose_and_repeat_no_reply(s
 def test_a_status_before_its_send_commits_leaves_every_reply_delivered(system: System) -> None:
     def every_reply_ends_delivered(run: Run, row: Row) -> list[str]:
         with psycopg.connect(system.database_url) as connection:
-            states = dict(
+            states: dict[str, int] = dict(
                 connection.execute(
                     "SELECT reply.status, count(*) FROM conversations_message reply "
                     "JOIN conversations_message customer ON reply.in_reply_to_id = customer.id "
