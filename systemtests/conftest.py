@@ -111,22 +111,29 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[STARTED] = (time.monotonic(), load_average(), datetime.now(UTC))
 
 
+def own_postgres(cleanup: contextlib.ExitStack, logs: Path, name: str) -> LocalPostgres:
+    """A cluster of our own, stopped and deleted by `cleanup` (its log kept in `logs`). Not under
+    pytest's temporary directory: as root the cluster belongs to `postgres`, who cannot enter
+    root's private /tmp/pytest-of-root."""
+    directory = Path(tempfile.mkdtemp(prefix=f"whatsbot-{name}-"))
+    cleanup.callback(shutil.rmtree, directory, ignore_errors=True)
+    log = directory / "postgres.log"
+    cleanup.callback(lambda: log.exists() and shutil.copy(log, logs / f"{name}-postgres.log"))
+    postgres = LocalPostgres(directory)
+    postgres.start()
+    cleanup.callback(lambda: postgres.stop("immediate") if postgres.is_running() else None)
+    return postgres
+
+
 @pytest.fixture(scope="session")
 def system(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
     if postgres_binaries() is None or not shutil.which("redis-server"):
         pytest.skip("the fault suite needs PostgreSQL's initdb/pg_ctl and redis-server (apt-get install them)")
     logs = tmp_path_factory.mktemp("faults")
-    # Not under pytest's temporary directory: as root the cluster belongs to `postgres`, who
-    # cannot enter root's private /tmp/pytest-of-root.
-    servers = Path(tempfile.mkdtemp(prefix="whatsbot-faults-"))
     print(f"\nfault suite: logs in {logs}; load average {load_average():.1f}", flush=True)
     with contextlib.ExitStack() as cleanup:
-        cleanup.callback(shutil.rmtree, servers, ignore_errors=True)
-        cleanup.callback(lambda: (servers / "postgres.log").exists() and shutil.copy(servers / "postgres.log", logs))
-        postgres = LocalPostgres(servers)
-        postgres.start()
-        cleanup.callback(lambda: postgres.stop("immediate") if postgres.is_running() else None)
-        redis = LocalRedis(servers)
+        postgres = own_postgres(cleanup, logs, "faults")
+        redis = LocalRedis(logs)
         redis.start()
         cleanup.callback(redis.stop)
         fakes, fake_port = start_fakes(logs, seed=12)
@@ -146,6 +153,44 @@ def system(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         cleanup.callback(supervisor.stop)
         print(f"fault suite: system up (gunicorn on {port}, PostgreSQL {postgres.port}, Redis {redis.port})")
         yield System(postgres, redis, stack, supervisor, fake_port, database_url, logs, request.config.stash[ROWS])
+
+
+FUZZ_TEST = ROOT / "conversations" / "tests" / "test_webhook_fuzz.py"
+FUZZ_EXAMPLES = 5000  # per test of that file (Meta bodies, Twilio forms): 10 000 bodies
+
+
+@dataclass
+class Fuzzing:
+    process: subprocess.Popen
+    log: Path
+    started: float
+
+
+@pytest.fixture(scope="session", autouse=True)
+def fuzzing(request: pytest.FixtureRequest, system: System) -> Iterator[Fuzzing | None]:
+    """The parsing fuzz test (hypothesis) scaled to 10 000 bodies, through Django's test client
+    (through gunicorn the budget would go on HTTP, not on the webhook's code) on a PostgreSQL
+    cluster of its own (the scenarios stop theirs). Minutes of CPU but no process of the stack:
+    it starts with the session, niced, and runs while the scenarios wait on their faults."""
+    if not FUZZ_TEST.exists() or not any("fuzz" in item.name for item in request.session.items):
+        yield None
+        return
+    with contextlib.ExitStack() as cleanup:
+        postgres = own_postgres(cleanup, system.logs, "fuzz")
+        env = {
+            **os.environ,
+            "DATABASE_URL": postgres.url("whatsbot_fuzz"),
+            "WEBHOOK_FUZZ_EXAMPLES": str(FUZZ_EXAMPLES),
+            "PYTHONDONTWRITEBYTECODE": "1",
+        }
+        log = system.logs / "fuzz.log"
+        with open(log, "w") as output:
+            process = subprocess.Popen(
+                ["nice", "-n", "10", sys.executable, "-m", "pytest", str(FUZZ_TEST), "-q", "-p", "no:cacheprovider"],
+                cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
+        cleanup.callback(stop_process, process)
+        yield Fuzzing(process, log, time.monotonic())
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatus: int, config: pytest.Config) -> None:
