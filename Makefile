@@ -43,9 +43,10 @@ test: install-dev
 
 ## The fault suite (systemtests/, not part of `make test`): gunicorn, a Celery worker and beat on
 ## a PostgreSQL cluster and a Redis of its own, broken while customers write (README, Tests).
-## FAULTS_WRITE_RESULTS=1 also writes its table into bench/RESULTS.md.
+## One process (-n0): the scenarios share one system and one table. FAULTS_WRITE_RESULTS=1 also
+## writes the table into bench/RESULTS.md.
 faults: install-dev
-	$(BIN)/python -m pytest systemtests $(PYTEST_ARGS)
+	$(BIN)/python -m pytest systemtests -n0 $(PYTEST_ARGS)
 
 lint: install-dev
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -43,10 +43,18 @@ SECTION = "## Fault suite (`make faults`, issue 12)"
 DATABASE = "whatsbot_faults"
 
 # The app's own recovery settings, turned from minutes to seconds so that a scenario recovers
-# within its 30 s budget; everything else is the production default (README, Settings).
+# within its 30 s budget (README, Settings, has the production defaults and what each does);
+# everything else is the production default.
 RECOVERY_SETTINGS = {
     "SWEEP_INTERVAL_SECONDS": "2",
-    "SWEEP_STALE_AFTER_SECONDS": "10",
+    "SWEEP_REQUEUE_AFTER_SECONDS": "5",
+    "WORKER_HEARTBEAT_SECONDS": "1",
+    "WORKER_HEARTBEAT_STALE_SECONDS": "5",
+    # An unknown send is looked up (Twilio) once its call is surely over, or re-sent (Meta) when
+    # no status came: the lookup must stay above the provider timeout + 5 s (whatsbot.W003).
+    "PROVIDER_TIMEOUT_SECONDS": "5",
+    "UNKNOWN_LOOKUP_AFTER_SECONDS": "10",
+    "UNKNOWN_RESEND_AFTER_SECONDS": "20",
     "BURST_WINDOW_SECONDS": "2.0",  # the production default (the bench's shared environment says 0)
 }
 

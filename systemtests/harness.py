@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import email.utils
 import hashlib
 import hmac
 import json
@@ -38,6 +39,7 @@ import time
 from collections import Counter
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit
@@ -167,6 +169,7 @@ def serve_fakes(port: int, seed: int) -> None:
     numbers = iter(range(1, 10**9))
     chance = random.Random(seed)
     in_flight: Counter[str] = Counter()  # model calls and sends being answered right now
+    twilio_created: list[dict] = []  # Twilio's message resources, for the Messages list (lookups)
     pending: set[asyncio.Task] = set()
     session: dict[str, ClientSession] = {}
 
@@ -323,6 +326,12 @@ def serve_fakes(port: int, seed: int) -> None:
         await hold("send", config["provider_latency"])
         sid = "SM" + hashlib.md5(f"out{next(numbers)}".encode()).hexdigest()
         record_send("twilio", form.get("Body", ""), form.get("To", ""), arrived)
+        created = {
+            "sid": sid, "account_sid": TWILIO_SID, "status": "queued", "to": form.get("To"),
+            "from": form.get("From"), "body": form.get("Body"), "num_segments": "1", "direction": "outbound-api",
+            "date_created": email.utils.format_datetime(datetime.now(UTC)),
+        }  # fmt: skip
+        twilio_created.append(created)
         callback = form.get("StatusCallback", "")
         if callback:
             posts = []
@@ -338,11 +347,19 @@ def serve_fakes(port: int, seed: int) -> None:
                 }
                 posts.append((callback, urlencode(params).encode(), headers))
             await send_statuses(posts, form.get("To", ""))
-        created = {
-            "sid": sid, "account_sid": TWILIO_SID, "status": "queued", "to": form.get("To"),
-            "from": form.get("From"), "body": form.get("Body"), "num_segments": "1", "direction": "outbound-api",
-        }  # fmt: skip
         return web.json_response(created, status=201)
+
+    async def twilio_list(request: web.Request) -> web.Response:
+        """The Messages list filtered by To and From, newest first: how the app looks up a send
+        whose outcome it does not know (one page; the app reads at most one)."""
+        to, sender = request.query.get("To", ""), request.query.get("From", "")
+        size = int(request.query.get("PageSize", "50"))
+        found = [m for m in reversed(twilio_created) if m["to"] == to and m["from"] == sender][:size]
+        page = {
+            "messages": found, "page": 0, "page_size": size, "start": 0, "end": max(0, len(found) - 1),
+            "uri": request.path_qs, "first_page_uri": request.path_qs, "next_page_uri": None, "previous_page_uri": None,
+        }  # fmt: skip
+        return web.json_response(page)
 
     async def bench_config(request: web.Request) -> web.Response:
         changes = await request.json()
@@ -366,6 +383,7 @@ def serve_fakes(port: int, seed: int) -> None:
     app.router.add_post("/v1/conversations", conversations)
     app.router.add_post("/v1/conversations/{conversation}/items", conversations)
     app.router.add_post("/2010-04-01/Accounts/{sid}/Messages.json", twilio)
+    app.router.add_get("/2010-04-01/Accounts/{sid}/Messages.json", twilio_list)
     app.router.add_post("/{version}/{phone_number_id}/messages", graph)
     app.router.add_post("/_bench/config", bench_config)
     app.router.add_get("/_bench/events", bench_events)
