@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test install install-dev lint format bench clean
+.PHONY: run test faults install install-dev lint format bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,13 @@ test: install-dev
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/mypy
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## The fault suite (systemtests/, not part of `make test`): gunicorn, a Celery worker and beat on
+## a PostgreSQL cluster and a Redis of its own, broken while customers write (README, Tests).
+## One process (-n0): the scenarios share one system and one table. FAULTS_WRITE_RESULTS=1 also
+## writes the table into bench/RESULTS.md.
+faults: install-dev
+	$(BIN)/python -m pytest systemtests -n0 $(PYTEST_ARGS)
 
 lint: install-dev
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -37,10 +37,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
-import contextlib
-import hashlib
-import hmac
 import json
 import math
 import os
@@ -48,34 +44,39 @@ import random
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
-META_FIXTURE = ROOT / "conversations" / "tests" / "fixtures" / "meta" / "text.json"
-TWILIO_FIXTURE = ROOT / "conversations" / "tests" / "fixtures" / "twilio" / "whatsapp_text.json"
-RESULTS_FILE = ROOT / "bench" / "RESULTS.md"
-SECTION = "## End to end (`bench/e2e.py`, issue 12)"
-BEGIN, END = "<!-- e2e.py results: begin -->", "<!-- e2e.py results: end -->"
+sys.path.insert(0, str(ROOT))  # run as a script: the fakes, customers and processes are shared
 
+from systemtests.harness import (  # noqa: E402
+    RESULTS_FILE,
+    Customers,
+    Events,
+    Message,
+    Stack,
+    app_environment,
+    deliver,
+    free_port,
+    load_average,
+    migrate,
+    start_fakes,
+    start_stack,
+    stop_process,
+    write_results_section,
+)
+
+SECTION = "## End to end (`bench/e2e.py`, issue 12)"
 DB_PREFIX = "whatsbot_e2e_"
-APP_SECRET = "e2e-meta-app-secret"
-ACCESS_TOKEN = "e2e-graph-token"
-PHONE_NUMBER_ID = "110000000000001"  # the business number of the Meta fixture
-TWILIO_SID = "AC" + "e2e0" * 8
-TWILIO_TOKEN = "e2e-twilio-auth-token"
-TWILIO_BUSINESS = "whatsapp:+15550001234"
-TOKEN = re.compile(r"\be2e[a-z]*\d+\b")
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 # Targets of issue 12; "all" applies to every load.
@@ -88,358 +89,7 @@ TARGETS = {
 
 
 # --------------------------------------------------------------------------------------------
-# Fake OpenAI, Graph API and Twilio REST API: a process of their own, so their work does not
-# distort the load generator's clock. Every call is recorded with its time.monotonic() (one
-# clock for all processes on Linux); the bench reads them through /_bench/events.
-
-
-def schema_instance(schema: dict, defs: dict) -> Any:
-    """The emptiest valid value of a JSON schema (null where allowed): an extraction that found nothing."""
-    if "$ref" in schema:
-        return schema_instance(defs.get(schema["$ref"].rsplit("/", 1)[-1], {}), defs)
-    for key in ("anyOf", "oneOf"):
-        if key in schema:
-            options = schema[key]
-            if any(option.get("type") == "null" for option in options):
-                return None
-            return schema_instance(options[0], defs)
-    if "const" in schema:
-        return schema["const"]
-    if "enum" in schema:
-        return schema["enum"][0]
-    kind = schema.get("type", "object")
-    if isinstance(kind, list):
-        if "null" in kind:
-            return None
-        kind = kind[0]
-    if kind == "object":
-        properties = schema.get("properties", {})
-        return {name: schema_instance(value, defs) for name, value in properties.items()}
-    return {"array": [], "string": "", "integer": 0, "number": 0, "boolean": False}.get(kind)
-
-
-def openai_response(text: str, model: str, number: int) -> dict:
-    return {
-        "id": f"resp_e2e{number}",
-        "object": "response",
-        "created_at": int(time.time()),
-        "status": "completed",
-        "model": model,
-        "output": [
-            {
-                "type": "message",
-                "id": f"msg_e2e{number}",
-                "status": "completed",
-                "role": "assistant",
-                "content": [{"type": "output_text", "text": text, "annotations": []}],
-            }
-        ],
-        "usage": {
-            "input_tokens": 400,
-            "input_tokens_details": {"cached_tokens": 0},
-            "output_tokens": 30,
-            "output_tokens_details": {"reasoning_tokens": 0},
-            "total_tokens": 430,
-        },
-        "parallel_tool_calls": True,
-        "tool_choice": "auto",
-        "tools": [],
-    }
-
-
-def newest_user_token(items: list) -> str:
-    for item in reversed(items):
-        if isinstance(item, dict) and item.get("role") == "user":
-            content = item.get("content")
-            if isinstance(content, list):
-                content = " ".join(str(part.get("text", "")) for part in content if isinstance(part, dict))
-            match = TOKEN.search(str(content or ""))
-            return match.group() if match else ""
-    return ""
-
-
-def twilio_signature(url: str, params: dict[str, str]) -> str:
-    payload = url + "".join(name + params[name] for name in sorted(params))
-    return base64.b64encode(hmac.new(TWILIO_TOKEN.encode(), payload.encode(), hashlib.sha1).digest()).decode()
-
-
-def meta_signature(body: bytes) -> str:
-    return "sha256=" + hmac.new(APP_SECRET.encode(), body, hashlib.sha256).hexdigest()
-
-
-def serve_fakes(port: int, seed: int) -> None:
-    from aiohttp import ClientSession, ClientTimeout, TCPConnector, web
-
-    events: list[dict] = []
-    config = {"model_latency": 0.8, "provider_latency": 0.05, "status_share": 1.0, "status_delays": [0.2, 1.0]}
-    numbers = iter(range(1, 10**9))
-    chance = random.Random(seed)
-    pending: set[asyncio.Task] = set()
-    session: dict[str, ClientSession] = {}
-
-    def later(delay: float, coroutine) -> None:
-        async def run() -> None:
-            await asyncio.sleep(delay)
-            await coroutine
-
-        task = asyncio.create_task(run())
-        pending.add(task)
-        task.add_done_callback(pending.discard)
-
-    async def post_status(url: str, body: bytes, headers: dict[str, str]) -> None:
-        # Status webhooks go to the app under test only, never anywhere a payload might point.
-        if urlsplit(url).hostname != "127.0.0.1":
-            return
-        if "client" not in session:
-            session["client"] = ClientSession(
-                connector=TCPConnector(force_close=True, limit=64), timeout=ClientTimeout(total=30)
-            )
-        started = time.monotonic()
-        try:
-            async with session["client"].post(url, data=body, headers=headers) as response:
-                await response.read()
-                code = response.status
-        except Exception:
-            code = 0
-        events.append(
-            {"kind": "status", "t": time.monotonic(), "ms": (time.monotonic() - started) * 1000, "code": code}
-        )
-
-    async def responses(request: web.Request) -> web.Response:
-        body = await request.json()
-        number = next(numbers)
-        text_format = (body.get("text") or {}).get("format") or {}
-        token = ""
-        if text_format.get("type") == "json_schema":
-            purpose = "structured"
-            schema = text_format.get("schema") or {}
-            text = json.dumps(schema_instance(schema, schema.get("$defs", {})))
-        elif isinstance(body.get("input"), list):
-            purpose = "reply"
-            token = newest_user_token(body["input"])
-            text = f"Thanks for writing ({token or 'no token'}). We are open 9:00-17:00, Monday to Saturday."
-        else:
-            purpose = "other"  # summaries: a string input and no schema
-            text = "The customer asked about opening hours; we answered."
-        events.append({"kind": "model", "purpose": purpose, "token": token, "t": time.monotonic()})
-        await asyncio.sleep(config["model_latency"])
-        return web.json_response(openai_response(text, body.get("model", "gpt-e2e"), number))
-
-    async def conversations(request: web.Request) -> web.Response:
-        # OPENAI_USE_CONVERSATIONS mode: enough of the Conversations API to run.
-        events.append({"kind": "model", "purpose": "conversations", "token": "", "t": time.monotonic()})
-        await asyncio.sleep(config["provider_latency"])
-        if request.path.endswith("/items"):
-            return web.json_response({"object": "list", "data": [], "first_id": "", "last_id": "", "has_more": False})
-        return web.json_response({"id": f"conv_e2e{next(numbers)}", "object": "conversation", "created_at": 0})
-
-    async def graph(request: web.Request) -> web.Response:
-        body = await request.json()
-        if body.get("status") == "read":  # read receipt + typing indicator
-            events.append({"kind": "read", "t": time.monotonic()})
-            await asyncio.sleep(config["provider_latency"])
-            return web.json_response({"success": True})
-        arrived = time.monotonic()
-        await asyncio.sleep(config["provider_latency"])
-        wamid = f"wamid.E2EOUT{next(numbers):09d}"
-        match = TOKEN.search(str((body.get("text") or {}).get("body", "")))
-        recipient = str(body.get("to") or body.get("recipient") or "")
-        events.append(
-            {
-                "kind": "send",
-                "provider": "meta",
-                "token": match.group() if match else "",
-                "t_in": arrived,
-                "t": time.monotonic(),
-            }
-        )
-        if chance.random() < config["status_share"]:
-            for delay, status in zip(config["status_delays"], ("sent", "delivered"), strict=False):
-                status_body = meta_status_body(wamid, status, recipient, str(body.get("biz_opaque_callback_data", "")))
-                headers = {"Content-Type": "application/json", "X-Hub-Signature-256": meta_signature(status_body)}
-                later(delay, post_status(config["webhook_base"] + "/webhooks/meta/", status_body, headers))
-        return web.json_response(
-            {
-                "messaging_product": "whatsapp",
-                "contacts": [{"input": recipient, "wa_id": recipient.lstrip("+")}],
-                "messages": [{"id": wamid}],
-            }
-        )
-
-    async def twilio(request: web.Request) -> web.Response:
-        form = {key: str(value) for key, value in (await request.post()).items()}
-        arrived = time.monotonic()
-        await asyncio.sleep(config["provider_latency"])
-        sid = "SM" + hashlib.md5(f"out{next(numbers)}".encode()).hexdigest()
-        match = TOKEN.search(form.get("Body", ""))
-        events.append(
-            {
-                "kind": "send",
-                "provider": "twilio",
-                "token": match.group() if match else "",
-                "t_in": arrived,
-                "t": time.monotonic(),
-            }
-        )
-        callback = form.get("StatusCallback", "")
-        if callback and chance.random() < config["status_share"]:
-            for delay, status in zip(config["status_delays"], ("sent", "delivered"), strict=False):
-                params = {
-                    "MessageSid": sid, "SmsSid": sid, "MessageStatus": status, "SmsStatus": status,
-                    "AccountSid": TWILIO_SID, "From": form.get("From", ""), "To": form.get("To", ""),
-                    "ApiVersion": "2010-04-01", "ChannelPrefix": "whatsapp",
-                }  # fmt: skip
-                headers = {
-                    "Content-Type": "application/x-www-form-urlencoded",
-                    "X-Twilio-Signature": twilio_signature(callback, params),
-                }
-                later(delay, post_status(callback, urlencode(params).encode(), headers))
-        created = {
-            "sid": sid, "account_sid": TWILIO_SID, "status": "queued", "to": form.get("To"),
-            "from": form.get("From"), "body": form.get("Body"), "num_segments": "1", "direction": "outbound-api",
-        }  # fmt: skip
-        return web.json_response(created, status=201)
-
-    async def bench_config(request: web.Request) -> web.Response:
-        changes = await request.json()
-        if changes.pop("reset", False):
-            events.clear()
-        config.update(changes)
-        return web.json_response(config)
-
-    async def bench_events(request: web.Request) -> web.Response:
-        since = int(request.query.get("since", "0"))
-        return web.json_response({"events": events[since:], "total": len(events)})
-
-    async def close_client(app: web.Application) -> None:
-        if "client" in session:
-            await session["client"].close()
-
-    app = web.Application(client_max_size=8 * 1024 * 1024)
-    app.router.add_post("/v1/responses", responses)
-    app.router.add_post("/v1/conversations", conversations)
-    app.router.add_post("/v1/conversations/{conversation}/items", conversations)
-    app.router.add_post("/2010-04-01/Accounts/{sid}/Messages.json", twilio)
-    app.router.add_post("/{version}/{phone_number_id}/messages", graph)
-    app.router.add_post("/_bench/config", bench_config)
-    app.router.add_get("/_bench/events", bench_events)
-    app.on_cleanup.append(close_client)
-    web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
-
-
-def meta_status_body(wamid: str, status: str, recipient: str, client_ref: str) -> bytes:
-    state = {"id": wamid, "status": status, "timestamp": str(int(time.time())), "recipient_id": recipient.lstrip("+")}
-    if client_ref:
-        state["biz_opaque_callback_data"] = client_ref
-    if status == "sent":
-        state["pricing"] = {
-            "billable": False,
-            "pricing_model": "PMP",
-            "type": "free_customer_service",
-            "category": "service",
-        }
-    value = {
-        "messaging_product": "whatsapp",
-        "metadata": {"display_phone_number": "15550001234", "phone_number_id": PHONE_NUMBER_ID},
-        "statuses": [state],
-    }
-    change = {"value": value, "field": "messages"}
-    envelope = {"object": "whatsapp_business_account", "entry": [{"id": "120000000000001", "changes": [change]}]}
-    return json.dumps(envelope, separators=(",", ":")).encode()
-
-
-# --------------------------------------------------------------------------------------------
-# Customers: signed webhooks, built before a load starts so signing costs nothing during it.
-
-
-@dataclass
-class Message:
-    token: str
-    customer: int
-    seq: int  # the customer's n-th message in this load
-    path: str
-    body: bytes
-    headers: dict[str, str]
-    sent: float | None = None  # when the customer sent it (first delivery; scheduled time in open loop)
-    acks: list[float] = field(default_factory=list)  # ms, one per delivery
-    codes: list[int] = field(default_factory=list)
-
-
-class Customers:
-    """Builds realistic signed deliveries: Meta `text` fixture bodies (or Twilio form posts)."""
-
-    def __init__(self, load_code: int, twilio_share: float, public_base: str, seed: int) -> None:
-        self.load_code, self.twilio_share, self.public_base = load_code, twilio_share, public_base
-        self.meta_template = json.loads(META_FIXTURE.read_bytes())
-        self.twilio_template = json.loads(TWILIO_FIXTURE.read_bytes())
-        self.chance = random.Random(seed)
-        self.uses_twilio: dict[int, bool] = {}
-        self.seqs: Counter[int] = Counter()
-
-    def message(self, token: str, customer: int) -> Message:
-        phone = f"1555{self.load_code}{customer:06d}"
-        if customer not in self.uses_twilio:
-            self.uses_twilio[customer] = self.chance.random() < self.twilio_share
-        seq = self.seqs[customer]
-        self.seqs[customer] += 1
-        text = f"Hi! Are you open on Saturday afternoon? ({token})"
-        if self.uses_twilio[customer]:
-            params = dict(self.twilio_template)
-            sid = "SM" + hashlib.md5(token.encode()).hexdigest()
-            params.update(
-                MessageSid=sid, SmsSid=sid, SmsMessageSid=sid, AccountSid=TWILIO_SID, To=TWILIO_BUSINESS,
-                From=f"whatsapp:+{phone}", WaId=phone, ProfileName=f"Customer {customer}", Body=text,
-            )  # fmt: skip
-            params.pop("ChannelMetadata", None)
-            path = "/webhooks/twilio/"
-            headers = {
-                "Content-Type": "application/x-www-form-urlencoded",
-                "X-Twilio-Signature": twilio_signature(self.public_base + path, params),
-            }
-            return Message(token, customer, seq, path, urlencode(params).encode(), headers)
-        envelope = json.loads(json.dumps(self.meta_template))
-        value = envelope["entry"][0]["changes"][0]["value"]
-        contact, message = value["contacts"][0], value["messages"][0]
-        user_id = f"US.E2E{self.load_code}{customer:06d}"
-        contact.update(wa_id=phone, user_id=user_id, profile={"name": f"Customer {customer}"})
-        message.update(id=f"wamid.E2E{token}", timestamp=str(int(time.time())), text={"body": text})
-        message.update({"from": phone, "from_user_id": user_id})
-        body = json.dumps(envelope, separators=(",", ":")).encode()
-        headers = {"Content-Type": "application/json", "X-Hub-Signature-256": meta_signature(body)}
-        return Message(token, customer, seq, "/webhooks/meta/", body, headers)
-
-
-async def http_post(port: int, path: str, body: bytes, headers: dict[str, str], timeout: float = 30) -> int:
-    """One request on its own connection (gunicorn's sync workers close every connection)."""
-
-    async def exchange() -> int:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        try:
-            head = f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n"
-            head += f"Content-Length: {len(body)}\r\n"
-            head += "".join(f"{name}: {value}\r\n" for name, value in headers.items()) + "\r\n"
-            writer.write(head.encode() + body)
-            status = int((await reader.readline()).split()[1])
-            length = 0
-            while (line := await reader.readline()) not in (b"\r\n", b""):
-                name, _, value = line.decode().partition(":")
-                if name.lower() == "content-length":
-                    length = int(value)
-            await reader.readexactly(length)
-            return status
-        finally:
-            writer.close()
-
-    try:
-        return await asyncio.wait_for(exchange(), timeout)
-    except (OSError, asyncio.IncompleteReadError, TimeoutError, ValueError, IndexError):
-        return 0
-
-
-async def deliver(port: int, message: Message, started: float) -> None:
-    code = await http_post(port, message.path, message.body, message.headers)
-    message.acks.append((time.monotonic() - started) * 1000)
-    message.codes.append(code)
+# Loads.
 
 
 async def run_burst(port: int, messages: list[Message], copies: int, in_flight: int, seed: int) -> None:
@@ -483,24 +133,6 @@ async def run_fixed_rate(port: int, messages: list[Message], rate: float) -> Non
 # Processes, databases, CPU.
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for_port(port: int, process: subprocess.Popen | None, seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise RuntimeError(f"{what} exited with {process.returncode}")
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"{what} did not listen on {port} within {seconds:.0f} s")
-
-
 def session_cpu_seconds(session_id: int) -> float:
     """utime+stime of every live process in a session, plus what its exited children left in
     their parents' cutime/cstime: each CPU second counted once."""
@@ -523,11 +155,6 @@ def machine_busy_seconds() -> tuple[float, float]:
         values = [int(value) for value in stat.readline().split()[1:]]
     idle = values[3] + values[4]
     return (sum(values) - idle) / CLOCK_TICKS, sum(values) / CLOCK_TICKS
-
-
-def load_average() -> float:
-    with open("/proc/loadavg") as loadavg:
-        return float(loadavg.read().split()[0])
 
 
 @dataclass
@@ -594,26 +221,14 @@ def flush_redis(url: str) -> None:
     client.close()
 
 
-def app_environment(args: argparse.Namespace, database_url: str, web_port: int, fake_port: int, scratch: Path) -> dict:
-    fake = f"http://127.0.0.1:{fake_port}"
-    keep = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR")
-    env = {name: os.environ[name] for name in keep if name in os.environ}
-    env.update(
-        DEBUG="false", SECRET_KEY="e2e-bench-secret-key-" + "x" * 40, SECURE_SSL_REDIRECT="false",
-        ALLOWED_HOSTS="127.0.0.1", PUBLIC_BASE_URL=f"http://127.0.0.1:{web_port}",
-        DATABASE_URL=database_url, REDIS_URL=args.redis_url, MEDIA_ROOT=str(scratch / "media"),
-        WHATSAPP_APP_SECRET=APP_SECRET, WHATSAPP_ACCESS_TOKEN=ACCESS_TOKEN, WHATSAPP_VERIFY_TOKEN="e2e-verify",
-        WHATSAPP_PHONE_NUMBER_ID=PHONE_NUMBER_ID, WHATSAPP_GRAPH_URL=fake,
-        TWILIO_ACCOUNT_SID=TWILIO_SID, TWILIO_AUTH_TOKEN=TWILIO_TOKEN, TWILIO_API_URL=fake,
-        OPENAI_API_KEY="sk-e2e-bench", OPENAI_BASE_URL=f"{fake}/v1", BURST_WINDOW_SECONDS="0",
-        # A developer's .env must not configure the bench (trees that read ENV_FILE; older ones
-        # read .env, where these explicit values still win).
-        ENV_FILE="",
+def bench_environment(
+    args: argparse.Namespace, database_url: str, web_port: int, fake_port: int, scratch: Path
+) -> dict[str, str]:
+    extra = dict(assignment.partition("=")[::2] for assignment in args.env)
+    return app_environment(
+        database_url=database_url, redis_url=args.redis_url, web_port=web_port, fake_port=fake_port,
+        scratch=scratch, extra=extra,
     )  # fmt: skip
-    for assignment in args.env:
-        name, _, value = assignment.partition("=")
-        env[name] = value
-    return env
 
 
 SAMPLER = '''"""Fallback profiler when py-spy cannot attach: samples every thread's stack (collapsed
@@ -649,18 +264,8 @@ if os.environ.get("E2E_SAMPLER_OUT"):
 '''
 
 
-@dataclass
-class Stack:
-    processes: dict[str, subprocess.Popen]
-    port: int
-    database: str
-    logs: Path
-
-    def cpu(self) -> dict[str, float]:
-        return {role: session_cpu_seconds(process.pid) for role, process in self.processes.items()}
-
-    def alive(self) -> bool:
-        return all(process.poll() is None for process in self.processes.values())
+def stack_cpu(stack: Stack) -> dict[str, float]:
+    return {role: session_cpu_seconds(process.pid) for role, process in stack.processes.items()}
 
 
 def migrate_template(
@@ -668,77 +273,32 @@ def migrate_template(
 ) -> None:
     checkout.template = f"{DB_PREFIX}template{index}_{os.getpid()}"
     postgres.create(checkout.template)
-    env = app_environment(args, postgres.url(checkout.template), 0, fake_port, logs)
+    env = bench_environment(args, postgres.url(checkout.template), 0, fake_port, logs)
     started = time.monotonic()
-    with open(logs / f"migrate-{checkout.label}.log", "w") as log:
-        subprocess.run(
-            [checkout.python, "manage.py", "migrate", "--noinput", "-v", "0"],
-            cwd=checkout.path, env=env, stdout=log, stderr=subprocess.STDOUT, check=True, timeout=600,
-        )  # fmt: skip
+    migrate(checkout.path, checkout.python, env, logs / f"migrate-{checkout.label}.log")
     print(f"  migrated {checkout.label} into template {checkout.template} ({time.monotonic() - started:.0f} s)")
 
 
-def start_stack(
+def start_bench_stack(
     checkout: Checkout, name: str, postgres: Postgres, args, fake_port: int, logs: Path, sampler: Path | None
 ) -> Stack:
+    """The production processes on a fresh database (from the checkout's template) and a
+    flushed Redis database."""
     database = f"{DB_PREFIX}{name.split('-', 1)[0]}_{os.getpid()}_{int(time.time() * 1000) % 10**8}"
     postgres.create(database, template=checkout.template)
+    # Dropped at the end of the run: DROP DATABASE waits for a checkpoint, seconds on a busy machine.
+    postgres.dropped_later.append(database)
     flush_redis(args.redis_url)
     port = free_port()
-    env = app_environment(args, postgres.url(database), port, fake_port, logs)
-    python = checkout.python
-    commands = {
-        # docker-compose.yml's web, worker and beat services.
-        "web": [python, "-m", "gunicorn", "whatsbot_project.wsgi:application", "--bind", f"127.0.0.1:{port}",
-                "--workers", str(args.web_workers), "--access-logfile", "-", "--no-control-socket"],
-        "worker": [python, "-m", "celery", "-A", "whatsbot_project", "worker", "--pool", "threads",
-                   "--concurrency", str(args.concurrency), "--loglevel", "INFO"],
-        "beat": [python, "-m", "celery", "-A", "whatsbot_project", "beat", "--loglevel", "INFO",
-                 "--schedule", str(logs / f"celerybeat-{name}")],
-    }  # fmt: skip
-    processes: dict[str, subprocess.Popen] = {}
-    stack = Stack(processes, port, database, logs)
-    try:
-        for role, command in commands.items():
-            role_env = dict(env)
-            if sampler is not None and role == "worker":
-                role_env["PYTHONPATH"] = str(sampler.parent)
-                role_env["E2E_SAMPLER_OUT"] = str(logs / f"profile-{name}.txt")
-            log = open(logs / f"{name}-{role}.log", "w")
-            processes[role] = subprocess.Popen(
-                command, cwd=checkout.path, env=role_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-            )
-            log.close()
-        wait_for_port(port, processes["web"], 60, "gunicorn")
-        deadline = time.monotonic() + 90
-        while " ready." not in (logs / f"{name}-worker.log").read_text(errors="replace"):
-            if processes["worker"].poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("the celery worker did not become ready")
-            time.sleep(0.2)
-    except BaseException:
-        stop_stack(stack, postgres)
-        raise
-    return stack
-
-
-def stop_stack(stack: Stack, postgres: Postgres) -> None:
-    """SIGTERM to each session (graceful: gunicorn and celery finish what they hold), SIGKILL
-    to whatever is left after a few seconds; the database goes anyway."""
-    for process in stack.processes.values():
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-    deadline = time.monotonic() + 10
-    for role, process in stack.processes.items():
-        try:
-            process.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            print(f"  {role} still running 10 s after SIGTERM: killed")
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)  # whatever is left of the session
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=5)
-    # Dropped at the end of the run: DROP DATABASE waits for a checkpoint, seconds on a busy machine.
-    postgres.dropped_later.append(stack.database)
+    env = bench_environment(args, postgres.url(database), port, fake_port, logs)
+    stack = Stack(
+        checkout.path, checkout.python, name, port, env, logs, web_workers=args.web_workers,
+        concurrency=args.concurrency,
+    )  # fmt: skip
+    if sampler is None:
+        return start_stack(stack)
+    profiled = {"PYTHONPATH": str(sampler.parent), "E2E_SAMPLER_OUT": str(logs / f"profile-{name}.txt")}
+    return start_stack(stack, {"worker": profiled})
 
 
 # --------------------------------------------------------------------------------------------
@@ -755,26 +315,6 @@ class Load:
     copies: int = 1
     in_flight: int = 20
     drain: float = 300.0  # seconds after the last webhook to wait for answers
-
-
-class Events:
-    """The fake providers' record, fetched incrementally."""
-
-    def __init__(self, fake_port: int) -> None:
-        self.url = f"http://127.0.0.1:{fake_port}"
-        self.items: list[dict] = []
-
-    async def fetch(self, session) -> int:
-        async with session.get(f"{self.url}/_bench/events", params={"since": str(len(self.items))}) as response:
-            new = (await response.json())["events"]
-        self.items.extend(new)
-        return len(new)
-
-    async def configure(self, session, **changes) -> None:
-        async with session.post(f"{self.url}/_bench/config", json=changes) as response:
-            await response.read()
-        if changes.get("reset"):
-            self.items = []
 
 
 def answered_at(messages: dict[str, Message], sends: list[dict]) -> dict[str, float]:
@@ -848,7 +388,7 @@ async def measure(load: Load, stack: Stack, fake_port: int, args: argparse.Names
             message = customers.message(f"e2e{index:06d}", index % load.customers)
             messages[message.token] = message
         cursor = len(events.items)
-        cpu_before, busy_before, load_before = stack.cpu(), machine_busy_seconds(), load_average()
+        cpu_before, busy_before, load_before = stack_cpu(stack), machine_busy_seconds(), load_average()
         own_before = os.times()
         started = time.monotonic()
         ordered = list(messages.values())
@@ -866,7 +406,7 @@ async def measure(load: Load, stack: Stack, fake_port: int, args: argparse.Names
             await asyncio.sleep(0.5)
         drained = time.monotonic()
         await settle(events, session)
-        cpu_after, busy_after, load_after = stack.cpu(), machine_busy_seconds(), load_average()
+        cpu_after, busy_after, load_after = stack_cpu(stack), machine_busy_seconds(), load_average()
         own_after = os.times()
     if not stack.alive():
         print(f"  WARNING: a process of the stack died during {load.name}; see {stack.logs}")
@@ -1114,20 +654,6 @@ def profile_markdown(profiles: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
-def write_results(block: str) -> None:
-    text = RESULTS_FILE.read_text()
-    generated = f"{BEGIN}\n{block.strip()}\n{END}"
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + generated + rest.split(END, 1)[1]
-    elif SECTION in text:
-        head, rest = text.split(SECTION, 1)
-        text = head + SECTION + "\n\n" + generated + "\n" + rest
-    else:
-        text = text.rstrip() + f"\n\n{SECTION}\n\n{generated}\n"
-    RESULTS_FILE.write_text(text)
-
-
 # --------------------------------------------------------------------------------------------
 
 
@@ -1152,7 +678,7 @@ def run_one(checkout: Checkout, load: Load, postgres: Postgres, args, fake_port:
     name = f"{load.name}-{checkout.label.replace('@', '-')}" + ("-profiled" if profile else "")
     sampler = logs / "sampler" / "sitecustomize.py" if profile == "sampler" else None
     began = time.monotonic()
-    stack = start_stack(checkout, name, postgres, args, fake_port, logs, sampler)
+    stack = start_bench_stack(checkout, name, postgres, args, fake_port, logs, sampler)
     print(f"  stack up in {time.monotonic() - began:.1f} s", flush=True)
     spy = None
     try:
@@ -1172,7 +698,7 @@ def run_one(checkout: Checkout, load: Load, postgres: Postgres, args, fake_port:
             except subprocess.TimeoutExpired:
                 spy.kill()
         began = time.monotonic()
-        stop_stack(stack, postgres)
+        stack.stop()
         print(f"  stack stopped in {time.monotonic() - began:.1f} s", flush=True)
     row["checkout"] = checkout.label + (" (profiled)" if profile else "")
     row["profile_file"] = str(logs / f"profile-{name}.txt") if profile else ""
@@ -1212,7 +738,6 @@ def main() -> None:
     parser.add_argument("--json", help="also write every row to this file")
     parser.add_argument("--logs", help="directory for the processes' logs (default: a new temporary one)")
     parser.add_argument("--seed", type=int, default=12)
-    parser.add_argument("--fakes", type=int, help=argparse.SUPPRESS)  # internal: serve the fakes on this port
     parser.add_argument("--from-json", action="append", help="report saved runs (--json files) instead of measuring")
     args = parser.parse_args()
     if args.from_json:
@@ -1221,9 +746,6 @@ def main() -> None:
             run.setdefault("command", "python bench/e2e.py (see args)")
             run.setdefault("started", "")
         report(runs, write=args.write_results)
-        return
-    if args.fakes:
-        serve_fakes(args.fakes, args.seed)
         return
     hosts = {urlsplit(url).hostname for url in (args.postgres, args.redis_url)}
     if hosts != {"127.0.0.1"}:
@@ -1238,16 +760,11 @@ def main() -> None:
     print(f"logs: {logs}; load average {load_average():.1f}; {os.cpu_count()} cores")
     postgres = Postgres(args.postgres)
     postgres.drop_leftovers()
-    fake_port = free_port()
-    fakes = subprocess.Popen(
-        [sys.executable, str(Path(__file__).resolve()), "--fakes", str(fake_port), "--seed", str(args.seed)],
-        stdout=open(logs / "fakes.log", "w"), stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
+    fakes, fake_port = start_fakes(logs, args.seed)
     rows: list[dict] = []
     profiles: dict[str, dict] = {}
     started = datetime.now(UTC)
     try:
-        wait_for_port(fake_port, fakes, 30, "the fake providers")
         for index, checkout in enumerate(checkouts):
             migrate_template(checkout, index, postgres, args, fake_port, logs)
         for round_number in range(args.rounds):
@@ -1274,10 +791,7 @@ def main() -> None:
                 rows.append(row)
                 profiles[f"{checkout.label}, rate25, {tool}"] = summarize_profile(path)
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(fakes.pid, signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            fakes.wait(timeout=10)
+        stop_process(fakes)
         for name in postgres.dropped_later + [checkout.template for checkout in checkouts if checkout.template]:
             postgres.drop(name)
     data = {
@@ -1326,7 +840,7 @@ def report(runs: list[dict], *, write: bool) -> None:
     if extra:
         block += "\nProfiled runs (profiler attached; not in the table above):\n\n"
         block += f"{table(extra)}\n\n{profile_markdown(profiles)}"
-    write_results(block)
+    write_results_section(block, section=SECTION, marker="e2e.py")
     print(f"\nwritten to {RESULTS_FILE}")
 
 
