@@ -117,11 +117,15 @@ def unix_time(value: Any) -> datetime | None:
 
 
 def echoed_ref(value: Any) -> str:
-    """Our Message.uid echoed back by the provider, or "" for anything else (another app on the
-    same account may use the field; a non-UUID cannot match one of ours anyway)."""
-    if not isinstance(value, str) or len(value) > 36:
+    """Our reference echoed back by the provider: a Message uid, or `<uid>#<part index>` for an
+    early part of a split reply (MessagePart.client_ref); "" for anything else (another app on
+    the same account may use the field; nothing else can match one of ours anyway)."""
+    if not isinstance(value, str) or len(value) > 40:
+        return ""
+    uid, separator, index = value.partition("#")
+    if separator and not (index.isascii() and index.isdigit() and len(index) <= 3):
         return ""
     try:
-        return str(uuid.UUID(value))
+        return str(uuid.UUID(uid)) + (f"#{index}" if separator else "")
     except ValueError:
         return ""

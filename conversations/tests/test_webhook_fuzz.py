@@ -116,7 +116,7 @@ def serialise(payload: Any) -> bytes:
 def assert_recordable_and_clean() -> None:
     """Every accepted row records without error, and every stored string fits its column."""
     for pk in ProcessedMessage.objects.filter(pending__isnull=False).values_list("pk", flat=True):
-        assert record_accepted(pk) is not None
+        assert record_accepted(processed_id=pk) is not None
     assert not ProcessedMessage.objects.filter(pending__isnull=False).exists()
     for model in (ClientProfile, Conversation, Message, Attachment):
         for row in model.objects.all():

@@ -50,7 +50,7 @@ def no_worker():
 def record_all() -> list[Message]:
     """Run the recorder on every accepted row; any error propagates."""
     pending = ProcessedMessage.objects.filter(pending__isnull=False).order_by("pk")
-    return [record_accepted(pk) for pk in pending.values_list("pk", flat=True)]
+    return [record_accepted(processed_id=pk) for pk in pending.values_list("pk", flat=True)]
 
 
 def meta_with(change: Callable[[dict[str, Any]], None], fixture: str = "text") -> bytes:
