@@ -387,6 +387,9 @@ CELERY_RESULT_BACKEND = None
 CELERY_TASK_ACKS_LATE = False  # opted into per task, only on the idempotent ones
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Celery's Django fixup closes the database connection around every task unless this is set;
+# whatsbot_project/celery.py applies CONN_MAX_AGE around tasks instead, as for requests.
+CELERY_DB_REUSE_MAX = sys.maxsize
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A webhook enqueues after commit and must not hang on a broker that is down: fail fast, the
 # periodic sweep finds the message in the database later.
