@@ -459,6 +459,13 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
+# The cache holds only the live inbox's presence mark (conversations/notify.py): shared by every
+# process through Redis; per process otherwise (one process: `manage.py run`).
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
 # Channels: the staff live inbox, the simulator and the web chat push over this layer.
 if REDIS_URL:
     CHANNEL_LAYERS = {
