@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 
 from django.conf import settings
@@ -13,12 +14,13 @@ from django.utils import timezone
 
 from conversations import notify, providers
 from conversations.ai import ModelReply, ModelUnavailable, generate_reply, is_offline
-from conversations.dispatch import EXTRACT_PROFILE, SEND_OUTBOUND, enqueue_after_commit
+from conversations.dispatch import EXTRACT_PROFILE, SEND_OUTBOUND, enqueue, enqueue_after_commit
 from conversations.media.services import add_images_to_turns, prepare_inbound_media
 from conversations.models import Conversation, Message
 from conversations.services import bursts, commands, context
 from conversations.services.consent import apply_consent_keywords
 from conversations.services.handoff import HUMAN_COMING_REPLY, is_request_for_human, note_request_for_human
+from conversations.services.outbound import send_message
 from conversations.services.retries import RetryLater, backoff_delay
 from conversations.services.workers import current_worker
 
@@ -43,12 +45,13 @@ def get_bot_instructions() -> str:
 
 
 def reply_to_message(*, message_id: int, attempt: int = 1) -> Message | None:
-    """Answer one customer message once: claim it, ask the model, store the reply, enqueue
-    its send. Returns the reply, or None when there is nothing (more) to do.
+    """Answer one customer message once: claim it, ask the model, store the reply, then send
+    it. Returns the reply, or None when there is nothing (more) to do.
 
     Raises RetryLater when the model failed transiently and attempts remain.
     """
     if not _claim(message_id):
+        _send_unsent_reply(message_id)  # a run of this task that stopped between storing and sending
         return None
     inbound = Message.objects.select_related("conversation__profile").get(pk=message_id)
     # Before anything else: Meta's media URLs expire in minutes, and staff want the file too.
@@ -160,8 +163,27 @@ def _store_reply(inbound: Message, answer: ModelReply) -> Message | None:
         Conversation.objects.filter(pk=conversation.pk).update(updated_at=timezone.now())
         if is_new:
             notify.message_created(reply)
-            enqueue_after_commit(SEND_OUTBOUND, reply.pk)
+            transaction.on_commit(partial(_send_reply, reply.pk))
     return reply
+
+
+def _send_reply(reply_id: int) -> None:
+    """Send a reply once it is stored, in this same task: no broker round trip, no second task.
+    A send the provider asks us to retry later goes to the send task, with its backoff."""
+    try:
+        send_message(message_id=reply_id)
+    except RetryLater as exc:
+        enqueue(SEND_OUTBOUND, reply_id, countdown=exc.countdown)
+
+
+def _send_unsent_reply(message_id: int) -> None:
+    reply_id = (
+        Message.objects.filter(in_reply_to_id=message_id, author=Message.Author.BOT, status=Message.Status.PENDING)
+        .values_list("pk", flat=True)
+        .first()
+    )
+    if reply_id is not None:
+        _send_reply(reply_id)
 
 
 def _mark_handled(message: Message) -> None:
