@@ -327,8 +327,6 @@ CONTEXT_SUMMARY_MAX_TOKENS = env.int("CONTEXT_SUMMARY_MAX_TOKENS", default=400)
 BURST_WINDOW_SECONDS = env.float("BURST_WINDOW_SECONDS", default=2.0)
 # A burst is answered at the latest this long after its first message, however steady the stream.
 BURST_MAX_WAIT_SECONDS = env.float("BURST_MAX_WAIT_SECONDS", default=15.0)
-# How many customer messages the profile extraction call reads (the customer's own, newest last).
-PROFILE_EXTRACTION_MESSAGES = env.int("PROFILE_EXTRACTION_MESSAGES", default=6)
 # While profile details are missing, the instructions ask for them at most once per this many
 # customer messages; never once complete or declined.
 PROFILE_ASK_EVERY_TURNS = env.int("PROFILE_ASK_EVERY_TURNS", default=4)

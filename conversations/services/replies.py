@@ -13,14 +13,15 @@ from django.db.models import Q
 from django.utils import timezone
 
 from conversations import notify, providers
-from conversations.ai import ModelReply, ModelUnavailable, generate_reply, is_offline
-from conversations.dispatch import EXTRACT_PROFILE, SEND_OUTBOUND, enqueue, enqueue_after_commit
+from conversations.ai import ModelReply, ModelUnavailable, generate_reply
+from conversations.dispatch import SEND_OUTBOUND, enqueue
 from conversations.media.services import add_images_to_turns, prepare_inbound_media
 from conversations.models import Conversation, Message
 from conversations.services import bursts, commands, context
 from conversations.services.consent import apply_consent_keywords
 from conversations.services.handoff import HUMAN_COMING_REPLY, is_request_for_human, note_request_for_human
 from conversations.services.outbound import send_message
+from conversations.services.profiles import CLIENT_DETAILS, record_client_details
 from conversations.services.retries import RetryLater, backoff_delay
 from conversations.services.workers import current_worker
 
@@ -29,8 +30,6 @@ logger = logging.getLogger(__name__)
 # Kinds whose words the model can answer; reactions and system notices need no answer at all.
 _MODEL_KINDS = {Message.Kind.TEXT, Message.Kind.INTERACTIVE, Message.Kind.LOCATION}
 _SILENT_KINDS = {Message.Kind.REACTION, Message.Kind.SYSTEM}
-# Kinds whose words may carry the customer's details (name, company, email).
-_KINDS_TO_EXTRACT = {Message.Kind.TEXT, Message.Kind.INTERACTIVE}
 
 APOLOGY = "Sorry, I can't answer right now. Please try again in a little while."
 UNSUPPORTED_KIND_REPLY = (
@@ -77,6 +76,8 @@ def reply_to_message(*, message_id: int, attempt: int = 1) -> Message | None:
         answer = ModelReply(text=media.fallback_reply, model="")
     elif (inbound.kind in _MODEL_KINDS or media.is_readable) and (inbound.text.strip() or media.images):
         answer = _ask_model(inbound, attempt, media.images)
+        if answer.details is not None:  # the customer said who they are: kept even if the reply is not
+            record_client_details(message=inbound, info=answer.details)
     else:
         answer = ModelReply(text=UNSUPPORTED_KIND_REPLY, model="")
     if answer.model and bursts.is_superseded(inbound=inbound):
@@ -88,16 +89,13 @@ def reply_to_message(*, message_id: int, attempt: int = 1) -> Message | None:
 
 
 def _begin_reply_work(inbound: Message) -> None:
-    """Show the customer we are on it (read receipt, typing where the channel has it) and
-    enqueue profile extraction."""
+    """Show the customer we are on it (read receipt, typing where the channel has it)."""
     transport = providers.for_conversation(inbound.conversation)
     if transport.has_read_receipts and inbound.provider_message_id:
         try:
             transport.mark_read(inbound.provider_message_id)
         except Exception as exc:  # a courtesy: whatever goes wrong here must not cost the reply
             logger.warning("Read receipt for message %s failed: %s", inbound.pk, exc)
-    if inbound.kind in _KINDS_TO_EXTRACT and inbound.text.strip() and not is_offline():
-        enqueue_after_commit(EXTRACT_PROFILE, inbound.pk)
 
 
 def _claim(message_id: int) -> bool:
@@ -119,7 +117,10 @@ def _ask_model(inbound: Message, attempt: int, images: tuple[str, ...] = ()) -> 
         request = context.build_model_request(inbound=inbound, instructions=get_bot_instructions())
         turns = add_images_to_turns(turns=request.turns, message=inbound, images=images)
         return generate_reply(
-            instructions=request.instructions, turns=turns, conversation_id=request.openai_conversation_id
+            instructions=request.instructions,
+            turns=turns,
+            conversation_id=request.openai_conversation_id,
+            details=CLIENT_DETAILS,
         )
     except ModelUnavailable as exc:
         if exc.is_transient and attempt < settings.OPENAI_MAX_ATTEMPTS:
