@@ -110,6 +110,8 @@ def record_inbound_media(*, message: Message, inbound: InboundMessage) -> None:
 def prepare_inbound_media(*, message: Message) -> PreparedMedia:
     """Download and keep the message's files, transcribe audio into `message.text` (saved),
     and build image input. Failures are recorded on the Attachment; nothing is deleted."""
+    if message.kind == K.TEXT:
+        return PreparedMedia()  # providers give a message with a file the file's kind, never `text`
     attachments = list(Attachment.objects.filter(message=message).select_related("message").order_by("id"))
     if not attachments:
         return PreparedMedia()

@@ -58,9 +58,10 @@ def scrub_provider_refs(*, text: str) -> str:
 
 
 def build_model_request(*, inbound: Message, instructions: str) -> ModelRequest:
-    """The bounded request answering `inbound`. May refresh the stored summary, create the
-    OpenAI conversation, and record that missing details were asked for."""
-    conversation = Conversation.objects.select_related("profile").get(pk=inbound.conversation_id)
+    """The bounded request answering `inbound` (its conversation and profile as loaded with it).
+    May refresh the stored summary, create the OpenAI conversation, and record that missing
+    details were asked for."""
+    conversation = inbound.conversation
     sections = [
         instructions,
         LANGUAGE_RULE,
@@ -71,10 +72,12 @@ def build_model_request(*, inbound: Message, instructions: str) -> ModelRequest:
     if settings.OPENAI_USE_CONVERSATIONS and not ai.is_offline():
         conversation_id = _openai_conversation_id(conversation, inbound)
         return ModelRequest(_join(sections), _clean(_burst_turns(inbound)), conversation_id)
-    summary = _refreshed_summary(conversation, inbound)
+    turns = list_turns_for_prompt(message=inbound, limit=settings.CONTEXT_MAX_MESSAGES)
+    # While the verbatim window is not full, no turn has fallen out of it to be summarised.
+    is_window_full = len(turns) >= settings.CONTEXT_MAX_MESSAGES
+    summary = _refreshed_summary(conversation, inbound) if is_window_full else conversation.summary
     if summary:
         sections.append(f"Summary of the earlier conversation:\n{summary}")
-    turns = list_turns_for_prompt(message=inbound, limit=settings.CONTEXT_MAX_MESSAGES)
     return ModelRequest(_join(sections), _clean(turns))
 
 

@@ -8,7 +8,7 @@ from functools import partial
 from pathlib import Path
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -137,34 +137,37 @@ def _ask_model(inbound: Message, attempt: int, images: tuple[str, ...] = ()) -> 
 
 
 def _store_reply(inbound: Message, answer: ModelReply) -> Message | None:
-    with transaction.atomic():
-        # Lock the conversation: a staff takeover committed before this point wins, and one
-        # waiting on this lock sees the reply as already queued.
-        conversation = Conversation.objects.select_for_update().get(pk=inbound.conversation_id)
-        if conversation.mode != Conversation.Mode.BOT:
-            logger.info("Conversation %s was taken over; reply to %s discarded.", conversation.pk, inbound.pk)
+    conversation = inbound.conversation
+    try:
+        with transaction.atomic():
+            # Lock the conversation while it is the bot's, touching it for the inbox order: a
+            # staff takeover committed before this point wins, and one waiting on this lock sees
+            # the reply as already stored.
+            if not Conversation.objects.filter(pk=conversation.pk, mode=Conversation.Mode.BOT).update(
+                updated_at=timezone.now()
+            ):
+                logger.info("Conversation %s was taken over; reply to %s discarded.", conversation.pk, inbound.pk)
+                _mark_handled(inbound)
+                return None
+            reply = Message.objects.create(
+                in_reply_to=inbound,
+                author=Message.Author.BOT,
+                conversation=conversation,
+                direction=Message.Direction.OUTBOUND,
+                provider=conversation.provider,
+                text=answer.text,
+                status=Message.Status.PENDING,
+                model=answer.model,
+                input_tokens=answer.input_tokens,
+                output_tokens=answer.output_tokens,
+                openai_response_id=answer.stored_response_id,
+            )
             _mark_handled(inbound)
-            return None
-        reply, is_new = Message.objects.get_or_create(
-            in_reply_to=inbound,
-            author=Message.Author.BOT,
-            defaults={
-                "conversation": conversation,
-                "direction": Message.Direction.OUTBOUND,
-                "provider": conversation.provider,
-                "text": answer.text,
-                "status": Message.Status.PENDING,
-                "model": answer.model,
-                "input_tokens": answer.input_tokens,
-                "output_tokens": answer.output_tokens,
-                "openai_response_id": answer.stored_response_id,
-            },
-        )
-        _mark_handled(inbound)
-        Conversation.objects.filter(pk=conversation.pk).update(updated_at=timezone.now())
-        if is_new:
             notify.message_created(reply)
             transaction.on_commit(partial(_send_reply, reply.pk))
+    except IntegrityError:
+        # Another run of this task stored its reply first: one bot reply per message is a constraint.
+        return Message.objects.filter(in_reply_to=inbound, author=Message.Author.BOT).first()
     return reply
 
 
