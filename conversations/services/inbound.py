@@ -322,8 +322,20 @@ def apply_status(*, update: StatusUpdate) -> bool:
         # An earlier part of a split reply: its statuses name only the part (the last part's
         # stand for the message). Its id settles a send of it whose answer was lost.
         return bool(_record_part_id(update, MessagePart.objects.filter(message__uid=ref[0], index=ref[1])))
+    if update.status == S.FAILED:
+        lower = _FAILABLE
+    else:
+        lower = [status for status, rank in _RANK.items() if rank < _RANK[update.status]]
+    changes = {
+        "status": update.status,
+        "error_code": update.error_code,
+        "error_title": update.error_title[:255],
+        "updated_at": timezone.now(),
+    }
+    # One statement in the common case: the provider's id is known, the status moves.
     target = messages.filter(provider_message_id=update.provider_message_id)
-    if ref is not None and not target.exists():
+    changed = target.filter(status__in=lower).update(**changes)
+    if not changed and ref is not None and not target.exists():
         # Our send's answer was lost after the provider took it: the status tells us its id.
         target = messages.filter(uid=ref[0]).filter(
             Q(provider_message_id__isnull=True) | Q(provider_message_id=update.provider_message_id)
@@ -331,16 +343,7 @@ def apply_status(*, update: StatusUpdate) -> bool:
         if target.update(provider_message_id=update.provider_message_id):
             last_part = MessagePart.objects.filter(message__uid=ref[0]).order_by("-index").values("pk")[:1]
             _record_part_id(update, MessagePart.objects.filter(pk__in=Subquery(last_part)))
-    if update.status == S.FAILED:
-        lower = _FAILABLE
-    else:
-        lower = [status for status, rank in _RANK.items() if rank < _RANK[update.status]]
-    changed = target.filter(status__in=lower).update(
-        status=update.status,
-        error_code=update.error_code,
-        error_title=update.error_title[:255],
-        updated_at=timezone.now(),
-    )
+        changed = target.filter(status__in=lower).update(**changes)
     if not changed:
         logger.debug("Status %s for %s changed nothing.", update.status, update.provider)
     else:
