@@ -79,6 +79,10 @@ def _set_consent(profile: ClientProfile, *, opted_out: bool, keyword: str) -> bo
                 opted_out_at=None, opted_in_at=now, updated_at=now
             )
         if changed:
+            if opted_out:  # the profile in hand says so too (the reply's send reads it)
+                profile.opted_out_at = now
+            else:
+                profile.opted_out_at, profile.opted_in_at = None, now
             AuditEntry.objects.create(
                 action="consent.opt_out" if opted_out else "consent.opt_in",
                 profile=profile,
