@@ -13,11 +13,12 @@ import re
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.db.models import Q, Value
 
 from conversations import ai
 from conversations.models import Channel, Conversation, Message, ModelUsage
 from conversations.selectors.prompt import (
-    count_customer_messages,
+    customer_message_count,
     get_last_answered_message_id,
     list_customer_texts,
     list_turns_for_prompt,
@@ -124,11 +125,14 @@ def _details_request(conversation: Conversation, inbound: Message) -> str:
     missing = profile.missing_fields
     if not missing or profile.details_declined_at is not None:
         return ""
-    turn = count_customer_messages(message=inbound)
-    last = conversation.details_asked_at_turn
-    if last is not None and turn - last < settings.PROFILE_ASK_EVERY_TURNS:
+    # One statement decides and records it: the turn is this message's customer-message count,
+    # and a concurrent reply in the same conversation cannot ask a second time.
+    turn = customer_message_count(message=inbound)
+    is_due = Q(details_asked_at_turn__isnull=True) | Q(
+        details_asked_at_turn__lte=turn - Value(settings.PROFILE_ASK_EVERY_TURNS)
+    )
+    if not Conversation.objects.filter(is_due, pk=conversation.pk).update(details_asked_at_turn=turn):
         return ""
-    Conversation.objects.filter(pk=conversation.pk).update(details_asked_at_turn=turn)
     labels = ", ".join(_FIELD_LABELS[name] for name in missing)
     return (
         f"We do not know the customer's {labels} yet. If it fits naturally, ask for them in this "

@@ -22,7 +22,7 @@ from .helpers import meta_body
 pytestmark = pytest.mark.django_db(transaction=True)
 
 # A new customer's text message: its reply, the send after it.
-REPLY_BUDGET = 17
+REPLY_BUDGET = 13
 # Any number of accepted deliveries, recorded together.
 RECORD_BUDGET = 11
 
