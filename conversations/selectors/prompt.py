@@ -88,8 +88,13 @@ def customer_message_count(*, message: Message) -> Subquery:
     return Subquery(counted, output_field=IntegerField())
 
 
+def list_newer_customer_messages(*, message: Message) -> QuerySet[Message]:
+    """The customer's messages after `message` (commands aside): a burst's newer ones."""
+    return _customer_messages(message.conversation_id).filter(id__gt=message.id)
+
+
 def has_newer_customer_message(*, message: Message) -> bool:
-    return _customer_messages(message.conversation_id).filter(id__gt=message.id).exists()
+    return list_newer_customer_messages(message=message).exists()
 
 
 def get_first_unanswered_message_time(*, conversation_id: int) -> datetime | None:

@@ -188,9 +188,10 @@ def _store_inbound_batch(inbounds: list[InboundMessage]) -> list[Message]:
     profiles = _profiles_for(inbounds)
     conversations = _open_conversations_for(inbounds, profiles)
     now = timezone.now()
-    # Locked in id order, so two recorders touching the same conversations cannot deadlock.
     conversation_ids = sorted({conversation.pk for conversation in conversations.values()})
-    list(Conversation.objects.select_for_update().filter(pk__in=conversation_ids).order_by("pk").values_list("pk"))
+    if len(conversation_ids) > 1:
+        # Locked in id order, so two recorders touching the same conversations cannot deadlock.
+        list(Conversation.objects.select_for_update().filter(pk__in=conversation_ids).order_by("pk").values_list("pk"))
     Conversation.objects.filter(pk__in=conversation_ids).update(last_customer_message_at=now, updated_at=now)
     messages = Message.objects.bulk_create(
         [

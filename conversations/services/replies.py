@@ -9,7 +9,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import Exists, Q
 from django.utils import timezone
 
 from conversations import notify, providers
@@ -17,6 +17,7 @@ from conversations.ai import ModelReply, ModelUnavailable, generate_reply
 from conversations.dispatch import SEND_OUTBOUND, enqueue
 from conversations.media.services import add_images_to_turns, prepare_inbound_media
 from conversations.models import Conversation, Message
+from conversations.selectors.prompt import list_newer_customer_messages
 from conversations.services import bursts, commands, context
 from conversations.services.consent import apply_consent_keywords
 from conversations.services.handoff import HUMAN_COMING_REPLY, is_request_for_human, note_request_for_human
@@ -80,12 +81,18 @@ def reply_to_message(*, message_id: int, attempt: int = 1) -> Message | None:
             record_client_details(message=inbound, info=answer.details)
     else:
         answer = ModelReply(text=UNSUPPORTED_KIND_REPLY, model="")
-    if answer.model and bursts.is_superseded(inbound=inbound):
-        bursts.discard_reply(inbound=inbound, answer=answer)
-        _mark_handled(inbound)
-        return None
-    answer = note_request_for_human(inbound=inbound, answer=answer)
-    return _store_reply(inbound, answer)
+    if answer.wants_human:  # flagged only when no newer message takes the answer over
+        if answer.model and bursts.is_superseded(inbound=inbound):
+            return _discard(inbound, answer)
+        return _store_reply(inbound, note_request_for_human(inbound=inbound, answer=answer))
+    # A model's answer overtaken by a newer customer message is discarded: checked as the reply
+    # is stored, under the conversation's lock.
+    return _store_reply(inbound, answer, unless_superseded=bool(answer.model))
+
+
+def _discard(inbound: Message, answer: ModelReply) -> None:
+    bursts.discard_reply(inbound=inbound, answer=answer)
+    _mark_handled(inbound)
 
 
 def _begin_reply_work(inbound: Message) -> None:
@@ -136,19 +143,29 @@ def _ask_model(inbound: Message, attempt: int, images: tuple[str, ...] = ()) -> 
         return ModelReply(text=APOLOGY, model="")
 
 
-def _store_reply(inbound: Message, answer: ModelReply) -> Message | None:
+def _store_reply(inbound: Message, answer: ModelReply, *, unless_superseded: bool = False) -> Message | None:
     conversation = inbound.conversation
     try:
         with transaction.atomic():
             # Lock the conversation while it is the bot's, touching it for the inbox order: a
             # staff takeover committed before this point wins, and one waiting on this lock sees
-            # the reply as already stored.
-            if not Conversation.objects.filter(pk=conversation.pk, mode=Conversation.Mode.BOT).update(
-                updated_at=timezone.now()
-            ):
-                logger.info("Conversation %s was taken over; reply to %s discarded.", conversation.pk, inbound.pk)
-                _mark_handled(inbound)
-                return None
+            # the reply as already stored. With `unless_superseded`, one statement also checks
+            # that no newer customer message is waiting for the answer (the common case).
+            bot_mode = Conversation.objects.filter(pk=conversation.pk, mode=Conversation.Mode.BOT)
+            lock = (
+                bot_mode.exclude(Exists(list_newer_customer_messages(message=inbound)))
+                if unless_superseded
+                else bot_mode
+            )
+            if not lock.update(updated_at=timezone.now()):
+                if unless_superseded and bursts.is_superseded(inbound=inbound):
+                    _discard(inbound, answer)
+                    return None
+                # A newer message past the burst's longest wait does not stop this answer.
+                if not (unless_superseded and bot_mode.update(updated_at=timezone.now())):
+                    logger.info("Conversation %s was taken over; reply to %s discarded.", conversation.pk, inbound.pk)
+                    _mark_handled(inbound)
+                    return None
             reply = Message.objects.create(
                 in_reply_to=inbound,
                 author=Message.Author.BOT,

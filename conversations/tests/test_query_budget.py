@@ -22,9 +22,9 @@ from .helpers import meta_body
 pytestmark = pytest.mark.django_db(transaction=True)
 
 # A new customer's text message: its reply, the send after it.
-REPLY_BUDGET = 13
+REPLY_BUDGET = 12
 # Any number of accepted deliveries, recorded together.
-RECORD_BUDGET = 11
+RECORD_BUDGET = 10
 
 
 def statements(recording: CaptureQueriesContext) -> list[str]:
@@ -76,7 +76,8 @@ def test_a_batch_of_deliveries_is_recorded_in_as_many_statements_as_one(publishe
         assert record_pending_inbound() == 50
 
     assert len(statements(one)) <= RECORD_BUDGET
-    # (SQLite splits the INSERT of 50 messages: at most 999 parameters per statement.)
-    assert len(statements(fifty)) <= len(statements(one)) + (connection.vendor == "sqlite")
+    # Several conversations are locked first, in id order (one statement); SQLite splits the
+    # INSERT of 50 messages (at most 999 parameters per statement).
+    assert len(statements(fifty)) <= len(statements(one)) + 1 + (connection.vendor == "sqlite")
     assert Message.objects.filter(author=Message.Author.CUSTOMER).count() == 51
     assert publishes.count(dispatch.PROCESS_INBOUND) == 51  # each message's reply, nothing else
