@@ -153,7 +153,7 @@ def generate_reply(
         input_tokens=sum(usage.get("input_tokens") or 0 for usage in counted) if counted else None,
         output_tokens=sum(usage.get("output_tokens") or 0 for usage in counted) if counted else None,
         wants_human=wants_human,
-        details=_parse_details(details, recorded[-1].get("arguments")) if recorded else None,
+        details=_parse_details(details, recorded[-1].get("arguments")) if details and recorded else None,
         stored_response_id=(response.get("id") or "") if request["store"] else "",
     )
 

@@ -41,7 +41,14 @@ Event = tuple
 Publisher = Callable[[Event], None]
 
 _publisher: Publisher | None = None
-_presence = {"checked_at": -float("inf"), "watched": False}
+
+
+class _Presence:
+    checked_at = -float("inf")
+    watched = False
+
+
+_presence = _Presence()
 
 
 def set_publisher(publisher: Publisher | None) -> None:
@@ -53,20 +60,20 @@ def set_publisher(publisher: Publisher | None) -> None:
 def mark_watched() -> None:
     """A live-inbox page is open (called by its socket on connect and then periodically)."""
     cache.set(PRESENCE_KEY, True, timeout=PRESENCE_TTL_SECONDS)
-    _presence["checked_at"] = -float("inf")
+    _presence.checked_at = -float("inf")
 
 
 def is_watched() -> bool:
     """True while a live-inbox page may be open, as of at most PRESENCE_CHECK_SECONDS ago."""
     now = time.monotonic()
-    if now - _presence["checked_at"] < PRESENCE_CHECK_SECONDS:
-        return _presence["watched"]
+    if now - _presence.checked_at < PRESENCE_CHECK_SECONDS:
+        return _presence.watched
     try:
         watched = bool(cache.get(PRESENCE_KEY))
     except Exception:  # the cache is down: better an event nobody reads than a page left behind
         logger.warning("Live inbox presence unknown (cache unavailable); publishing.", exc_info=True)
         watched = True
-    _presence.update(checked_at=now, watched=watched)
+    _presence.checked_at, _presence.watched = now, watched
     return watched
 
 
@@ -95,14 +102,14 @@ def profile_changed(*, profile_id: int) -> None:
     _notify("profile", profile_id)
 
 
-def _notify(*event) -> None:
+def _notify(*event: object) -> None:
     if _publisher is None or not is_watched():
         return
-    transaction.on_commit(partial(_publish, event))
+    transaction.on_commit(partial(_publish, _publisher, event))
 
 
-def _publish(event: Event) -> None:
+def _publish(publisher: Publisher, event: Event) -> None:
     try:
-        _publisher(event)
+        publisher(event)
     except Exception:  # a notification must never undo or fail the state change it reports
         logger.warning("Live inbox notification %s failed; pages catch up on reconnect.", event[0], exc_info=True)

@@ -151,7 +151,7 @@ def _record_batch(waiting: QuerySet[ProcessedMessage], *, limit: int) -> list[Me
         )
         if not rows:
             return []
-        messages = _store_inbound_batch([InboundMessage.from_json(pending) for _, pending in rows])
+        messages = _store_inbound_batch([InboundMessage.from_json(pending or {}) for _, pending in rows])
         ProcessedMessage.objects.filter(pk__in=[pk for pk, _ in rows]).update(pending=None)
     return messages
 

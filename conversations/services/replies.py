@@ -25,6 +25,7 @@ from conversations.services.outbound import send_message
 from conversations.services.profiles import CLIENT_DETAILS, record_client_details
 from conversations.services.retries import RetryLater, backoff_delay
 from conversations.services.workers import current_worker
+from profiles.extraction import ClientInfo
 
 logger = logging.getLogger(__name__)
 
@@ -77,13 +78,14 @@ def reply_to_message(*, message_id: int, attempt: int = 1) -> Message | None:
         answer = ModelReply(text=media.fallback_reply, model="")
     elif (inbound.kind in _MODEL_KINDS or media.is_readable) and (inbound.text.strip() or media.images):
         answer = _ask_model(inbound, attempt, media.images)
-        if answer.details is not None:  # the customer said who they are: kept even if the reply is not
+        if isinstance(answer.details, ClientInfo):  # who they are: kept even if the reply is not
             record_client_details(message=inbound, info=answer.details)
     else:
         answer = ModelReply(text=UNSUPPORTED_KIND_REPLY, model="")
     if answer.wants_human:  # flagged only when no newer message takes the answer over
         if answer.model and bursts.is_superseded(inbound=inbound):
-            return _discard(inbound, answer)
+            _discard(inbound, answer)
+            return None
         return _store_reply(inbound, note_request_for_human(inbound=inbound, answer=answer))
     # A model's answer overtaken by a newer customer message is discarded: checked as the reply
     # is stored, under the conversation's lock.
