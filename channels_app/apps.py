@@ -7,5 +7,8 @@ class ChannelsAppConfig(AppConfig):
     verbose_name = "Live inbox"
 
     def ready(self) -> None:
-        # Connects the receivers, and registers the tasks enqueued by name (conversations/notify.py).
-        from channels_app import signals, tasks  # noqa: F401
+        from channels_app import live, signals, tasks  # noqa: F401  (receivers, tasks enqueued by name)
+        from conversations import notify
+
+        # Services notify through conversations/notify.py, which cannot import this app.
+        notify.set_publisher(live.publish)

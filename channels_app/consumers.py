@@ -4,6 +4,9 @@ Every socket joins the `inbox` group and its user's `staff.<id>` group; it joins
 `conversation.<id>` for the conversation the page has open (and leaves the previous one).
 A socket closes when its user stops being active staff (a User save broadcasts that, and a
 periodic re-check also catches changes made without a save, or a session that was ended).
+
+While a socket is open it keeps the live inbox marked as watched (conversations/notify.py):
+services build and send events only then.
 """
 
 from __future__ import annotations
@@ -12,12 +15,14 @@ import asyncio
 import contextlib
 from importlib import import_module
 
+from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 from django.contrib.auth import get_user_model
 
 from channels_app.live import INBOX_GROUP, conversation_group, staff_group
+from conversations import notify
 
 # 4403: an application close code (4000-4999) that reads as "forbidden".
 CLOSE_FORBIDDEN = 4403
@@ -35,12 +40,18 @@ class LiveInboxConsumer(AsyncJsonWebsocketConsumer):
         self.open_group: str | None = None
         for group in self.groups_joined:
             await self.channel_layer.group_add(group, self.channel_name)
+        await sync_to_async(notify.mark_watched)()
+        # Processes that saw no page a moment ago look again within this time: whatever they
+        # skipped meanwhile is in what the page reads once the socket is open.
+        await asyncio.sleep(notify.PRESENCE_CHECK_SECONDS)
         await self.accept()
-        self.access_check = asyncio.create_task(self._recheck_access_periodically())
+        self.background = [
+            asyncio.create_task(self._recheck_access_periodically()),
+            asyncio.create_task(self._keep_watched()),
+        ]
 
     async def disconnect(self, code: int) -> None:
-        task = getattr(self, "access_check", None)
-        if task is not None:
+        for task in getattr(self, "background", []):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
@@ -66,6 +77,12 @@ class LiveInboxConsumer(AsyncJsonWebsocketConsumer):
 
     async def live_revoke(self, message: dict) -> None:
         await self.close(code=CLOSE_FORBIDDEN)
+
+    async def _keep_watched(self) -> None:
+        while True:
+            await asyncio.sleep(notify.PRESENCE_REFRESH_SECONDS)
+            with contextlib.suppress(Exception):  # a cache hiccup: the next round marks it again
+                await sync_to_async(notify.mark_watched)()
 
     async def _recheck_access_periodically(self) -> None:
         while True:

@@ -1,11 +1,10 @@
-"""Celery tasks of the live inbox and the simulator: thin, one call each."""
+"""Celery tasks of the simulator: thin, one call each."""
 
 from __future__ import annotations
 
 import requests
 from celery import shared_task
 
-from channels_app import live
 from conversations.providers import simulator
 
 
@@ -13,8 +12,3 @@ from conversations.providers import simulator
 @shared_task(autoretry_for=(requests.ConnectionError,), retry_backoff=1, max_retries=5)
 def deliver_simulated_webhook(body: str) -> int:
     return simulator.post_to_webhook(body.encode())
-
-
-@shared_task(ignore_result=True)
-def publish_live_event(event: str, *args) -> None:
-    live.publish(event, *args)

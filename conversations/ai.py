@@ -10,7 +10,7 @@ import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import IO, Generic, TypeVar
+from typing import IO
 
 import openai
 import pydantic
@@ -35,6 +35,8 @@ class ModelReply:
     input_tokens: int | None = None
     output_tokens: int | None = None
     wants_human: bool = False  # the customer asked for a person (the model called `request_human`)
+    # What the customer said about themselves, when the model recorded it (`save_customer_details`).
+    details: pydantic.BaseModel | None = None
     # Set when OpenAI keeps the response (OPENAI_STORE, or the Conversations API mode), so that an
     # erasure can delete it.
     stored_response_id: str = ""
@@ -51,6 +53,26 @@ REQUEST_HUMAN_TOOL = {
     "parameters": {"type": "object", "properties": {}, "additionalProperties": False},
     "strict": True,
 }
+
+
+DETAILS_TOOL_NAME = "save_customer_details"
+
+
+@dataclass(frozen=True)
+class DetailsTool:
+    """Lets the model record structured facts from the customer's words in the same call as its
+    answer (the customer's own details): the call's arguments, parsed into `schema`, come back
+    as ModelReply.details."""
+
+    schema: type[pydantic.BaseModel]
+    description: str
+
+
+@functools.cache
+def _details_tool_definition(tool: DetailsTool) -> dict:
+    # Built once: a strict JSON schema from pydantic takes milliseconds.
+    function = openai.pydantic_function_tool(tool.schema, name=DETAILS_TOOL_NAME, description=tool.description)
+    return {"type": "function", **function["function"]}
 
 
 class ModelUnavailable(Exception):
@@ -80,8 +102,15 @@ def _client(api_key: str, base_url: str | None, timeout: float) -> openai.OpenAI
     return openai.OpenAI(api_key=api_key, base_url=base_url, timeout=timeout, max_retries=0)
 
 
-def generate_reply(*, instructions: str, turns: list[Turn], conversation_id: str = "") -> ModelReply:
-    """One model answer to the conversation so far; raises ModelUnavailable on failure."""
+def generate_reply(
+    *, instructions: str, turns: list[Turn], conversation_id: str = "", details: DetailsTool | None = None
+) -> ModelReply:
+    """One model answer to the conversation so far; raises ModelUnavailable on failure.
+
+    With `details`, the model may also record what the customer said about themselves. When it
+    does so without answering yet (it waits for the call's result), the result goes back and
+    the model answers in a second call: a second call only for the messages that carry details.
+    """
     if is_offline():
         return _offline_reply(turns)
     client = _configured_client()
@@ -98,25 +127,82 @@ def generate_reply(*, instructions: str, turns: list[Turn], conversation_id: str
         # The OpenAI conversation holds the context and appends to it, so it must be stored;
         # `auto` truncation drops its oldest items instead of failing once it outgrows the window.
         request.update(conversation=conversation_id, store=True, truncation="auto")
-    if settings.BOT_DETECTS_HUMAN_REQUESTS:
-        request["tools"] = [REQUEST_HUMAN_TOOL]
-    with _model_errors():
-        response = client.responses.create(**request)
-    text = response.output_text.strip()
-    wants_human = any(
-        item.type == "function_call" and item.name == REQUEST_HUMAN_TOOL["name"] for item in response.output
-    )
+    tools = [REQUEST_HUMAN_TOOL] if settings.BOT_DETECTS_HUMAN_REQUESTS else []
+    if details is not None:
+        tools.append(_details_tool_definition(details))
+    if tools:
+        request["tools"] = tools
+    response = _create_response(client, request)
+    usages = [response.get("usage")]
+    calls = [item for item in response.get("output") or [] if item.get("type") == "function_call"]
+    wants_human = any(call.get("name") == REQUEST_HUMAN_TOOL["name"] for call in calls)
+    recorded = [call for call in calls if call.get("name") == DETAILS_TOOL_NAME and details is not None]
+    text = _output_text(response)
+    if recorded and not wants_human and (not text or conversation_id):
+        # The model waits to hear that the details were recorded before it answers (and in an
+        # OpenAI conversation a call left without its output would fail the next turn).
+        response = _answer_after_calls(client, request, calls, conversation_id)
+        usages.append(response.get("usage"))
+        text = _output_text(response)
     if not text and not wants_human:
-        raise ModelUnavailable(f"empty answer ({response.status})", is_transient=False)
-    usage = response.usage
+        raise ModelUnavailable(f"empty answer ({response.get('status')})", is_transient=False)
+    counted = [usage for usage in usages if usage]
     return ModelReply(
         text=text,
-        model=response.model,
-        input_tokens=usage.input_tokens if usage else None,
-        output_tokens=usage.output_tokens if usage else None,
+        model=response.get("model") or "",
+        input_tokens=sum(usage.get("input_tokens") or 0 for usage in counted) if counted else None,
+        output_tokens=sum(usage.get("output_tokens") or 0 for usage in counted) if counted else None,
         wants_human=wants_human,
-        stored_response_id=response.id if request["store"] else "",
+        details=_parse_details(details, recorded[-1].get("arguments")) if details and recorded else None,
+        stored_response_id=(response.get("id") or "") if request["store"] else "",
     )
+
+
+def _create_response(client: openai.OpenAI, request: dict) -> dict:
+    """POST /responses through the SDK's client (auth, base URL, timeouts, its errors) with the
+    request as we built it, and its JSON as it came. `client.responses.create` would first
+    walk our already wire-ready dict through its typed parameter transform and then build the
+    typed Response: about 3 ms of CPU per call against 1 ms for this, on the reply of every
+    message (bench/RESULTS.md)."""
+    with _model_errors():
+        response = client.post("/responses", body=request, cast_to=object)
+    if not isinstance(response, dict):
+        raise ModelUnavailable("the model's answer was not a JSON object", is_transient=True)
+    return response
+
+
+def _output_text(response: dict) -> str:
+    """The answer's text, as the SDK's `Response.output_text` joins it."""
+    return "".join(
+        content.get("text") or ""
+        for item in response.get("output") or []
+        if item.get("type") == "message"
+        for content in item.get("content") or []
+        if content.get("type") == "output_text"
+    ).strip()
+
+
+def _answer_after_calls(client: openai.OpenAI, request: dict, calls: list[dict], conversation_id: str) -> dict:
+    outputs = [{"type": "function_call_output", "call_id": call["call_id"], "output": "Recorded."} for call in calls]
+    if conversation_id:
+        request["input"] = outputs  # the conversation already holds the model's calls
+    else:
+        # The calls go back without their item ids: with store=false OpenAI keeps no item to refer to.
+        made = [
+            {"type": "function_call", "call_id": call["call_id"], "name": call["name"], "arguments": call["arguments"]}
+            for call in calls
+        ]
+        request["input"] = [*request["input"], *made, *outputs]
+    request["tool_choice"] = "none"
+    return _create_response(client, request)
+
+
+def _parse_details(details: DetailsTool, arguments: str) -> pydantic.BaseModel | None:
+    try:
+        return details.schema.model_validate_json(arguments or "{}")
+    except pydantic.ValidationError as exc:
+        logger.warning("The model recorded details that do not fit %s: %s", details.schema.__name__, exc)
+        return None
 
 
 def _content_of(turn: Turn) -> str | list[dict[str, str]]:
@@ -162,7 +248,7 @@ def _offline_reply(turns: list[Turn]) -> ModelReply:
     )
 
 
-# --- Conversation intelligence: structured extraction, summaries, the Conversations API.
+# --- Conversation intelligence: summaries, the Conversations API.
 
 SUMMARY_INSTRUCTIONS = (
     "You keep the running summary of a customer-service chat. Merge the summary so far with the "
@@ -172,17 +258,6 @@ SUMMARY_INSTRUCTIONS = (
 )
 
 
-_Schema = TypeVar("_Schema", bound=pydantic.BaseModel)
-
-
-@dataclass(frozen=True)
-class ParsedAnswer(Generic[_Schema]):
-    parsed: _Schema | None  # None when the model refused
-    model: str
-    input_tokens: int = 0
-    output_tokens: int = 0
-
-
 def _configured_client() -> openai.OpenAI:
     return _client(settings.OPENAI_API_KEY, settings.OPENAI_BASE_URL, settings.OPENAI_TIMEOUT_SECONDS)
 
@@ -190,24 +265,6 @@ def _configured_client() -> openai.OpenAI:
 def _usage(response: Response) -> tuple[int, int]:
     usage = response.usage
     return (usage.input_tokens, usage.output_tokens) if usage else (0, 0)
-
-
-def parse_structured(*, instructions: str, text: str, schema: type[_Schema]) -> ParsedAnswer[_Schema]:
-    """The model's answer parsed into `schema` (strict JSON schema); raises ModelUnavailable."""
-    with _model_errors():
-        try:
-            response = _configured_client().responses.parse(
-                model=settings.OPENAI_MODEL,
-                instructions=instructions,
-                input=text,
-                text_format=schema,
-                store=False,
-                max_output_tokens=settings.OPENAI_MAX_OUTPUT_TOKENS,
-            )
-        except pydantic.ValidationError as exc:
-            # The JSON was cut off by max_output_tokens: nothing usable, and retrying will not help.
-            raise ModelUnavailable("incomplete structured output", is_transient=False) from exc
-    return ParsedAnswer(response.output_parsed, response.model, *_usage(response))
 
 
 def summarize_turns(*, previous_summary: str, turns: list[Turn]) -> ModelReply:

@@ -20,8 +20,6 @@ logger = logging.getLogger(__name__)
 RECORD_INBOUND = "conversations.tasks.record_inbound_message"
 PROCESS_INBOUND = "conversations.tasks.process_inbound_message"
 SEND_OUTBOUND = "conversations.tasks.send_outbound_message"
-EXTRACT_PROFILE = "conversations.tasks.extract_client_profile"
-PUBLISH_LIVE_EVENT = "channels_app.tasks.publish_live_event"
 
 
 def enqueue(task_name: str, *args: Any, countdown: float | None = None) -> bool:

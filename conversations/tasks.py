@@ -10,7 +10,6 @@ from django.core.exceptions import ObjectDoesNotExist
 from conversations.services.captures import purge_expired_captures as purge_captures
 from conversations.services.inbound import record_accepted
 from conversations.services.outbound import send_message
-from conversations.services.profiles import extract_profile_from_message
 from conversations.services.replies import reply_to_message
 from conversations.services.retries import RetryLater
 from conversations.services.staff import hand_back_idle_conversations as hand_back_idle
@@ -44,12 +43,6 @@ def send_outbound_message(self, message_id: int) -> None:
         raise self.retry(countdown=exc.countdown) from exc
     except ObjectDoesNotExist:
         logger.info("Message %s is gone (erased); nothing to send.", message_id)
-
-
-# acks_late is safe: the merge is idempotent (the same answer writes the same values).
-@shared_task(acks_late=True)
-def extract_client_profile(message_id: int) -> None:
-    extract_profile_from_message(message_id=message_id)
 
 
 @shared_task

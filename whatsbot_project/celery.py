@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 
-from celery import Celery
+from celery import Celery, signals
 from celery.signals import setup_logging
 
 from conversations.bootsteps import BrokerConnected, InboundRecorder, Recovery
@@ -19,6 +19,21 @@ app.autodiscover_tasks()
 app.steps["worker"].add(InboundRecorder)
 app.steps["worker"].add(Recovery)
 app.steps["consumer"].add(BrokerConnected)
+
+
+# Database connections live across tasks, as across the requests of a web worker: Celery's
+# Django fixup would close them around every task (CELERY_DB_REUSE_MAX in settings turns
+# that off), and a new PostgreSQL connection per task costs the worker and the server more
+# than most tasks. Django's own request rules apply instead: a connection older than
+# CONN_MAX_AGE, or one that failed, is closed before and after each task and opened anew.
+@signals.task_prerun.connect
+@signals.task_postrun.connect
+def _close_old_connections(sender=None, **kwargs) -> None:
+    if sender is not None and getattr(sender.request, "is_eager", False):
+        return  # runs inside the caller's transaction (tests, `manage.py run` without a worker)
+    from django.db import close_old_connections
+
+    close_old_connections()
 
 
 @app.on_configure.connect

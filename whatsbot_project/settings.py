@@ -327,8 +327,6 @@ CONTEXT_SUMMARY_MAX_TOKENS = env.int("CONTEXT_SUMMARY_MAX_TOKENS", default=400)
 BURST_WINDOW_SECONDS = env.float("BURST_WINDOW_SECONDS", default=2.0)
 # A burst is answered at the latest this long after its first message, however steady the stream.
 BURST_MAX_WAIT_SECONDS = env.float("BURST_MAX_WAIT_SECONDS", default=15.0)
-# How many customer messages the profile extraction call reads (the customer's own, newest last).
-PROFILE_EXTRACTION_MESSAGES = env.int("PROFILE_EXTRACTION_MESSAGES", default=6)
 # While profile details are missing, the instructions ask for them at most once per this many
 # customer messages; never once complete or declined.
 PROFILE_ASK_EVERY_TURNS = env.int("PROFILE_ASK_EVERY_TURNS", default=4)
@@ -387,6 +385,9 @@ CELERY_RESULT_BACKEND = None
 CELERY_TASK_ACKS_LATE = False  # opted into per task, only on the idempotent ones
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Celery's Django fixup closes the database connection around every task unless this is set;
+# whatsbot_project/celery.py applies CONN_MAX_AGE around tasks instead, as for requests.
+CELERY_DB_REUSE_MAX = sys.maxsize
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A webhook enqueues after commit and must not hang on a broker that is down: fail fast, the
 # periodic sweep finds the message in the database later.
@@ -455,6 +456,13 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": REMOTE_DELETION_RETRY_SECONDS,
     },
 }
+
+# The cache holds only the live inbox's presence mark (conversations/notify.py): shared by every
+# process through Redis; per process otherwise (one process: `manage.py run`).
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 # Channels: the staff live inbox, the simulator and the web chat push over this layer.
 if REDIS_URL:

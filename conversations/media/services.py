@@ -85,8 +85,9 @@ class PreparedMedia:
     fallback_reply: str = ""  # set when readable media could not be read: ask to type instead
 
 
-def record_inbound_media(*, message: Message, inbound: InboundMessage) -> None:
-    """Create a pending Attachment per media reference and store a reaction on its target."""
+def record_inbound_media(*, pairs: list[tuple[Message, InboundMessage]]) -> None:
+    """Create a pending Attachment per media reference of each recorded message (one INSERT for
+    them all) and store reactions on their targets."""
     Attachment.objects.bulk_create(
         Attachment(
             message=message,
@@ -96,20 +97,24 @@ def record_inbound_media(*, message: Message, inbound: InboundMessage) -> None:
             caption=ref.caption,
             is_voice=ref.is_voice,
         )
+        for message, inbound in pairs
         for ref in inbound.media
     )
-    if inbound.reacts_to:
-        # An empty emoji is Meta's "reaction removed".
-        Message.objects.filter(
-            conversation_id=message.conversation_id,
-            provider=inbound.provider,
-            provider_message_id=inbound.reacts_to,
-        ).update(reaction=inbound.text[:32], updated_at=timezone.now())
+    for message, inbound in pairs:
+        if inbound.reacts_to:
+            # An empty emoji is Meta's "reaction removed".
+            Message.objects.filter(
+                conversation_id=message.conversation_id,
+                provider=inbound.provider,
+                provider_message_id=inbound.reacts_to,
+            ).update(reaction=inbound.text[:32], updated_at=timezone.now())
 
 
 def prepare_inbound_media(*, message: Message) -> PreparedMedia:
     """Download and keep the message's files, transcribe audio into `message.text` (saved),
     and build image input. Failures are recorded on the Attachment; nothing is deleted."""
+    if message.kind == K.TEXT:
+        return PreparedMedia()  # providers give a message with a file the file's kind, never `text`
     attachments = list(Attachment.objects.filter(message=message).select_related("message").order_by("id"))
     if not attachments:
         return PreparedMedia()

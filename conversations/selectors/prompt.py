@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from django.db.models import Max, QuerySet, Sum
+from django.db.models import Count, IntegerField, Max, QuerySet, Subquery, Sum
 
 from conversations.models import Message, ModelUsage
 from conversations.turns import Turn
@@ -73,15 +73,28 @@ def list_customer_texts(*, message: Message, limit: int | None = None, after_id:
     return list(reversed(texts[:limit] if limit is not None else texts))
 
 
-def count_customer_messages(*, message: Message) -> int:
-    """How many messages the customer wrote in the conversation, up to and including `message`."""
-    return Message.objects.filter(
-        conversation_id=message.conversation_id, author=Message.Author.CUSTOMER, id__lte=message.id
-    ).count()
+def customer_message_count(*, message: Message) -> Subquery:
+    """How many messages the customer wrote in the conversation, up to and including `message`,
+    as an SQL expression (for a statement that decides on it)."""
+    counted = (
+        Message.objects.filter(
+            conversation_id=message.conversation_id, author=Message.Author.CUSTOMER, id__lte=message.id
+        )
+        .order_by()
+        .values("conversation_id")
+        .annotate(count=Count("id"))
+        .values("count")
+    )
+    return Subquery(counted, output_field=IntegerField())
+
+
+def list_newer_customer_messages(*, message: Message) -> QuerySet[Message]:
+    """The customer's messages after `message` (commands aside): a burst's newer ones."""
+    return _customer_messages(message.conversation_id).filter(id__gt=message.id)
 
 
 def has_newer_customer_message(*, message: Message) -> bool:
-    return _customer_messages(message.conversation_id).filter(id__gt=message.id).exists()
+    return list_newer_customer_messages(message=message).exists()
 
 
 def get_first_unanswered_message_time(*, conversation_id: int) -> datetime | None:

@@ -51,7 +51,7 @@ def apply_consent_keywords(*, message: Message) -> ConsentOutcome:
     if keyword in OPT_IN_KEYWORDS and _set_consent(profile, opted_out=False, keyword=keyword):
         language = OPT_IN_KEYWORDS[keyword]
         return ConsentOutcome(reply=OPT_IN_CONFIRMATIONS.get(language, OPT_IN_CONFIRMATIONS["en"]))
-    if ClientProfile.objects.filter(pk=profile.pk, opted_out_at__isnull=False).exists():
+    if profile.opted_out_at is not None:  # as loaded with the message, a moment ago
         return ConsentOutcome(is_silent=True)
     return CARRY_ON
 
@@ -60,8 +60,7 @@ def is_blocked_by_opt_out(*, message: Message) -> bool:
     """True for a bot message to a person who opted out, except the confirmation of that opt-out."""
     if message.author != Message.Author.BOT:
         return False
-    profile = ClientProfile.objects.filter(pk=message.conversation.profile_id).only("opted_out_at").first()
-    if profile is None or profile.opted_out_at is None:
+    if message.conversation.profile.opted_out_at is None:  # the send loads them with the message
         return False
     trigger = message.in_reply_to
     return not (trigger is not None and opt_out_language(trigger.text) is not None)
@@ -80,6 +79,10 @@ def _set_consent(profile: ClientProfile, *, opted_out: bool, keyword: str) -> bo
                 opted_out_at=None, opted_in_at=now, updated_at=now
             )
         if changed:
+            if opted_out:  # the profile in hand says so too (the reply's send reads it)
+                profile.opted_out_at = now
+            else:
+                profile.opted_out_at, profile.opted_in_at = None, now
             AuditEntry.objects.create(
                 action="consent.opt_out" if opted_out else "consent.opt_in",
                 profile=profile,

@@ -13,11 +13,12 @@ import re
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.db.models import Q, Value
 
 from conversations import ai
 from conversations.models import Channel, Conversation, Message, ModelUsage
 from conversations.selectors.prompt import (
-    count_customer_messages,
+    customer_message_count,
     get_last_answered_message_id,
     list_customer_texts,
     list_turns_for_prompt,
@@ -58,9 +59,10 @@ def scrub_provider_refs(*, text: str) -> str:
 
 
 def build_model_request(*, inbound: Message, instructions: str) -> ModelRequest:
-    """The bounded request answering `inbound`. May refresh the stored summary, create the
-    OpenAI conversation, and record that missing details were asked for."""
-    conversation = Conversation.objects.select_related("profile").get(pk=inbound.conversation_id)
+    """The bounded request answering `inbound` (its conversation and profile as loaded with it).
+    May refresh the stored summary, create the OpenAI conversation, and record that missing
+    details were asked for."""
+    conversation = inbound.conversation
     sections = [
         instructions,
         LANGUAGE_RULE,
@@ -71,10 +73,12 @@ def build_model_request(*, inbound: Message, instructions: str) -> ModelRequest:
     if settings.OPENAI_USE_CONVERSATIONS and not ai.is_offline():
         conversation_id = _openai_conversation_id(conversation, inbound)
         return ModelRequest(_join(sections), _clean(_burst_turns(inbound)), conversation_id)
-    summary = _refreshed_summary(conversation, inbound)
+    turns = list_turns_for_prompt(message=inbound, limit=settings.CONTEXT_MAX_MESSAGES)
+    # While the verbatim window is not full, no turn has fallen out of it to be summarised.
+    is_window_full = len(turns) >= settings.CONTEXT_MAX_MESSAGES
+    summary = _refreshed_summary(conversation, inbound) if is_window_full else conversation.summary
     if summary:
         sections.append(f"Summary of the earlier conversation:\n{summary}")
-    turns = list_turns_for_prompt(message=inbound, limit=settings.CONTEXT_MAX_MESSAGES)
     return ModelRequest(_join(sections), _clean(turns))
 
 
@@ -121,11 +125,14 @@ def _details_request(conversation: Conversation, inbound: Message) -> str:
     missing = profile.missing_fields
     if not missing or profile.details_declined_at is not None:
         return ""
-    turn = count_customer_messages(message=inbound)
-    last = conversation.details_asked_at_turn
-    if last is not None and turn - last < settings.PROFILE_ASK_EVERY_TURNS:
+    # One statement decides and records it: the turn is this message's customer-message count,
+    # and a concurrent reply in the same conversation cannot ask a second time.
+    turn = customer_message_count(message=inbound)
+    is_due = Q(details_asked_at_turn__isnull=True) | Q(
+        details_asked_at_turn__lte=turn - Value(settings.PROFILE_ASK_EVERY_TURNS)
+    )
+    if not Conversation.objects.filter(is_due, pk=conversation.pk).update(details_asked_at_turn=turn):
         return ""
-    Conversation.objects.filter(pk=conversation.pk).update(details_asked_at_turn=turn)
     labels = ", ".join(_FIELD_LABELS[name] for name in missing)
     return (
         f"We do not know the customer's {labels} yet. If it fits naturally, ask for them in this "

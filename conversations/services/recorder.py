@@ -17,12 +17,11 @@ from contextlib import contextmanager
 from django.conf import settings
 from django.db import connection
 
-from conversations.services.inbound import record_pending_inbound
+from conversations.services.inbound import RECORD_BATCH, record_pending_inbound
 
 logger = logging.getLogger(__name__)
 
 CHANNEL = "whatsbot_accepted"
-_BATCH = 100
 
 
 def run_recorder(*, stop: threading.Event) -> None:
@@ -31,7 +30,7 @@ def run_recorder(*, stop: threading.Event) -> None:
         try:
             with _notifications() as wait:
                 while not stop.is_set():
-                    while record_pending_inbound(limit=_BATCH) and not stop.is_set():
+                    while record_pending_inbound(limit=RECORD_BATCH) and not stop.is_set():
                         pass
                     wait(settings.INBOUND_RECORDER_POLL_SECONDS)
         except Exception as exc:

@@ -4,31 +4,34 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import Q
+from django.db import IntegrityError, transaction
+from django.db.models import Exists, Q
 from django.utils import timezone
 
 from conversations import notify, providers
-from conversations.ai import ModelReply, ModelUnavailable, generate_reply, is_offline
-from conversations.dispatch import EXTRACT_PROFILE, SEND_OUTBOUND, enqueue_after_commit
+from conversations.ai import ModelReply, ModelUnavailable, generate_reply
+from conversations.dispatch import SEND_OUTBOUND, enqueue
 from conversations.media.services import add_images_to_turns, prepare_inbound_media
 from conversations.models import Conversation, Message
+from conversations.selectors.prompt import list_newer_customer_messages
 from conversations.services import bursts, commands, context
 from conversations.services.consent import apply_consent_keywords
 from conversations.services.handoff import HUMAN_COMING_REPLY, is_request_for_human, note_request_for_human
+from conversations.services.outbound import send_message
+from conversations.services.profiles import CLIENT_DETAILS, record_client_details
 from conversations.services.retries import RetryLater, backoff_delay
 from conversations.services.workers import current_worker
+from profiles.extraction import ClientInfo
 
 logger = logging.getLogger(__name__)
 
 # Kinds whose words the model can answer; reactions and system notices need no answer at all.
 _MODEL_KINDS = {Message.Kind.TEXT, Message.Kind.INTERACTIVE, Message.Kind.LOCATION}
 _SILENT_KINDS = {Message.Kind.REACTION, Message.Kind.SYSTEM}
-# Kinds whose words may carry the customer's details (name, company, email).
-_KINDS_TO_EXTRACT = {Message.Kind.TEXT, Message.Kind.INTERACTIVE}
 
 APOLOGY = "Sorry, I can't answer right now. Please try again in a little while."
 UNSUPPORTED_KIND_REPLY = (
@@ -43,12 +46,13 @@ def get_bot_instructions() -> str:
 
 
 def reply_to_message(*, message_id: int, attempt: int = 1) -> Message | None:
-    """Answer one customer message once: claim it, ask the model, store the reply, enqueue
-    its send. Returns the reply, or None when there is nothing (more) to do.
+    """Answer one customer message once: claim it, ask the model, store the reply, then send
+    it. Returns the reply, or None when there is nothing (more) to do.
 
     Raises RetryLater when the model failed transiently and attempts remain.
     """
     if not _claim(message_id):
+        _send_unsent_reply(message_id)  # a run of this task that stopped between storing and sending
         return None
     inbound = Message.objects.select_related("conversation__profile").get(pk=message_id)
     # Before anything else: Meta's media URLs expire in minutes, and staff want the file too.
@@ -74,27 +78,33 @@ def reply_to_message(*, message_id: int, attempt: int = 1) -> Message | None:
         answer = ModelReply(text=media.fallback_reply, model="")
     elif (inbound.kind in _MODEL_KINDS or media.is_readable) and (inbound.text.strip() or media.images):
         answer = _ask_model(inbound, attempt, media.images)
+        if isinstance(answer.details, ClientInfo):  # who they are: kept even if the reply is not
+            record_client_details(message=inbound, info=answer.details)
     else:
         answer = ModelReply(text=UNSUPPORTED_KIND_REPLY, model="")
-    if answer.model and bursts.is_superseded(inbound=inbound):
-        bursts.discard_reply(inbound=inbound, answer=answer)
-        _mark_handled(inbound)
-        return None
-    answer = note_request_for_human(inbound=inbound, answer=answer)
-    return _store_reply(inbound, answer)
+    if answer.wants_human:  # flagged only when no newer message takes the answer over
+        if answer.model and bursts.is_superseded(inbound=inbound):
+            _discard(inbound, answer)
+            return None
+        return _store_reply(inbound, note_request_for_human(inbound=inbound, answer=answer))
+    # A model's answer overtaken by a newer customer message is discarded: checked as the reply
+    # is stored, under the conversation's lock.
+    return _store_reply(inbound, answer, unless_superseded=bool(answer.model))
+
+
+def _discard(inbound: Message, answer: ModelReply) -> None:
+    bursts.discard_reply(inbound=inbound, answer=answer)
+    _mark_handled(inbound)
 
 
 def _begin_reply_work(inbound: Message) -> None:
-    """Show the customer we are on it (read receipt, typing where the channel has it) and
-    enqueue profile extraction."""
+    """Show the customer we are on it (read receipt, typing where the channel has it)."""
     transport = providers.for_conversation(inbound.conversation)
     if transport.has_read_receipts and inbound.provider_message_id:
         try:
             transport.mark_read(inbound.provider_message_id)
         except Exception as exc:  # a courtesy: whatever goes wrong here must not cost the reply
             logger.warning("Read receipt for message %s failed: %s", inbound.pk, exc)
-    if inbound.kind in _KINDS_TO_EXTRACT and inbound.text.strip() and not is_offline():
-        enqueue_after_commit(EXTRACT_PROFILE, inbound.pk)
 
 
 def _claim(message_id: int) -> bool:
@@ -116,7 +126,10 @@ def _ask_model(inbound: Message, attempt: int, images: tuple[str, ...] = ()) -> 
         request = context.build_model_request(inbound=inbound, instructions=get_bot_instructions())
         turns = add_images_to_turns(turns=request.turns, message=inbound, images=images)
         return generate_reply(
-            instructions=request.instructions, turns=turns, conversation_id=request.openai_conversation_id
+            instructions=request.instructions,
+            turns=turns,
+            conversation_id=request.openai_conversation_id,
+            details=CLIENT_DETAILS,
         )
     except ModelUnavailable as exc:
         if exc.is_transient and attempt < settings.OPENAI_MAX_ATTEMPTS:
@@ -132,36 +145,68 @@ def _ask_model(inbound: Message, attempt: int, images: tuple[str, ...] = ()) -> 
         return ModelReply(text=APOLOGY, model="")
 
 
-def _store_reply(inbound: Message, answer: ModelReply) -> Message | None:
-    with transaction.atomic():
-        # Lock the conversation: a staff takeover committed before this point wins, and one
-        # waiting on this lock sees the reply as already queued.
-        conversation = Conversation.objects.select_for_update().get(pk=inbound.conversation_id)
-        if conversation.mode != Conversation.Mode.BOT:
-            logger.info("Conversation %s was taken over; reply to %s discarded.", conversation.pk, inbound.pk)
+def _store_reply(inbound: Message, answer: ModelReply, *, unless_superseded: bool = False) -> Message | None:
+    conversation = inbound.conversation
+    try:
+        with transaction.atomic():
+            # Lock the conversation while it is the bot's, touching it for the inbox order: a
+            # staff takeover committed before this point wins, and one waiting on this lock sees
+            # the reply as already stored. With `unless_superseded`, one statement also checks
+            # that no newer customer message is waiting for the answer (the common case).
+            bot_mode = Conversation.objects.filter(pk=conversation.pk, mode=Conversation.Mode.BOT)
+            lock = (
+                bot_mode.exclude(Exists(list_newer_customer_messages(message=inbound)))
+                if unless_superseded
+                else bot_mode
+            )
+            if not lock.update(updated_at=timezone.now()):
+                if unless_superseded and bursts.is_superseded(inbound=inbound):
+                    _discard(inbound, answer)
+                    return None
+                # A newer message past the burst's longest wait does not stop this answer.
+                if not (unless_superseded and bot_mode.update(updated_at=timezone.now())):
+                    logger.info("Conversation %s was taken over; reply to %s discarded.", conversation.pk, inbound.pk)
+                    _mark_handled(inbound)
+                    return None
+            reply = Message.objects.create(
+                in_reply_to=inbound,
+                author=Message.Author.BOT,
+                conversation=conversation,
+                direction=Message.Direction.OUTBOUND,
+                provider=conversation.provider,
+                text=answer.text,
+                status=Message.Status.PENDING,
+                model=answer.model,
+                input_tokens=answer.input_tokens,
+                output_tokens=answer.output_tokens,
+                openai_response_id=answer.stored_response_id,
+            )
             _mark_handled(inbound)
-            return None
-        reply, is_new = Message.objects.get_or_create(
-            in_reply_to=inbound,
-            author=Message.Author.BOT,
-            defaults={
-                "conversation": conversation,
-                "direction": Message.Direction.OUTBOUND,
-                "provider": conversation.provider,
-                "text": answer.text,
-                "status": Message.Status.PENDING,
-                "model": answer.model,
-                "input_tokens": answer.input_tokens,
-                "output_tokens": answer.output_tokens,
-                "openai_response_id": answer.stored_response_id,
-            },
-        )
-        _mark_handled(inbound)
-        Conversation.objects.filter(pk=conversation.pk).update(updated_at=timezone.now())
-        if is_new:
             notify.message_created(reply)
-            enqueue_after_commit(SEND_OUTBOUND, reply.pk)
+            transaction.on_commit(partial(_send_reply, reply.pk))
+    except IntegrityError:
+        # Another run of this task stored its reply first: one bot reply per message is a constraint.
+        return Message.objects.filter(in_reply_to=inbound, author=Message.Author.BOT).first()
     return reply
+
+
+def _send_reply(reply_id: int) -> None:
+    """Send a reply once it is stored, in this same task: no broker round trip, no second task.
+    A send the provider asks us to retry later goes to the send task, with its backoff."""
+    try:
+        send_message(message_id=reply_id)
+    except RetryLater as exc:
+        enqueue(SEND_OUTBOUND, reply_id, countdown=exc.countdown)
+
+
+def _send_unsent_reply(message_id: int) -> None:
+    reply_id = (
+        Message.objects.filter(in_reply_to_id=message_id, author=Message.Author.BOT, status=Message.Status.PENDING)
+        .values_list("pk", flat=True)
+        .first()
+    )
+    if reply_id is not None:
+        _send_reply(reply_id)
 
 
 def _mark_handled(message: Message) -> None:

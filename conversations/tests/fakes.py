@@ -20,7 +20,7 @@ import pytest
 import responses
 from werkzeug import Request, Response
 
-from conversations.ai import SUMMARY_INSTRUCTIONS
+from conversations.ai import DETAILS_TOOL_NAME, SUMMARY_INSTRUCTIONS
 from whatsbot_project.celery import app as celery_app
 
 from . import helpers
@@ -91,19 +91,30 @@ class FakeOpenAI:
         ]
         self.queue.append((200, body, {}))
 
-    # Extraction (structured output), summaries and the Conversations API are recorded apart
-    # from the reply requests, so tests count each kind of call on its own.
+    # Summaries and the Conversations API are recorded apart from the reply requests, so tests
+    # count each kind of call on its own. `extractions`: the reply requests the model answered
+    # by recording the customer's details (they are in `requests` too).
     extractions: list = field(default_factory=list)
-    extraction_queue: deque = field(default_factory=deque)
     summaries: list = field(default_factory=list)
     summary_queue: deque = field(default_factory=deque)
     conversations: list = field(default_factory=list)
     conversation_items: list = field(default_factory=list)
 
     def extract(self, *, declined: bool = False, **fields) -> None:
-        """Queue one ClientInfo answer; fields not given are null."""
+        """The next reply call records these details about the customer (fields not given are
+        null) and, as the model does, waits for the call's result before it answers."""
         info = {name: fields.get(name) for name in ("first_name", "last_name", "company", "email")}
-        self.extraction_queue.append({**info, "declined": declined})
+        body = helpers.openai_response("", input_tokens=30, output_tokens=12)
+        body["output"] = [
+            {
+                "type": "function_call",
+                "id": "fc_details",
+                "call_id": "call_details",
+                "name": DETAILS_TOOL_NAME,
+                "arguments": json.dumps({**info, "declined": declined}),
+            }
+        ]
+        self.queue.append((200, body, {}))
 
     def summarize(self, text: str, **usage) -> None:
         self.summary_queue.append((200, helpers.openai_response(text, **usage)))
@@ -113,11 +124,6 @@ class FakeOpenAI:
 
     def handle(self, request: Request) -> Response:
         body = json.loads(request.get_data())
-        if (body.get("text") or {}).get("format", {}).get("type") == "json_schema":
-            self.extractions.append(body)
-            info = self.extraction_queue.popleft() if self.extraction_queue else None
-            info = info or {"first_name": None, "last_name": None, "company": None, "email": None, "declined": False}
-            return _json(helpers.openai_response(json.dumps(info), input_tokens=30, output_tokens=12))
         if body.get("instructions") == SUMMARY_INSTRUCTIONS:
             self.summaries.append(body)
             status, answer = (
@@ -127,6 +133,7 @@ class FakeOpenAI:
         self.requests.append(body)
         if self.during_request is not None:
             self.during_request(body)
+        request_body = body
         status, body, headers = (
             self.queue.popleft()
             if self.queue
@@ -136,6 +143,8 @@ class FakeOpenAI:
                 {},
             )
         )
+        if any(item.get("name") == DETAILS_TOOL_NAME for item in body.get("output", [])):
+            self.extractions.append(request_body)
         return Response(json.dumps(body), status=status, headers=headers, content_type="application/json")
 
     def transcribe(self, text: str) -> None:

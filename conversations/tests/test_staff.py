@@ -241,7 +241,7 @@ def test_a_request_for_a_person_the_model_detects_flags_the_conversation(client,
 
     post_meta(client, meta_text("This is going nowhere, can somebody real look at my order?", "wamid.real"))
 
-    assert [tool["name"] for tool in fake_openai.requests[0]["tools"]] == ["request_human"]
+    assert "request_human" in [tool["name"] for tool in fake_openai.requests[0]["tools"]]
     assert bodies(graph_ok) == [HUMAN_COMING_REPLY]
     assert Conversation.objects.get().needs_human is True
 

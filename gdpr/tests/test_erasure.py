@@ -4,6 +4,7 @@ import logging
 import threading
 
 import pytest
+import responses
 from django.apps import apps
 from django.core.files.storage import default_storage
 from django.core.management import call_command
@@ -221,21 +222,25 @@ def _erase_in_another_connection(identifier: str) -> None:
         connections.close_all()
 
 
-def test_a_send_queued_before_the_erase_sends_nothing(client, fake_providers, fake_openai, graph_ok, caplog):
+def test_a_send_queued_before_the_erase_sends_nothing(client, fake_providers, fake_openai, caplog):
+    # Graph asks us to wait: the reply's send goes to the queue with its backoff.
+    rate_limited = {"error": {"message": "Rate limit hit", "type": "OAuthException", "code": 130429}}
+    fake_providers.add(responses.POST, GRAPH_MESSAGES, json=rate_limited, status=400, headers={"Retry-After": "30"})
     celery_app.conf.task_always_eager = False  # tasks wait in the (in-memory) queue
     try:
         post_meta(client, meta_body("text"))
         record_inbound_message(ProcessedMessage.objects.get().pk)  # a worker takes the delivery
-        reply = reply_to_message(message_id=Message.objects.get().pk)
+        reply_to_message(message_id=Message.objects.get().pk)
     finally:
         celery_app.conf.task_always_eager = True
-    assert reply.status == Message.Status.PENDING
+    reply = Message.objects.get(author=Message.Author.BOT)
+    assert (reply.status, reply.error_code) == (Message.Status.PENDING, "130429")
 
     erase_subject(subject=find_subject(identifier=ADA["bsuid"]))
     send_outbound_message.delay(reply.pk)  # the queued send finally runs
 
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
-    assert fake_providers.sent(GRAPH_MESSAGES) == []
+    assert len(fake_providers.sent(GRAPH_MESSAGES)) == 1  # the attempt Graph refused, none after the erase
     assert not Message.objects.exists()
 
 
