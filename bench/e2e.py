@@ -10,7 +10,8 @@ and a flushed Redis database (`redis://127.0.0.1:6379/11`). A separate process p
 webhooks a real provider would send). Customers post signed Meta webhooks (a share of Twilio
 ones with `--twilio-share`), each message carrying a unique token; the fake model echoes the
 token of the newest customer turn, so each send that reaches the fake provider is matched to
-the customer message it answers.
+the customer message it answers. The fakes, the customers and the process launchers are
+systemtests/harness.py's, shared with the fault suite (`make faults`).
 
 Loads (`--loads`, default all three):
   burst    200 messages from 50 customers, 20 requests in flight, each delivered 3 times;

@@ -50,6 +50,10 @@ RECOVERY_SETTINGS = {
     "SWEEP_REQUEUE_AFTER_SECONDS": "5",
     "WORKER_HEARTBEAT_SECONDS": "1",
     "WORKER_HEARTBEAT_STALE_SECONDS": "5",
+    # A claim a live worker lost (its task died on a database error) is taken back this long
+    # after it was made. With the production 120 s, messages whose reply was under way when
+    # PostgreSQL went down wait two minutes (bench/RESULTS.md).
+    "SWEEP_STALE_AFTER_SECONDS": "20",
     # An unknown send is looked up (Twilio) once its call is surely over, or re-sent (Meta) when
     # no status came: the lookup must stay above the provider timeout + 5 s (whatsbot.W003).
     "PROVIDER_TIMEOUT_SECONDS": "5",
