@@ -1,13 +1,16 @@
 """The only module that talks to the model (OpenAI Responses API through the official SDK).
 
-With no OPENAI_API_KEY an explicit offline responder answers instead, and labels its replies.
+With no OPENAI_API_KEY the reply service answers with the offline responder instead
+(services/knowledge.py), labelled OFFLINE_LABEL. (knowledge/vector_store.py also imports
+`openai`, for the files of the knowledge base's optional vector store.)
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO
@@ -40,6 +43,31 @@ class ModelReply:
     # Set when OpenAI keeps the response (OPENAI_STORE, or the Conversations API mode), so that an
     # erasure can delete it.
     stored_response_id: str = ""
+    # Files of the knowledge base's vector store that the answer cites (file_search).
+    cited_file_ids: tuple[str, ...] = ()
+    # The knowledge base passages the answer used (knowledge.selectors.KnowledgeHit.source), for staff.
+    sources: tuple[dict, ...] = ()
+
+
+@dataclass(frozen=True)
+class FunctionTool:
+    """A function the model may call while it writes one reply: `run` gets the arguments and
+    returns the text the model reads back, in the same turn."""
+
+    name: str
+    description: str
+    parameters: dict
+    run: Callable[[dict], str]
+
+    @property
+    def definition(self) -> dict:
+        return {
+            "type": "function",
+            "name": self.name,
+            "description": self.description,
+            "parameters": self.parameters,
+            "strict": True,
+        }
 
 
 # Lets the model flag a request for a person that no keyword catches ("can I talk to someone?").
@@ -103,16 +131,23 @@ def _client(api_key: str, base_url: str | None, timeout: float) -> openai.OpenAI
 
 
 def generate_reply(
-    *, instructions: str, turns: list[Turn], conversation_id: str = "", details: DetailsTool | None = None
+    *,
+    instructions: str,
+    turns: list[Turn],
+    conversation_id: str = "",
+    details: DetailsTool | None = None,
+    functions: Sequence[FunctionTool] = (),
 ) -> ModelReply:
     """One model answer to the conversation so far; raises ModelUnavailable on failure.
 
-    With `details`, the model may also record what the customer said about themselves. When it
-    does so without answering yet (it waits for the call's result), the result goes back and
-    the model answers in a second call: a second call only for the messages that carry details.
+    With `details`, the model may also record what the customer said about themselves; with
+    `functions`, it may call them (a search of the knowledge base). When it waits to hear back,
+    the calls' outputs go back and it answers in a further call of the same reply turn: after
+    a recording alone one call (no second call for a message without details or searches),
+    after function calls at most OPENAI_MAX_TOOL_ROUNDS rounds, the last of which must answer.
     """
     if is_offline():
-        return _offline_reply(turns)
+        raise ModelUnavailable("no model configured (OPENAI_API_KEY is unset)", is_transient=False)
     client = _configured_client()
     request = {
         "model": settings.OPENAI_MODEL,
@@ -130,20 +165,34 @@ def generate_reply(
     tools = [REQUEST_HUMAN_TOOL] if settings.BOT_DETECTS_HUMAN_REQUESTS else []
     if details is not None:
         tools.append(_details_tool_definition(details))
+    tools += [function.definition for function in functions]
+    if settings.KNOWLEDGE_VECTOR_STORE_ID:
+        tools.append({"type": "file_search", "vector_store_ids": [settings.KNOWLEDGE_VECTOR_STORE_ID]})
     if tools:
         request["tools"] = tools
+    runnable = {function.name: function for function in functions}
     response = _create_response(client, request)
     usages = [response.get("usage")]
-    calls = [item for item in response.get("output") or [] if item.get("type") == "function_call"]
-    wants_human = any(call.get("name") == REQUEST_HUMAN_TOOL["name"] for call in calls)
-    recorded = [call for call in calls if call.get("name") == DETAILS_TOOL_NAME and details is not None]
-    text = _output_text(response)
-    if recorded and not wants_human and (not text or conversation_id):
-        # The model waits to hear that the details were recorded before it answers (and in an
-        # OpenAI conversation a call left without its output would fail the next turn).
-        response = _answer_after_calls(client, request, calls, conversation_id)
-        usages.append(response.get("usage"))
+    recorded: list[dict] = []
+    rounds = 0
+    while True:
+        calls = [item for item in response.get("output") or [] if item.get("type") == "function_call"]
+        wants_human = any(call.get("name") == REQUEST_HUMAN_TOOL["name"] for call in calls)
+        records = [call for call in calls if call.get("name") == DETAILS_TOOL_NAME and details is not None]
+        recorded += records
+        to_run = [call for call in calls if call.get("name") in runnable]
         text = _output_text(response)
+        # It waits for what it asked to run; after a recording alone, when it has not answered yet
+        # (and in an OpenAI conversation a call left without its output would fail the next turn).
+        waits = bool(to_run) or bool(records and (not text or conversation_id))
+        if wants_human or not waits or rounds >= settings.OPENAI_MAX_TOOL_ROUNDS:
+            break
+        rounds += 1
+        outputs = {call["call_id"]: _run(runnable[call["name"]], call.get("arguments")) for call in to_run}
+        # After a recording alone, and in the last round, it answers with what it has.
+        answer_now = not to_run or rounds == settings.OPENAI_MAX_TOOL_ROUNDS
+        response = _answer_after_calls(client, request, calls, outputs, conversation_id, answer_now=answer_now)
+        usages.append(response.get("usage"))
     if not text and not wants_human:
         raise ModelUnavailable(f"empty answer ({response.get('status')})", is_transient=False)
     counted = [usage for usage in usages if usage]
@@ -153,8 +202,9 @@ def generate_reply(
         input_tokens=sum(usage.get("input_tokens") or 0 for usage in counted) if counted else None,
         output_tokens=sum(usage.get("output_tokens") or 0 for usage in counted) if counted else None,
         wants_human=wants_human,
-        details=_parse_details(details, recorded[-1].get("arguments")) if details and recorded else None,
+        details=_parse_details(details, recorded[-1].get("arguments") or "") if details and recorded else None,
         stored_response_id=(response.get("id") or "") if request["store"] else "",
+        cited_file_ids=_cited_file_ids(response),
     )
 
 
@@ -182,19 +232,57 @@ def _output_text(response: dict) -> str:
     ).strip()
 
 
-def _answer_after_calls(client: openai.OpenAI, request: dict, calls: list[dict], conversation_id: str) -> dict:
-    outputs = [{"type": "function_call_output", "call_id": call["call_id"], "output": "Recorded."} for call in calls]
+def _answer_after_calls(
+    client: openai.OpenAI,
+    request: dict,
+    calls: list[dict],
+    outputs: dict[str, str],
+    conversation_id: str,
+    *,
+    answer_now: bool,
+) -> dict:
+    """The next call of the reply turn, with an output for each of the model's calls (for a
+    recording of details: "Recorded.")."""
+    results = [
+        {
+            "type": "function_call_output",
+            "call_id": call["call_id"],
+            "output": outputs.get(call["call_id"], "Recorded."),
+        }
+        for call in calls
+    ]
     if conversation_id:
-        request["input"] = outputs  # the conversation already holds the model's calls
+        request["input"] = results  # the conversation already holds the model's calls
     else:
         # The calls go back without their item ids: with store=false OpenAI keeps no item to refer to.
         made = [
             {"type": "function_call", "call_id": call["call_id"], "name": call["name"], "arguments": call["arguments"]}
             for call in calls
         ]
-        request["input"] = [*request["input"], *made, *outputs]
-    request["tool_choice"] = "none"
+        request["input"] = [*request["input"], *made, *results]
+    if answer_now:
+        request["tool_choice"] = "none"
     return _create_response(client, request)
+
+
+def _run(function: FunctionTool, arguments: str | None) -> str:
+    try:
+        parsed = json.loads(arguments or "{}")
+    except json.JSONDecodeError:
+        return "The arguments were not valid JSON."
+    return function.run(parsed if isinstance(parsed, dict) else {})
+
+
+def _cited_file_ids(response: dict) -> tuple[str, ...]:
+    """The knowledge base's vector store files the answer cites (file_search annotations)."""
+    cited: list[str] = []
+    for item in response.get("output") or []:
+        for content in item.get("content") or []:
+            for annotation in content.get("annotations") or []:
+                file_id = annotation.get("file_id")
+                if annotation.get("type") == "file_citation" and file_id and file_id not in cited:
+                    cited.append(file_id)
+    return tuple(cited)
 
 
 def _parse_details(details: DetailsTool, arguments: str) -> pydantic.BaseModel | None:
@@ -235,17 +323,6 @@ def _unavailable_from(exc: openai.APIStatusError) -> ModelUnavailable:
     if not is_transient:
         logger.error("OpenAI rejected the request: %s", reason)
     return ModelUnavailable(reason, is_transient=is_transient, retry_after=retry_after)
-
-
-def _offline_reply(turns: list[Turn]) -> ModelReply:
-    last = next((turn.text for turn in reversed(turns) if turn.role == "user"), "")
-    return ModelReply(
-        text=(
-            f"{OFFLINE_LABEL} No AI model is configured (OPENAI_API_KEY is unset), "
-            f"so this is an automatic echo of your message: “{last}”"
-        ),
-        model="offline",
-    )
 
 
 # --- Conversation intelligence: summaries, the Conversations API.

@@ -180,6 +180,9 @@ class Message(models.Model):
     output_tokens = models.PositiveIntegerField(null=True, blank=True)
     provider_timestamp = models.DateTimeField(null=True, blank=True)
     reaction = models.CharField(max_length=32, blank=True, help_text="The customer's latest reaction emoji to it.")
+    # The knowledge base passages a bot reply was given and used ({chunk_id, article_id, title,
+    # heading, url, cited}): shown to staff, never sent to the customer. No personal data.
+    knowledge_sources = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

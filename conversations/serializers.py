@@ -21,6 +21,8 @@ class StaffSerializer(serializers.Serializer):
 
 class MessageSerializer(serializers.ModelSerializer):
     staff_name = serializers.SerializerMethodField()
+    # The knowledge base passages a bot reply used: for staff, never shown to the customer.
+    sources = serializers.JSONField(source="knowledge_sources", read_only=True)
 
     class Meta:
         model = Message
@@ -36,6 +38,7 @@ class MessageSerializer(serializers.ModelSerializer):
             "status",
             "error_code",
             "error_title",
+            "sources",
             "created_at",
         ]
 

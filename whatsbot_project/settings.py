@@ -66,6 +66,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "channels",
     "profiles",
+    "knowledge",
     "conversations",
     "channels_app",
     "gdpr",
@@ -348,6 +349,31 @@ HUMAN_REQUEST_KEYWORDS = env.list(
 BOT_DETECTS_HUMAN_REQUESTS = env.bool("BOT_DETECTS_HUMAN_REQUESTS", default=True)
 # How often an open live-inbox websocket re-checks that its user is still active staff.
 LIVE_ACCESS_RECHECK_SECONDS = env.int("LIVE_ACCESS_RECHECK_SECONDS", default=60)
+
+
+# ----------------------------------------------------------------------------------------------
+# Knowledge base (knowledge/): what the bot answers from
+# ----------------------------------------------------------------------------------------------
+
+# Language of new articles and imports when none is given (en, it, es, fr, de, pt, nl).
+KNOWLEDGE_DEFAULT_LANGUAGE = env.str("KNOWLEDGE_DEFAULT_LANGUAGE", default="en")
+# The share of a question's (idf-weighted) terms a passage must hold to be used at all, 0 to 1;
+# calibrated on knowledge/eval/demo.yaml (README, Knowledge base).
+KNOWLEDGE_MIN_RELEVANCE = env.float("KNOWLEDGE_MIN_RELEVANCE", default=0.08)
+# The offline responder (no OPENAI_API_KEY) quotes its best passage only above this: with no
+# model to judge it, a wrong quote is worse than "I don't know".
+KNOWLEDGE_OFFLINE_MIN_RELEVANCE = env.float("KNOWLEDGE_OFFLINE_MIN_RELEVANCE", default=0.3)
+# Passages above the threshold put in every reply's input.
+KNOWLEDGE_CONTEXT_PASSAGES = env.int("KNOWLEDGE_CONTEXT_PASSAGES", default=3)
+# Offer the model a `search_knowledge` tool for follow-up searches; rounds of tool calls per reply.
+KNOWLEDGE_SEARCH_TOOL = env.bool("KNOWLEDGE_SEARCH_TOOL", default=True)
+OPENAI_MAX_TOOL_ROUNDS = env.int("OPENAI_MAX_TOOL_ROUNDS", default=3)
+# Append the public links (Article.url) of the articles a reply used, for the customer to read.
+KNOWLEDGE_SOURCE_LINKS = env.bool("KNOWLEDGE_SOURCE_LINKS", default=False)
+# An OpenAI vector store kept in sync with the active articles and offered as `file_search`.
+KNOWLEDGE_VECTOR_STORE_ID = env.str("KNOWLEDGE_VECTOR_STORE_ID", default="")
+# Admin uploads larger than this are read and indexed by a Celery task, with progress shown.
+KNOWLEDGE_BACKGROUND_IMPORT_BYTES = env.int("KNOWLEDGE_BACKGROUND_IMPORT_BYTES", default=256 * 1024)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
 
 from conversations.models import AuditEntry, Conversation, Message, ProcessedMessage, staff_name
 from conversations.selectors.inbox import annotate_inbox_summary
@@ -38,7 +40,17 @@ class MessageInline(ReadOnlyAdminMixin, admin.TabularInline):
     fk_name = "conversation"
     extra = 0
     ordering = ["created_at", "id"]
-    fields = ["created_at", "direction", "author", "staff_user", "kind", "text", "delivery", "failure_reason"]
+    fields = [
+        "created_at",
+        "direction",
+        "author",
+        "staff_user",
+        "kind",
+        "text",
+        "delivery",
+        "failure_reason",
+        "sources",
+    ]
     readonly_fields = fields
 
     def get_queryset(self, request: HttpRequest):
@@ -53,6 +65,26 @@ class MessageInline(ReadOnlyAdminMixin, admin.TabularInline):
     @admin.display(description="Failure reason")
     def failure_reason(self, message: Message) -> str:
         return " ".join(part for part in (message.error_code, message.error_title) if part)
+
+    @admin.display(description="Sources")
+    def sources(self, message: Message) -> str:
+        """The knowledge base passages a bot reply cited (or was given, when it cited none)."""
+        sources = message.knowledge_sources
+        cited = [source for source in sources if source.get("cited")] or sources
+        links = format_html_join(
+            ", ",
+            '<a href="{}">{}</a>',
+            (
+                (
+                    reverse("admin:knowledge_article_change", args=[source["article_id"]]),
+                    " > ".join(part for part in (source.get("title"), source.get("heading")) if part),
+                )
+                for source in cited
+            ),
+        )
+        if not links:
+            return ""
+        return links if any(source.get("cited") for source in sources) else format_html("given, not cited: {}", links)
 
 
 @admin.register(Conversation)

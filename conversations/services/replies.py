@@ -13,12 +13,12 @@ from django.db.models import Exists, Q
 from django.utils import timezone
 
 from conversations import notify, providers
-from conversations.ai import ModelReply, ModelUnavailable, generate_reply
+from conversations.ai import ModelReply, ModelUnavailable, generate_reply, is_offline
 from conversations.dispatch import SEND_OUTBOUND, enqueue
 from conversations.media.services import add_images_to_turns, prepare_inbound_media
 from conversations.models import Conversation, Message
 from conversations.selectors.prompt import list_newer_customer_messages
-from conversations.services import bursts, commands, context
+from conversations.services import bursts, commands, context, knowledge
 from conversations.services.consent import apply_consent_keywords
 from conversations.services.handoff import HUMAN_COMING_REPLY, is_request_for_human, note_request_for_human
 from conversations.services.outbound import send_message
@@ -122,15 +122,20 @@ def _claim(message_id: int) -> bool:
 
 
 def _ask_model(inbound: Message, attempt: int, images: tuple[str, ...] = ()) -> ModelReply:
+    if is_offline():
+        return knowledge.offline_answer(inbound=inbound)
     try:
         request = context.build_model_request(inbound=inbound, instructions=get_bot_instructions())
         turns = add_images_to_turns(turns=request.turns, message=inbound, images=images)
-        return generate_reply(
-            instructions=request.instructions,
-            turns=turns,
+        passages = knowledge.gather_for_reply(inbound=inbound)
+        answer = generate_reply(
+            instructions=passages.instructions(request.instructions),
+            turns=passages.with_passages(turns),
             conversation_id=request.openai_conversation_id,
             details=CLIENT_DETAILS,
+            functions=passages.tools,
         )
+        return passages.attach_sources(answer)
     except ModelUnavailable as exc:
         if exc.is_transient and attempt < settings.OPENAI_MAX_ATTEMPTS:
             logger.warning("Model call %s for message %s failed (%s); retrying.", attempt, inbound.pk, exc)
@@ -180,6 +185,7 @@ def _store_reply(inbound: Message, answer: ModelReply, *, unless_superseded: boo
                 input_tokens=answer.input_tokens,
                 output_tokens=answer.output_tokens,
                 openai_response_id=answer.stored_response_id,
+                knowledge_sources=list(answer.sources),
             )
             _mark_handled(inbound)
             notify.message_created(reply)

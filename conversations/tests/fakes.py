@@ -83,11 +83,17 @@ class FakeOpenAI:
         for _ in range(times):
             self.queue.append((status, helpers.openai_error(status, code), headers or {}))
 
-    def call_tool(self, name: str) -> None:
+    def call_tool(self, name: str, arguments: dict | None = None, *, call_id: str = "call_test") -> None:
         """The next answer is only a function call (no text), as the model makes it."""
         body = helpers.openai_response("")
         body["output"] = [
-            {"type": "function_call", "id": "fc_test", "call_id": "call_test", "name": name, "arguments": "{}"}
+            {
+                "type": "function_call",
+                "id": f"fc_{call_id}",
+                "call_id": call_id,
+                "name": name,
+                "arguments": json.dumps(arguments or {}),
+            }
         ]
         self.queue.append((200, body, {}))
 

@@ -189,8 +189,27 @@
       const reason = [message.error_code, message.error_title].filter(Boolean).join(" ");
       bubble.append(el("p", "failure", `Not delivered${reason ? `: ${reason}` : ""}`));
     }
+    if (message.sources && message.sources.length) bubble.append(sourcesNode(message.sources));
     item.append(bubble);
     return item;
+  }
+
+  // The knowledge base passages a bot reply used (staff only): each links to its article in the
+  // admin, where a wrong answer is fixed. Passages given but not cited are listed as such.
+  function sourcesNode(sources) {
+    const cited = sources.some((source) => source.cited);
+    const node = el("p", "sources", cited ? "Sources: " : "Given, not cited: ");
+    sources
+      .filter((source) => source.cited === cited)
+      .forEach((source, index) => {
+        if (index) node.append(", ");
+        const link = el("a", "source", source.heading ? `${source.title} > ${source.heading}` : source.title);
+        link.href = `/admin/knowledge/article/${Number(source.article_id)}/change/`;
+        link.target = "_blank";
+        link.rel = "noopener";
+        node.append(link);
+      });
+    return node;
   }
 
   function markRead() {

@@ -10,6 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from conversations.models import Channel, Conversation, Message, Provider
+from knowledge.services import load_demo_knowledge, remove_demo_knowledge
 from profiles.extraction import EXTRACTED, STAFF
 from profiles.models import ClientProfile
 
@@ -21,8 +22,10 @@ CUSTOMER, BOT, STAFF_AUTHOR = Message.Author.CUSTOMER, Message.Author.BOT, Messa
 class Command(BaseCommand):
     help = (
         "Create demo conversations on every channel (a taken-over one, a failed delivery, a "
-        "half-filled profile) so the admin and the live inbox have something to show. Safe to "
-        "re-run: demo data is recognised and replaced. Never run it on a production database."
+        "half-filled profile) so the admin and the live inbox have something to show, and a small "
+        "knowledge base of a fictional tea shop (shipping, returns, hours, payment, orders; English "
+        "and Italian) for the bot to answer from. Safe to re-run: demo data is recognised and "
+        "replaced. Never run it on a production database."
     )
 
     def add_arguments(self, parser):
@@ -32,7 +35,8 @@ class Command(BaseCommand):
     def handle(self, *args, remove: bool, **options):
         removed, _ = ClientProfile.objects.filter(external_id__startswith=DEMO_PREFIX).delete()
         if remove:
-            self.stdout.write(self.style.SUCCESS(f"Demo data removed ({removed} rows)."))
+            articles = remove_demo_knowledge()
+            self.stdout.write(self.style.SUCCESS(f"Demo data removed ({removed} rows, {articles} articles)."))
             return
         staff = get_user_model().objects.filter(is_staff=True, is_active=True).order_by("pk").first()
         now = timezone.now()
@@ -40,10 +44,12 @@ class Command(BaseCommand):
         self._twilio_taken_over(now, staff)
         self._sms_failed_delivery(now)
         self._webchat_visitor(now)
+        articles = load_demo_knowledge()
         self.stdout.write(
             self.style.SUCCESS(
-                "Created 4 demo conversations (WhatsApp via Meta and Twilio, SMS, web chat). "
-                "Open /live/ or the admin; `seed_demo --remove` deletes them."
+                "Created 4 demo conversations (WhatsApp via Meta and Twilio, SMS, web chat) and a demo "
+                f"knowledge base of {len(articles)} articles. Open /live/, /simulator/ or the admin; "
+                "`seed_demo --remove` deletes them."
             )
         )
 
