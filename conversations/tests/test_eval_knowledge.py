@@ -13,7 +13,7 @@ from knowledge.models import Chunk
 from knowledge.services import load_demo_knowledge
 from profiles.models import ClientProfile
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 EVAL_SET = """questions:
   - {q: "How long does shipping to Italy take?", article: shipping-en}

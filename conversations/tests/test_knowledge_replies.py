@@ -16,13 +16,13 @@ from knowledge.models import Article, Chunk
 from knowledge.selectors import search_knowledge
 from knowledge.services import load_demo_knowledge
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 NO_PASSAGE = {"role": "developer", "content": "No knowledge base passage matches the customer's new message."}
 
 
 @pytest.fixture
-def shop(transactional_db):
+def shop(db):
     return load_demo_knowledge()
 
 

@@ -13,19 +13,8 @@ from .conftest import VECTOR_STORE_ID
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def committed(django_capture_on_commit_callbacks):
-    """Run what the services ask for once their transaction commits (the sync tasks, eager)."""
-
-    def run(call, **kwargs):
-        with django_capture_on_commit_callbacks(execute=True):
-            return call(**kwargs)
-
-    return run
-
-
-def test_a_saved_article_becomes_a_file_of_the_vector_store(write_article, fake_vector_store, committed):
-    article = committed(write_article, title="Kettles", slug="kettles", body="## Boiling\nTwo minutes.")
+def test_a_saved_article_becomes_a_file_of_the_vector_store(write_article, fake_vector_store):
+    article = write_article(title="Kettles", slug="kettles", body="## Boiling\nTwo minutes.")
 
     assert fake_vector_store.uploads == [("file-1", "kettles.md", "# Kettles\n\n## Boiling\nTwo minutes.\n")]
     assert fake_vector_store.attached == [
@@ -34,11 +23,11 @@ def test_a_saved_article_becomes_a_file_of_the_vector_store(write_article, fake_
     assert Article.objects.get(pk=article.pk).openai_file_id == "file-1"
 
 
-def test_an_edit_replaces_the_file_and_deletes_the_old_one(write_article, fake_vector_store, committed):
-    article = committed(write_article, title="Kettles", slug="kettles", body="## Boiling\nTwo minutes.")
+def test_an_edit_replaces_the_file_and_deletes_the_old_one(write_article, fake_vector_store):
+    article = write_article(title="Kettles", slug="kettles", body="## Boiling\nTwo minutes.")
     Article.objects.filter(pk=article.pk).update(body="## Boiling\nNinety seconds.")
 
-    committed(index_article, article_id=article.pk)
+    index_article(article_id=article.pk)
 
     assert [upload[2] for upload in fake_vector_store.uploads][-1] == "# Kettles\n\n## Boiling\nNinety seconds.\n"
     assert fake_vector_store.detached == [(VECTOR_STORE_ID, "file-1")]
@@ -46,19 +35,19 @@ def test_an_edit_replaces_the_file_and_deletes_the_old_one(write_article, fake_v
     assert Article.objects.get(pk=article.pk).openai_file_id == "file-2"
 
 
-def test_deactivated_and_deleted_articles_leave_the_vector_store(write_article, fake_vector_store, committed):
-    kettles = committed(write_article, title="Kettles", slug="kettles", body="## Boiling\nTwo minutes.")
-    teapots = committed(write_article, title="Teapots", slug="teapots", body="## Glass\nDishwasher safe.")
+def test_deactivated_and_deleted_articles_leave_the_vector_store(write_article, fake_vector_store):
+    kettles = write_article(title="Kettles", slug="kettles", body="## Boiling\nTwo minutes.")
+    teapots = write_article(title="Teapots", slug="teapots", body="## Glass\nDishwasher safe.")
 
-    committed(set_articles_active, article_ids=[kettles.pk], is_active=False)
-    committed(delete_article, article_id=teapots.pk)
+    set_articles_active(article_ids=[kettles.pk], is_active=False)
+    delete_article(article_id=teapots.pk)
 
     assert fake_vector_store.detached == [(VECTOR_STORE_ID, "file-1"), (VECTOR_STORE_ID, "file-2")]
     assert fake_vector_store.deleted == ["file-1", "file-2"]
     assert Article.objects.get(pk=kettles.pk).openai_file_id == ""
 
 
-def test_a_refused_upload_is_shown_on_the_article(write_article, fake_vector_store, committed, httpserver):
+def test_a_refused_upload_is_shown_on_the_article(write_article, fake_vector_store, httpserver):
     httpserver.clear_all_handlers()
     httpserver.expect_request("/v1/files", method="POST").respond_with_response(
         Response(
@@ -68,13 +57,13 @@ def test_a_refused_upload_is_shown_on_the_article(write_article, fake_vector_sto
         )
     )
 
-    article = committed(write_article, title="Kettles", slug="kettles", body="## Boiling\nTwo minutes.")
+    article = write_article(title="Kettles", slug="kettles", body="## Boiling\nTwo minutes.")
 
     refreshed = Article.objects.get(pk=article.pk)
     assert (refreshed.openai_file_id, refreshed.vector_store_error) == ("", "HTTP 400 invalid_file")
 
 
-def test_without_a_vector_store_nothing_is_sent(write_article, committed, httpserver, settings):
+def test_without_a_vector_store_nothing_is_sent(write_article, httpserver, settings):
     settings.KNOWLEDGE_VECTOR_STORE_ID = ""
-    committed(write_article, title="Kettles", slug="kettles", body="## Boiling\nTwo minutes.")
+    write_article(title="Kettles", slug="kettles", body="## Boiling\nTwo minutes.")
     assert httpserver.log == []
