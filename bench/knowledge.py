@@ -10,7 +10,9 @@ knowledge/eval/demo.yaml --rounds times each through search_knowledge (both lang
 reply path asks) and prints p50, p99 and max. Generated sections draw their words Zipf-like from
 the demo shop's own words first, then from made-up ones, so the questions' common words ("order",
 "delivery", "ordine") sit in thousands of passages: long posting lists, the slow case. Exit status
-1 when p99 exceeds --target-ms (20 ms, the goal on PostgreSQL).
+1 when p99 exceeds --target-ms (20 ms, the goal on PostgreSQL). Besides the wall time it prints
+the CPU time per search of this process and of its PostgreSQL backend: on a shared machine
+that is what the search costs, without the time spent waiting for a core.
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ import argparse
 import os
 import random
 import re
-import statistics
 import sys
 import tempfile
 import time
@@ -67,14 +68,19 @@ def run(args, vendor: str) -> int:
     started = time.perf_counter()
     passages = build(args.passages)
     indexing = time.perf_counter() - started
-    timings = measure(args.rounds)
-    p50 = statistics.median(timings)
-    p99 = timings[int(len(timings) * 0.99) - 1]
+    wall, cpu = measure(args.rounds)
+    p99 = _percentile(wall, 99)
+    load = os.getloadavg()[0]
     print(
         f"search_knowledge on {vendor}: {passages} passages in {Article.objects.count()} articles "
-        f"(indexed in {indexing:.1f} s), {len(timings)} searches"
+        f"(indexed in {indexing:.1f} s), {len(wall)} searches, load average {load:.1f} on {os.cpu_count()} cores"
     )
-    print(f"  p50 {p50:.1f} ms   p99 {p99:.1f} ms   max {timings[-1]:.1f} ms   (target p99 <= {args.target_ms} ms)")
+    print(f"  wall  p50 {_percentile(wall, 50):.1f} ms   p99 {p99:.1f} ms   max {wall[-1]:.1f} ms")
+    print(
+        f"  CPU   p50 {_percentile(cpu, 50):.1f} ms   p99 {_percentile(cpu, 99):.1f} ms   "
+        "(this process + its PostgreSQL backend: the wall time of an idle machine)"
+    )
+    print(f"  target p99 <= {args.target_ms} ms (wall)")
     return 0 if p99 <= args.target_ms else 1
 
 
@@ -104,21 +110,42 @@ def build(target: int) -> int:
     return Chunk.objects.count()
 
 
-def measure(rounds: int) -> list[float]:
-    """Milliseconds per search_knowledge call, sorted: every evaluation question `rounds` times."""
+def measure(rounds: int) -> tuple[list[float], list[float]]:
+    """Milliseconds per search_knowledge call, sorted: wall time, and CPU time of this process
+    plus its PostgreSQL backend (from /proc/<pid>/schedstat, so a busy machine's waiting for a
+    core is left out). Every evaluation question `rounds` times."""
+    from django.db import connection
+
     from knowledge.evaluation import load_eval_set
     from knowledge.selectors import search_knowledge
 
     questions = [question.text for question in load_eval_set(ROOT / "knowledge" / "eval" / "demo.yaml")]
     for question in questions:  # warm-up: caches, plans
         search_knowledge(question, limit=3)
-    timings = []
+    backend = None
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            backend = Path(f"/proc/{cursor.fetchone()[0]}/schedstat")
+    wall, cpu = [], []
     for _ in range(rounds):
         for question in questions:
-            start = time.perf_counter()
+            server = _cpu_ns(backend)
+            start, own = time.perf_counter(), time.process_time_ns()
             search_knowledge(question, limit=3)
-            timings.append((time.perf_counter() - start) * 1000)
-    return sorted(timings)
+            wall.append((time.perf_counter() - start) * 1000)
+            cpu.append((time.process_time_ns() - own + _cpu_ns(backend) - server) / 1e6)
+    return sorted(wall), sorted(cpu)
+
+
+def _cpu_ns(schedstat: Path | None) -> int:
+    if schedstat is None or not schedstat.exists():
+        return 0
+    return int(schedstat.read_text().split()[0])
+
+
+def _percentile(sorted_values: list[float], percent: int) -> float:
+    return sorted_values[max(0, int(len(sorted_values) * percent / 100) - 1)]
 
 
 def _demo_words(folder: Path) -> list[str]:

@@ -80,21 +80,22 @@ def guess_language(text: str, *, among: list[str]) -> str | None:
 
 
 def _words_and_terms(text: str, language: str) -> list[tuple[str, str]]:
-    stopwords = _stopwords(language)
     pairs = []
     for word in _WORD.findall(text.lower()):
-        if len(word) < 2 or len(word) > _MAX_TERM_LENGTH or fold(word) in stopwords:
-            continue
-        pairs.append((word, _stem(language, word)))
+        term = _term(language, word)
+        if term:
+            pairs.append((word, term))
     return pairs
 
 
 @functools.lru_cache(maxsize=200_000)
-def _stem(language: str, word: str) -> str:
-    # Cached: the Snowball stemmers are pure Python (~50 µs a word) and a vocabulary is small.
+def _term(language: str, word: str) -> str:
+    """The word's search term, '' for a stop word or a word too short or too long. Cached: the
+    Snowball stemmers are pure Python (~50 µs a word) and a vocabulary is small."""
+    if len(word) < 2 or len(word) > _MAX_TERM_LENGTH or fold(word) in _stopwords(language):
+        return ""
     name = STEMMERS.get(language)
-    stemmed = _stemmer(name).stemWord(word) if name else word
-    return fold(stemmed)
+    return fold(_stemmer(name).stemWord(word) if name else word)
 
 
 @functools.cache
