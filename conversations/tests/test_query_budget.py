@@ -15,7 +15,7 @@ from conversations.models import Message
 from conversations.providers import meta
 from conversations.services.inbound import accept_inbound, record_pending_inbound
 from conversations.services.replies import reply_to_message
-from conversations.tests.conftest import GRAPH_MESSAGES
+from conversations.tests.fakes import GRAPH_MESSAGES
 
 from .helpers import meta_body
 
