@@ -45,7 +45,7 @@ def test_the_model_input_holds_the_passage_that_answers_the_question(client, gra
     assert f"[K{italy.pk}] Shipping and delivery > Delivery times in Italy\n{italy.text}" in given["content"]
     assert request["input"][-2] == {"role": "user", "content": "How long does shipping to Italy take?"}
     assert knowledge_rules() in request["instructions"]
-    assert [tool["name"] for tool in request["tools"]] == ["request_human", "search_knowledge"]
+    assert [tool["name"] for tool in request["tools"]] == ["request_human", "save_customer_details", "search_knowledge"]
 
 
 def test_an_off_topic_question_gets_no_passage(client, graph_ok, fake_openai, shop):
@@ -177,7 +177,7 @@ def test_with_an_empty_knowledge_base_the_request_is_as_before(client, graph_ok,
     [request] = fake_openai.requests
     assert request["input"] == [{"role": "user", "content": "How long does shipping to Italy take?"}]
     assert "knowledge base" not in request["instructions"]
-    assert [tool["name"] for tool in request["tools"]] == ["request_human"]
+    assert [tool["name"] for tool in request["tools"]] == ["request_human", "save_customer_details"]
 
 
 # --- The offline responder (no OPENAI_API_KEY) answers from the knowledge base.

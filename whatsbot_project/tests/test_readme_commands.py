@@ -222,5 +222,13 @@ def test_every_manage_py_command_of_the_readme_runs_as_written(developer_checkou
         assert_ok(result, command)
         ran.append(name)
 
-    assert sorted(set(ran)) == ["check", "gdpr_erase", "gdpr_export", "purge_expired", "replay_webhook", "seed_demo"]
+    assert sorted(set(ran)) == [
+        "check",
+        "eval_knowledge",
+        "gdpr_erase",
+        "gdpr_export",
+        "purge_expired",
+        "replay_webhook",
+        "seed_demo",
+    ]
     assert len(ran) == len([c for c in commands if as_run(c, capture_id="1", app_url="")[2] not in SERVER_COMMANDS])
