@@ -116,6 +116,9 @@ def test_a_body_under_the_limit_is_accepted_through_asgi(graph_ok):
 # the terminated input.
 
 ROOT = Path(__file__).resolve().parents[2]
+# Real commits: the server processes write to the test database (PostgreSQL) and must find it
+# emptied by the flush after each test, not left with rows a rollback cannot take back.
+REAL_COMMITS = pytest.mark.django_db(transaction=True)
 SERVERS = {
     "gunicorn": ["-m", "gunicorn", "--workers", "1", "--bind", "127.0.0.1:{port}", "whatsbot_project.wsgi:application"],
     "daphne": ["-m", "daphne", "-b", "127.0.0.1", "-p", "{port}", "whatsbot_project.asgi:application"],
@@ -251,6 +254,7 @@ def ten_megabytes() -> bytes:
 
 
 @pytest.mark.slow
+@REAL_COMMITS
 def test_a_small_signed_chunked_body_is_accepted_by_a_real_server(server):
     before = server.database.processed_count()
 
@@ -264,6 +268,7 @@ def test_a_small_signed_chunked_body_is_accepted_by_a_real_server(server):
 
 
 @pytest.mark.slow
+@REAL_COMMITS
 def test_a_10_mb_chunked_body_is_refused_with_413_by_a_real_server(server):
     before = server.database.processed_count()
 
@@ -272,6 +277,7 @@ def test_a_10_mb_chunked_body_is_refused_with_413_by_a_real_server(server):
 
 
 @pytest.mark.slow
+@REAL_COMMITS
 def test_a_10_mb_body_with_honest_content_length_is_refused_with_413_by_a_real_server(server):
     body = ten_megabytes()
 
@@ -279,6 +285,7 @@ def test_a_10_mb_body_with_honest_content_length_is_refused_with_413_by_a_real_s
 
 
 @pytest.mark.slow
+@REAL_COMMITS
 def test_an_understated_content_length_is_refused_by_a_real_server(server):
     # The server frames the declared 100 bytes (the rest is no part of this request), so the
     # app never sees the excess: those 100 bytes fail the signature over the whole body.

@@ -31,7 +31,9 @@ from profiles.models import ClientProfile
 from .helpers import FIXTURES, PUBLIC_BASE_URL, meta_body, post_meta, twilio_params, twilio_signature
 
 EXAMPLES = int(os.environ.get("WEBHOOK_FUZZ_EXAMPLES", "300"))
-# The suite's 120 s per test is for 300 examples; a long run gets time in proportion.
+# Real commits: a fuzzed delivery may repeat a message id, and the dedup gate's IntegrityError
+# must not abort a test-wide transaction (PostgreSQL) for the examples after it. The suite's
+# 120 s per test is for 300 examples; a long run gets time in proportion.
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(max(120, EXAMPLES // 4))]
 FUZZ = settings(
     max_examples=EXAMPLES,

@@ -35,7 +35,7 @@ from .helpers import (
     twilio_signature,
 )
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture(autouse=True)
@@ -348,6 +348,21 @@ def test_a_status_id_longer_than_128_characters_is_refused(client):
     ref = str(reply.uid)
     body = meta_with(
         lambda value: value["statuses"][0].update(id="w" * 129, biz_opaque_callback_data=ref), "status_read"
+    )
+
+    assert post_meta(client, body).status_code == 200
+
+    reply.refresh_from_db()
+    assert (reply.status, reply.provider_message_id) == (Message.Status.SENT, "wamid.OUT1")
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("suffix", ["#" + "9" * 30, "#-1", "#x", "#\x00"])
+def test_a_callback_reference_with_a_part_index_that_is_no_number_is_ignored(client, suffix):
+    reply = outbound_message("wamid.OUT1")
+    ref = f"{reply.uid}{suffix}"
+    body = meta_with(
+        lambda value: value["statuses"][0].update(id="wamid.P1", biz_opaque_callback_data=ref), "status_read"
     )
 
     assert post_meta(client, body).status_code == 200
