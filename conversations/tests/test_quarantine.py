@@ -95,9 +95,7 @@ def test_the_sweep_skips_quarantined_deliveries(settings):
     assert ProcessedMessage.objects.get(pk=bad.pk).record_attempts == 3
 
 
-def test_a_stored_delivery_too_long_for_its_columns_is_quarantined_not_retried_forever(
-    client, graph_ok, doorbell_lost
-):
+def test_a_stored_delivery_too_long_for_its_columns_is_quarantined_not_retried_forever(client, graph_ok, doorbell_lost):
     """The webhook refuses identifiers that do not fit (test_webhook_input); a delivery stored
     before those checks, or by a version with other limits, still ends in quarantine."""
     if connection.vendor != "postgresql":
