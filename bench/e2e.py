@@ -266,7 +266,9 @@ if os.environ.get("E2E_SAMPLER_OUT"):
 
 
 def stack_cpu(stack: Stack) -> dict[str, float]:
-    return {role: session_cpu_seconds(process.pid) for role, process in stack.processes.items()}
+    cpu = {role: session_cpu_seconds(process.pid) for role, process in stack.processes.items()}
+    cpu["worker"] = sum(cpu.pop(role) for role in stack.worker_roles)  # the workers together
+    return cpu
 
 
 def migrate_template(
@@ -294,7 +296,7 @@ def start_bench_stack(
     env = bench_environment(args, postgres.url(database), port, fake_port, logs)
     stack = Stack(
         checkout.path, checkout.python, name, port, env, logs, web_workers=args.web_workers,
-        concurrency=args.concurrency,
+        concurrency=args.concurrency, pool=args.pool, worker_processes=args.worker_processes,
     )  # fmt: skip
     if sampler is None:
         return start_stack(stack)
@@ -701,7 +703,9 @@ def run_one(checkout: Checkout, load: Load, postgres: Postgres, args, fake_port:
         began = time.monotonic()
         stack.stop()
         print(f"  stack stopped in {time.monotonic() - began:.1f} s", flush=True)
-    row["checkout"] = checkout.label + (" (profiled)" if profile else "")
+    shape = (args.worker_processes, args.pool, args.concurrency)
+    worker = f" [{args.worker_processes}x {args.pool} {args.concurrency}]" if shape != (1, "threads", 32) else ""
+    row["checkout"] = checkout.label + worker + (" (profiled)" if profile else "")
     row["profile_file"] = str(logs / f"profile-{name}.txt") if profile else ""
     return row
 
@@ -731,6 +735,8 @@ def main() -> None:
     )
     parser.add_argument("--web-workers", type=int, default=4)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--pool", default="threads", choices=["threads", "gevent"], help="the worker's pool")
+    parser.add_argument("--worker-processes", type=int, default=1, help="Celery workers, each with its pool")
     parser.add_argument("--env", action="append", default=[], help="extra KEY=VALUE for the app's environment")
     parser.add_argument("--postgres", default="postgres://postgres@127.0.0.1:5432/postgres", help="admin URL")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/11", help="flushed before each load")

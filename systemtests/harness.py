@@ -732,6 +732,8 @@ class Stack:
     logs: Path
     web_workers: int = 4
     concurrency: int = 32
+    pool: str = "threads"
+    worker_processes: int = 1  # roles "worker", "worker2", … (one pool each, as compose's replicas)
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
     starts: Counter[str] = field(default_factory=Counter)
     # Held while a role is killed or started: a supervisor must not restart it meanwhile.
@@ -739,11 +741,12 @@ class Stack:
 
     def command(self, role: str) -> list[str]:
         python = self.python
+        if role.startswith("worker"):
+            return [python, "-m", "celery", "-A", "whatsbot_project", "worker", "--pool", self.pool, "--concurrency",
+                    str(self.concurrency), "--loglevel", "INFO", "--hostname", f"{role}@%h"]  # fmt: skip
         return {
             "web": [python, "-m", "gunicorn", "whatsbot_project.wsgi:application", "--bind", f"127.0.0.1:{self.port}",
                     "--workers", str(self.web_workers), "--access-logfile", "-", "--no-control-socket"],
-            "worker": [python, "-m", "celery", "-A", "whatsbot_project", "worker", "--pool", "threads",
-                       "--concurrency", str(self.concurrency), "--loglevel", "INFO"],
             "beat": [python, "-m", "celery", "-A", "whatsbot_project", "beat", "--loglevel", "INFO",
                      "--schedule", str(self.logs / f"celerybeat-{self.name}")],
         }[role]  # fmt: skip
@@ -765,12 +768,16 @@ class Stack:
     def wait_ready(self, role: str, seconds: float = 90) -> None:
         if role == "web":
             wait_for_port(self.port, self.processes["web"], seconds, "gunicorn")
-        elif role == "worker":
+        elif role.startswith("worker"):
             deadline = time.monotonic() + seconds
-            while " ready." not in self.log("worker").read_text(errors="replace"):
-                if self.processes["worker"].poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"the celery worker did not become ready (see {self.log('worker')})")
+            while " ready." not in self.log(role).read_text(errors="replace"):
+                if self.processes[role].poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"the celery worker did not become ready (see {self.log(role)})")
                 time.sleep(0.2)
+
+    @property
+    def worker_roles(self) -> list[str]:
+        return ["worker"] + [f"worker{number}" for number in range(2, self.worker_processes + 1)]
 
     def kill_and_restart(self, role: str) -> None:
         """SIGKILL to the role's whole session (no shutdown, no acknowledgement, nothing
@@ -814,10 +821,11 @@ class Stack:
 def start_stack(stack: Stack, extra_env: dict[str, dict[str, str]] | None = None) -> Stack:
     """Start web, worker and beat and wait until they serve; everything stopped if one fails."""
     try:
-        for role in ("web", "worker", "beat"):
+        for role in ("web", *stack.worker_roles, "beat"):
             stack.start(role, (extra_env or {}).get(role))
         stack.wait_ready("web", 60)
-        stack.wait_ready("worker", 90)
+        for role in stack.worker_roles:
+            stack.wait_ready(role, 90)
     except BaseException:
         stack.stop()
         raise

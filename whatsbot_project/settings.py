@@ -202,6 +202,14 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 # daphne in the same process (its in-process worker follows).
 if os.environ.get("WHATSBOT_ASGI") == "1" or sys.argv[1:2] == ["run"]:
     DATABASES["default"]["CONN_MAX_AGE"] = 0
+# A pool of PostgreSQL connections per process (psycopg_pool, through Django): for a worker whose
+# concurrency is larger than the connections PostgreSQL should hold, such as a gevent pool with
+# hundreds of slots. Each task gives its connection back while it waits on the network
+# (conversations/connections.py). Django requires CONN_MAX_AGE 0 with it.
+DATABASE_POOL_SIZE = env.int("DATABASE_POOL_SIZE", default=0)
+if DATABASE_POOL_SIZE and DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {"min_size": 1, "max_size": DATABASE_POOL_SIZE}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 

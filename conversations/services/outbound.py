@@ -20,6 +20,7 @@ from django.db.models import Exists, F
 from django.utils import timezone
 
 from conversations import notify, providers
+from conversations.connections import release_connection
 from conversations.models import Conversation, Message, MessagePart
 from conversations.providers.base import (
     DeliveryUnknown,
@@ -140,6 +141,7 @@ def _send_through_provider(message: Message) -> SendResult:
             attempted_at=timezone.now()
         ):
             raise _PartTaken
+        release_connection()  # while the provider answers
         try:
             result = _send_part(transport, message, part, is_last=part.index == parts[-1].index)
         except (TransientProviderError, PermanentProviderError):

@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from conversations import notify, providers
 from conversations.ai import ModelReply, ModelUnavailable, generate_reply, is_offline
+from conversations.connections import release_connection
 from conversations.dispatch import SEND_OUTBOUND, enqueue
 from conversations.media.services import add_images_to_turns, prepare_inbound_media
 from conversations.models import Conversation, Message
@@ -128,6 +129,7 @@ def _ask_model(inbound: Message, attempt: int, images: tuple[str, ...] = ()) -> 
         request = context.build_model_request(inbound=inbound, instructions=get_bot_instructions())
         turns = add_images_to_turns(turns=request.turns, message=inbound, images=images)
         passages = knowledge.gather_for_reply(inbound=inbound)
+        release_connection()  # while the model answers (seconds)
         answer = generate_reply(
             instructions=passages.instructions(request.instructions),
             turns=passages.with_passages(turns),
