@@ -2,9 +2,10 @@
 
 For each load it starts, from a checkout (`--checkout`, default this tree) and configured only
 through the environment: `manage.py migrate` (once per checkout, into a template database),
-gunicorn with 4 sync workers, one Celery worker (`--pool threads --concurrency 32`) and Celery
-beat, on a fresh PostgreSQL database (`whatsbot_e2e_*`, created from the template, dropped after)
-and a flushed Redis database (`redis://127.0.0.1:6379/11`). A separate process plays OpenAI
+gunicorn with 4 sync workers, one Celery worker (`--pool gevent --concurrency 200` with
+DATABASE_POOL_SIZE=20, as docker-compose.yml; `--pool threads --concurrency 32` for trees before
+that design) and Celery beat, on a fresh PostgreSQL database (`whatsbot_e2e_*`, created from the
+template, dropped after) and a flushed Redis database (`redis://127.0.0.1:6379/11`). A separate process plays OpenAI
 (`POST /v1/responses`, answering after `--model-latency`), the Graph API and Twilio's REST API
 (answering after `--provider-latency`, then posting the signed `sent` and `delivered` status
 webhooks a real provider would send). Customers post signed Meta webhooks (a share of Twilio
@@ -704,7 +705,7 @@ def run_one(checkout: Checkout, load: Load, postgres: Postgres, args, fake_port:
         stack.stop()
         print(f"  stack stopped in {time.monotonic() - began:.1f} s", flush=True)
     shape = (args.worker_processes, args.pool, args.concurrency)
-    worker = f" [{args.worker_processes}x {args.pool} {args.concurrency}]" if shape != (1, "threads", 32) else ""
+    worker = f" [{args.worker_processes}x {args.pool} {args.concurrency}]" if shape != (1, "gevent", 200) else ""
     row["checkout"] = checkout.label + worker + (" (profiled)" if profile else "")
     row["profile_file"] = str(logs / f"profile-{name}.txt") if profile else ""
     return row
@@ -734,8 +735,10 @@ def main() -> None:
         "--drain", type=float, default=300, help="burst/rate25: longest wait for answers after the load (s)"
     )
     parser.add_argument("--web-workers", type=int, default=4)
-    parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--pool", default="threads", choices=["threads", "gevent"], help="the worker's pool")
+    parser.add_argument("--concurrency", type=int, default=200, help="the worker's slots (compose: 200)")
+    parser.add_argument(
+        "--pool", default="gevent", choices=["threads", "gevent"], help="the worker's pool (compose: gevent)"
+    )
     parser.add_argument("--worker-processes", type=int, default=1, help="Celery workers, each with its pool")
     parser.add_argument("--env", action="append", default=[], help="extra KEY=VALUE for the app's environment")
     parser.add_argument("--postgres", default="postgres://postgres@127.0.0.1:5432/postgres", help="admin URL")

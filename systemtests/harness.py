@@ -731,8 +731,9 @@ class Stack:
     env: dict[str, str]
     logs: Path
     web_workers: int = 4
-    concurrency: int = 32
-    pool: str = "threads"
+    # The worker as docker-compose.yml runs it: gevent, 200 slots, 20 pooled connections.
+    concurrency: int = 200
+    pool: str = "gevent"
     worker_processes: int = 1  # roles "worker", "worker2", … (one pool each, as compose's replicas)
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
     starts: Counter[str] = field(default_factory=Counter)
@@ -759,9 +760,12 @@ class Stack:
     def start(self, role: str, extra_env: dict[str, str] | None = None) -> None:
         with self.lock:
             self.starts[role] += 1
+            env = {**self.env, **(extra_env or {})}
+            if role.startswith("worker") and self.pool == "gevent":
+                env.setdefault("DATABASE_POOL_SIZE", "20")
             with open(self.log(role), "w") as log:
                 self.processes[role] = subprocess.Popen(
-                    self.command(role), cwd=self.checkout, env={**self.env, **(extra_env or {})},
+                    self.command(role), cwd=self.checkout, env=env,
                     stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
                 )  # fmt: skip
 
