@@ -18,12 +18,14 @@ RUN pip install -r requirements.txt
 
 COPY --chown=whatsbot:whatsbot . .
 RUN SECRET_KEY=collectstatic-only python manage.py collectstatic --noinput \
-    && mkdir -p /app/media && chown whatsbot:whatsbot /app/media
+    && mkdir -p /app/media /app/metrics && chown whatsbot:whatsbot /app/media /app/metrics
 
 USER whatsbot
 EXPOSE 8000
 
-HEALTHCHECK --interval=30s --timeout=3s CMD python -c "import socket; socket.create_connection(('127.0.0.1', 8000), 2)"
+# Liveness: the process answers /healthz/ (docker-compose.yml's web checks /readyz/, which also
+# needs the database, the broker and a working Celery worker).
+HEALTHCHECK --interval=30s --timeout=5s CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz/', timeout=4)"
 
 # Default: daphne serves HTTP and websockets. docker-compose.yml runs gunicorn for the HTTP
 # side and daphne for websockets (see README "Production").

@@ -22,6 +22,7 @@ from openai.types.responses import EasyInputMessageParam, Response
 
 from conversations.errors import RemoteDeletionError, parse_retry_after
 from conversations.turns import Turn
+from telemetry import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -214,11 +215,16 @@ def _create_response(client: openai.OpenAI, request: dict) -> dict:
     walk our already wire-ready dict through its typed parameter transform and then build the
     typed Response: about 3 ms of CPU per call against 1 ms for this, on the reply of every
     message (bench/RESULTS.md)."""
-    with _model_errors():
+    with metrics.measure_model_call(model=request["model"], purpose="reply") as call, _model_errors():
         response = client.post("/responses", body=request, cast_to=object)
-    if not isinstance(response, dict):
-        raise ModelUnavailable("the model's answer was not a JSON object", is_transient=True)
+        if not isinstance(response, dict):
+            raise ModelUnavailable("the model's answer was not a JSON object", is_transient=True)
+        usage = response.get("usage") or {}
+        call.used(model=response.get("model") or "", **{kind: usage.get(kind) for kind in _TOKEN_KINDS})
     return response
+
+
+_TOKEN_KINDS = ("input_tokens", "output_tokens")
 
 
 def _output_text(response: dict) -> str:
@@ -305,7 +311,8 @@ def transcribe_audio(*, audio: IO[bytes], filename: str, content_type: str) -> s
     if is_offline():
         raise ModelUnavailable("no model configured to transcribe audio", is_transient=False)
     client = _configured_client()
-    with _model_errors():
+    transcribing = metrics.measure_model_call(model=settings.OPENAI_TRANSCRIBE_MODEL, purpose="transcription")
+    with transcribing, _model_errors():
         transcription = client.audio.transcriptions.create(
             model=settings.OPENAI_TRANSCRIBE_MODEL, file=(filename, audio, content_type)
         )
@@ -347,7 +354,7 @@ def _usage(response: Response) -> tuple[int, int]:
 def summarize_turns(*, previous_summary: str, turns: list[Turn]) -> ModelReply:
     """A new rolling summary from the previous one and the turns to fold in."""
     transcript = "\n".join(f"{'Customer' if turn.role == 'user' else 'Assistant'}: {turn.text}" for turn in turns)
-    with _model_errors():
+    with metrics.measure_model_call(model=settings.OPENAI_MODEL, purpose="summary") as call, _model_errors():
         response = _configured_client().responses.create(
             model=settings.OPENAI_MODEL,
             instructions=SUMMARY_INSTRUCTIONS,
@@ -355,6 +362,7 @@ def summarize_turns(*, previous_summary: str, turns: list[Turn]) -> ModelReply:
             store=False,
             max_output_tokens=settings.CONTEXT_SUMMARY_MAX_TOKENS,
         )
+        call.used(model=response.model, **dict(zip(_TOKEN_KINDS, _usage(response), strict=True)))
     text = response.output_text.strip()
     if not text:
         raise ModelUnavailable(f"empty summary ({response.status})", is_transient=False)

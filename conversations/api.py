@@ -1,12 +1,14 @@
-"""The live inbox's HTTP API: one view per operation, each with its own input and output.
+"""The staff API: one view per operation, each with its own input and output.
 
-Staff only (IsAdminUser) through the session; DRF's SessionAuthentication enforces CSRF on
-every state-changing request.
+The live inbox calls it through the staff session (DRF's SessionAuthentication enforces CSRF on
+every state-changing request); other systems with an API token (integrations/auth.py) that
+holds the view's `required_scope`. Documented at /api/docs/ (drf-spectacular).
 """
 
 from __future__ import annotations
 
 from django.core.exceptions import ObjectDoesNotExist
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
@@ -26,8 +28,15 @@ from conversations.services.staff import (
     mark_conversation_read,
     send_staff_message,
     send_template_message,
+    send_to_contact,
     take_over_conversation,
 )
+
+# Token scopes (integrations.models.Scope): the permission checks a token against these.
+READ_CONVERSATIONS = "read_conversations"
+SEND_MESSAGES = "send_messages"
+TAKE_OVER = "take_over"
+MANAGE_CONTACTS = "manage_contacts"
 
 # WhatsApp's limit for one text message; longer staff answers are refused, not split.
 MAX_STAFF_MESSAGE_CHARS = 4096
@@ -47,9 +56,14 @@ def _conversation(conversation_id: int) -> dict:
 
 
 class ConversationListApi(InboxApi):
+    """Conversations, most recently active first."""
+
+    required_scope = READ_CONVERSATIONS
+
     class InputSerializer(serializers.Serializer):
         limit = serializers.IntegerField(min_value=1, max_value=500, default=200)
 
+    @extend_schema(parameters=[InputSerializer], responses=ConversationSerializer(many=True))
     def get(self, request: Request) -> Response:
         params = self.InputSerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
@@ -58,6 +72,9 @@ class ConversationListApi(InboxApi):
 
 
 class ConversationDetailApi(InboxApi):
+    required_scope = READ_CONVERSATIONS
+
+    @extend_schema(responses=ConversationSerializer)
     def get(self, request: Request, conversation_id: int) -> Response:
         return Response(_conversation(conversation_id))
 
@@ -65,10 +82,13 @@ class ConversationDetailApi(InboxApi):
 class MessageListApi(InboxApi):
     """Messages of one conversation; `after` (the last id the page has) is how it catches up."""
 
+    required_scope = READ_CONVERSATIONS
+
     class InputSerializer(serializers.Serializer):
         after = serializers.IntegerField(min_value=0, default=0)
         limit = serializers.IntegerField(min_value=1, max_value=500, default=200)
 
+    @extend_schema(parameters=[InputSerializer], responses=MessageSerializer(many=True))
     def get(self, request: Request, conversation_id: int) -> Response:
         params = self.InputSerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
@@ -81,21 +101,34 @@ class MessageListApi(InboxApi):
 
 
 class TakeOverApi(InboxApi):
+    """Switch the conversation to human mode, held by the caller (a token: its staff member)."""
+
+    required_scope = TAKE_OVER
+
+    @extend_schema(request=None, responses=ConversationSerializer)
     def post(self, request: Request, conversation_id: int) -> Response:
         take_over_conversation(conversation_id=conversation_id, user=request.user)
         return Response(_conversation(conversation_id))
 
 
 class HandBackApi(InboxApi):
+    required_scope = TAKE_OVER
+
+    @extend_schema(request=None, responses=ConversationSerializer)
     def post(self, request: Request, conversation_id: int) -> Response:
         hand_back_conversation(conversation_id=conversation_id, user=request.user)
         return Response(_conversation(conversation_id))
 
 
 class SendMessageApi(InboxApi):
+    """Write in a conversation the caller holds (within the customer's 24-hour window)."""
+
+    required_scope = SEND_MESSAGES
+
     class InputSerializer(serializers.Serializer):
         text = serializers.CharField(max_length=MAX_STAFF_MESSAGE_CHARS)
 
+    @extend_schema(request=InputSerializer, responses={201: MessageSerializer})
     def post(self, request: Request, conversation_id: int) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -104,14 +137,21 @@ class SendMessageApi(InboxApi):
         return Response(MessageSerializer(message).data, status=status.HTTP_201_CREATED)
 
 
-class SendTemplateApi(InboxApi):
-    class InputSerializer(serializers.Serializer):
-        name = serializers.RegexField(r"^[A-Za-z0-9_]{1,512}$")
-        language = serializers.RegexField(r"^[A-Za-z]{2,3}(_[A-Za-z0-9]{2,8})?$")
-        parameters = serializers.ListField(
-            child=serializers.CharField(max_length=1024, trim_whitespace=False), max_length=20, default=list
-        )
+class TemplateSerializer(serializers.Serializer):
+    name = serializers.RegexField(r"^[A-Za-z0-9_]{1,512}$")
+    language = serializers.RegexField(r"^[A-Za-z]{2,3}(_[A-Za-z0-9]{2,8})?$")
+    parameters = serializers.ListField(
+        child=serializers.CharField(max_length=1024, trim_whitespace=False), max_length=20, default=list
+    )
 
+
+class SendTemplateApi(InboxApi):
+    """Send an approved WhatsApp template in a conversation the caller holds."""
+
+    required_scope = SEND_MESSAGES
+    InputSerializer = TemplateSerializer
+
+    @extend_schema(request=TemplateSerializer, responses={201: MessageSerializer})
     def post(self, request: Request, conversation_id: int) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -121,9 +161,12 @@ class SendTemplateApi(InboxApi):
 
 
 class MarkReadApi(InboxApi):
+    required_scope = READ_CONVERSATIONS
+
     class InputSerializer(serializers.Serializer):
         up_to_message_id = serializers.IntegerField(min_value=1)
 
+    @extend_schema(request=InputSerializer, responses={204: None})
     def post(self, request: Request, conversation_id: int) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -132,14 +175,42 @@ class MarkReadApi(InboxApi):
 
 
 class ProfileUpdateApi(InboxApi):
+    required_scope = MANAGE_CONTACTS
+
     class InputSerializer(serializers.Serializer):
         first_name = serializers.CharField(max_length=100, allow_blank=True, required=False)
         last_name = serializers.CharField(max_length=100, allow_blank=True, required=False)
         company = serializers.CharField(max_length=200, allow_blank=True, required=False)
         email = serializers.EmailField(allow_blank=True, required=False)
 
+    @extend_schema(request=InputSerializer, responses=ProfileSerializer)
     def patch(self, request: Request, profile_id: int) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         profile = update_profile_by_staff(profile_id=profile_id, user=request.user, changes=data.validated_data)
         return Response(ProfileSerializer(profile).data)
+
+
+class ContactMessageApi(InboxApi):
+    """Send a message or an approved template to a contact, in their latest open conversation,
+    whoever holds it: a text only within the customer's 24-hour window (409 `window_closed`
+    outside it), a template at any time."""
+
+    required_scope = SEND_MESSAGES
+
+    class InputSerializer(serializers.Serializer):
+        text = serializers.CharField(max_length=MAX_STAFF_MESSAGE_CHARS, required=False)
+        template = TemplateSerializer(required=False)
+
+        def validate(self, data: dict) -> dict:
+            if ("text" in data) == ("template" in data):
+                raise serializers.ValidationError("Send either `text` or `template`.")
+            return data
+
+    @extend_schema(request=InputSerializer, responses={201: MessageSerializer})
+    def post(self, request: Request, profile_id: int) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        message = send_to_contact(profile_id=profile_id, user=request.user, **data.validated_data)
+        message.refresh_from_db()
+        return Response(MessageSerializer(message).data, status=status.HTTP_201_CREATED)

@@ -12,4 +12,5 @@ urlpatterns = [
     path("conversations/<int:conversation_id>/template/", api.SendTemplateApi.as_view(), name="inbox-template"),
     path("conversations/<int:conversation_id>/read/", api.MarkReadApi.as_view(), name="inbox-read"),
     path("profiles/<int:profile_id>/", api.ProfileUpdateApi.as_view(), name="inbox-profile"),
+    path("contacts/<int:profile_id>/messages/", api.ContactMessageApi.as_view(), name="contact-messages"),
 ]

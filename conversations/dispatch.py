@@ -15,6 +15,8 @@ from celery import current_app
 from django.db import transaction
 from kombu.exceptions import OperationalError
 
+from telemetry import context
+
 logger = logging.getLogger(__name__)
 
 RECORD_INBOUND = "conversations.tasks.record_inbound_message"
@@ -22,20 +24,22 @@ PROCESS_INBOUND = "conversations.tasks.process_inbound_message"
 SEND_OUTBOUND = "conversations.tasks.send_outbound_message"
 
 
-def enqueue(task_name: str, *args: Any, countdown: float | None = None) -> bool:
-    """Publish one task now; False (logged) when the broker is unavailable."""
+def enqueue(task_name: str, *args: Any, countdown: float | None = None, request_id: str = "") -> bool:
+    """Publish one task now; False (logged) when the broker is unavailable. `request_id`: the
+    request that caused it, when it is not the one being served (the recorder's batches)."""
     task = current_app.tasks[task_name]
+    options: dict[str, Any] = {"headers": {context.TASK_HEADER: request_id}} if request_id else {}
     try:
         if countdown is None:
-            task.apply_async(args=args)
+            task.apply_async(args=args, **options)
         else:
-            task.apply_async(args=args, countdown=countdown)
+            task.apply_async(args=args, countdown=countdown, **options)
     except (OperationalError, OSError) as exc:
         logger.warning("Broker unavailable (%s); %s%r waits for its sweep.", exc, task_name.rsplit(".", 1)[-1], args)
         return False
     return True
 
 
-def enqueue_after_commit(task_name: str, *args: Any, countdown: float | None = None) -> None:
+def enqueue_after_commit(task_name: str, *args: Any, countdown: float | None = None, request_id: str = "") -> None:
     """Publish one task once the current transaction commits (at once outside a transaction)."""
-    transaction.on_commit(partial(enqueue, task_name, *args, countdown=countdown))
+    transaction.on_commit(partial(enqueue, task_name, *args, countdown=countdown, request_id=request_id))

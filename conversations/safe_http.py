@@ -8,6 +8,9 @@ of the configured provider base URLs are exempt: the operator chose them (proxie
 
 Bodies are streamed to a spooled temporary file under a byte cap; a Content-Length above the
 cap is refused before reading, and a body longer than its Content-Length is cut off.
+
+`post` sends to URLs staff configured (outgoing webhooks) through the same guard; hosts the
+operator allowed for it (a CRM on the private network) are exempt for that call only.
 """
 
 from __future__ import annotations
@@ -16,6 +19,9 @@ import hashlib
 import ipaddress
 import socket
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import IO
 from urllib.parse import urljoin, urlsplit
@@ -62,10 +68,23 @@ class Download:
     sha256: str
 
 
+# Hosts exempt for the call under way only (`post`'s allowed_hosts), in this thread.
+_exempt_for_call: ContextVar[frozenset[str]] = ContextVar("exempt_for_call", default=frozenset())
+
+
 def exempt_hosts() -> set[str]:
-    """Hosts of the provider base URLs the operator configured."""
+    """Hosts of the provider base URLs the operator configured (and those allowed for this call)."""
     urls = (settings.WHATSAPP_GRAPH_URL, settings.TWILIO_API_URL)
-    return {host for host in (urlsplit(url).hostname for url in urls if url) if host}
+    return {host for host in (urlsplit(url).hostname for url in urls if url) if host} | _exempt_for_call.get()
+
+
+@contextmanager
+def _exempt(hosts: frozenset[str]) -> Iterator[None]:
+    token = _exempt_for_call.set(hosts)
+    try:
+        yield
+    finally:
+        _exempt_for_call.reset(token)
 
 
 def is_forbidden_address(address: str) -> bool:
@@ -190,6 +209,22 @@ def fetch(
                 raise UnexpectedContentType(f"unexpected content type {content_type or 'none'}")
             return _read_capped(response, max_bytes, content_type)
     raise UnsafeURL("too many redirects")
+
+
+def post(
+    url: str, *, body: bytes, headers: dict[str, str], timeout: float, allowed_hosts: frozenset[str] = frozenset()
+) -> requests.Response:
+    """POST `body` to `url` without following redirects (a redirect is an answer like any other),
+    refused like `fetch` (UnsafeURL) unless its host is in `allowed_hosts`. The answer's body is
+    not read past a few kilobytes."""
+    with _exempt(allowed_hosts):
+        check_url(url)
+        response = _session.post(
+            url, data=body, headers=headers, allow_redirects=False, timeout=(3.05, timeout), stream=True
+        )
+    with response:
+        response.raw.read(4096, decode_content=False)
+    return response
 
 
 def _effective_type(header: str, declared: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from csp.decorators import csp_exempt
 from django.conf import settings
@@ -20,6 +21,7 @@ from conversations.providers import meta, twilio
 from conversations.providers.base import InvalidPayload, ParsedWebhook
 from conversations.services.captures import capture_webhook_request
 from conversations.services.inbound import apply_status, receive_webhook
+from telemetry import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +36,24 @@ class WebhookView(APIView):
 
     authentication_classes: list = []
     permission_classes = [AllowAny]
+    provider = ""
+    # Set by a handler when every message of the delivery had been delivered before.
+    is_duplicate = False
+
+    def dispatch(self, request, *args, **kwargs):
+        if request.method != "POST":
+            return super().dispatch(request, *args, **kwargs)
+        started = time.perf_counter()
+        response = super().dispatch(request, *args, **kwargs)
+        outcome = _OUTCOMES.get(response.status_code, "error" if response.status_code >= 500 else "refused")
+        if outcome == "accepted" and self.is_duplicate:
+            outcome = "duplicate"
+        metrics.count_webhook(provider=self.provider, outcome=outcome, seconds=time.perf_counter() - started)
+        return response
+
+
+# How a webhook's answer reads in whatsbot_webhooks_total.
+_OUTCOMES = {200: "accepted", 204: "accepted", 400: "malformed", 403: "refused_signature", 413: "too_large"}
 
 
 def _plain(status: int, text: str = "") -> HttpResponse:
@@ -57,6 +77,8 @@ def _read_body(request: Request, provider: str) -> bytes | None:
 
 
 class MetaWebhookView(WebhookView):
+    provider = Provider.META
+
     def get(self, request: Request) -> HttpResponse:
         challenge = meta.verify_handshake(request.query_params)
         if challenge is None:
@@ -76,7 +98,7 @@ class MetaWebhookView(WebhookView):
         except InvalidPayload as exc:
             logger.warning("Malformed Meta webhook refused: %s", exc)
             return _plain(400, str(exc))
-        receive_webhook(parsed=parsed)
+        self.is_duplicate = bool(parsed.messages) and not receive_webhook(parsed=parsed)
         if parsed.refused:
             # Still 200: the rest is received, and a retry would refuse the same elements again.
             # The reasons name fields only; bodies and numbers stay out of the log.
@@ -109,6 +131,7 @@ class TwilioWebhookView(WebhookView):
     """Size, then form, then signature, then the subclass's `handle` (which parses with the
     twilio module)."""
 
+    provider = Provider.TWILIO
     # Twilio posts forms. DRF's JSON parser would also take a JSON body, and recurse into it.
     parser_classes = [FormParser, MultiPartParser]
 
@@ -134,7 +157,7 @@ class TwilioWebhookView(WebhookView):
 
 class TwilioInboundView(TwilioWebhookView):
     def handle(self, request: Request) -> HttpResponse:
-        receive_webhook(parsed=ParsedWebhook(messages=[twilio.parse_inbound(request.POST)]))
+        self.is_duplicate = not receive_webhook(parsed=ParsedWebhook(messages=[twilio.parse_inbound(request.POST)]))
         # The answer comes later through the REST API: an empty TwiML response sends nothing now.
         return HttpResponse(EMPTY_TWIML, content_type="text/xml")
 

@@ -15,6 +15,7 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.db.models import Q, QuerySet
 
+from conversations import events
 from conversations.models import (
     Attachment,
     AuditEntry,
@@ -29,6 +30,7 @@ from gdpr.models import ErasureRecord, RemoteDeletion
 from gdpr.remote import POSITIONS, run_remote_deletions, schedule_remote_deletions
 from gdpr.subjects import Subject
 from profiles.models import ClientProfile
+from telemetry import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -146,7 +148,9 @@ def erase_subject(*, subject: Subject, actor: User | None = None, actor_label: s
         )
         AuditEntry.objects.create(actor=actor, action="gdpr.erase", detail={"erasure_id": record.pk})
         transaction.on_commit(lambda: delete_stored_files(names=file_names))
+        events.emit(events.CONTACT_ERASED, erasure_id=record.pk, contact_ids=ids)
     logger.info("Erasure %s deleted %s.", record.pk, counts)
+    metrics.count_gdpr_job(job="erase", outcome="done")
     # A first attempt now, so the command can show the results; whatever is left goes to a task.
     if run_remote_deletions(erasure_id=record.pk):
         schedule_remote_deletions(erasure_id=record.pk)

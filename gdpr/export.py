@@ -24,6 +24,7 @@ from django.utils import timezone
 from conversations.models import Attachment, AuditEntry, Conversation, Message
 from gdpr.subjects import Subject
 from profiles.models import ClientProfile
+from telemetry import metrics
 
 EXPORT_SCHEMA_ID = "https://whatsbot.invalid/schemas/gdpr_export/1"
 JSON_NAME = "export.json"
@@ -105,6 +106,7 @@ def export_subject(
         )
         for profile in subject.profiles
     )
+    metrics.count_gdpr_job(job="export", outcome="done")
     return document
 
 

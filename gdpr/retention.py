@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from conversations.models import Attachment, Conversation, Message, ProcessedMessage
 from gdpr.files import delete_stored_files
+from telemetry import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -94,6 +95,7 @@ def purge_expired(
     processed = ProcessedMessage.objects.filter(received_at__lt=summary.processed_cutoff)
     summary.processed_ids = _delete_in_batches(processed, batch_size, dry_run, progress)
     logger.info("Purge %s: %s", "dry run" if dry_run else "done", summary.as_dict())
+    metrics.count_gdpr_job(job="purge", outcome="dry_run" if dry_run else "done")
     return summary
 
 

@@ -9,6 +9,7 @@ from celery import Celery, signals
 from celery.signals import setup_logging
 
 from conversations.bootsteps import BrokerConnected, InboundRecorder, Recovery
+from telemetry import context
 from whatsbot_project.startup import configuration_error
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "whatsbot_project.settings")
@@ -34,6 +35,30 @@ def _close_old_connections(sender=None, **kwargs) -> None:
     from django.db import close_old_connections
 
     close_old_connections()
+
+
+# The request id travels from the webhook (or API call) to every task it causes, and from a task
+# to the tasks it enqueues, in a message header: their log lines carry the id of the request.
+@signals.before_task_publish.connect
+def _add_request_id(headers=None, **kwargs) -> None:
+    request_id = context.request_id.get()
+    if request_id and headers is not None:
+        headers.setdefault(context.TASK_HEADER, request_id)
+
+
+@signals.task_prerun.connect
+def _bind_task_context(task_id=None, task=None, **kwargs) -> None:
+    request = task.request
+    # An eager task runs inside its caller (a request, a test): it keeps the caller's request id.
+    request_id = context.request_id.get() if request.is_eager else (request.get(context.TASK_HEADER) or "")
+    request.log_context = context.enter(request=request_id, task=task_id or "")
+
+
+@signals.task_postrun.connect
+def _unbind_task_context(task=None, **kwargs) -> None:
+    tokens = getattr(task.request, "log_context", None)
+    if tokens:
+        context.leave(tokens)
 
 
 @app.on_configure.connect

@@ -64,15 +64,21 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "channels",
     "profiles",
     "knowledge",
     "conversations",
     "channels_app",
     "gdpr",
+    "ops",
+    "integrations",
 ]
 
 MIDDLEWARE = [
+    # Health, readiness and metrics answered before the host and HTTPS checks; a request id for the rest.
+    "ops.middleware.OperationsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -129,11 +135,32 @@ STORAGES = {
     },
 }
 
+# The staff API: staff sessions, or API tokens with scopes (integrations/auth.py), each token
+# rate-limited; its OpenAPI schema at /api/schema/, browsable at /api/docs/.
+API_TOKEN_RATE_LIMIT = env.str("API_TOKEN_RATE_LIMIT", default="120/min")
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.SessionAuthentication",
+        "integrations.auth.ApiTokenAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["integrations.auth.StaffOrScopedToken"],
+    "DEFAULT_THROTTLE_CLASSES": ["integrations.auth.ApiTokenRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {"api_token": API_TOKEN_RATE_LIMIT},
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_SCHEMA_CLASS": "integrations.schema.ScopedAutoSchema",
     "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "whatsbot staff API",
+    "DESCRIPTION": "Conversations, messages, takeovers and contacts, for staff and API tokens with scopes.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI's files from this server (drf-spectacular-sidecar): the CSP allows no CDN.
+    "SWAGGERUI_DIST": "SIDECAR",
+    "SWAGGERUI_FAVICON_HREF": "SIDECAR",
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAdminUser"],
+    "SERVE_AUTHENTICATION": ["rest_framework.authentication.SessionAuthentication"],
+    "SCHEMA_PATH_PREFIX": "/api/",
 }
 
 
@@ -150,7 +177,6 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = WEBHOOK_MAX_BODY_BYTES
 if not DEBUG:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
-    SECURE_REDIRECT_EXEMPT = [r"^healthz/$"]
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=60 * 60 * 24 * 365)
@@ -515,15 +541,23 @@ else:
 # ----------------------------------------------------------------------------------------------
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+# `json`: one JSON object per line (timestamp, level, logger, message, request, conversation and
+# task ids) from web, worker, beat and commands alike; `plain`: one readable line.
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain")
+if LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be plain or json, not {LOG_FORMAT!r}.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {"mask_phone_numbers": {"()": "whatsbot_project.logging.MaskPhoneNumbers"}},
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "telemetry.logs.JsonFormatter"},
+    },
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
-            "formatter": "plain",
+            "formatter": LOG_FORMAT,
             "filters": ["mask_phone_numbers"],
         }
     },
@@ -537,3 +571,42 @@ LOGGING = {
         "urllib3": {"level": "WARNING"},
     },
 }
+# Error tracking (sentry-sdk) when set; events leave with bodies, numbers and emails scrubbed
+# (whatsbot_project/sentry.py).
+SENTRY_DSN = env.str("SENTRY_DSN", default="")
+SENTRY_ENVIRONMENT = env.str("SENTRY_ENVIRONMENT", default="production")
+SENTRY_TRACES_SAMPLE_RATE = env.float("SENTRY_TRACES_SAMPLE_RATE", default=0.0)
+
+
+# ----------------------------------------------------------------------------------------------
+# Operations: readiness thresholds, metrics
+# ----------------------------------------------------------------------------------------------
+
+# /readyz/ fails when the newest worker heartbeat is older than this, or the oldest accepted
+# delivery waits longer than READY_RECORDING_SECONDS to be recorded, or the oldest customer
+# message longer than READY_REPLY_SECONDS for its answer (human-mode messages are answered at once).
+READY_WORKER_HEARTBEAT_SECONDS = env.float("READY_WORKER_HEARTBEAT_SECONDS", default=60)
+READY_RECORDING_SECONDS = env.float("READY_RECORDING_SECONDS", default=60)
+READY_REPLY_SECONDS = env.float("READY_REPLY_SECONDS", default=300)
+# /metrics answers a bearer token equal to METRICS_TOKEN, or clients in these addresses/networks.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+METRICS_ALLOWED_IPS = env.list("METRICS_ALLOWED_IPS", default=["127.0.0.1/32", "::1/128"])
+# Outgoing webhooks (integrations/webhooks.py): attempts per delivery (exponential backoff from
+# RETRY_BACKOFF_BASE_SECONDS between them), failed deliveries in a row that disable an endpoint,
+# the timeout of one POST, and hosts exempt from the SSRF guard (https and public addresses only
+# otherwise), e.g. a CRM on the private network.
+OUTGOING_WEBHOOK_MAX_ATTEMPTS = env.int("OUTGOING_WEBHOOK_MAX_ATTEMPTS", default=6)
+OUTGOING_WEBHOOK_DISABLE_AFTER = env.int("OUTGOING_WEBHOOK_DISABLE_AFTER", default=20)
+OUTGOING_WEBHOOK_TIMEOUT_SECONDS = env.float("OUTGOING_WEBHOOK_TIMEOUT_SECONDS", default=10.0)
+OUTGOING_WEBHOOK_ALLOWED_HOSTS = env.list("OUTGOING_WEBHOOK_ALLOWED_HOSTS", default=[])
+# Estimated model cost (whatsbot_model_cost_usd): USD per million input/output tokens, by model
+# name, as `name=input/output,name=input/output`. Empty: no cost counted.
+OPENAI_PRICES = {
+    name.strip(): (float(prices.partition("/")[0]), float(prices.partition("/")[2]))
+    for name, _, prices in (item.partition("=") for item in env.list("OPENAI_PRICES", default=[]))
+}
+
+if SENTRY_DSN:
+    from whatsbot_project.sentry import init_sentry
+
+    init_sentry(dsn=SENTRY_DSN, environment=SENTRY_ENVIRONMENT, traces_sample_rate=SENTRY_TRACES_SAMPLE_RATE)

@@ -6,6 +6,7 @@ import logging
 
 from django.db import IntegrityError, transaction
 
+from conversations import events
 from conversations.ai import ModelReply
 from conversations.models import Conversation, Message
 from conversations.selectors.prompt import list_turns_for_prompt
@@ -53,6 +54,7 @@ def _reset(inbound: Message) -> str:
             status=Conversation.Status.CLOSED
         )
         if closed:
+            events.emit(events.CONVERSATION_RESOLVED, conversation_id=conversation.pk, reason="reset")
             try:
                 with transaction.atomic():
                     Conversation.objects.create(

@@ -11,9 +11,10 @@ from functools import cache
 from django.conf import settings
 from django.db import transaction
 
-from conversations import notify
+from conversations import events, notify
 from conversations.ai import ModelReply
 from conversations.models import AuditEntry, Conversation, Message
+from telemetry import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +43,8 @@ def note_request_for_human(*, inbound: Message, answer: ModelReply) -> ModelRepl
     customer hears that someone will come."""
     if not answer.wants_human:
         return answer
-    flag_needs_human(conversation_id=inbound.conversation_id, message_id=inbound.pk)
+    if flag_needs_human(conversation_id=inbound.conversation_id, message_id=inbound.pk):
+        metrics.count_human_request(source="model" if answer.model else "keyword")
     return answer if answer.text else replace(answer, text=HUMAN_COMING_REPLY)
 
 
@@ -57,6 +59,7 @@ def flag_needs_human(*, conversation_id: int, message_id: int) -> bool:
                 action="conversation.needs_human", conversation_id=conversation_id, detail={"message_id": message_id}
             )
             notify.conversation_changed(conversation_id=conversation_id)
+            events.emit(events.NEEDS_HUMAN, conversation_id=conversation_id, message_id=message_id)
     if changed:
         logger.info("Conversation %s flagged: the customer asked for a person.", conversation_id)
     return bool(changed)

@@ -10,12 +10,13 @@ from django.db import IntegrityError, InterfaceError, OperationalError, connecti
 from django.db.models import F, Q, QuerySet, Subquery
 from django.utils import timezone
 
-from conversations import notify
+from conversations import events, notify
 from conversations.dispatch import PROCESS_INBOUND, RECORD_INBOUND, enqueue_after_commit
 from conversations.media.services import record_inbound_media
 from conversations.models import Conversation, Message, MessagePart, ProcessedMessage
 from conversations.providers.base import InboundMessage, ParsedWebhook, StatusUpdate
 from profiles.models import ClientProfile
+from telemetry import context, metrics
 
 logger = logging.getLogger(__name__)
 
@@ -25,12 +26,13 @@ _RANK: dict[str, int] = {S.PENDING: 0, S.SENDING: 1, S.UNKNOWN: 1, S.SENT: 2, S.
 _FAILABLE: list[str] = [S.PENDING, S.SENDING, S.UNKNOWN, S.SENT]
 
 
-def receive_webhook(*, parsed: ParsedWebhook) -> None:
-    """Accept every message and apply every status of one provider delivery."""
-    for inbound in parsed.messages:
-        accept_inbound(inbound=inbound)
+def receive_webhook(*, parsed: ParsedWebhook) -> int:
+    """Accept every message and apply every status of one provider delivery; the number of
+    messages that were new (not delivered before)."""
+    accepted = sum(accept_inbound(inbound=inbound) for inbound in parsed.messages)
     for update in parsed.statuses:
         apply_status(update=update)
+    return accepted
 
 
 def accept_inbound(*, inbound: InboundMessage) -> bool:
@@ -47,7 +49,8 @@ def accept_inbound(*, inbound: InboundMessage) -> bool:
         processed = ProcessedMessage.objects.create(
             provider=inbound.provider,
             provider_message_id=ProcessedMessage.key_for(inbound.provider_message_id),
-            pending=inbound.to_json(),
+            # The request id goes with it to the recorder, then to the tasks that answer it.
+            pending={**inbound.to_json(), PENDING_REQUEST_ID: context.request_id.get()},
         )
     except IntegrityError:
         logger.info("Duplicate delivery of %s message ignored.", inbound.provider)
@@ -55,6 +58,11 @@ def accept_inbound(*, inbound: InboundMessage) -> bool:
     if not recorder_is_notified():
         enqueue_after_commit(RECORD_INBOUND, processed.pk)
     return True
+
+
+# The key of the accepting request's id in ProcessedMessage.pending (InboundMessage.from_json
+# ignores it).
+PENDING_REQUEST_ID = "request_id"
 
 
 def recorder_is_notified() -> bool:
@@ -147,12 +155,18 @@ def _record_batch(waiting: QuerySet[ProcessedMessage], *, limit: int) -> list[Me
             waiting.filter(pending__isnull=False, quarantined_at__isnull=True)
             .select_for_update(skip_locked=True)
             .order_by("record_attempts", "received_at", "pk")
-            .values_list("pk", "pending")[:limit]
+            .values_list("pk", "pending", "received_at")[:limit]
         )
         if not rows:
             return []
-        messages = _store_inbound_batch([InboundMessage.from_json(pending or {}) for _, pending in rows])
-        ProcessedMessage.objects.filter(pk__in=[pk for pk, _ in rows]).update(pending=None)
+        messages = _store_inbound_batch(
+            [InboundMessage.from_json(pending or {}) for _, pending, _ in rows],
+            request_ids=[(pending or {}).get(PENDING_REQUEST_ID) or "" for _, pending, _ in rows],
+        )
+        ProcessedMessage.objects.filter(pk__in=[pk for pk, _, _ in rows]).update(pending=None)
+    now = timezone.now()
+    for _, _, received_at in rows:
+        metrics.observe_recording_lag((now - received_at).total_seconds())
     return messages
 
 
@@ -175,16 +189,17 @@ def record_inbound(*, inbound: InboundMessage) -> Message | None:
                 )
             except IntegrityError as exc:
                 raise _AlreadyProcessed from exc
-            [message] = _store_inbound_batch([inbound])
+            [message] = _store_inbound_batch([inbound], request_ids=[context.request_id.get()])
             return message
     except _AlreadyProcessed:
         logger.info("Duplicate delivery of %s message ignored.", inbound.provider)
         return None
 
 
-def _store_inbound_batch(inbounds: list[InboundMessage]) -> list[Message]:
+def _store_inbound_batch(inbounds: list[InboundMessage], *, request_ids: list[str]) -> list[Message]:
     """The customers' profiles, open conversations and Messages, in a few statements whatever
-    the count; each message's processing enqueued after commit. Call inside a transaction."""
+    the count; each message's processing enqueued after commit, under the id of the request
+    that brought it. Call inside a transaction."""
     profiles = _profiles_for(inbounds)
     conversations = _open_conversations_for(inbounds, profiles)
     now = timezone.now()
@@ -211,12 +226,18 @@ def _store_inbound_batch(inbounds: list[InboundMessage]) -> list[Message]:
     )
     record_inbound_media(pairs=list(zip(messages, inbounds, strict=True)))
     notify.messages_created(messages)
-    for message, inbound in zip(messages, inbounds, strict=True):
-        # Answered after the burst window: quick follow-ups then share one reply (services/bursts.py).
-        enqueue_after_commit(PROCESS_INBOUND, message.pk, countdown=settings.BURST_WINDOW_SECONDS)
-        logger.info(
-            "Recorded inbound %s message %s in conversation %s.", inbound.kind, message.pk, message.conversation_id
+    for message, inbound, request_id in zip(messages, inbounds, request_ids, strict=True):
+        events.emit(
+            events.MESSAGE_RECEIVED, message_id=message.pk, conversation_id=message.conversation_id, kind=inbound.kind
         )
+        # Answered after the burst window: quick follow-ups then share one reply (services/bursts.py).
+        enqueue_after_commit(
+            PROCESS_INBOUND, message.pk, countdown=settings.BURST_WINDOW_SECONDS, request_id=request_id
+        )
+        with context.bound(request=request_id or context.request_id.get(), conversation=message.conversation_id):
+            logger.info(
+                "Recorded inbound %s message %s in conversation %s.", inbound.kind, message.pk, message.conversation_id
+            )
     return messages
 
 
@@ -292,6 +313,14 @@ def _open_conversations_for(
             ignore_conflicts=True,
         )
         conversations.update(_find_open_conversations(wanted, profiles))
+        for inbound in missing:
+            conversation = conversations[_conversation_key(inbound)]
+            events.emit(
+                events.CONVERSATION_CREATED,
+                conversation_id=conversation.pk,
+                contact_id=conversation.profile_id,
+                channel=conversation.channel,
+            )
     return conversations
 
 
@@ -348,6 +377,8 @@ def apply_status(*, update: StatusUpdate) -> bool:
     if not changed:
         logger.debug("Status %s for %s changed nothing.", update.status, update.provider)
     else:
+        if update.status == S.FAILED:
+            metrics.count_delivery_failure(provider=update.provider, error_code=update.error_code)
         notify.message_status_changed(provider=update.provider, provider_message_id=update.provider_message_id)
     return bool(changed)
 

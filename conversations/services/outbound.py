@@ -19,7 +19,7 @@ from django.db import InterfaceError, OperationalError
 from django.db.models import Exists, F
 from django.utils import timezone
 
-from conversations import notify, providers
+from conversations import events, notify, providers
 from conversations.connections import release_connection
 from conversations.models import Conversation, Message, MessagePart
 from conversations.providers.base import (
@@ -33,6 +33,7 @@ from conversations.services.consent import is_blocked_by_opt_out
 from conversations.services.parts import get_or_create_parts, parts_in_doubt
 from conversations.services.retries import RetryLater, backoff_delay
 from conversations.services.workers import current_worker
+from telemetry import context, metrics
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +64,8 @@ def send_message(*, message_id: int) -> Message | None:
     if not claimed:
         return None
     try:
-        message = Message.objects.select_related("conversation__profile").get(pk=message_id)
+        message = Message.objects.select_related("conversation__profile", "in_reply_to").get(pk=message_id)
+        context.bind_conversation(message.conversation_id)
         if is_blocked_by_opt_out(message=message):
             _move(message, S.SENDING, S.FAILED, error_code="opted_out", error_title="The customer opted out (STOP)")
             return None
@@ -103,8 +105,27 @@ def send_message(*, message_id: int) -> Message | None:
             )
         logger.info("Sent message %s via %s.", message.pk, message.provider)
     message.refresh_from_db()
+    _report_send(message)
     notify.message_status_changed(message_id=message.pk)
     return message
+
+
+def _report_send(message: Message) -> None:
+    """Count the send's outcome (sent, failed, unknown) and tell integrations; time a bot reply
+    from its question."""
+    metrics.count_send(channel=message.conversation.channel, status=message.status, error_code=message.error_code)
+    if message.status in (S.SENT, S.FAILED):
+        events.emit(
+            events.MESSAGE_SENT if message.status == S.SENT else events.MESSAGE_FAILED,
+            message_id=message.pk,
+            conversation_id=message.conversation_id,
+            author=message.author,
+            error_code=message.error_code,
+        )
+    question = message.in_reply_to
+    if message.status == S.SENT and message.author == Message.Author.BOT and question is not None:
+        seconds = (timezone.now() - question.created_at).total_seconds()
+        metrics.observe_reply_latency(channel=message.conversation.channel, seconds=seconds)
 
 
 def _discard_if_taken_over(message_id: int) -> bool:

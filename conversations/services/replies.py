@@ -27,6 +27,7 @@ from conversations.services.profiles import CLIENT_DETAILS, record_client_detail
 from conversations.services.retries import RetryLater, backoff_delay
 from conversations.services.workers import current_worker
 from profiles.extraction import ClientInfo
+from telemetry import context as log_context
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +57,7 @@ def reply_to_message(*, message_id: int, attempt: int = 1) -> Message | None:
         _send_unsent_reply(message_id)  # a run of this task that stopped between storing and sending
         return None
     inbound = Message.objects.select_related("conversation__profile").get(pk=message_id)
+    log_context.bind_conversation(inbound.conversation_id)
     # Before anything else: Meta's media URLs expire in minutes, and staff want the file too.
     media = prepare_inbound_media(message=inbound)
     # STOP and START are always honoured, whoever has the conversation.

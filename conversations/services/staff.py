@@ -17,10 +17,12 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
-from conversations import notify, providers
+from conversations import events, notify, providers
 from conversations.dispatch import SEND_OUTBOUND, enqueue_after_commit
 from conversations.models import AuditEntry, Conversation, Message, staff_name
 from conversations.providers.base import describe_template
+from profiles.models import ClientProfile
+from telemetry import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +43,10 @@ class WindowClosed(StaffActionRefused):
 
 class TemplatesUnsupported(StaffActionRefused):
     code = "templates_unsupported"
+
+
+class NoConversation(StaffActionRefused):
+    code = "no_conversation"
 
 
 def take_over_conversation(*, conversation_id: int, user: User) -> Conversation:
@@ -65,6 +71,8 @@ def take_over_conversation(*, conversation_id: int, user: User) -> Conversation:
         )
         _audit(user, "conversation.taken_over", conversation, {"previous_holder_id": previous_holder_id})
         notify.conversation_changed(conversation_id=conversation.pk)
+        events.emit(events.TAKEN_OVER, conversation_id=conversation.pk, staff_user_id=user.pk)
+    metrics.count_takeover(action="take_over")
     logger.info("Conversation %s taken over by staff user %s.", conversation.pk, user.pk)
     return conversation
 
@@ -131,6 +139,33 @@ def send_template_message(
     return message
 
 
+def send_to_contact(*, profile_id: int, user: User, text: str = "", template: dict[str, Any] | None = None) -> Message:
+    """Store a message (or an approved template) to a contact in their latest open conversation,
+    whoever holds it, and enqueue its send: a text only within the customer's 24-hour window."""
+    with transaction.atomic():
+        conversation = (
+            Conversation.objects.select_for_update()
+            .filter(profile_id=profile_id, status=Conversation.Status.OPEN)
+            .order_by("-last_customer_message_at", "-pk")
+            .first()
+        )
+        if conversation is None:
+            ClientProfile.objects.get(pk=profile_id)  # an unknown contact is a 404
+            raise NoConversation("The contact has no open conversation to write in.")
+        if template is None:
+            if not conversation.is_window_open:
+                raise WindowClosed("The customer's last message is over 24 hours old: send an approved template.")
+            message = _queue_outbound(conversation, user, text=text)
+        else:
+            transport = providers.transport_class_for(conversation)
+            if not transport.has_templates:
+                raise TemplatesUnsupported(f"{transport.label} has no templates (and no 24-hour window).")
+            summary = describe_template(**template)
+            message = _queue_outbound(conversation, user, text=summary, template=dict(template))
+        _audit(user, "message.sent_through_api", conversation, {"message_id": message.pk})
+    return message
+
+
 def mark_conversation_read(*, conversation_id: int, up_to_message_id: int) -> None:
     """Move the staff read marker forward (never back)."""
     changed = Conversation.objects.filter(pk=conversation_id, last_read_message_id__lt=up_to_message_id).update(
@@ -161,6 +196,8 @@ def _hand_back(conversation: Conversation, *, actor: User | None, reason: str) -
     )
     _audit(actor, "conversation.handed_back", conversation, {"reason": reason})
     notify.conversation_changed(conversation_id=conversation.pk)
+    events.emit(events.HANDED_BACK, conversation_id=conversation.pk, reason=reason)
+    metrics.count_takeover(action="idle_hand_back" if reason == "idle" else "hand_back")
     logger.info("Conversation %s handed back to the bot (%s).", conversation.pk, reason)
 
 

@@ -1,0 +1,103 @@
+"""API tokens and outgoing webhooks in the admin: create, revoke, configure, read the delivery
+log, resend."""
+
+from __future__ import annotations
+
+import secrets
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+
+from integrations.models import ApiToken, Scope, WebhookDelivery, WebhookEndpoint
+from integrations.tokens import issue_key, revoke_api_tokens
+from integrations.webhooks import forget_subscriptions, resend_deliveries
+
+
+class ApiTokenForm(forms.ModelForm):
+    scopes = forms.MultipleChoiceField(choices=Scope.choices, widget=forms.CheckboxSelectMultiple)
+
+    class Meta:
+        model = ApiToken
+        fields = ["name", "user", "scopes"]
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if "user" in self.fields:
+            self.fields["user"].queryset = get_user_model().objects.filter(is_staff=True, is_active=True)
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    form = ApiTokenForm
+    list_display = ["name", "prefix", "user", "scope_list", "created_at", "last_used_at", "revoked_at"]
+    list_filter = ["revoked_at"]
+    readonly_fields = ["prefix", "created_at", "last_used_at", "revoked_at"]
+    actions = ["revoke"]
+
+    @admin.display(description="scopes")
+    def scope_list(self, token: ApiToken) -> str:
+        return ", ".join(token.scopes)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: ApiToken | None = None) -> list[str]:
+        # The key is not shown again, and a token does not change hands.
+        return [*self.readonly_fields, "user"] if obj else self.readonly_fields
+
+    def save_model(self, request: HttpRequest, obj: ApiToken, form: forms.Form, change: bool) -> None:
+        key = None if change else issue_key(obj)
+        super().save_model(request, obj, form, change)
+        if key:
+            messages.warning(request, f"The key of {obj.name!r}, shown only now (only its hash is kept): {key}")
+
+    @admin.action(description="Revoke the selected tokens")
+    def revoke(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
+        count = revoke_api_tokens(token_ids=list(queryset.values_list("pk", flat=True)))
+        self.message_user(request, f"{count} token(s) revoked: they are refused from now on.")
+
+
+class WebhookEndpointForm(forms.ModelForm):
+    events = forms.MultipleChoiceField(choices=WebhookEndpoint.Event.choices, widget=forms.CheckboxSelectMultiple)
+    secret = forms.CharField(initial=lambda: secrets.token_urlsafe(32), max_length=100)
+
+    class Meta:
+        model = WebhookEndpoint
+        fields = ["name", "url", "events", "secret", "is_active"]
+
+
+@admin.register(WebhookEndpoint)
+class WebhookEndpointAdmin(admin.ModelAdmin):
+    form = WebhookEndpointForm
+    list_display = ["name", "url", "is_active", "consecutive_failures", "disabled_reason"]
+    readonly_fields = ["consecutive_failures", "disabled_reason", "created_at"]
+
+    def save_model(self, request: HttpRequest, obj: WebhookEndpoint, form: forms.Form, change: bool) -> None:
+        if obj.is_active:
+            obj.consecutive_failures, obj.disabled_reason = 0, ""
+        super().save_model(request, obj, form, change)
+        forget_subscriptions()
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
+        for endpoint in WebhookEndpoint.objects.exclude(disabled_reason="").filter(is_active=False):
+            messages.warning(request, f"Outgoing webhook {endpoint.name!r}: {endpoint.disabled_reason}")
+        return super().changelist_view(request, extra_context)
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(admin.ModelAdmin):
+    list_display = ["event", "endpoint", "status", "response_status", "attempts", "error", "created_at"]
+    list_filter = ["status", "event", "endpoint"]
+    readonly_fields = [field.name for field in WebhookDelivery._meta.fields]
+    actions = ["resend"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: WebhookDelivery | None = None) -> bool:
+        return False
+
+    @admin.action(description="Resend the selected deliveries")
+    def resend(self, request: HttpRequest, queryset: QuerySet[WebhookDelivery]) -> None:
+        copies = resend_deliveries(delivery_ids=list(queryset.values_list("pk", flat=True)))
+        self.message_user(request, f"{len(copies)} delivery(ies) queued again.")

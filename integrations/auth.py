@@ -1,0 +1,62 @@
+"""DRF authentication, permission and throttling for API tokens (settings.REST_FRAMEWORK).
+
+Staff in the browser keep their session (CSRF enforced); other systems send a token. A token
+passes a view only when it holds the view's `required_scope`; a view that names none is for
+sessions only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework.authentication import BaseAuthentication, get_authorization_header
+from rest_framework.exceptions import AuthenticationFailed
+from rest_framework.permissions import BasePermission
+from rest_framework.request import Request
+from rest_framework.throttling import SimpleRateThrottle
+
+from integrations.models import ApiToken
+from integrations.tokens import get_active_token, note_token_use
+
+
+class ApiTokenAuthentication(BaseAuthentication):
+    keyword = b"bearer"
+
+    def authenticate(self, request: Request) -> tuple[Any, ApiToken] | None:
+        parts = get_authorization_header(request).split()
+        if not parts or parts[0].lower() != self.keyword:
+            return None
+        if len(parts) != 2:
+            raise AuthenticationFailed("Send the key as: Authorization: Bearer <key>.")
+        token = get_active_token(parts[1].decode("latin-1"))
+        if token is None:
+            raise AuthenticationFailed("Unknown or revoked token.")
+        note_token_use(token)
+        return token.user, token
+
+    def authenticate_header(self, request: Request) -> str:
+        return 'Bearer realm="api"'  # so a missing or bad token is 401, not 403
+
+
+class StaffOrScopedToken(BasePermission):
+    """Active staff through the session; through a token, only with the view's scope."""
+
+    message = "This token lacks the scope this operation needs."
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        if isinstance(request.auth, ApiToken):
+            required = getattr(view, "required_scope", None)
+            return required is not None and required in request.auth.scopes
+        user = request.user
+        return bool(user and user.is_active and user.is_staff)
+
+
+class ApiTokenRateThrottle(SimpleRateThrottle):
+    """API_TOKEN_RATE_LIMIT requests per token; sessions are not throttled."""
+
+    scope = "api_token"
+
+    def get_cache_key(self, request: Request, view: Any) -> str | None:
+        if not isinstance(request.auth, ApiToken):
+            return None
+        return self.cache_format % {"scope": self.scope, "ident": request.auth.pk}
