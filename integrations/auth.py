@@ -34,8 +34,10 @@ class ApiTokenAuthentication(BaseAuthentication):
         note_token_use(token)
         return token.user, token
 
-    def authenticate_header(self, request: Request) -> str:
-        return 'Bearer realm="api"'  # so a missing or bad token is 401, not 403
+    def authenticate_header(self, request: Request) -> str | None:
+        # A refused token is a 401 with a challenge; a caller who sent none (a page whose
+        # session ended) keeps the session API's 403.
+        return 'Bearer realm="api"' if get_authorization_header(request) else None
 
 
 class StaffOrScopedToken(BasePermission):

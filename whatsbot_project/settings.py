@@ -140,8 +140,9 @@ STORAGES = {
 API_TOKEN_RATE_LIMIT = env.str("API_TOKEN_RATE_LIMIT", default="120/min")
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.SessionAuthentication",
+        # First: DRF takes the WWW-Authenticate of the first class, so a bad token is a 401.
         "integrations.auth.ApiTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["integrations.auth.StaffOrScopedToken"],
     "DEFAULT_THROTTLE_CLASSES": ["integrations.auth.ApiTokenRateThrottle"],

@@ -1,10 +1,16 @@
 from __future__ import annotations
 
+import json
+import re
+from pathlib import Path
+
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from conversations.tests.fakes import GRAPH_MESSAGES
 from conversations.tests.helpers import meta_body, post_meta
+from ops import exporter
+from telemetry import metrics
 
 pytestmark = pytest.mark.django_db
 
@@ -76,3 +82,18 @@ def test_no_label_carries_a_phone_number_or_a_message_id(client, graph_ok, fake_
 
     assert "15551234567" not in text
     assert "wamid" not in text
+
+
+def test_the_grafana_dashboard_uses_only_metrics_the_app_exports():
+    dashboard = json.loads((Path(__file__).resolve().parents[2] / "deploy" / "grafana-dashboard.json").read_text())
+    used = {
+        re.sub(r"_(total|bucket|count|sum)$", "", name)
+        for panel in dashboard["panels"]
+        for target in panel["targets"]
+        for name in re.findall(r"whatsbot_\w+", target["expr"])
+    }
+    # Every metric the app defines (telemetry/metrics.py) or reads at scrape time (ops/exporter.py).
+    sources = [Path(module.__file__).read_text() for module in (metrics, exporter)]
+    exported = {re.sub(r"_total$", "", name) for source in sources for name in re.findall(r'"(whatsbot_\w+)"', source)}
+    assert len(used) >= 14
+    assert sorted(used - exported) == []

@@ -1,0 +1,21 @@
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+
+from integrations.webhooks import forget_subscriptions
+
+
+@pytest.fixture
+def staff_client(staff_user):
+    browser = Client()
+    browser.force_login(staff_user)
+    return browser
+
+
+@pytest.fixture(autouse=True)
+def fresh_subscriptions():
+    """Each test's endpoints are read at its first event (not another test's, cached)."""
+    forget_subscriptions()
+    yield
+    forget_subscriptions()
