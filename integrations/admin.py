@@ -4,6 +4,7 @@ log, resend."""
 from __future__ import annotations
 
 import secrets
+from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
@@ -23,7 +24,7 @@ class ApiTokenForm(forms.ModelForm):
         model = ApiToken
         fields = ["name", "user", "scopes"]
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if "user" in self.fields:
             self.fields["user"].queryset = get_user_model().objects.filter(is_staff=True, is_active=True)

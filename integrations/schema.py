@@ -37,3 +37,8 @@ class ApiTokenScheme(OpenApiAuthenticationExtension):
             "scheme": "bearer",
             "description": "An API token created in the admin (Integrations, API tokens), with the scopes it needs.",
         }
+
+
+def only_the_staff_api(endpoints: list[tuple[str, str, str, Any]]) -> list[tuple[str, str, str, Any]]:
+    """The schema documents /api/ only (webhooks and the simulator are not for integrators)."""
+    return [endpoint for endpoint in endpoints if endpoint[0].startswith("/api/")]

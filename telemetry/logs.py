@@ -32,6 +32,9 @@ class JsonFormatter(_JsonFormatter):
         kwargs.setdefault("rename_fields", {"levelname": "level", "name": "logger"})
         kwargs.setdefault("timestamp", True)
         super().__init__("{levelname}{name}{message}", style="{", **kwargs)
+        # Python's warnings (a library's deprecation, WhiteNoise's missing directory) become log
+        # records too: printed as they are, they would break one-object-per-line.
+        logging.captureWarnings(True)
 
     def format(self, record: logging.LogRecord) -> str:
         if record.exc_info and record.exc_text:

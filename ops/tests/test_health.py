@@ -139,3 +139,17 @@ def test_other_requests_get_a_request_id_and_keep_a_plausible_one_from_the_proxy
     assert len(fresh["X-Request-ID"]) == 32
     assert kept["X-Request-ID"] == "proxy-4f2a9c1e"
     assert replaced["X-Request-ID"] not in ("bad id\nwith a line break", "")
+
+
+def test_the_image_and_compose_health_checks_call_healthz_and_readyz():
+    from pathlib import Path
+
+    import yaml
+
+    root = Path(__file__).resolve().parents[2]
+    dockerfile = (root / "Dockerfile").read_text()
+    compose = yaml.safe_load((root / "docker-compose.yml").read_text())
+
+    [healthcheck] = [line for line in dockerfile.splitlines() if line.startswith("HEALTHCHECK")]
+    assert "http://127.0.0.1:8000/healthz/" in healthcheck
+    assert "http://127.0.0.1:8000/readyz/" in " ".join(compose["services"]["web"]["healthcheck"]["test"])
