@@ -59,6 +59,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
 
 class WebhookEndpointForm(forms.ModelForm):
+    url = forms.URLField(max_length=500, assume_scheme="https")
     events = forms.MultipleChoiceField(choices=WebhookEndpoint.Event.choices, widget=forms.CheckboxSelectMultiple)
     secret = forms.CharField(initial=lambda: secrets.token_urlsafe(32), max_length=100)
 

@@ -8,7 +8,9 @@ class IntegrationsConfig(AppConfig):
 
     def ready(self) -> None:
         from conversations import events
-        from integrations import schema  # noqa: F401 -- registers the token scheme with drf-spectacular
+
+        # The token scheme for drf-spectacular; the delivery task, enqueued by name.
+        from integrations import schema, tasks  # noqa: F401
         from integrations.webhooks import queue_event_deliveries
 
         events.set_sink(queue_event_deliveries)

@@ -162,7 +162,7 @@ def _finish(delivery: WebhookDelivery, status: str, *, response_status: int | No
 def _count_endpoint_failure(endpoint: WebhookEndpoint) -> None:
     WebhookEndpoint.objects.filter(pk=endpoint.pk).update(consecutive_failures=F("consecutive_failures") + 1)
     limit = settings.OUTGOING_WEBHOOK_DISABLE_AFTER
-    reason = f"Disabled after {limit} failed deliveries in a row ({timezone.now():%Y-%m-%d %H:%M} UTC)."
+    reason = f"Disabled after {limit} failed deliveries in a row."
     disabled = WebhookEndpoint.objects.filter(pk=endpoint.pk, is_active=True, consecutive_failures__gte=limit).update(
         is_active=False, disabled_reason=reason
     )

@@ -157,8 +157,8 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     # Swagger UI's files from this server (drf-spectacular-sidecar): the CSP allows no CDN.
-    "SWAGGERUI_DIST": "SIDECAR",
-    "SWAGGERUI_FAVICON_HREF": "SIDECAR",
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAdminUser"],
     "SERVE_AUTHENTICATION": ["rest_framework.authentication.SessionAuthentication"],
     "SCHEMA_PATH_PREFIX": "/api/",

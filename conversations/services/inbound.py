@@ -379,6 +379,14 @@ def apply_status(*, update: StatusUpdate) -> bool:
     else:
         if update.status == S.FAILED:
             metrics.count_delivery_failure(provider=update.provider, error_code=update.error_code)
+            for message_id, conversation_id, author in target.values_list("pk", "conversation_id", "author")[:1]:
+                events.emit(
+                    events.MESSAGE_FAILED,
+                    message_id=message_id,
+                    conversation_id=conversation_id,
+                    author=author,
+                    error_code=update.error_code,
+                )
         notify.message_status_changed(provider=update.provider, provider_message_id=update.provider_message_id)
     return bool(changed)
 

@@ -85,7 +85,9 @@ def test_a_quarantined_delivery_does_not_make_the_app_unready(client, live_worke
 
 
 def _customer_message(status: str, age_seconds: float) -> Message:
-    profile = ClientProfile.objects.create(provider=Provider.META, external_id="15551230000")
+    profile = ClientProfile.objects.create(
+        provider=Provider.META, external_id=f"1555123{ClientProfile.objects.count():04d}"
+    )
     conversation = Conversation.objects.create(profile=profile, channel=Channel.META_WHATSAPP, business_address="1")
     message = Message.objects.create(
         conversation=conversation,

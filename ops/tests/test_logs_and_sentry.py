@@ -101,5 +101,5 @@ def test_an_error_logged_by_the_app_reaches_sentry_scrubbed(sentry):
     text = json.dumps(event)
     assert "15551234567" not in text
     assert "Twilio refused whatsapp:+1555***67" in text
-    assert event["logentry"]["params"] == ["+1555***67"]
+    assert event["logentry"]["formatted"] == "Send to +1555***67 failed"
     assert event["environment"] == "test"
