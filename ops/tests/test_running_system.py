@@ -115,15 +115,17 @@ def wait_for(condition: Callable[[], bool], seconds: float, what: str) -> None:
 
 
 @pytest.fixture
-def running() -> Iterator[Running]:
+def running(tmp_path: Path) -> Iterator[Running]:
     if postgres_binaries() is None or not shutil.which("redis-server"):
         pytest.skip("needs PostgreSQL's initdb/pg_ctl and redis-server")
     with contextlib.ExitStack() as cleanup:
-        scratch = Path(tempfile.mkdtemp(prefix="whatsbot-ops-"))
-        cleanup.callback(shutil.rmtree, scratch, ignore_errors=True)
+        scratch = tmp_path  # logs kept by pytest for a look after a failure
         logs = scratch / "logs"
         logs.mkdir()
-        postgres = LocalPostgres(scratch / "pg")  # not under /tmp/pytest-of-root: see systemtests/conftest.py
+        # A directory of its own (as root the cluster belongs to `postgres`): systemtests/conftest.py.
+        cluster = Path(tempfile.mkdtemp(prefix="whatsbot-ops-pg-"))
+        cleanup.callback(shutil.rmtree, cluster, ignore_errors=True)
+        postgres = LocalPostgres(cluster)
         postgres.start()
         cleanup.callback(lambda: postgres.stop("immediate") if postgres.is_running() else None)
         redis = LocalRedis(logs)
@@ -131,9 +133,12 @@ def running() -> Iterator[Running]:
         cleanup.callback(redis.stop)
         fakes, fake_port = start_fakes(logs, seed=17)
         cleanup.callback(stop_process, fakes)
+        port = free_port()
+        # No status webhooks from the fake Graph API: only the customers' webhooks are counted.
+        fake_config = {"webhook_base": f"http://127.0.0.1:{port}", "status_share": 0.0}
+        requests.post(f"http://127.0.0.1:{fake_port}/_bench/config", json=fake_config, timeout=10)
         metrics_dir = scratch / "metrics"
         metrics_dir.mkdir()
-        port = free_port()
         env = app_environment(
             database_url=postgres.create_database("whatsbot_ops"), redis_url=redis.url, web_port=port,
             fake_port=fake_port, scratch=scratch, extra={**SETTINGS, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)},
@@ -159,7 +164,7 @@ def check_metrics_are_summed_across_processes(running: Running) -> dict[str, str
         answers = list(pool.map(lambda n: (n, running.deliver(f"e2eops{n}", n)), range(count)))
     assert [response.status_code for _, response in answers] == [200] * count
     sent = ("whatsbot_sends_total", frozenset({"channel": "meta_whatsapp", "status": "sent", "error_code": ""}.items()))
-    wait_for(lambda: running.scrape().get(sent) == count, 60, "every reply sent and counted")
+    wait_for(lambda: running.scrape().get(sent) == count, 60, f"every reply sent and counted (logs: {running.logs})")
 
     samples = running.scrape()
     accepted = ("whatsbot_webhooks_total", frozenset({"provider": "meta", "outcome": "accepted"}.items()))
