@@ -28,7 +28,7 @@ TAKEN_OVER = "conversation.taken_over"
 HANDED_BACK = "conversation.handed_back"
 CONTACT_ERASED = "contact.erased"
 
-Sink = Callable[[str, dict], None]
+Sink = Callable[[str, dict], object]
 
 _sink: Sink | None = None
 

@@ -26,8 +26,9 @@ class ApiTokenForm(forms.ModelForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        if "user" in self.fields:
-            self.fields["user"].queryset = get_user_model().objects.filter(is_staff=True, is_active=True)
+        user = self.fields.get("user")
+        if isinstance(user, forms.ModelChoiceField):
+            user.queryset = get_user_model().objects.filter(is_staff=True, is_active=True)
 
 
 @admin.register(ApiToken)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from celery import shared_task
+from celery import Task, shared_task
 
 from conversations.services.retries import RetryLater
 from integrations.webhooks import deliver_webhook
 
 
 @shared_task(bind=True, max_retries=None)
-def deliver_outgoing_webhook(self, delivery_id: int) -> None:
+def deliver_outgoing_webhook(self: Task, delivery_id: int) -> None:
     try:
         deliver_webhook(delivery_id=delivery_id)
     except RetryLater as exc:
