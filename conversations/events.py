@@ -27,6 +27,17 @@ NEEDS_HUMAN = "conversation.needs_human"
 TAKEN_OVER = "conversation.taken_over"
 HANDED_BACK = "conversation.handed_back"
 CONTACT_ERASED = "contact.erased"
+ALL = (
+    CONVERSATION_CREATED,
+    CONVERSATION_RESOLVED,
+    MESSAGE_RECEIVED,
+    MESSAGE_SENT,
+    MESSAGE_FAILED,
+    NEEDS_HUMAN,
+    TAKEN_OVER,
+    HANDED_BACK,
+    CONTACT_ERASED,
+)
 
 Sink = Callable[[str, dict], object]
 

@@ -98,7 +98,8 @@ class MetaWebhookView(WebhookView):
         except InvalidPayload as exc:
             logger.warning("Malformed Meta webhook refused: %s", exc)
             return _plain(400, str(exc))
-        self.is_duplicate = bool(parsed.messages) and not receive_webhook(parsed=parsed)
+        accepted = receive_webhook(parsed=parsed)
+        self.is_duplicate = bool(parsed.messages) and not accepted
         if parsed.refused:
             # Still 200: the rest is received, and a retry would refuse the same elements again.
             # The reasons name fields only; bodies and numbers stay out of the log.

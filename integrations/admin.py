@@ -12,6 +12,7 @@ from django.contrib.auth import get_user_model
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 
+from conversations import events
 from integrations.models import ApiToken, Scope, WebhookDelivery, WebhookEndpoint
 from integrations.tokens import issue_key, revoke_api_tokens
 from integrations.webhooks import forget_subscriptions, resend_deliveries
@@ -61,7 +62,9 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
 class WebhookEndpointForm(forms.ModelForm):
     url = forms.URLField(max_length=500, assume_scheme="https")
-    events = forms.MultipleChoiceField(choices=WebhookEndpoint.Event.choices, widget=forms.CheckboxSelectMultiple)
+    events = forms.MultipleChoiceField(
+        choices=[(name, name) for name in events.ALL], widget=forms.CheckboxSelectMultiple
+    )
     secret = forms.CharField(initial=lambda: secrets.token_urlsafe(32), max_length=100)
 
     class Meta:

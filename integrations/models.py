@@ -48,20 +48,9 @@ class ApiToken(models.Model):
 class WebhookEndpoint(models.Model):
     """A URL of the business's own systems that receives events, signed with `secret`."""
 
-    class Event(models.TextChoices):
-        CONVERSATION_CREATED = "conversation.created"
-        CONVERSATION_RESOLVED = "conversation.resolved"
-        MESSAGE_RECEIVED = "message.received"
-        MESSAGE_SENT = "message.sent"
-        MESSAGE_FAILED = "message.failed"
-        NEEDS_HUMAN = "conversation.needs_human"
-        TAKEN_OVER = "conversation.taken_over"
-        HANDED_BACK = "conversation.handed_back"
-        CONTACT_ERASED = "contact.erased"
-
     name = models.CharField(max_length=100)
     url = models.URLField(max_length=500, help_text="https only; private and local addresses are refused.")
-    events = models.JSONField(default=list)
+    events = models.JSONField(default=list, help_text="Names from conversations/events.py.")
     secret = models.CharField(max_length=100, help_text="Signs every body (HMAC-SHA256): share it with the receiver.")
     is_active = models.BooleanField(default=True)
     consecutive_failures = models.PositiveIntegerField(default=0, editable=False)

@@ -104,16 +104,18 @@ def send_message(*, message_id: int) -> Message | None:
                 provider_message_id=result.provider_message_id
             )
         logger.info("Sent message %s via %s.", message.pk, message.provider)
+    # Read before the refresh drops them: the status changed, not the conversation or the question.
+    conversation, question = message.conversation, message.in_reply_to
     message.refresh_from_db()
-    _report_send(message)
+    _report_send(message, channel=conversation.channel, question=question)
     notify.message_status_changed(message_id=message.pk)
     return message
 
 
-def _report_send(message: Message) -> None:
+def _report_send(message: Message, *, channel: str, question: Message | None) -> None:
     """Count the send's outcome (sent, failed, unknown) and tell integrations; time a bot reply
     from its question."""
-    metrics.count_send(channel=message.conversation.channel, status=message.status, error_code=message.error_code)
+    metrics.count_send(channel=channel, status=message.status, error_code=message.error_code)
     if message.status in (S.SENT, S.FAILED):
         events.emit(
             events.MESSAGE_SENT if message.status == S.SENT else events.MESSAGE_FAILED,
@@ -122,10 +124,9 @@ def _report_send(message: Message) -> None:
             author=message.author,
             error_code=message.error_code,
         )
-    question = message.in_reply_to
     if message.status == S.SENT and message.author == Message.Author.BOT and question is not None:
         seconds = (timezone.now() - question.created_at).total_seconds()
-        metrics.observe_reply_latency(channel=message.conversation.channel, seconds=seconds)
+        metrics.observe_reply_latency(channel=channel, seconds=seconds)
 
 
 def _discard_if_taken_over(message_id: int) -> bool:

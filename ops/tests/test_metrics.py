@@ -97,3 +97,17 @@ def test_the_grafana_dashboard_uses_only_metrics_the_app_exports():
     exported = {re.sub(r"_total$", "", name) for source in sources for name in re.findall(r'"(whatsbot_\w+)"', source)}
     assert len(used) >= 14
     assert sorted(used - exported) == []
+
+
+def test_a_status_webhook_counts_as_accepted_not_as_a_duplicate(client):
+    before = scrape(client)
+
+    assert post_meta(client, meta_body("status_delivered")).status_code == 200
+
+    after = scrape(client)
+    for outcome, expected in (("accepted", 1), ("duplicate", 0)):
+        labels = {"provider": "meta", "outcome": outcome}
+        assert (
+            value(after, "whatsbot_webhooks_total", **labels) - value(before, "whatsbot_webhooks_total", **labels)
+            == expected
+        )
