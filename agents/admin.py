@@ -9,14 +9,33 @@ from agents.models import Agent, Tool
 from agents.tools import check_tool
 
 
+# What check_tool reads of a tool.
+_CHECKED = ["parameters", "url_template", "headers", "secret_headers", "allowed_hosts", "result_fields"]
+
+
 class ToolForm(forms.ModelForm):
     class Meta:
         model = Tool
-        fields = "__all__"
+        fields = [
+            "name",
+            "description",
+            "parameters",
+            "method",
+            "url_template",
+            "headers",
+            "secret_headers",
+            "timeout_seconds",
+            "allowed_hosts",
+            "result_fields",
+            "max_result_chars",
+            "changes_something",
+            "is_active",
+        ]
 
     def clean(self) -> dict:
         data = super().clean()
-        check_tool(Tool(**{name: value for name, value in data.items() if name != "agents"}))
+        if all(name in data for name in _CHECKED):  # a field that failed on its own is reported already
+            check_tool(Tool(**{name: data[name] for name in _CHECKED}))
         return data
 
 

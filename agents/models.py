@@ -38,7 +38,9 @@ class Tool(models.Model):
         help_text="RFC 6570 template: https://shop.example/api/orders/{order_id}. Arguments not in the "
         "template go in the query string (GET, DELETE) or the JSON body.",
     )
-    headers = models.JSONField(default=dict, blank=True, help_text='Plain headers, e.g. {"Accept": "application/json"}.')
+    headers = models.JSONField(
+        default=dict, blank=True, help_text='Plain headers, e.g. {"Accept": "application/json"}.'
+    )
     secret_headers = models.JSONField(
         default=dict,
         blank=True,
@@ -75,7 +77,10 @@ class Agent(models.Model):
     """A persona of the bot: its instructions, model and tools, and whom it may hand over to."""
 
     name = models.CharField(
-        max_length=32, unique=True, validators=[NAME_RULE], help_text="e.g. billing: the hand-over is transfer_to_billing"
+        max_length=32,
+        unique=True,
+        validators=[NAME_RULE],
+        help_text="e.g. billing: the hand-over is transfer_to_billing",
     )
     description = models.CharField(max_length=300, blank=True, help_text="For other agents: when to hand over to it.")
     instructions = models.TextField(help_text="Its system instructions.")

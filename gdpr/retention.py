@@ -19,7 +19,7 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from conversations.models import Attachment, Conversation, Message, ProcessedMessage
+from conversations.models import Attachment, Conversation, Message, ProcessedMessage, ToolCall
 from gdpr.files import delete_stored_files
 
 logger = logging.getLogger(__name__)
@@ -51,6 +51,7 @@ class PurgeSummary:
     files: int = 0
     conversations: int = 0
     processed_ids: int = 0
+    tool_calls: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -87,6 +88,11 @@ def purge_expired(
             summary.files = attachments.exclude(file="").count()
         else:
             _purge_messages(expired, summary, batch_size, progress("messages", expired.count()))
+        # The model's function calls go with the messages they answered (a cascade); any left
+        # without one (its message erased another way) expire by their own age.
+        summary.tool_calls = _delete_in_batches(
+            ToolCall.objects.filter(created_at__lt=cutoff), batch_size, dry_run, progress
+        )
         # Only conversations with nothing left; while a dry run deletes nothing, this counts the
         # ones empty already.
         empty = Conversation.objects.filter(updated_at__lt=cutoff, messages__isnull=True)

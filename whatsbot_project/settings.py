@@ -380,7 +380,7 @@ KNOWLEDGE_SEARCH_TOOL = env.bool("KNOWLEDGE_SEARCH_TOOL", default=True)
 OPENAI_MAX_TOOL_ROUNDS = env.int("OPENAI_MAX_TOOL_ROUNDS", default=3)
 # Hosts that agents' HTTP tools may reach although they are private or plain http (an internal
 # order system, the DEBUG demo at localhost); every tool still lists the hosts it may reach.
-TOOL_PRIVATE_HOSTS = env.list("TOOL_PRIVATE_HOSTS", default=[])
+TOOL_PRIVATE_HOSTS = env.list("TOOL_PRIVATE_HOSTS", default=["localhost"] if DEBUG else [])
 # Budgets (conversations/services/budgets.py), 0 or unset for no limit: model replies per minute
 # and model tokens per day for each contact, and a cap on the month's model cost in
 # MODEL_PRICE_CURRENCY, computed from MODEL_PRICES: {"model": {"input": …, "cached_input": …,

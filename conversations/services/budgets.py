@@ -53,7 +53,9 @@ def take_reply_allowance(*, inbound: Message) -> Limit | None:
     per_minute = settings.BUDGET_REPLIES_PER_MINUTE
     minute = now.replace(second=0, microsecond=0)
     if per_minute and not _take(profile_id, UsageWindow.Kind.REPLIES, minute, limit=per_minute):
-        return Limit("replies_per_minute", UsageWindow.Kind.NOTICE_REPLIES, now.replace(minute=0, second=0, microsecond=0))
+        return Limit(
+            "replies_per_minute", UsageWindow.Kind.NOTICE_REPLIES, now.replace(minute=0, second=0, microsecond=0)
+        )
     return None
 
 

@@ -74,7 +74,9 @@ def count_spend(*, conversation: Conversation, answer: ModelAnswer) -> Decimal |
     now = timezone.now()
     if settings.BUDGET_TOKENS_PER_DAY and tokens:
         day = now.replace(hour=0, minute=0, second=0, microsecond=0)
-        UsageWindow.objects.get_or_create(profile_id=conversation.profile_id, kind=UsageWindow.Kind.TOKENS, starts_at=day)
+        UsageWindow.objects.get_or_create(
+            profile_id=conversation.profile_id, kind=UsageWindow.Kind.TOKENS, starts_at=day
+        )
         UsageWindow.objects.filter(
             profile_id=conversation.profile_id, kind=UsageWindow.Kind.TOKENS, starts_at=day
         ).update(count=F("count") + tokens)
@@ -93,4 +95,3 @@ def get_month_spend(*, now: datetime | None = None) -> Decimal:
 
 def month_start(now: datetime) -> datetime:
     return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-
