@@ -8,7 +8,6 @@ from django.contrib import admin
 from agents.models import Agent, Tool
 from agents.tools import check_tool
 
-
 # What check_tool reads of a tool.
 _CHECKED = ["parameters", "url_template", "headers", "secret_headers", "allowed_hosts", "result_fields"]
 
