@@ -28,7 +28,12 @@ _BODY_METHODS = {Tool.Method.POST, Tool.Method.PUT, Tool.Method.PATCH}
 
 
 class ToolError(Exception):
-    """A call that cannot be made or answered: its message is the short result the model reads."""
+    """A call that cannot be made: its message is the short result the model reads. Invalid
+    arguments are the model's to fix; `is_configuration` errors are staff's."""
+
+    def __init__(self, message: str, *, is_configuration: bool = False) -> None:
+        super().__init__(message)
+        self.is_configuration = is_configuration
 
 
 @dataclass(frozen=True)
@@ -96,7 +101,9 @@ def prepare_call(tool: Tool, arguments: dict[str, Any]) -> PreparedCall:
     for header, variable in tool.secret_headers.items():
         value = os.environ.get(variable)
         if not value:
-            raise ToolError("The tool is not configured (a secret is missing); tell the customer it is unavailable.")
+            raise ToolError(
+                "Error: the tool is not configured; tell the customer it is unavailable.", is_configuration=True
+            )
         headers[header] = value
     if tool.method in _BODY_METHODS:
         return PreparedCall(tool.method, url, headers, json=rest)

@@ -93,7 +93,7 @@ def call_http_tool(*, tool: Tool, arguments: dict[str, Any], context: CallContex
     try:
         prepared = prepare_call(tool, arguments)
     except ToolError as exc:
-        return Outcome(ToolCall.Status.INVALID, str(exc))
+        return Outcome(ToolCall.Status.ERROR if exc.is_configuration else ToolCall.Status.INVALID, str(exc))
     if tool.changes_something and not _take_confirmation(tool, arguments, context.inbound):
         return Outcome(
             ToolCall.Status.NEEDS_CONFIRMATION,
@@ -130,18 +130,22 @@ def call_http_tool(*, tool: Tool, arguments: dict[str, Any], context: CallContex
 
 def _take_confirmation(tool: Tool, arguments: dict[str, Any], inbound: Message) -> bool:
     """True once: the bot asked about this very call while answering an earlier customer message,
-    its reply was stored (so the customer saw the question), and the customer wrote since."""
+    its model-written reply was stored (so the customer saw the question), and the customer wrote since. The
+    question is then used up, however many times it was asked."""
     asked = ToolCall.objects.filter(
         conversation_id=inbound.conversation_id,
         tool_name=tool.name,
         status=ToolCall.Status.NEEDS_CONFIRMATION,
         message_id__lt=inbound.pk,
+        # A reply the model wrote: an apology after a failed call asked nothing.
         message__replies__author=Message.Author.BOT,
+        message__replies__model__gt="",
         created_at__gte=timezone.now() - CONFIRMATION_WINDOW,
-    ).order_by("-pk")
-    for call in asked[:10]:
-        if call.arguments == arguments and ToolCall.objects.filter(
-            pk=call.pk, status=ToolCall.Status.NEEDS_CONFIRMATION
-        ).update(status=ToolCall.Status.CONFIRMED):
-            return True
-    return False
+    )
+    same = [call.pk for call in asked.only("pk", "arguments") if call.arguments == arguments]
+    return bool(
+        same
+        and ToolCall.objects.filter(pk__in=same, status=ToolCall.Status.NEEDS_CONFIRMATION).update(
+            status=ToolCall.Status.CONFIRMED
+        )
+    )
