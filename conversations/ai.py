@@ -18,7 +18,13 @@ from typing import IO, Any
 import openai
 import pydantic
 from django.conf import settings
-from openai.types.responses import EasyInputMessageParam, Response, ResponseFunctionToolCall, ResponseUsage
+from openai.types.responses import (
+    EasyInputMessageParam,
+    Response,
+    ResponseFunctionToolCall,
+    ResponseOutputMessage,
+    ResponseUsage,
+)
 
 from conversations.errors import RemoteDeletionError, parse_retry_after
 from conversations.turns import Turn
@@ -195,7 +201,7 @@ def generate_reply(
     rounds = 0
     handover: ResponseFunctionToolCall | None = None
     while True:
-        calls = [item for item in response.output if item.type == "function_call"]
+        calls = [item for item in response.output if isinstance(item, ResponseFunctionToolCall)]
         wants_human = any(call.name == REQUEST_HUMAN_TOOL["name"] for call in calls)
         handover = next((call for call in calls if call.name in runnable and runnable[call.name].is_handover), None)
         records = [call for call in calls if call.name == DETAILS_TOOL_NAME and details is not None]
@@ -295,7 +301,7 @@ def _cited_file_ids(response: Response) -> tuple[str, ...]:
     """The knowledge base's vector store files the answer cites (file_search annotations)."""
     cited: list[str] = []
     for item in response.output:
-        if item.type != "message":
+        if not isinstance(item, ResponseOutputMessage):
             continue
         for content in item.content:
             for annotation in getattr(content, "annotations", None) or []:
