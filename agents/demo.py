@@ -92,7 +92,8 @@ def load_demo_agents(*, base_url: str) -> list[Agent]:
         description=DEMO_MARK + "the first contact; routes to a specialist.",
         instructions=f"{shop} You are the first contact. Answer general questions yourself; hand questions "
         "about payments or refunds to billing and about orders and deliveries to shipping.",
-        is_entry=True,
+        # Staff's own entry agent, if there is one, stays the entry agent.
+        is_entry=not Agent.objects.filter(is_entry=True).exists(),
     )
     triage.handoffs.set([billing, shipping])
     billing.handoffs.set([triage])

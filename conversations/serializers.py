@@ -96,8 +96,10 @@ class ConversationSerializer(serializers.ModelSerializer):
     delivery_status = serializers.CharField(allow_null=True)
     delivery_error = serializers.CharField(allow_null=True)
     unread_count = serializers.IntegerField()
-    # What the model cost for this conversation, in `currency`; the agent answering it now.
+    # What the model cost for this conversation and for its contact, in `currency`; the agent
+    # answering it now.
     cost = serializers.DecimalField(max_digits=14, decimal_places=6)
+    contact_cost = serializers.DecimalField(max_digits=14, decimal_places=6)
     currency = serializers.SerializerMethodField()
     agent = serializers.SerializerMethodField()
 
@@ -123,6 +125,7 @@ class ConversationSerializer(serializers.ModelSerializer):
             "delivery_error",
             "unread_count",
             "cost",
+            "contact_cost",
             "currency",
             "agent",
             "updated_at",

@@ -292,6 +292,7 @@
     $("profile-display-name").textContent = profile.display_name || "—";
     $("profile-phone").textContent = profile.phone_number || "—";
     $("profile-channel").textContent = conversation.channel_label;
+    $("profile-cost").textContent = formatCost(conversation.contact_cost);
     const form = $("profile-form");
     form.dataset.profileId = profile.id;
     for (const name of ["first_name", "last_name", "company", "email"]) {
