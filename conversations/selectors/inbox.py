@@ -76,3 +76,21 @@ def list_messages_for_inbox(*, conversation_id: int, after_id: int = 0, limit: i
     if after_id:
         return list(messages.filter(id__gt=after_id).order_by("id")[:limit])
     return list(reversed(messages.order_by("-id")[:limit]))
+
+
+def get_contact_cost(*, profile_id: int) -> Decimal:
+    """What the model cost for all conversations of one contact."""
+    replies = Message.objects.filter(conversation__profile_id=profile_id).aggregate(total=Sum("cost"))["total"]
+    other = ModelUsage.objects.filter(conversation__profile_id=profile_id).aggregate(total=Sum("cost"))["total"]
+    return (replies or Decimal(0)) + (other or Decimal(0))
+
+
+def list_tool_calls_for_replies(*, messages: list[Message]) -> dict[int, list[ToolCall]]:
+    """The function calls made while writing each bot reply among `messages`, by reply id."""
+    answered = {message.in_reply_to_id: message.pk for message in messages if message.author == Message.Author.BOT}
+    answered.pop(None, None)
+    calls: dict[int, list[ToolCall]] = {}
+    if answered:
+        for call in ToolCall.objects.filter(message_id__in=answered).order_by("id"):
+            calls.setdefault(answered[call.message_id], []).append(call)
+    return calls
