@@ -64,7 +64,7 @@ def generate_agent_reply(
             model=agent.model if agent else "",
             open_outputs=open_outputs,
         )
-        if not answer.handover or answer.handover not in handovers:
+        if answer.wants_human or not answer.handover or answer.handover not in handovers:
             return _combined(replace(answer, agent=name), spent)
         spent.append(answer)
         agent = get_agent_setup(agent_id=handovers[answer.handover])
@@ -111,12 +111,14 @@ def _hand_over(inbound: Message, target: Agent) -> Callable[[dict], Outcome]:
 
 
 def _combined(answer: ModelReply, spent: list[ModelReply]) -> ModelReply:
-    """The final answer, carrying the tokens of the calls that handed over to its agent."""
+    """The final answer, carrying the tokens (and any customer details recorded) of the calls that
+    handed over to its agent."""
     if not spent:
         return answer
     calls = [*spent, answer]
     return replace(
         answer,
+        details=next((call.details for call in reversed(calls) if call.details is not None), None),
         input_tokens=sum(call.input_tokens or 0 for call in calls),
         output_tokens=sum(call.output_tokens or 0 for call in calls),
         cached_input_tokens=sum(call.cached_input_tokens for call in calls),
