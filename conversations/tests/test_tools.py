@@ -30,8 +30,9 @@ ORDER_SCHEMA = {
 
 
 @pytest.fixture
-def shop(httpserver, settings, monkeypatch):
+def shop(httpserver, settings, monkeypatch, fake_providers):
     """The business's order API (the same local server as the fake OpenAI, other paths)."""
+    fake_providers.add_passthru(httpserver.url_for("/"))  # `responses` fakes only Graph and Twilio
     settings.TOOL_PRIVATE_HOSTS = ["localhost"]
     monkeypatch.setenv("TOOL_SECRET_ORDERS", "Bearer s3cret")
     return httpserver
