@@ -54,6 +54,7 @@ def test_seed_demo_keeps_the_entry_agent_staff_made(admin_user):
 
 def test_a_demo_conversation_shows_a_hand_over_and_a_tool_call(client, graph_ok, fake_openai, httpserver, settings):
     # The demo order system, as this app serves it with DEBUG on (daphne on localhost).
+    graph_ok.add_passthru(httpserver.url_for("/"))
     settings.PUBLIC_BASE_URL = httpserver.url_for("").rstrip("/")
     settings.TOOL_PRIVATE_HOSTS = ["localhost"]
     settings.DEBUG = True
