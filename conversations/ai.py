@@ -184,8 +184,8 @@ def generate_reply(
         # The OpenAI conversation holds the context and appends to it, so it must be stored;
         # `auto` truncation drops its oldest items instead of failing once it outgrows the window.
         request.update(conversation=conversation_id, store=True, truncation="auto")
-        outputs = [{"type": "function_call_output", "call_id": call, "output": out} for call, out in open_outputs]
-        request["input"] = [*outputs, *request["input"]]
+        prior = [{"type": "function_call_output", "call_id": call, "output": out} for call, out in open_outputs]
+        request["input"] = [*prior, *request["input"]]
     tools = [REQUEST_HUMAN_TOOL] if settings.BOT_DETECTS_HUMAN_REQUESTS else []
     if details is not None:
         tools.append(_details_tool_definition(details))

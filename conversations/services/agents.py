@@ -83,7 +83,9 @@ def _functions(
     if agent is None:
         return functions
     functions += [http_function(tool, context) for tool in agent.tools]
-    for target in agent.handoffs if handovers is not None else ():
+    if handovers is None:
+        return functions
+    for target in agent.handoffs:
         handovers[target.transfer_name] = target.pk
         functions.append(
             FunctionTool(
