@@ -120,3 +120,21 @@ def test_without_agents_the_bot_instructions_file_is_the_bot(client, graph_ok, f
     assert request["instructions"].startswith("FILE INSTRUCTIONS.")
     assert names(request) == ["request_human", "save_customer_details"]
     assert Message.objects.get(author=Message.Author.BOT).agent_name == ""
+
+
+def test_in_the_conversations_api_mode_the_hand_over_call_gets_its_output(
+    client, graph_ok, fake_openai, team, settings
+):
+    settings.OPENAI_USE_CONVERSATIONS = True
+    fake_openai.call_tool("transfer_to_billing", {}, call_id="call_t")
+    fake_openai.answer("Billing here.")
+
+    post_meta(client, meta_text("Refund?", "wamid.a8"))
+
+    first, second = fake_openai.requests
+    assert first["conversation"] == second["conversation"] == "conv_1"
+    # OpenAI holds triage's call: billing's request answers it before the customer's turn.
+    answered = {"type": "function_call_output", "call_id": "call_t", "output": "Transferred to billing."}
+    assert second["input"][0] == answered
+    assert second["input"][1:] == first["input"]
+    assert second["instructions"].startswith("BILLING RULES.")
