@@ -26,9 +26,11 @@ MAX_HANDOVERS = 2
 _NO_ARGUMENTS = {"type": "object", "properties": {}, "additionalProperties": False}
 
 
-def get_answering_agent(*, conversation: Conversation) -> AgentSetup | None:
-    """The agent answering the conversation now (None: the default instructions)."""
-    return get_agent_setup(agent_id=conversation.current_agent_id)
+def get_answering_agent(*, conversation: Conversation, entry_agent_id: int | None) -> AgentSetup | None:
+    """The agent answering the conversation now: the one it was handed to, else the entry agent
+    (`agents.selectors.entry_agent_id`, read with the message); None: the default instructions."""
+    agent_id = conversation.current_agent_id or entry_agent_id
+    return get_agent_setup(agent_id=agent_id) if agent_id else None
 
 
 def generate_agent_reply(

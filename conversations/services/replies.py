@@ -12,6 +12,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Exists, Q
 from django.utils import timezone
 
+from agents.selectors import entry_agent_id
 from conversations import notify, providers
 from conversations.ai import ModelReply, ModelUnavailable, is_offline
 from conversations.dispatch import SEND_OUTBOUND, enqueue
@@ -55,7 +56,11 @@ def reply_to_message(*, message_id: int, attempt: int = 1) -> Message | None:
     if not _claim(message_id):
         _send_unsent_reply(message_id)  # a run of this task that stopped between storing and sending
         return None
-    inbound = Message.objects.select_related("conversation__profile").get(pk=message_id)
+    inbound = (
+        Message.objects.select_related("conversation__profile")
+        .annotate(entry_agent_id=entry_agent_id())
+        .get(pk=message_id)
+    )
     # Before anything else: Meta's media URLs expire in minutes, and staff want the file too.
     media = prepare_inbound_media(message=inbound)
     # STOP and START are always honoured, whoever has the conversation.
@@ -133,7 +138,10 @@ def _ask_model(inbound: Message, attempt: int, images: tuple[str, ...] = ()) -> 
     if is_offline():
         return knowledge.offline_answer(inbound=inbound)
     try:
-        agent = agents.get_answering_agent(conversation=inbound.conversation)
+        # `entry_agent_id` was read with the message (reply_to_message).
+        agent = agents.get_answering_agent(
+            conversation=inbound.conversation, entry_agent_id=getattr(inbound, "entry_agent_id", None)
+        )
         # The agent's own instructions go first; these are the conversation's (style, profile, summary).
         request = context.build_model_request(inbound=inbound, instructions="")
         turns = add_images_to_turns(turns=request.turns, message=inbound, images=images)
