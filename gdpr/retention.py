@@ -19,10 +19,13 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from conversations.models import Attachment, Conversation, Message, ProcessedMessage, ToolCall
+from conversations.models import Attachment, Conversation, Message, ProcessedMessage, ToolCall, UsageWindow
 from gdpr.files import delete_stored_files
 
 logger = logging.getLogger(__name__)
+
+# Budget counters (UsageWindow) outlive their period by this much, then go.
+USAGE_WINDOW_KEEP = timedelta(days=40)
 
 
 class Progress(Protocol):
@@ -52,6 +55,7 @@ class PurgeSummary:
     conversations: int = 0
     processed_ids: int = 0
     tool_calls: int = 0
+    usage_windows: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -67,7 +71,8 @@ def purge_expired(
     progress: ProgressFactory | None = None,
 ) -> PurgeSummary:
     """Delete messages and media created before now - DATA_RETENTION_DAYS, conversations left
-    empty, and webhook dedup ids older than PROCESSED_MESSAGE_RETENTION_DAYS."""
+    empty, and webhook dedup ids older than PROCESSED_MESSAGE_RETENTION_DAYS; the model's tool
+    calls go with the messages, budget counters after USAGE_WINDOW_KEEP."""
     now = now or timezone.now()
     retention_days = settings.DATA_RETENTION_DAYS if retention_days is None else retention_days
     processed_days = settings.PROCESSED_MESSAGE_RETENTION_DAYS if processed_days is None else processed_days
@@ -99,6 +104,9 @@ def purge_expired(
         summary.conversations = _delete_in_batches(empty, batch_size, dry_run, progress)
     processed = ProcessedMessage.objects.filter(received_at__lt=summary.processed_cutoff)
     summary.processed_ids = _delete_in_batches(processed, batch_size, dry_run, progress)
+    # The budgets' per-contact counters of periods long over (the longest period is a month).
+    stale = UsageWindow.objects.filter(starts_at__lt=now - USAGE_WINDOW_KEEP)
+    summary.usage_windows = _delete_in_batches(stale, batch_size, dry_run, progress)
     logger.info("Purge %s: %s", "dry run" if dry_run else "done", summary.as_dict())
     return summary
 

@@ -11,7 +11,7 @@ import jsonschema
 import pytest
 from django.utils import timezone
 
-from conversations.models import Conversation, Message, ToolCall
+from conversations.models import Conversation, Message, ToolCall, UsageWindow
 from gdpr.erasure import erase_subject, plan_erasure
 from gdpr.export import build_subject_export
 from gdpr.retention import purge_expired
@@ -64,3 +64,16 @@ def test_retention_purges_tool_calls_older_than_the_cutoff():
 
     assert summary.tool_calls == 1
     assert list(ToolCall.objects.values_list("pk", flat=True)) == [recent.pk]
+
+
+def test_the_purge_drops_budget_counters_of_periods_long_over():
+    profile = ClientProfile.objects.create(provider="meta", external_id="15550002222")
+    now = timezone.now()
+    old = UsageWindow.objects.create(profile=profile, kind="replies", starts_at=now - timedelta(days=41), count=3)
+    current = UsageWindow.objects.create(profile=profile, kind="replies", starts_at=now, count=1)
+
+    summary = purge_expired(now=now)
+
+    assert summary.usage_windows == 1
+    assert list(UsageWindow.objects.values_list("pk", flat=True)) == [current.pk]
+    assert not UsageWindow.objects.filter(pk=old.pk).exists()
