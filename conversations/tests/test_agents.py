@@ -138,3 +138,13 @@ def test_in_the_conversations_api_mode_the_hand_over_call_gets_its_output(
     assert second["input"][0] == answered
     assert second["input"][1:] == first["input"]
     assert second["instructions"].startswith("BILLING RULES.")
+
+
+def test_an_inactive_tool_is_not_offered(client, graph_ok, fake_openai, team):
+    Tool.objects.filter(name="refund_status").update(is_active=False)
+    fake_openai.call_tool("transfer_to_billing", {}, call_id="call_t")
+
+    post_meta(client, meta_text("Refund?", "wamid.a9"))
+
+    assert "refund_status" not in names(fake_openai.requests[1])
+    assert names(fake_openai.requests[1])[-1] == "transfer_to_triage"
