@@ -27,7 +27,7 @@ from django.db import transaction
 
 from conversations.models import Conversation, Message
 from conversations.notify import Event
-from conversations.selectors.inbox import list_conversations_for_inbox
+from conversations.selectors.inbox import list_conversations_for_inbox, list_tool_calls_for_replies
 from conversations.serializers import ConversationSerializer, MessageSerializer, ProfileSerializer
 from profiles.models import ClientProfile
 
@@ -94,7 +94,8 @@ def _publish_profile(profile_id: int) -> None:
 
 
 def _message_json(message: Message) -> dict:
-    return dict(MessageSerializer(message).data)
+    tool_calls = list_tool_calls_for_replies(messages=[message])
+    return dict(MessageSerializer(message, context={"tool_calls": tool_calls}).data)
 
 
 def _conversation_rows(conversation_ids: list[int]) -> list[tuple[str, dict]]:

@@ -13,12 +13,18 @@ import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, Any
 
 import openai
 import pydantic
 from django.conf import settings
-from openai.types.responses import EasyInputMessageParam, Response
+from openai.types.responses import (
+    EasyInputMessageParam,
+    Response,
+    ResponseFunctionToolCall,
+    ResponseOutputMessage,
+    ResponseUsage,
+)
 
 from conversations.errors import RemoteDeletionError, parse_retry_after
 from conversations.turns import Turn
@@ -38,6 +44,8 @@ class ModelReply:
     model: str
     input_tokens: int | None = None
     output_tokens: int | None = None
+    # Of input_tokens, those OpenAI read from its prompt cache (billed at the cached price).
+    cached_input_tokens: int = 0
     wants_human: bool = False  # the customer asked for a person (the model called `request_human`)
     # What the customer said about themselves, when the model recorded it (`save_customer_details`).
     details: pydantic.BaseModel | None = None
@@ -48,17 +56,26 @@ class ModelReply:
     cited_file_ids: tuple[str, ...] = ()
     # The knowledge base passages the answer used (knowledge.selectors.KnowledgeHit.source), for staff.
     sources: tuple[dict, ...] = ()
+    # The hand-over function the model called (`transfer_to_billing`): the turn ends there and
+    # the next agent answers; `open_outputs` are the outputs its call still needs (call id, text)
+    # in the Conversations API mode, where OpenAI holds the call.
+    handover: str = ""
+    open_outputs: tuple[tuple[str, str], ...] = ()
+    # The agent that wrote it (empty: the bot's default instructions).
+    agent: str = ""
 
 
 @dataclass(frozen=True)
 class FunctionTool:
     """A function the model may call while it writes one reply: `run` gets the arguments and
-    returns the text the model reads back, in the same turn."""
+    returns the text the model reads back, in the same turn. A hand-over ends the turn instead."""
 
     name: str
     description: str
     parameters: dict
     run: Callable[[dict], str]
+    strict: bool = True
+    is_handover: bool = False
 
     @property
     def definition(self) -> dict:
@@ -67,7 +84,7 @@ class FunctionTool:
             "name": self.name,
             "description": self.description,
             "parameters": self.parameters,
-            "strict": True,
+            "strict": self.strict,
         }
 
 
@@ -138,20 +155,25 @@ def generate_reply(
     conversation_id: str = "",
     details: DetailsTool | None = None,
     functions: Sequence[FunctionTool] = (),
+    model: str = "",
+    open_outputs: Sequence[tuple[str, str]] = (),
 ) -> ModelReply:
     """One model answer to the conversation so far; raises ModelUnavailable on failure.
 
     With `details`, the model may also record what the customer said about themselves; with
-    `functions`, it may call them (a search of the knowledge base). When it waits to hear back,
-    the calls' outputs go back and it answers in a further call of the same reply turn: after
-    a recording alone one call (no second call for a message without details or searches),
-    after function calls at most OPENAI_MAX_TOOL_ROUNDS rounds, the last of which must answer.
+    `functions`, it may call them (several per round: a search of the knowledge base, the
+    business's HTTP tools). When it waits to hear back, the calls' outputs go back and it answers
+    in a further call of the same reply turn: after a recording alone one call (no second call
+    for a message without details or searches), after function calls at most
+    OPENAI_MAX_TOOL_ROUNDS rounds, the last of which must answer. A hand-over function ends the
+    turn at once (ModelReply.handover): the agent it names answers with its own instructions.
+    `open_outputs` are the outputs a previous agent's hand-over call still needs.
     """
     if is_offline():
         raise ModelUnavailable("no model configured (OPENAI_API_KEY is unset)", is_transient=False)
     client = _configured_client()
-    request = {
-        "model": settings.OPENAI_MODEL,
+    request: dict[str, Any] = {
+        "model": model or settings.OPENAI_MODEL,
         "instructions": instructions,
         "input": [{"role": turn.role, "content": _content_of(turn)} for turn in turns],
         "store": settings.OPENAI_STORE,
@@ -163,6 +185,8 @@ def generate_reply(
         # The OpenAI conversation holds the context and appends to it, so it must be stored;
         # `auto` truncation drops its oldest items instead of failing once it outgrows the window.
         request.update(conversation=conversation_id, store=True, truncation="auto")
+        prior = [{"type": "function_call_output", "call_id": call, "output": out} for call, out in open_outputs]
+        request["input"] = [*prior, *request["input"]]
     tools = [REQUEST_HUMAN_TOOL] if settings.BOT_DETECTS_HUMAN_REQUESTS else []
     if details is not None:
         tools.append(_details_tool_definition(details))
@@ -173,88 +197,85 @@ def generate_reply(
         request["tools"] = tools
     runnable = {function.name: function for function in functions}
     response = _create_response(client, request)
-    usages = [response.get("usage")]
-    recorded: list[dict] = []
+    usages = [response.usage]
+    recorded: list[ResponseFunctionToolCall] = []
     rounds = 0
+    handover: ResponseFunctionToolCall | None = None
     while True:
-        calls = [item for item in response.get("output") or [] if item.get("type") == "function_call"]
-        wants_human = any(call.get("name") == REQUEST_HUMAN_TOOL["name"] for call in calls)
-        records = [call for call in calls if call.get("name") == DETAILS_TOOL_NAME and details is not None]
+        calls = [item for item in response.output if isinstance(item, ResponseFunctionToolCall)]
+        wants_human = any(call.name == REQUEST_HUMAN_TOOL["name"] for call in calls)
+        handover = next((call for call in calls if call.name in runnable and runnable[call.name].is_handover), None)
+        records = [call for call in calls if call.name == DETAILS_TOOL_NAME and details is not None]
         recorded += records
-        to_run = [call for call in calls if call.get("name") in runnable]
-        text = _output_text(response)
+        to_run = [call for call in calls if call.name in runnable and not runnable[call.name].is_handover]
+        text = response.output_text.strip()
         # It waits for what it asked to run; after a recording alone, when it has not answered yet
         # (and in an OpenAI conversation a call left without its output would fail the next turn).
         waits = bool(to_run) or bool(records and (not text or conversation_id))
-        if wants_human or not waits or rounds >= settings.OPENAI_MAX_TOOL_ROUNDS:
+        if wants_human or handover is not None or not waits or rounds >= settings.OPENAI_MAX_TOOL_ROUNDS:
             break
         rounds += 1
-        outputs = {call["call_id"]: _run(runnable[call["name"]], call.get("arguments")) for call in to_run}
+        outputs = {call.call_id: _run(runnable[call.name], call.arguments) for call in to_run}
         # After a recording alone, and in the last round, it answers with what it has.
         answer_now = not to_run or rounds == settings.OPENAI_MAX_TOOL_ROUNDS
         response = _answer_after_calls(client, request, calls, outputs, conversation_id, answer_now=answer_now)
-        usages.append(response.get("usage"))
-    if not text and not wants_human:
-        raise ModelUnavailable(f"empty answer ({response.get('status')})", is_transient=False)
+        usages.append(response.usage)
+    open_calls: tuple[tuple[str, str], ...] = ()
+    if handover is not None:
+        note = _run(runnable[handover.name], handover.arguments)
+        # Every call of that response needs an output in an OpenAI conversation.
+        open_calls = tuple((call.call_id, note if call is handover else "Not run.") for call in calls)
+    elif not text and not wants_human:
+        raise ModelUnavailable(f"empty answer ({response.status})", is_transient=False)
     counted = [usage for usage in usages if usage]
     return ModelReply(
         text=text,
-        model=response.get("model") or "",
-        input_tokens=sum(usage.get("input_tokens") or 0 for usage in counted) if counted else None,
-        output_tokens=sum(usage.get("output_tokens") or 0 for usage in counted) if counted else None,
+        model=response.model or "",
+        input_tokens=sum(usage.input_tokens for usage in counted) if counted else None,
+        output_tokens=sum(usage.output_tokens for usage in counted) if counted else None,
+        cached_input_tokens=sum(_cached(usage) for usage in counted),
         wants_human=wants_human,
-        details=_parse_details(details, recorded[-1].get("arguments") or "") if details and recorded else None,
-        stored_response_id=(response.get("id") or "") if request["store"] else "",
+        details=_parse_details(details, recorded[-1].arguments) if details and recorded else None,
+        stored_response_id=(response.id or "") if request["store"] else "",
         cited_file_ids=_cited_file_ids(response),
+        handover=handover.name if handover is not None else "",
+        open_outputs=open_calls if conversation_id else (),
     )
 
 
-def _create_response(client: openai.OpenAI, request: dict) -> dict:
+def _cached(usage: ResponseUsage) -> int:
+    details = usage.input_tokens_details
+    return (details.cached_tokens or 0) if details else 0
+
+
+def _create_response(client: openai.OpenAI, request: dict[str, Any]) -> Response:
     """POST /responses through the SDK's client (auth, base URL, timeouts, its errors) with the
-    request as we built it, and its JSON as it came. `client.responses.create` would first
-    walk our already wire-ready dict through its typed parameter transform and then build the
-    typed Response: about 3 ms of CPU per call against 1 ms for this, on the reply of every
-    message (bench/RESULTS.md)."""
+    request as we built it, parsed into the SDK's typed Response (function calls, usage). Not
+    `client.responses.create`: its typed transform of an already wire-ready request costs 1.4 ms
+    of CPU per call with one turn and 5.9 ms with 20 turns and 5 tools, against 0.6 and 0.8 ms
+    for this, on every round of every reply (bench/responses_call.py)."""
     with metrics.measure_model_call(model=request["model"], purpose="reply") as call, _model_errors():
-        response = client.post("/responses", body=request, cast_to=object)
-        if not isinstance(response, dict):
-            raise ModelUnavailable("the model's answer was not a JSON object", is_transient=True)
-        usage = response.get("usage") or {}
-        call.used(model=response.get("model") or "", **{kind: usage.get(kind) for kind in _TOKEN_KINDS})
+        response = client.post("/responses", body=request, cast_to=Response)
+        call.used(model=response.model, **dict(zip(_TOKEN_KINDS, _usage(response), strict=True)))
     return response
 
 
 _TOKEN_KINDS = ("input_tokens", "output_tokens")
 
 
-def _output_text(response: dict) -> str:
-    """The answer's text, as the SDK's `Response.output_text` joins it."""
-    return "".join(
-        content.get("text") or ""
-        for item in response.get("output") or []
-        if item.get("type") == "message"
-        for content in item.get("content") or []
-        if content.get("type") == "output_text"
-    ).strip()
-
-
 def _answer_after_calls(
     client: openai.OpenAI,
-    request: dict,
-    calls: list[dict],
+    request: dict[str, Any],
+    calls: list[ResponseFunctionToolCall],
     outputs: dict[str, str],
     conversation_id: str,
     *,
     answer_now: bool,
-) -> dict:
+) -> Response:
     """The next call of the reply turn, with an output for each of the model's calls (for a
     recording of details: "Recorded.")."""
     results = [
-        {
-            "type": "function_call_output",
-            "call_id": call["call_id"],
-            "output": outputs.get(call["call_id"], "Recorded."),
-        }
+        {"type": "function_call_output", "call_id": call.call_id, "output": outputs.get(call.call_id, "Recorded.")}
         for call in calls
     ]
     if conversation_id:
@@ -262,7 +283,7 @@ def _answer_after_calls(
     else:
         # The calls go back without their item ids: with store=false OpenAI keeps no item to refer to.
         made = [
-            {"type": "function_call", "call_id": call["call_id"], "name": call["name"], "arguments": call["arguments"]}
+            {"type": "function_call", "call_id": call.call_id, "name": call.name, "arguments": call.arguments}
             for call in calls
         ]
         request["input"] = [*request["input"], *made, *results]
@@ -275,18 +296,26 @@ def _run(function: FunctionTool, arguments: str | None) -> str:
     try:
         parsed = json.loads(arguments or "{}")
     except json.JSONDecodeError:
-        return "The arguments were not valid JSON."
-    return function.run(parsed if isinstance(parsed, dict) else {})
+        parsed = None
+    if not isinstance(parsed, dict):
+        return "The arguments were not a JSON object."
+    try:
+        return function.run(parsed)
+    except Exception:  # a broken tool must not cost the customer the reply: the model explains
+        logger.exception("Function %s failed.", function.name)
+        return f"The {function.name} tool failed; tell the customer it is unavailable for now."
 
 
-def _cited_file_ids(response: dict) -> tuple[str, ...]:
+def _cited_file_ids(response: Response) -> tuple[str, ...]:
     """The knowledge base's vector store files the answer cites (file_search annotations)."""
     cited: list[str] = []
-    for item in response.get("output") or []:
-        for content in item.get("content") or []:
-            for annotation in content.get("annotations") or []:
-                file_id = annotation.get("file_id")
-                if annotation.get("type") == "file_citation" and file_id and file_id not in cited:
+    for item in response.output:
+        if not isinstance(item, ResponseOutputMessage):
+            continue
+        for content in item.content:
+            for annotation in getattr(content, "annotations", None) or []:
+                file_id = getattr(annotation, "file_id", None)
+                if annotation.type == "file_citation" and file_id and file_id not in cited:
                     cited.append(file_id)
     return tuple(cited)
 

@@ -19,6 +19,7 @@ from conversations.selectors.inbox import (
     get_conversation_for_inbox,
     list_conversations_for_inbox,
     list_messages_for_inbox,
+    list_tool_calls_for_replies,
 )
 from conversations.serializers import ConversationSerializer, MessageSerializer, ProfileSerializer
 from conversations.services.profiles import update_profile_by_staff
@@ -97,7 +98,8 @@ class MessageListApi(InboxApi):
             after_id=params.validated_data["after"],
             limit=params.validated_data["limit"],
         )
-        return Response(MessageSerializer(messages, many=True).data)
+        tool_calls = list_tool_calls_for_replies(messages=messages)
+        return Response(MessageSerializer(messages, many=True, context={"tool_calls": tool_calls}).data)
 
 
 class TakeOverApi(InboxApi):

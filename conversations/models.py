@@ -71,6 +71,10 @@ class Conversation(models.Model):
     summary_through_message_id = models.BigIntegerField(null=True, blank=True)
     # The customer-message count at which the instructions last asked for missing profile details.
     details_asked_at_turn = models.PositiveIntegerField(null=True, blank=True)
+    # The agent answering now (agents/): set by a hand-over; None is the entry agent.
+    current_agent = models.ForeignKey(
+        "agents.Agent", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -183,6 +187,10 @@ class Message(models.Model):
     # The knowledge base passages a bot reply was given and used ({chunk_id, article_id, title,
     # heading, url, cited}): shown to staff, never sent to the customer. No personal data.
     knowledge_sources = models.JSONField(default=list, blank=True)
+    # The agent that wrote a bot reply (its name when it wrote it; empty: the default instructions).
+    agent_name = models.CharField(max_length=32, blank=True)
+    # What its model calls cost, from MODEL_PRICES when it was written (None: no price known).
+    cost = models.DecimalField(max_digits=12, decimal_places=6, null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -376,10 +384,84 @@ class ModelUsage(models.Model):
     model = models.CharField(max_length=100, blank=True)
     input_tokens = models.PositiveIntegerField(default=0)
     output_tokens = models.PositiveIntegerField(default=0)
+    cost = models.DecimalField(max_digits=12, decimal_places=6, null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
         return f"{self.get_purpose_display()} in conversation #{self.conversation_id}"
+
+
+class ToolCall(models.Model):
+    """One call of a function by the model while it answered `message` (an agent's HTTP tool, the
+    knowledge search, a hand-over). Its arguments and result are personal data: exported, erased
+    and purged with the conversation's messages."""
+
+    class Status(models.TextChoices):
+        OK = "ok", "Answered"
+        ERROR = "error", "Failed"
+        TIMEOUT = "timeout", "Timed out"
+        INVALID = "invalid", "Invalid arguments"
+        REFUSED = "refused", "Refused (blocked address)"
+        NEEDS_CONFIRMATION = "needs_confirmation", "Waiting for the customer's confirmation"
+        CONFIRMED = "confirmed", "Confirmed (then called)"
+        HANDOVER = "handover", "Hand-over"
+
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="tool_calls")
+    # The customer message being answered.
+    message = models.ForeignKey(Message, null=True, blank=True, on_delete=models.CASCADE, related_name="tool_calls")
+    agent_name = models.CharField(max_length=32, blank=True)
+    tool_name = models.CharField(max_length=64)
+    arguments = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=24, choices=Status.choices)
+    http_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    latency_ms = models.PositiveIntegerField(default=0)
+    result = models.TextField(blank=True, help_text="What the model read back (truncated).")
+    is_truncated = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.tool_name} ({self.status}) in conversation #{self.conversation_id}"
+
+
+class UsageWindow(models.Model):
+    """A count for one contact in one period (replies per minute, tokens per day, limit notices):
+    raised by conditional UPDATEs, so concurrent workers never pass a limit together. Rows of past
+    periods are only history; deleted with the contact."""
+
+    class Kind(models.TextChoices):
+        REPLIES = "replies", "Model replies per minute"
+        TOKENS = "tokens", "Model tokens per day"
+        # One notice per limit and period: replies (an hour), tokens (a day), spend (a month).
+        NOTICE_REPLIES = "notice_replies", "Notice: replies per minute"
+        NOTICE_TOKENS = "notice_tokens", "Notice: tokens per day"
+        NOTICE_SPEND = "notice_spend", "Notice: monthly spend"
+
+    profile = models.ForeignKey("profiles.ClientProfile", on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    starts_at = models.DateTimeField()
+    count = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["profile", "kind", "starts_at"], name="one_usage_window_per_period")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} of profile #{self.profile_id} from {self.starts_at:%Y-%m-%d %H:%M}"
+
+
+class MonthlySpend(models.Model):
+    """What the model cost in one calendar month (UTC), in MODEL_PRICE_CURRENCY: the spend cap's
+    counter. Not personal data: it stays when the conversations it counts are erased."""
+
+    month = models.DateField(unique=True)
+    amount = models.DecimalField(max_digits=14, decimal_places=6, default=0)
+
+    def __str__(self) -> str:
+        return f"{self.month:%Y-%m}: {self.amount}"
 
 
 class CapturedWebhook(models.Model):

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import json
 import socket
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, Any
 from urllib.parse import urljoin, urlsplit
 
 import requests
@@ -117,12 +118,19 @@ def check_url(url: str) -> None:
     resolve_public_address(host, parts.port or 443)
 
 
+def _no_hosts() -> Collection[str]:
+    return ()
+
+
 class _PinnedConnectionMixin:
     """Connect to the address that passed the check, keeping the host name for TLS and Host."""
 
+    # Further hosts exempt for one session's calls (a tool's private hosts), read at connect time.
+    extra_exempt: Callable[[], Collection[str]] = staticmethod(_no_hosts)
+
     def _new_conn(self):
         host = self._dns_host
-        if host in exempt_hosts():
+        if host in exempt_hosts() or host in self.extra_exempt():
             return super()._new_conn()
         self._dns_host = resolve_public_address(host, self.port)
         try:
@@ -148,17 +156,29 @@ class _PinnedHTTPSPool(HTTPSConnectionPool):
 
 
 class GuardedAdapter(HTTPAdapter):
+    def __init__(self, *, extra_exempt: Callable[[], Collection[str]] | None = None, **kwargs) -> None:
+        self._extra_exempt = extra_exempt  # read by init_poolmanager, which HTTPAdapter's __init__ calls
+        super().__init__(**kwargs)
+
     def init_poolmanager(self, *args, **kwargs) -> None:
         super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = {"http": _PinnedHTTPPool, "https": _PinnedHTTPSPool}
+        pools: dict[str, type[HTTPConnectionPool]] = {"http": _PinnedHTTPPool, "https": _PinnedHTTPSPool}
+        if self._extra_exempt is not None:
+            pools = {scheme: _exempting(pool, self._extra_exempt) for scheme, pool in pools.items()}
+        self.poolmanager.pool_classes_by_scheme = pools
 
 
-def guarded_session() -> requests.Session:
+def _exempting(pool: type[HTTPConnectionPool], hosts: Callable[[], Collection[str]]) -> type[HTTPConnectionPool]:
+    connection = type(pool.ConnectionCls.__name__, (pool.ConnectionCls,), {"extra_exempt": staticmethod(hosts)})
+    return type(pool.__name__, (pool,), {"ConnectionCls": connection})
+
+
+def guarded_session(*, extra_exempt: Callable[[], Collection[str]] | None = None) -> requests.Session:
     session = requests.Session()
     # No environment proxies: the guard checks the address it connects to, which must be the target.
     session.trust_env = False
-    session.mount("http://", GuardedAdapter())
-    session.mount("https://", GuardedAdapter())
+    session.mount("http://", GuardedAdapter(extra_exempt=extra_exempt))
+    session.mount("https://", GuardedAdapter(extra_exempt=extra_exempt))
     return session
 
 
@@ -262,3 +282,70 @@ def _declared_length(response: requests.Response) -> int | None:
         return int(response.headers["Content-Length"])
     except (KeyError, ValueError):
         return None
+
+
+# --- Calls of the business's own APIs (agents' HTTP tools): JSON in, JSON out.
+
+
+@dataclass
+class JsonAnswer:
+    status: int
+    data: Any  # the parsed JSON, or the text when the answer was not JSON
+
+
+def _tool_private_hosts() -> Collection[str]:
+    return settings.TOOL_PRIVATE_HOSTS
+
+
+_tool_session = guarded_session(extra_exempt=_tool_private_hosts)
+
+
+def call_json_api(
+    method: str,
+    url: str,
+    *,
+    allowed_hosts: Collection[str],
+    headers: dict[str, str],
+    timeout: float,
+    max_bytes: int,
+    params: dict[str, Any] | None = None,
+    json_body: dict[str, Any] | None = None,
+) -> JsonAnswer:
+    """One call of a business API: every hop (redirects of a GET included) must be one of
+    `allowed_hosts`, and public over https unless the operator listed it in TOOL_PRIVATE_HOSTS.
+    Raises UnsafeURL for a refused hop, MediaFetchError for a failed or oversized call."""
+    for _ in range(settings.MEDIA_MAX_REDIRECTS + 1):
+        host = urlsplit(url).hostname or ""
+        if host not in allowed_hosts:
+            raise UnsafeURL(f"{host or 'an empty host'} is not among the tool's allowed hosts")
+        if host not in settings.TOOL_PRIVATE_HOSTS:
+            check_url(url)
+        try:
+            response = _tool_session.request(
+                method,
+                url,
+                params=params,
+                json=json_body,
+                headers={"Accept": "application/json", **headers},
+                stream=True,
+                allow_redirects=False,
+                timeout=timeout,
+            )
+        except requests.Timeout as exc:
+            raise MediaFetchError("timeout", is_transient=True) from exc
+        except requests.RequestException as exc:
+            raise MediaFetchError(type(exc).__name__, is_transient=True) from exc
+        with response:
+            if response.is_redirect:
+                if method != "GET":
+                    raise MediaFetchError(f"HTTP {response.status_code} redirect of a {method}")
+                url, params = urljoin(url, response.headers["Location"]), None
+                continue
+            download = _read_capped(response, max_bytes, "")
+        with download.file:
+            body = download.file.read().decode(response.encoding or "utf-8", errors="replace")
+        try:
+            return JsonAnswer(response.status_code, json.loads(body))
+        except json.JSONDecodeError:
+            return JsonAnswer(response.status_code, body)
+    raise UnsafeURL("too many redirects")

@@ -5,9 +5,10 @@ Every string here is customer- or model-supplied data: the page renders it as te
 
 from __future__ import annotations
 
+from django.conf import settings
 from rest_framework import serializers
 
-from conversations.models import Conversation, Message, staff_name
+from conversations.models import Conversation, Message, ToolCall, staff_name
 from profiles.models import ClientProfile
 
 
@@ -23,6 +24,10 @@ class MessageSerializer(serializers.ModelSerializer):
     staff_name = serializers.SerializerMethodField()
     # The knowledge base passages a bot reply used: for staff, never shown to the customer.
     sources = serializers.JSONField(source="knowledge_sources", read_only=True)
+    agent = serializers.CharField(source="agent_name", read_only=True)
+    # The function calls made while writing a bot reply: give `tool_calls` ({reply id: [ToolCall]},
+    # inbox_selectors.list_tool_calls_for_replies) in the serializer's context.
+    tool_calls = serializers.SerializerMethodField()
 
     class Meta:
         model = Message
@@ -39,11 +44,23 @@ class MessageSerializer(serializers.ModelSerializer):
             "error_code",
             "error_title",
             "sources",
+            "agent",
+            "cost",
+            "tool_calls",
             "created_at",
         ]
 
     def get_staff_name(self, message: Message) -> str:
         return staff_name(message.staff_user)
+
+    def get_tool_calls(self, message: Message) -> list[dict]:
+        return ToolCallSerializer(self.context.get("tool_calls", {}).get(message.pk, []), many=True).data
+
+
+class ToolCallSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ToolCall
+        fields = ["id", "agent_name", "tool_name", "arguments", "status", "http_status", "latency_ms", "result"]
 
 
 class ProfileSerializer(serializers.ModelSerializer):
@@ -79,6 +96,12 @@ class ConversationSerializer(serializers.ModelSerializer):
     delivery_status = serializers.CharField(allow_null=True)
     delivery_error = serializers.CharField(allow_null=True)
     unread_count = serializers.IntegerField()
+    # What the model cost for this conversation and for its contact, in `currency`; the agent
+    # answering it now.
+    cost = serializers.DecimalField(max_digits=14, decimal_places=6)
+    contact_cost = serializers.DecimalField(max_digits=14, decimal_places=6)
+    currency = serializers.SerializerMethodField()
+    agent = serializers.SerializerMethodField()
 
     class Meta:
         model = Conversation
@@ -101,5 +124,15 @@ class ConversationSerializer(serializers.ModelSerializer):
             "delivery_status",
             "delivery_error",
             "unread_count",
+            "cost",
+            "contact_cost",
+            "currency",
+            "agent",
             "updated_at",
         ]
+
+    def get_currency(self, conversation: Conversation) -> str:
+        return settings.MODEL_PRICE_CURRENCY
+
+    def get_agent(self, conversation: Conversation) -> str:
+        return conversation.current_agent.name if conversation.current_agent else ""

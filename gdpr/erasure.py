@@ -24,6 +24,7 @@ from conversations.models import (
     Message,
     MessagePart,
     Provider,
+    ToolCall,
 )
 from gdpr.files import delete_stored_files
 from gdpr.models import ErasureRecord, RemoteDeletion
@@ -48,6 +49,8 @@ _COUNT_NAMES = {
     Message._meta.label: "messages",
     Attachment._meta.label: "attachments",
     AuditEntry._meta.label: "audit_entries",
+    # The model's function calls (arguments and results): deleted with their conversation.
+    ToolCall._meta.label: "tool_calls",
 }
 
 
@@ -77,6 +80,7 @@ def plan_erasure(*, subject: Subject) -> ErasurePlan:
         "attachments": attachments.count(),
         "files": attachments.exclude(file="").count(),
         "audit_entries": _audit_entries(ids).count(),
+        "tool_calls": ToolCall.objects.filter(conversation__profile__in=ids).count(),
         "webhook_captures": len(_webhook_captures(subject)),
     }
     remote = [

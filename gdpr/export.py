@@ -21,7 +21,7 @@ from django.core.files.storage import default_storage
 from django.db import models
 from django.utils import timezone
 
-from conversations.models import Attachment, AuditEntry, Conversation, Message
+from conversations.models import Attachment, AuditEntry, Conversation, Message, ToolCall
 from gdpr.subjects import Subject
 from profiles.models import ClientProfile
 from telemetry import metrics
@@ -75,6 +75,8 @@ def build_subject_export(*, subject: Subject) -> dict[str, Any]:
             "Values marked inferred were produced by an AI model (speech-to-text, profile extraction), "
             "not given by you.",
             "Messages authored by 'bot' were written by an AI model.",
+            "Tool calls are requests the AI model made to the business's own systems (an order lookup…) "
+            "while answering you, with what it read back.",
         ],
     }
 
@@ -140,6 +142,7 @@ def _export_profile(profile: ClientProfile) -> dict[str, Any]:
     for message in messages:
         messages_by_conversation.setdefault(message.conversation_id, []).append(_export_message(message))
     audit = AuditEntry.objects.filter(profile=profile) | AuditEntry.objects.filter(conversation__profile=profile)
+    tool_calls = _export_tool_calls(profile)
     return {
         "profile_id": profile.pk,
         "fields": _fields(profile),
@@ -150,7 +153,11 @@ def _export_profile(profile: ClientProfile) -> dict[str, Any]:
             "opted_in_at": _jsonable(profile.opted_in_at),
         },
         "conversations": [
-            {**_fields(conversation), "messages": messages_by_conversation.get(conversation.pk, [])}
+            {
+                **_fields(conversation),
+                "messages": messages_by_conversation.get(conversation.pk, []),
+                "tool_calls": tool_calls.get(conversation.pk, []),
+            }
             for conversation in conversations
         ],
         "audit_entries": [_fields(entry) for entry in audit.distinct().order_by("created_at", "pk")],
@@ -174,6 +181,17 @@ def _export_attachment(attachment: Attachment) -> dict[str, Any]:
         "file_stored": is_stored,
         "archive_path": f"media/{attachment.pk}/{PurePosixPath(name).name}" if is_stored else "",
     }
+
+
+# --- Tool calls: the functions the model called while answering (agents' HTTP tools, searches,
+# hand-overs); their arguments and results are the person's data.
+
+
+def _export_tool_calls(profile: ClientProfile) -> dict[int, list[dict[str, Any]]]:
+    calls: dict[int, list[dict[str, Any]]] = {}
+    for call in ToolCall.objects.filter(conversation__profile=profile).order_by("created_at", "pk"):
+        calls.setdefault(call.conversation_id, []).append(_fields(call))
+    return calls
 
 
 def _inferred_profile_fields(profile: ClientProfile) -> list[str]:

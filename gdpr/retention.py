@@ -19,11 +19,14 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from conversations.models import Attachment, Conversation, Message, ProcessedMessage
+from conversations.models import Attachment, Conversation, Message, ProcessedMessage, ToolCall, UsageWindow
 from gdpr.files import delete_stored_files
 from telemetry import metrics
 
 logger = logging.getLogger(__name__)
+
+# Budget counters (UsageWindow) outlive their period by this much, then go.
+USAGE_WINDOW_KEEP = timedelta(days=40)
 
 
 class Progress(Protocol):
@@ -52,6 +55,8 @@ class PurgeSummary:
     files: int = 0
     conversations: int = 0
     processed_ids: int = 0
+    tool_calls: int = 0
+    usage_windows: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -67,7 +72,8 @@ def purge_expired(
     progress: ProgressFactory | None = None,
 ) -> PurgeSummary:
     """Delete messages and media created before now - DATA_RETENTION_DAYS, conversations left
-    empty, and webhook dedup ids older than PROCESSED_MESSAGE_RETENTION_DAYS."""
+    empty, and webhook dedup ids older than PROCESSED_MESSAGE_RETENTION_DAYS; the model's tool
+    calls go with the messages, budget counters after USAGE_WINDOW_KEEP."""
     now = now or timezone.now()
     retention_days = settings.DATA_RETENTION_DAYS if retention_days is None else retention_days
     processed_days = settings.PROCESSED_MESSAGE_RETENTION_DAYS if processed_days is None else processed_days
@@ -88,12 +94,20 @@ def purge_expired(
             summary.files = attachments.exclude(file="").count()
         else:
             _purge_messages(expired, summary, batch_size, progress("messages", expired.count()))
+        # The model's function calls go with the messages they answered (a cascade); any left
+        # without one (its message erased another way) expire by their own age.
+        summary.tool_calls = _delete_in_batches(
+            ToolCall.objects.filter(created_at__lt=cutoff), batch_size, dry_run, progress
+        )
         # Only conversations with nothing left; while a dry run deletes nothing, this counts the
         # ones empty already.
         empty = Conversation.objects.filter(updated_at__lt=cutoff, messages__isnull=True)
         summary.conversations = _delete_in_batches(empty, batch_size, dry_run, progress)
     processed = ProcessedMessage.objects.filter(received_at__lt=summary.processed_cutoff)
     summary.processed_ids = _delete_in_batches(processed, batch_size, dry_run, progress)
+    # The budgets' per-contact counters of periods long over (the longest period is a month).
+    stale = UsageWindow.objects.filter(starts_at__lt=now - USAGE_WINDOW_KEEP)
+    summary.usage_windows = _delete_in_batches(stale, batch_size, dry_run, progress)
     logger.info("Purge %s: %s", "dry run" if dry_run else "done", summary.as_dict())
     metrics.count_gdpr_job(job="purge", outcome="dry_run" if dry_run else "done")
     return summary

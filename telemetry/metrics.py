@@ -20,8 +20,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from time import perf_counter
 
-from django.conf import settings
 from prometheus_client import Counter, Histogram, values
+
+from telemetry.prices import price_of
 
 MULTIPROCESS_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
 if MULTIPROCESS_DIR:
@@ -55,7 +56,7 @@ MODEL_CALL_SECONDS = Histogram(
 )
 MODEL_TOKENS = Counter("whatsbot_model_tokens", "Model tokens.", ["model", "purpose", "kind"])
 MODEL_COST = Counter(
-    "whatsbot_model_cost_usd", "Estimated model cost in USD (OPENAI_PRICES).", ["model", "purpose"]
+    "whatsbot_model_cost", "Model cost in MODEL_PRICE_CURRENCY (MODEL_PRICES).", ["model", "purpose"]
 )  # fmt: skip
 SENDS = Counter(
     "whatsbot_sends", "Outbound sends by channel and final status of the attempt.", ["channel", "status", "error_code"]
@@ -152,17 +153,6 @@ def measure_model_call(*, model: str, purpose: str) -> Iterator[ModelCall]:
         if call.input_tokens or call.output_tokens:
             MODEL_TOKENS.labels(name, purpose, "input").inc(call.input_tokens)
             MODEL_TOKENS.labels(name, purpose, "output").inc(call.output_tokens)
-            cost = model_cost(call.model, call.input_tokens, call.output_tokens)
+            cost = price_of(model=call.model, input_tokens=call.input_tokens, output_tokens=call.output_tokens)
             if cost:
-                MODEL_COST.labels(name, purpose).inc(cost)
-
-
-def model_cost(model: str, input_tokens: int, output_tokens: int) -> float:
-    """USD by OPENAI_PRICES (per million input/output tokens); a dated model name (gpt-5-mini-2025-08-07)
-    takes the price of the longest configured name it starts with; 0 when none matches."""
-    prices: dict[str, tuple[float, float]] = settings.OPENAI_PRICES
-    names = [name for name in prices if model == name or model.startswith(name + "-")]
-    if not names:
-        return 0.0
-    per_input, per_output = prices[max(names, key=len)]
-    return (input_tokens * per_input + output_tokens * per_output) / 1_000_000
+                MODEL_COST.labels(name, purpose).inc(float(cost))

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
+from decimal import Decimal
 from pathlib import Path
 
 import environ
@@ -69,6 +70,7 @@ INSTALLED_APPS = [
     "channels",
     "profiles",
     "knowledge",
+    "agents",
     "conversations",
     "channels_app",
     "gdpr",
@@ -404,6 +406,18 @@ KNOWLEDGE_CONTEXT_PASSAGES = env.int("KNOWLEDGE_CONTEXT_PASSAGES", default=3)
 # Offer the model a `search_knowledge` tool for follow-up searches; rounds of tool calls per reply.
 KNOWLEDGE_SEARCH_TOOL = env.bool("KNOWLEDGE_SEARCH_TOOL", default=True)
 OPENAI_MAX_TOOL_ROUNDS = env.int("OPENAI_MAX_TOOL_ROUNDS", default=3)
+# Hosts that agents' HTTP tools may reach although they are private or plain http (an internal
+# order system, the DEBUG demo at localhost); every tool still lists the hosts it may reach.
+TOOL_PRIVATE_HOSTS = env.list("TOOL_PRIVATE_HOSTS", default=["localhost"] if DEBUG else [])
+# Budgets (conversations/services/budgets.py), 0 or unset for no limit: model replies per minute
+# and model tokens per day for each contact, and a cap on the month's model cost in
+# MODEL_PRICE_CURRENCY, computed from MODEL_PRICES: {"model": {"input": …, "cached_input": …,
+# "output": …}} per million tokens (a dated model name takes the price of its prefix).
+BUDGET_REPLIES_PER_MINUTE = env.int("BUDGET_REPLIES_PER_MINUTE", default=0)
+BUDGET_TOKENS_PER_DAY = env.int("BUDGET_TOKENS_PER_DAY", default=0)
+BUDGET_MONTHLY_SPEND_CAP = env("BUDGET_MONTHLY_SPEND_CAP", cast=Decimal, default=None)
+MODEL_PRICES = env.json("MODEL_PRICES", default={})
+MODEL_PRICE_CURRENCY = env.str("MODEL_PRICE_CURRENCY", default="USD")
 # Append the public links (Article.url) of the articles a reply used, for the customer to read.
 KNOWLEDGE_SOURCE_LINKS = env.bool("KNOWLEDGE_SOURCE_LINKS", default=False)
 # An OpenAI vector store kept in sync with the active articles and offered as `file_search`.
@@ -601,12 +615,6 @@ OUTGOING_WEBHOOK_MAX_ATTEMPTS = env.int("OUTGOING_WEBHOOK_MAX_ATTEMPTS", default
 OUTGOING_WEBHOOK_DISABLE_AFTER = env.int("OUTGOING_WEBHOOK_DISABLE_AFTER", default=20)
 OUTGOING_WEBHOOK_TIMEOUT_SECONDS = env.float("OUTGOING_WEBHOOK_TIMEOUT_SECONDS", default=10.0)
 OUTGOING_WEBHOOK_ALLOWED_HOSTS = env.list("OUTGOING_WEBHOOK_ALLOWED_HOSTS", default=[])
-# Estimated model cost (whatsbot_model_cost_usd): USD per million input/output tokens, by model
-# name, as `name=input/output,name=input/output`. Empty: no cost counted.
-OPENAI_PRICES = {
-    name.strip(): (float(prices.partition("/")[0]), float(prices.partition("/")[2]))
-    for name, _, prices in (item.partition("=") for item in env.list("OPENAI_PRICES", default=[]))
-}
 
 if SENTRY_DSN:
     from whatsbot_project.sentry import init_sentry

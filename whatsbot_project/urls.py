@@ -2,6 +2,8 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
+from agents.demo import cancel_demo_order, demo_order
+
 # /healthz/, /readyz/ and /metrics are answered by ops.middleware.OperationsMiddleware, before
 # the host and HTTPS checks.
 
@@ -11,6 +13,9 @@ urlpatterns = [
     path("staff/attachments/", include("conversations.media.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
+    # The demo shop's order system for seed_demo's tools: 404 unless DEBUG.
+    path("demo/orders/<str:order_id>/", demo_order),
+    path("demo/orders/<str:order_id>/cancel/", cancel_demo_order),
     path("api/", include("conversations.api_urls")),
     path("", include("channels_app.urls")),
 ]

@@ -6,14 +6,16 @@ List pages run a fixed number of queries: summaries come from correlated subquer
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
-from conversations.models import AuditEntry, Conversation, Message, ProcessedMessage, staff_name
+from conversations.models import AuditEntry, Conversation, Message, ProcessedMessage, ToolCall, staff_name
 from conversations.selectors.inbox import annotate_inbox_summary
 from conversations.services.quarantine import drop_quarantined, list_quarantined, retry_quarantined
+from conversations.services.usage import get_month_spend
 
 TICKS = {"pending": "🕓", "sending": "🕓", "unknown": "?", "sent": "✓", "delivered": "✓✓", "read": "✓✓ read"}
 
@@ -50,6 +52,8 @@ class MessageInline(ReadOnlyAdminMixin, admin.TabularInline):
         "delivery",
         "failure_reason",
         "sources",
+        "agent_name",
+        "cost",
     ]
     readonly_fields = fields
 
@@ -87,6 +91,37 @@ class MessageInline(ReadOnlyAdminMixin, admin.TabularInline):
         return links if any(source.get("cited") for source in sources) else format_html("given, not cited: {}", links)
 
 
+class ToolCallInline(ReadOnlyAdminMixin, admin.TabularInline):
+    """What the model called while answering (personal data: arguments and results)."""
+
+    model = ToolCall
+    extra = 0
+    classes = ["collapse"]
+    fields = ["created_at", "agent_name", "tool_name", "arguments", "status", "http_status", "latency_ms", "result"]
+    readonly_fields = fields
+
+
+@admin.register(ToolCall)
+class ToolCallAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ["created_at", "conversation", "agent_name", "tool_name", "status", "http_status", "latency_ms"]
+    list_filter = ["status", "tool_name", "agent_name"]
+    list_select_related = ["conversation__profile"]
+    fields = [
+        "created_at",
+        "conversation",
+        "message",
+        "agent_name",
+        "tool_name",
+        "arguments",
+        "status",
+        "http_status",
+        "latency_ms",
+        "result",
+        "is_truncated",
+    ]
+    readonly_fields = fields
+
+
 @admin.register(Conversation)
 class ConversationAdmin(admin.ModelAdmin):
     list_display = [
@@ -99,6 +134,7 @@ class ConversationAdmin(admin.ModelAdmin):
         "last_message_time",
         "unread",
         "delivery",
+        "model_cost",
     ]
     list_filter = ["channel", "mode", "status", "needs_human"]
     search_fields = [
@@ -127,10 +163,28 @@ class ConversationAdmin(admin.ModelAdmin):
         "updated_at",
     ]
     readonly_fields = fields
-    inlines = [MessageInline]
+    inlines = [MessageInline, ToolCallInline]
 
     def get_queryset(self, request: HttpRequest):
         return annotate_inbox_summary(super().get_queryset(request))
+
+    def get_fields(self, request: HttpRequest, obj=None) -> list[str]:
+        return [*self.fields, "current_agent", "model_cost"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj=None) -> list[str]:
+        return self.get_fields(request, obj)
+
+    def changelist_view(self, request: HttpRequest, extra_context=None):
+        spend = get_month_spend()
+        cap = settings.BUDGET_MONTHLY_SPEND_CAP
+        subtitle = f"Model cost this month: {spend:.2f} {settings.MODEL_PRICE_CURRENCY}"
+        if cap is not None:
+            subtitle += f" of a {cap} cap"
+        return super().changelist_view(request, {"subtitle": subtitle, **(extra_context or {})})
+
+    @admin.display(description="Model cost", ordering="cost")
+    def model_cost(self, conversation: Conversation) -> str:
+        return f"{conversation.cost:.4f} {settings.MODEL_PRICE_CURRENCY}"
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import admin
 from django.db.models import Count
 from django.http import HttpRequest
 
 from conversations.admin.conversation import ReadOnlyAdminMixin
 from conversations.models import AuditEntry
+from conversations.selectors.inbox import get_contact_cost
 from conversations.services.profiles import STAFF_EDITABLE_FIELDS, update_profile_by_staff
 from profiles.models import ClientProfile
 
@@ -39,10 +41,19 @@ class ClientProfileAdmin(admin.ModelAdmin):
         "phone_number",
         "display_name",
         *STAFF_EDITABLE_FIELDS,
+        "model_cost",
         "created_at",
         "updated_at",
     ]
-    readonly_fields = ["provider", "external_id", "phone_number", "display_name", "created_at", "updated_at"]
+    readonly_fields = [
+        "provider",
+        "external_id",
+        "phone_number",
+        "display_name",
+        "model_cost",
+        "created_at",
+        "updated_at",
+    ]
     inlines = [StaffEditInline]
 
     def get_queryset(self, request: HttpRequest):
@@ -51,6 +62,10 @@ class ClientProfileAdmin(admin.ModelAdmin):
     @admin.display(description="Conversations", ordering="conversation_total")
     def conversation_count(self, profile: ClientProfile) -> int:
         return profile.conversation_total
+
+    @admin.display(description="Model cost (all conversations)")
+    def model_cost(self, profile: ClientProfile) -> str:
+        return f"{get_contact_cost(profile_id=profile.pk):.4f} {settings.MODEL_PRICE_CURRENCY}"
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # profiles come from the providers, with the customer's first message

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery
+from decimal import Decimal
+
+from django.db.models import Count, DecimalField, IntegerField, OuterRef, QuerySet, Subquery, Sum, Value
+from django.db.models.expressions import CombinedExpression
 from django.db.models.functions import Coalesce, Substr
 
-from conversations.models import Conversation, Message
+from conversations.models import Conversation, Message, ModelUsage, ToolCall
 
 PREVIEW_CHARS = 120
 
@@ -29,7 +32,7 @@ def annotate_inbox_summary(queryset: QuerySet[Conversation]) -> QuerySet[Convers
         .annotate(count=Count("id"))
         .values("count")
     )
-    return queryset.select_related("profile", "assigned_to").annotate(
+    return queryset.select_related("profile", "assigned_to", "current_agent").annotate(
         last_message_preview=Subquery(latest.annotate(preview=Substr("text", 1, PREVIEW_CHARS)).values("preview")[:1]),
         last_message_kind=Subquery(latest.values("kind")[:1]),
         last_message_author=Subquery(latest.values("author")[:1]),
@@ -37,7 +40,22 @@ def annotate_inbox_summary(queryset: QuerySet[Conversation]) -> QuerySet[Convers
         delivery_status=Subquery(latest_outbound.values("status")[:1]),
         delivery_error=Subquery(latest_outbound.values("error_title")[:1]),
         unread_count=Coalesce(Subquery(unread, output_field=IntegerField()), 0),
+        # What the model cost for this conversation, and for all conversations of its contact.
+        cost=_total_cost(conversation=OuterRef("pk")),
+        contact_cost=_total_cost(conversation__profile=OuterRef("profile_id")),
     )
+
+
+_MONEY = DecimalField(max_digits=14, decimal_places=6)
+
+
+def _total_cost(**where: OuterRef) -> CombinedExpression:
+    def of(model: type[Message] | type[ModelUsage]) -> Coalesce:
+        costs = model.objects.filter(cost__isnull=False, **where).order_by().values(*where)
+        total = Subquery(costs.annotate(total=Sum("cost")).values("total")[:1], output_field=_MONEY)
+        return Coalesce(total, Value(Decimal(0)), output_field=_MONEY)
+
+    return of(Message) + of(ModelUsage)
 
 
 def list_conversations_for_inbox(*, limit: int = 200, ids: list[int] | None = None) -> list[Conversation]:
@@ -58,3 +76,21 @@ def list_messages_for_inbox(*, conversation_id: int, after_id: int = 0, limit: i
     if after_id:
         return list(messages.filter(id__gt=after_id).order_by("id")[:limit])
     return list(reversed(messages.order_by("-id")[:limit]))
+
+
+def get_contact_cost(*, profile_id: int) -> Decimal:
+    """What the model cost for all conversations of one contact."""
+    replies = Message.objects.filter(conversation__profile_id=profile_id).aggregate(total=Sum("cost"))["total"]
+    other = ModelUsage.objects.filter(conversation__profile_id=profile_id).aggregate(total=Sum("cost"))["total"]
+    return (replies or Decimal(0)) + (other or Decimal(0))
+
+
+def list_tool_calls_for_replies(*, messages: list[Message]) -> dict[int, list[ToolCall]]:
+    """The function calls made while writing each bot reply among `messages`, by reply id."""
+    answered = {message.in_reply_to_id: message.pk for message in messages if message.author == Message.Author.BOT}
+    answered.pop(None, None)
+    calls: dict[int, list[ToolCall]] = {}
+    if answered:
+        for call in ToolCall.objects.filter(message_id__in=answered).order_by("id"):
+            calls.setdefault(answered[call.message_id], []).append(call)
+    return calls

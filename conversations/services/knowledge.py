@@ -70,6 +70,8 @@ class ReplyKnowledge:
     is_used: bool
     given: list[KnowledgeHit] = field(default_factory=list)
     found: dict[int, KnowledgeHit] = field(default_factory=dict)
+    # The answering agent's knowledge tags: its searches keep to articles with one of them.
+    tags: tuple[str, ...] = ()
 
     def instructions(self, instructions: str) -> str:
         return f"{instructions}\n\n{knowledge_rules()}" if self.is_used else instructions
@@ -96,7 +98,8 @@ class ReplyKnowledge:
         return [FunctionTool("search_knowledge", description, _SEARCH_PARAMETERS, self._search)]
 
     def _search(self, arguments: dict) -> str:
-        hits = search_knowledge(str(arguments.get("query", "")), limit=settings.KNOWLEDGE_CONTEXT_PASSAGES)
+        query = str(arguments.get("query", ""))
+        hits = search_knowledge(query, limit=settings.KNOWLEDGE_CONTEXT_PASSAGES, tags=self.tags)
         self.found.update((hit.chunk_id, hit) for hit in hits)
         return _format(hits) if hits else "No passage of the knowledge base matches."
 
@@ -120,13 +123,14 @@ class ReplyKnowledge:
         return replace(answer, text=text, sources=tuple(sources))
 
 
-def gather_for_reply(*, inbound: Message) -> ReplyKnowledge:
-    """The passages for the reply to `inbound` (none, and no rules, while the knowledge base is empty)."""
+def gather_for_reply(*, inbound: Message, tags: tuple[str, ...] = ()) -> ReplyKnowledge:
+    """The passages for the reply to `inbound` (none, and no rules, while the knowledge base is
+    empty), from articles with one of `tags` when given."""
     if not has_knowledge() and not settings.KNOWLEDGE_VECTOR_STORE_ID:
         return ReplyKnowledge(is_used=False)
     question = _question(inbound)
-    hits = search_knowledge(question, limit=settings.KNOWLEDGE_CONTEXT_PASSAGES) if question else []
-    return ReplyKnowledge(is_used=True, given=hits)
+    hits = search_knowledge(question, limit=settings.KNOWLEDGE_CONTEXT_PASSAGES, tags=tags) if question else []
+    return ReplyKnowledge(is_used=True, given=hits, tags=tags)
 
 
 def offline_answer(*, inbound: Message) -> ModelReply:

@@ -12,19 +12,20 @@ from django.db import IntegrityError, transaction
 from django.db.models import Exists, Q
 from django.utils import timezone
 
+from agents.selectors import entry_agent_id
 from conversations import notify, providers
-from conversations.ai import ModelReply, ModelUnavailable, generate_reply, is_offline
-from conversations.connections import release_connection
+from conversations.ai import ModelReply, ModelUnavailable, is_offline
 from conversations.dispatch import SEND_OUTBOUND, enqueue
 from conversations.media.services import add_images_to_turns, prepare_inbound_media
 from conversations.models import Conversation, Message
 from conversations.selectors.prompt import list_newer_customer_messages
-from conversations.services import bursts, commands, context, knowledge
+from conversations.services import agents, budgets, bursts, commands, context, knowledge
 from conversations.services.consent import apply_consent_keywords
 from conversations.services.handoff import HUMAN_COMING_REPLY, is_request_for_human, note_request_for_human
 from conversations.services.outbound import send_message
 from conversations.services.profiles import CLIENT_DETAILS, record_client_details
 from conversations.services.retries import RetryLater, backoff_delay
+from conversations.services.usage import count_spend
 from conversations.services.workers import current_worker
 from profiles.extraction import ClientInfo
 from telemetry import context as log_context
@@ -56,7 +57,11 @@ def reply_to_message(*, message_id: int, attempt: int = 1) -> Message | None:
     if not _claim(message_id):
         _send_unsent_reply(message_id)  # a run of this task that stopped between storing and sending
         return None
-    inbound = Message.objects.select_related("conversation__profile").get(pk=message_id)
+    inbound = (
+        Message.objects.select_related("conversation__profile")
+        .annotate(entry_agent_id=entry_agent_id())
+        .get(pk=message_id)
+    )
     log_context.bind_conversation(inbound.conversation_id)
     # Before anything else: Meta's media URLs expire in minutes, and staff want the file too.
     media = prepare_inbound_media(message=inbound)
@@ -80,6 +85,13 @@ def reply_to_message(*, message_id: int, attempt: int = 1) -> Message | None:
     elif media.fallback_reply:
         answer = ModelReply(text=media.fallback_reply, model="")
     elif (inbound.kind in _MODEL_KINDS or media.is_readable) and (inbound.text.strip() or media.images):
+        limit = budgets.take_reply_allowance(inbound=inbound) if attempt == 1 and not is_offline() else None
+        if limit is not None:
+            notice = budgets.note_limit_reached(inbound=inbound, limit=limit)
+            if notice is None:  # told once already: nothing more is spent on this contact for now
+                _mark_handled(inbound)
+                return None
+            return _store_reply(inbound, ModelReply(text=notice, model=""))
         answer = _ask_model(inbound, attempt, media.images)
         if isinstance(answer.details, ClientInfo):  # who they are: kept even if the reply is not
             record_client_details(message=inbound, info=answer.details)
@@ -128,16 +140,24 @@ def _ask_model(inbound: Message, attempt: int, images: tuple[str, ...] = ()) -> 
     if is_offline():
         return knowledge.offline_answer(inbound=inbound)
     try:
-        request = context.build_model_request(inbound=inbound, instructions=get_bot_instructions())
+        # `entry_agent_id` was read with the message (reply_to_message).
+        agent = agents.get_answering_agent(
+            conversation=inbound.conversation, entry_agent_id=getattr(inbound, "entry_agent_id", None)
+        )
+        # The agent's own instructions go first; these are the conversation's (style, profile, summary).
+        request = context.build_model_request(inbound=inbound, instructions="")
         turns = add_images_to_turns(turns=request.turns, message=inbound, images=images)
-        passages = knowledge.gather_for_reply(inbound=inbound)
-        release_connection()  # while the model answers (seconds)
-        answer = generate_reply(
-            instructions=passages.instructions(request.instructions),
+        passages = knowledge.gather_for_reply(inbound=inbound, tags=agent.knowledge_tags if agent else ())
+        # Gives the database connection back while the model and the tools answer (seconds).
+        answer = agents.generate_agent_reply(
+            inbound=inbound,
+            agent=agent,
+            default_instructions=get_bot_instructions(),
+            context_instructions=request.instructions,
             turns=passages.with_passages(turns),
             conversation_id=request.openai_conversation_id,
+            knowledge=passages,
             details=CLIENT_DETAILS,
-            functions=passages.tools,
         )
         return passages.attach_sources(answer)
     except ModelUnavailable as exc:
@@ -177,6 +197,7 @@ def _store_reply(inbound: Message, answer: ModelReply, *, unless_superseded: boo
                     logger.info("Conversation %s was taken over; reply to %s discarded.", conversation.pk, inbound.pk)
                     _mark_handled(inbound)
                     return None
+            cost = count_spend(conversation=conversation, answer=answer)
             reply = Message.objects.create(
                 in_reply_to=inbound,
                 author=Message.Author.BOT,
@@ -190,6 +211,8 @@ def _store_reply(inbound: Message, answer: ModelReply, *, unless_superseded: boo
                 output_tokens=answer.output_tokens,
                 openai_response_id=answer.stored_response_id,
                 knowledge_sources=list(answer.sources),
+                agent_name=answer.agent,
+                cost=cost,
             )
             _mark_handled(inbound)
             notify.message_created(reply)

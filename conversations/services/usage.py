@@ -1,10 +1,19 @@
-"""What model calls cost when they leave no stored reply (extraction, summaries, discarded replies)."""
+"""What model calls cost: the tokens of calls that leave no stored reply (extraction, summaries,
+discarded replies), the price of every call from MODEL_PRICES, the contact's tokens of the day and
+the month's spend that the budgets (services/budgets.py) read."""
 
 from __future__ import annotations
 
+from datetime import datetime
+from decimal import Decimal
 from typing import Protocol
 
-from conversations.models import Message, ModelUsage
+from django.conf import settings
+from django.db.models import F
+from django.utils import timezone
+
+from conversations.models import Conversation, Message, ModelUsage, MonthlySpend, UsageWindow
+from telemetry.prices import price_of
 
 
 class ModelAnswer(Protocol):
@@ -16,10 +25,12 @@ class ModelAnswer(Protocol):
     def input_tokens(self) -> int | None: ...
     @property
     def output_tokens(self) -> int | None: ...
+    @property
+    def cached_input_tokens(self) -> int: ...
 
 
 def record_model_usage(*, message: Message, purpose: ModelUsage.Purpose, answer: ModelAnswer) -> ModelUsage:
-    """Store the tokens of one model call made for `message`'s conversation."""
+    """Store the tokens and cost of one model call made for `message`'s conversation."""
     return ModelUsage.objects.create(
         conversation_id=message.conversation_id,
         message=message,
@@ -27,4 +38,42 @@ def record_model_usage(*, message: Message, purpose: ModelUsage.Purpose, answer:
         model=answer.model,
         input_tokens=answer.input_tokens or 0,
         output_tokens=answer.output_tokens or 0,
+        cost=count_spend(conversation=message.conversation, answer=answer),
     )
+
+
+def count_spend(*, conversation: Conversation, answer: ModelAnswer) -> Decimal | None:
+    """Add a model call to its contact's tokens of the day and to the month's spend; its cost."""
+    if not answer.model or answer.model == "offline":
+        return None
+    cost = price_of(
+        model=answer.model,
+        input_tokens=answer.input_tokens or 0,
+        cached_input_tokens=answer.cached_input_tokens,
+        output_tokens=answer.output_tokens or 0,
+    )
+    tokens = (answer.input_tokens or 0) + (answer.output_tokens or 0)
+    now = timezone.now()
+    if settings.BUDGET_TOKENS_PER_DAY and tokens:
+        day = now.replace(hour=0, minute=0, second=0, microsecond=0)
+        UsageWindow.objects.get_or_create(
+            profile_id=conversation.profile_id, kind=UsageWindow.Kind.TOKENS, starts_at=day
+        )
+        UsageWindow.objects.filter(
+            profile_id=conversation.profile_id, kind=UsageWindow.Kind.TOKENS, starts_at=day
+        ).update(count=F("count") + tokens)
+    if cost:
+        month = month_start(now).date()
+        MonthlySpend.objects.get_or_create(month=month)
+        MonthlySpend.objects.filter(month=month).update(amount=F("amount") + cost)
+    return cost
+
+
+def get_month_spend(*, now: datetime | None = None) -> Decimal:
+    """What the model cost this calendar month (UTC), in MODEL_PRICE_CURRENCY."""
+    month = month_start(now or timezone.now()).date()
+    return MonthlySpend.objects.filter(month=month).values_list("amount", flat=True).first() or Decimal(0)
+
+
+def month_start(now: datetime) -> datetime:
+    return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)

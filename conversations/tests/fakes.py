@@ -97,6 +97,22 @@ class FakeOpenAI:
         ]
         self.queue.append((200, body, {}))
 
+    def call_tools(self, *calls: tuple[str, dict], text: str = "") -> None:
+        """The next answer is several function calls at once (name, arguments), ids call_1…, and
+        optionally some text."""
+        body = helpers.openai_response(text)
+        body["output"] = [
+            {
+                "type": "function_call",
+                "id": f"fc_{index}",
+                "call_id": f"call_{index}",
+                "name": name,
+                "arguments": json.dumps(arguments),
+            }
+            for index, (name, arguments) in enumerate(calls, start=1)
+        ] + (body["output"] if text else [])
+        self.queue.append((200, body, {}))
+
     # Summaries and the Conversations API are recorded apart from the reply requests, so tests
     # count each kind of call on its own. `extractions`: the reply requests the model answered
     # by recording the customer's details (they are in `requests` too).

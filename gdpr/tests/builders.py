@@ -7,7 +7,7 @@ import base64
 
 from django.core.files.base import ContentFile
 
-from conversations.models import Attachment, Conversation, Message
+from conversations.models import Attachment, Conversation, Message, ToolCall
 from conversations.tests.helpers import meta_body, post_meta, post_twilio, twilio_params
 
 ADA = {
@@ -74,6 +74,16 @@ def build_ada(client, *, with_twilio: bool = True) -> dict:
     Conversation.objects.filter(pk=meta_conversation.pk).update(openai_conversation_id="conv_ada")
     first_reply = Message.objects.filter(conversation=meta_conversation, author=Message.Author.BOT).first()
     Message.objects.filter(pk=first_reply.pk).update(openai_response_id="resp_ada_1")
+    # An order lookup the model made while answering her, with her details in and out.
+    ToolCall.objects.create(
+        conversation=meta_conversation,
+        message=first_reply.in_reply_to,
+        agent_name="shipping",
+        tool_name="lookup_order",
+        arguments={"phone": ADA["phone"], "order_id": "1001"},
+        status=ToolCall.Status.OK,
+        result='{"name": "Ada Lovelace", "status": "shipped"}',
+    )
     return {
         "attachments": [voice_attachment, image_attachment],
         "file_names": [voice_attachment.file.name, image_attachment.file.name],

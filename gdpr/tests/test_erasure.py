@@ -188,6 +188,7 @@ def test_the_erasure_record_holds_no_phone_number_name_or_message_text(client, g
         "attachments": 2,
         "files": 2,
         "audit_entries": 0,
+        "tool_calls": 1,
         "webhook_captures": 0,
         "remote_deletions": {"openai_conversation": 1, "openai_response": 1, "twilio_message": 2},
     }

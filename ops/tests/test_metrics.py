@@ -47,7 +47,7 @@ def test_metrics_are_served_to_an_allowed_network(client, settings):
 
 
 def test_a_webhook_round_trip_shows_in_the_counters_and_histograms(client, settings, graph_ok, fake_openai):
-    settings.OPENAI_PRICES = {"gpt-test": (1.0, 2.0)}
+    settings.MODEL_PRICES = {"gpt-test": {"input": 1.0, "output": 2.0}}
     fake_openai.answer("We open at 9.", input_tokens=42, output_tokens=7)
     before = scrape(client)
 
@@ -68,7 +68,7 @@ def test_a_webhook_round_trip_shows_in_the_counters_and_histograms(client, setti
     assert delta("whatsbot_model_calls_total", model="gpt-test", purpose="reply", outcome="ok") == 1
     assert delta("whatsbot_model_tokens_total", model="gpt-test", purpose="reply", kind="input") == 42
     assert delta("whatsbot_model_tokens_total", model="gpt-test", purpose="reply", kind="output") == 7
-    assert delta("whatsbot_model_cost_usd_total", model="gpt-test", purpose="reply") == pytest.approx(56e-6)
+    assert delta("whatsbot_model_cost_total", model="gpt-test", purpose="reply") == pytest.approx(56e-6)
     assert delta("whatsbot_model_call_seconds_count", model="gpt-test", purpose="reply") == 1
     assert delta("whatsbot_sends_total", channel="meta_whatsapp", status="sent", error_code="") == 1
     assert delta("whatsbot_reply_latency_seconds_count", channel="meta_whatsapp") == 1

@@ -179,19 +179,47 @@
     item.dataset.messageId = message.id;
     const bubble = el("div", "bubble");
     if (message.author === "staff") bubble.append(el("span", "by", message.staff_name || "Staff"));
-    if (message.author === "bot") bubble.append(el("span", "by", "Bot"));
+    if (message.author === "bot") bubble.append(el("span", "by", message.agent ? `Bot · ${message.agent}` : "Bot"));
     bubble.append(el("p", "text", message.text || `[${message.kind}]`));
     const meta = el("div", "meta");
     meta.append(el("time", null, formatTime(message.created_at)));
     if (message.direction === "out") meta.append(tick(message.status));
+    if (message.cost !== null && message.cost !== undefined) meta.append(el("span", "cost", formatCost(message.cost)));
     bubble.append(meta);
     if (message.status === "failed") {
       const reason = [message.error_code, message.error_title].filter(Boolean).join(" ");
       bubble.append(el("p", "failure", `Not delivered${reason ? `: ${reason}` : ""}`));
     }
     if (message.sources && message.sources.length) bubble.append(sourcesNode(message.sources));
+    if (message.tool_calls && message.tool_calls.length) item.append(toolCallsNode(message.tool_calls));
     item.append(bubble);
     return item;
+  }
+
+  // The functions the model called while writing a reply (HTTP tools, searches, hand-overs):
+  // collapsed, one line each when opened, the arguments and result as plain text.
+  function toolCallsNode(calls) {
+    const node = el("details", "tool-calls");
+    const handovers = calls.filter((call) => call.status === "handover").map((call) => call.tool_name);
+    const summary = `${calls.length} tool call${calls.length === 1 ? "" : "s"}`;
+    node.append(el("summary", null, handovers.length ? `${summary} · ${handovers.join(", ")}` : summary));
+    const list = el("ul");
+    for (const call of calls) {
+      const line = el("li", `tool-call tool-${call.status}`);
+      const http = call.http_status ? ` HTTP ${call.http_status}` : "";
+      line.append(el("strong", null, `${call.agent_name ? `${call.agent_name}: ` : ""}${call.tool_name}`));
+      line.append(` ${call.status}${http}, ${Number(call.latency_ms)} ms`);
+      line.append(el("code", "tool-arguments", JSON.stringify(call.arguments)));
+      line.append(el("pre", "tool-result", call.result));
+      list.append(line);
+    }
+    node.append(list);
+    return node;
+  }
+
+  function formatCost(cost) {
+    const conversation = state.conversations.get(state.openId);
+    return `${Number(cost).toFixed(4)} ${conversation ? conversation.currency : ""}`.trim();
   }
 
   // The knowledge base passages a bot reply used (staff only): each links to its article in the
@@ -229,7 +257,12 @@
     const holder = conversation.holder;
     const isMine = conversation.mode === "human" && holder && holder.id === myId;
     $("chat-title").textContent = conversation.profile.name;
-    $("chat-subtitle").textContent = [conversation.profile.phone_number, conversation.channel_label]
+    $("chat-subtitle").textContent = [
+      conversation.profile.phone_number,
+      conversation.channel_label,
+      conversation.agent ? `agent: ${conversation.agent}` : "",
+      `cost: ${formatCost(conversation.cost)}`,
+    ]
       .filter(Boolean)
       .join(" · ");
     let holderText = "The bot answers.";
@@ -259,6 +292,7 @@
     $("profile-display-name").textContent = profile.display_name || "—";
     $("profile-phone").textContent = profile.phone_number || "—";
     $("profile-channel").textContent = conversation.channel_label;
+    $("profile-cost").textContent = formatCost(conversation.contact_cost);
     const form = $("profile-form");
     form.dataset.profileId = profile.id;
     for (const name of ["first_name", "last_name", "company", "email"]) {

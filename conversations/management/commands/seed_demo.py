@@ -4,17 +4,21 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
 
+from agents.demo import load_demo_agents, remove_demo_agents
 from conversations.models import Channel, Conversation, Message, Provider
 from knowledge.services import load_demo_knowledge, remove_demo_knowledge
 from profiles.extraction import EXTRACTED, STAFF
 from profiles.models import ClientProfile
 
 DEMO_PREFIX = "demo."
+# Where `make run` serves the app when PUBLIC_BASE_URL is unset: the demo tools call it.
+DEMO_PORT = 8000
 IN, OUT = Message.Direction.INBOUND, Message.Direction.OUTBOUND
 CUSTOMER, BOT, STAFF_AUTHOR = Message.Author.CUSTOMER, Message.Author.BOT, Message.Author.STAFF
 
@@ -36,6 +40,7 @@ class Command(BaseCommand):
         removed, _ = ClientProfile.objects.filter(external_id__startswith=DEMO_PREFIX).delete()
         if remove:
             articles = remove_demo_knowledge()
+            remove_demo_agents()
             self.stdout.write(self.style.SUCCESS(f"Demo data removed ({removed} rows, {articles} articles)."))
             return
         staff = get_user_model().objects.filter(is_staff=True, is_active=True).order_by("pk").first()
@@ -45,10 +50,12 @@ class Command(BaseCommand):
         self._sms_failed_delivery(now)
         self._webchat_visitor(now)
         articles = load_demo_knowledge()
+        agents = load_demo_agents(base_url=settings.PUBLIC_BASE_URL or f"http://localhost:{DEMO_PORT}")
         self.stdout.write(
             self.style.SUCCESS(
                 "Created 4 demo conversations (WhatsApp via Meta and Twilio, SMS, web chat) and a demo "
-                f"knowledge base of {len(articles)} articles. Open /live/, /simulator/ or the admin; "
+                f"knowledge base of {len(articles)} articles, and {len(agents)} agents (triage, billing, shipping) "
+                "with the order tools of /demo/orders/ (served with DEBUG on). Open /live/, /simulator/ or the admin; "
                 "`seed_demo --remove` deletes them."
             )
         )
