@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Protocol
 
-from conversations.models import Message, ModelUsage
+from django.db import transaction
+
+from conversations.models import Conversation, Message, ModelUsage
+
+logger = logging.getLogger(__name__)
 
 
 class ModelAnswer(Protocol):
@@ -18,13 +23,19 @@ class ModelAnswer(Protocol):
     def output_tokens(self) -> int | None: ...
 
 
-def record_model_usage(*, message: Message, purpose: ModelUsage.Purpose, answer: ModelAnswer) -> ModelUsage:
-    """Store the tokens of one model call made for `message`'s conversation."""
-    return ModelUsage.objects.create(
-        conversation_id=message.conversation_id,
-        message=message,
-        purpose=purpose,
-        model=answer.model,
-        input_tokens=answer.input_tokens or 0,
-        output_tokens=answer.output_tokens or 0,
-    )
+def record_model_usage(*, message: Message, purpose: ModelUsage.Purpose, answer: ModelAnswer) -> ModelUsage | None:
+    """Store the tokens of one model call made for `message`'s conversation; None (nothing
+    stored) once the conversation is gone (erased while the model answered)."""
+    with transaction.atomic():
+        # Locked: an erasure committing meanwhile makes this wait, then see the row gone.
+        if not Conversation.objects.select_for_update().filter(pk=message.conversation_id).exists():
+            logger.info("Conversation %s is gone; usage of a %s call not recorded.", message.conversation_id, purpose)
+            return None
+        return ModelUsage.objects.create(
+            conversation_id=message.conversation_id,
+            message=message,
+            purpose=purpose,
+            model=answer.model,
+            input_tokens=answer.input_tokens or 0,
+            output_tokens=answer.output_tokens or 0,
+        )
