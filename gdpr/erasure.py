@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from django.contrib.auth.models import User
 from django.db import transaction
 
+from conversations import notify
 from conversations.models import Attachment, AuditEntry, CapturedWebhook, Conversation, Message
 from gdpr.files import delete_stored_files
 from gdpr.models import ErasedIdentifier, ErasureRecord, RemoteDeletion
@@ -94,7 +95,9 @@ def erase_subject(*, subject: Subject, actor: User | None = None, actor_label: s
         # one stored already is deleted with the rest and its send finds nothing to send. What a
         # reply in flight makes afterwards is dropped by it (conversations.services.orphans).
         list(ClientProfile.objects.select_for_update().filter(pk__in=ids).values_list("pk", flat=True))
-        list(Conversation.objects.select_for_update().filter(profile__in=ids).values_list("pk", flat=True))
+        conversation_ids = list(
+            Conversation.objects.select_for_update().filter(profile__in=ids).values_list("pk", flat=True)
+        )
         plan = plan_erasure(subject=subject)
         file_names = list(
             Attachment.objects.filter(message__conversation__profile__in=ids)
@@ -125,6 +128,7 @@ def erase_subject(*, subject: Subject, actor: User | None = None, actor_label: s
         record_remote_deletions(copies=plan.remote, origin=RemoteDeletion.Origin.ERASURE, erasure=record)
         AuditEntry.objects.create(actor=actor, action="gdpr.erase", detail={"erasure_id": record.pk})
         transaction.on_commit(lambda: delete_stored_files(names=file_names))
+        notify.conversations_removed(conversation_ids=conversation_ids)
     logger.info("Erasure %s deleted %s.", record.pk, counts)
     # A first attempt now, so the command can show the results; whatever is left goes to a task.
     if run_remote_deletions(erasure_id=record.pk):

@@ -130,9 +130,15 @@ def record_remote_deletions(*, copies: Iterable[RemoteCopy], origin: str, erasur
 
 
 def queue_orphaned_copies(*, copies: list[RemoteCopy], **_signal: object) -> None:
-    """Receiver of conversations' `remote_copies_orphaned`: queue the copies and run the queue
-    once this transaction commits (the beat sweep retries what is refused)."""
-    record_remote_deletions(copies=copies, origin=RemoteDeletion.Origin.ORPHAN)
+    """Receiver of conversations' `remote_copies_orphaned`: queue the copies no erasure queued
+    already (a reply erased during its send) and run the queue once this transaction commits
+    (the beat sweep retries what is refused)."""
+    queued = set(
+        RemoteDeletion.objects.filter(remote_id__in=[remote_id for _, remote_id in copies]).values_list(
+            "kind", "remote_id"
+        )
+    )
+    record_remote_deletions(copies=[copy for copy in copies if copy not in queued], origin=RemoteDeletion.Origin.ORPHAN)
     transaction.on_commit(lambda: enqueue(DELETE_REMOTE_COPIES, None))
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from typing import Any
 from urllib.parse import parse_qsl, unquote_plus
 
 from django.contrib.admin.models import LogEntry
@@ -80,7 +81,7 @@ def list_subject_captures(subject: Subject) -> list[CapturedWebhook]:
 def list_subject_admin_log(subject: Subject) -> QuerySet[LogEntry]:
     """The admin history of the subject's objects: profiles, conversations, messages, files, audit entries."""
     ids = subject.profile_ids
-    objects: list[tuple[type[Model], QuerySet[Model]]] = [
+    objects: list[tuple[type[Model], QuerySet[Any]]] = [
         (ClientProfile, ClientProfile.objects.filter(pk__in=ids)),
         (Conversation, Conversation.objects.filter(profile__in=ids)),
         (Message, Message.objects.filter(conversation__profile__in=ids)),
