@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
 import uuid
 from pathlib import Path
 
@@ -139,7 +138,21 @@ class Processors:
 
 
 @pytest.fixture
-def processors(fake_openai, openai_store, twilio_deletions, graph_deletions, graph_ok, twilio_ok, settings):
+def threaded_httpserver(httpserver):
+    """The fake OpenAI serves the erasure's deletions while it is still answering the model call."""
+    httpserver.stop()
+    httpserver.threaded = True
+    httpserver.start()
+    yield httpserver
+    httpserver.stop()
+    httpserver.threaded = False
+    httpserver.start()
+
+
+@pytest.fixture
+def processors(
+    threaded_httpserver, fake_openai, openai_store, twilio_deletions, graph_deletions, graph_ok, twilio_ok, settings
+):
     settings.OPENAI_STORE = True
     settings.WEBHOOK_CAPTURE_HOURS = 24
     return Processors(fake_openai, openai_store, twilio_deletions, graph_deletions)
@@ -280,16 +293,11 @@ def test_after_erasure_no_table_or_file_holds_anything_of_the_subject_and_every_
     expected = remote_copies_of(ADA)
 
     # A reply to Ada is in flight (the model is answering) when she is erased.
-    erasure = threading.Thread(target=erase_in_another_connection)
-
     def erase_while_the_model_answers(request_body):
         fake_openai.during_request = None
+        erasure = threading.Thread(target=erase_in_another_connection)
         erasure.start()
-        # Until her first erasure has committed (its remote deletions then call this same server).
-        deadline = time.monotonic() + 30
-        while not ErasureRecord.objects.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        connections["default"].close()
+        erasure.join(timeout=60)
 
     issued_before = processors.deleted()  # discarded calls of the seeding replies, deleted already
     stored_before = set(processors.openai.responses)
@@ -299,7 +307,7 @@ def test_after_erasure_no_table_or_file_holds_anything_of_the_subject_and_every_
     caplog.clear()
     fake_openai.during_request = erase_while_the_model_answers
     post_meta(client, meta_message(ADA, "text", "wamid.ADA9", body="ADACANARY-IN-FLIGHT"))
-    erasure.join(timeout=60)
+    assert ErasureRecord.objects.count() == len(ERASURES)
     expected |= {("openai_response", response_id) for response_id in in_flight}
 
     # Late deliveries: Meta retries her last message, statuses of her erased messages arrive.

@@ -26,7 +26,10 @@ from conversations.models import (
 from conversations.services.replies import reply_to_message
 from conversations.tasks import record_inbound_message, send_outbound_message
 from conversations.tests.fakes import GRAPH_MESSAGES, TWILIO_MESSAGES
-from conversations.tests.helpers import meta_body, post_meta, post_twilio, twilio_params
+from conversations.tests.helpers import GRAPH_URL, meta_body, post_meta, post_twilio, twilio_params
+
+# media_settings (autouse there, so here too): the CDN's name resolves to a public address for the SSRF guard.
+from conversations.tests.test_media import CDN_META, MEDIA_IDS, jpeg, media_settings  # noqa: F401
 from gdpr.erasure import erase_subject, plan_erasure
 from gdpr.models import ErasedIdentifier, ErasureRecord, RemoteDeletion
 from gdpr.remote import run_remote_deletions
@@ -485,3 +488,28 @@ def test_gdpr_erase_lists_every_remote_copy_done_and_waiting(client, graph_ok, t
     printed = out.getvalue()
     assert "Copies at processors: 8 done, 1 waiting." in printed
     assert "Twilio message (and its media)" in printed and "20009" in printed
+
+
+# Real commits: the erasure runs in another thread (its own connection) during the download.
+@pytest.mark.django_db(transaction=True)
+def test_a_file_downloaded_while_its_person_is_erased_is_not_left_in_storage(
+    client, fake_providers, fake_openai, graph_deletions, caplog
+):
+    media_id = MEDIA_IDS["image"]
+    lookup = {"messaging_product": "whatsapp", "url": f"{CDN_META}?mid={media_id}", "mime_type": "image/jpeg"}
+    fake_providers.add(responses.GET, f"{GRAPH_URL}/v25.0/{media_id}", json={**lookup, "id": media_id})
+
+    def cdn_answers_after_the_erasure(request):
+        worker = threading.Thread(target=_erase_in_another_connection, args=(ADA["bsuid"],))
+        worker.start()
+        worker.join()
+        return 200, {"Content-Type": "image/jpeg"}, jpeg()
+
+    fake_providers.add_callback(responses.GET, CDN_META, callback=cdn_answers_after_the_erasure)
+
+    post_meta(client, meta_body("image"))
+
+    assert ErasureRecord.objects.count() == 1 and not Attachment.objects.exists()
+    assert stored_files() == set()
+    assert graph_deletions == [media_id]  # and Meta's copy is deleted
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
