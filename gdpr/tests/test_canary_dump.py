@@ -182,6 +182,11 @@ def twilio_message(person: dict, fixture: str, text: str, sid: str) -> dict[str,
     return params
 
 
+def wamid(person: dict, number: int) -> str:
+    """A message id as Meta makes them: the sender's number inside, base64-encoded."""
+    return f"wamid.{wamid_phone_part(person['wa_id'])}{person['key']}{number}"
+
+
 def twilio_sid(person: dict, number: int) -> str:
     key = person["key"].lower()
     return f"SM{key}{number:0>{32 - len(key)}}"
@@ -193,11 +198,11 @@ def write_on_every_channel(client, processors: Processors, person: dict, staff) 
     # Meta: a text (the model records her name and email), and a photo with a caption.
     first, last = person["name"].split()
     processors.answer(person, extract={"first_name": first, "last_name": last, "email": person["email"]})
-    post_meta(client, meta_message(person, "text", f"wamid.{key}1", body=f"{key}CANARY-META-TEXT {person['email']}"))
+    post_meta(client, meta_message(person, "text", wamid(person, 1), body=f"{key}CANARY-META-TEXT {person['email']}"))
     post_meta(
-        client, meta_message(person, "image", f"wamid.{key}2", id=person["media"], caption=f"{key}CANARY-CAPTION")
+        client, meta_message(person, "image", wamid(person, 2), id=person["media"], caption=f"{key}CANARY-CAPTION")
     )
-    photo = Attachment.objects.get(message__provider_message_id=f"wamid.{key}2")
+    photo = Attachment.objects.get(message__provider_message_id=wamid(person, 2))
     photo.file.save("photo.jpg", ContentFile(f"{key}CANARY-PHOTO-BYTES".encode()), save=False)
     Attachment.objects.filter(pk=photo.pk).update(file=photo.file.name, status=Attachment.Status.STORED)
     # Twilio WhatsApp and SMS.
@@ -306,12 +311,12 @@ def test_after_erasure_no_table_or_file_holds_anything_of_the_subject_and_every_
     in_flight = set(processors.openai.responses) - stored_before  # the extraction's call, then the answer's
     caplog.clear()
     fake_openai.during_request = erase_while_the_model_answers
-    post_meta(client, meta_message(ADA, "text", "wamid.ADA9", body="ADACANARY-IN-FLIGHT"))
+    post_meta(client, meta_message(ADA, "text", wamid(ADA, 9), body="ADACANARY-IN-FLIGHT"))
     assert ErasureRecord.objects.count() == len(ERASURES)
     expected |= {("openai_response", response_id) for response_id in in_flight}
 
     # Late deliveries: Meta retries her last message, statuses of her erased messages arrive.
-    post_meta(client, meta_message(ADA, "text", "wamid.ADA9", body="ADACANARY-IN-FLIGHT"))
+    post_meta(client, meta_message(ADA, "text", wamid(ADA, 9), body="ADACANARY-IN-FLIGHT"))
     status = json.loads(meta_body("status_delivered"))
     status["entry"][0]["changes"][0]["value"]["statuses"][0].update(id="wamid.OUT1", recipient_id=ADA["wa_id"])
     post_meta(client, json.dumps(status).encode())
@@ -330,7 +335,7 @@ def test_after_erasure_no_table_or_file_holds_anything_of_the_subject_and_every_
     kept = set(ErasedIdentifier.objects.values_list("identifier_hash", flat=True))
     for identifier in (ADA["phone"], ADA["bsuid"], ADA["email"], ADA["visitor"], ADA["sim"]):
         assert hash_identifier(kind="identifier", normalized=canonical_identifier(identifier)) in kept
-    assert ProcessedMessage.objects.filter(provider_message_id=ProcessedMessage.key_for("wamid.ADA9")).exists()
+    assert ProcessedMessage.objects.filter(provider_message_id=ProcessedMessage.key_for(wamid(ADA, 9))).exists()
     # The reply in flight ended quietly, and every copy at a processor that had to go went.
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
     assert processors.deleted() - issued_before == expected
