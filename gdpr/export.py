@@ -16,7 +16,7 @@ from pathlib import PurePosixPath
 from typing import IO, Any
 from uuid import UUID
 
-from django.contrib.admin.models import LogEntry
+from django.contrib.admin.models import ADDITION, CHANGE, DELETION, LogEntry
 from django.contrib.auth.models import User
 from django.core.files.storage import default_storage
 from django.db import models
@@ -157,7 +157,7 @@ def _carrier(conversation: Conversation) -> str | None:
     """The processor that carried a conversation's messages; None when they never left this server."""
     if conversation.business_address == SIMULATOR_NUMBER_ID:
         return None
-    provider = transport_class_for(conversation).provider
+    provider = str(transport_class_for(conversation).provider)
     return provider if provider in _CARRIERS else None
 
 
@@ -183,7 +183,7 @@ def _export_log_entry(entry: LogEntry) -> dict[str, Any]:
         "object": f"{entry.content_type.app_label}.{entry.content_type.model}" if entry.content_type else "",
         "object_id": entry.object_id or "",
         "object_repr": entry.object_repr,
-        "action": {LogEntry.ADDITION: "added", LogEntry.CHANGE: "changed", LogEntry.DELETION: "deleted"}.get(
+        "action": {ADDITION: "added", CHANGE: "changed", DELETION: "deleted"}.get(
             entry.action_flag, str(entry.action_flag)
         ),
         "change_message": entry.get_change_message(),

@@ -322,7 +322,7 @@ def test_after_erasure_no_table_or_file_holds_anything_of_the_subject_and_every_
     post_meta(client, json.dumps(status).encode())
     twilio_status = twilio_params("status_delivered")
     twilio_status.update(To=f"whatsapp:{ADA['phone']}", MessageSid="SM" + "9" * 32, SmsSid="SM" + "9" * 32)
-    post_twilio(client, twilio_status)
+    post_twilio(client, twilio_status, path="/webhooks/twilio/status/")
 
     after = dump_database()
     media_after = dump_media(media_root)

@@ -164,7 +164,9 @@ def test_a_deletion_refused_for_now_stays_pending_for_the_sweep(client, twilio_o
     assert record.remote_deletions.get(remote_id=sid).status == "deleted"
 
 
-def test_copies_already_gone_at_the_processor_are_recorded_as_such(client, graph_ok, openai_store, twilio_deletions):
+def test_copies_already_gone_at_the_processor_are_recorded_as_such(
+    client, graph_ok, openai_store, twilio_deletions, graph_deletions
+):
     build_ada(client, with_twilio=False)  # the fake OpenAI store knows neither conv_ada nor resp_ada_1
 
     record = erase_subject(subject=find_subject(identifier=ADA["bsuid"]))
@@ -172,6 +174,7 @@ def test_copies_already_gone_at_the_processor_are_recorded_as_such(client, graph
     assert set(record.remote_deletions.values_list("kind", "status")) == {
         ("openai_conversation", "already_gone"),
         ("openai_response", "already_gone"),
+        ("meta_media", "deleted"),
     }
 
 
@@ -299,7 +302,7 @@ def test_gdpr_erase_dry_run_lists_what_would_go_and_changes_nothing(client, grap
 
     printed = out.getvalue()
     assert "messages           6" in printed and "Dry run" in printed
-    assert f"meta {ADA['bsuid']}" in printed  # the identity found
+    assert f"profile #{ClientProfile.objects.get().pk}: Meta Cloud API {ADA['bsuid']}" in printed  # who was found
     assert "openai_conversation        conv_ada" in printed and "meta_media                 1000000000000101" in printed
     assert ClientProfile.objects.count() == 1 and not ErasureRecord.objects.exists()
     assert processors["openai"].calls == []
@@ -415,7 +418,7 @@ def test_late_deliveries_naming_an_erased_subject_are_not_captured(client, graph
 
     post_meta(client, meta_body("text"))  # Meta retries the delivery
     post_meta(client, meta_body("status_delivered"))  # a status of her erased reply
-    post_twilio(client, twilio_params("status_delivered"))  # to whatsapp:+15551234567
+    post_twilio(client, twilio_params("status_delivered"), path="/webhooks/twilio/status/")  # to her number
     post_twilio(client, twilio_params("sms_inbound"))  # from +15551234567: another spelling
     post_meta(client, meta_body_as("text", GRACE, suffix="GRACE"))  # someone else
 
