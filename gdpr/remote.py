@@ -91,9 +91,8 @@ def list_remote_copies(
     twilio = messages.filter(provider=Provider.TWILIO)
     copies |= {
         (RemoteDeletion.Kind.TWILIO_MESSAGE, sid)
-        for sid in twilio.exclude(provider_message_id__isnull=True)
-        .exclude(provider_message_id="")
-        .values_list("provider_message_id", flat=True)
+        for sid in twilio.exclude(provider_message_id="").values_list("provider_message_id", flat=True)
+        if sid  # NULL until the provider took it
     }
     copies |= {
         (RemoteDeletion.Kind.TWILIO_MESSAGE, sid)

@@ -172,7 +172,7 @@ def _ensure_stored(attachment: Attachment, message: Message) -> None:
     fields = ("file", "content_type", "size_bytes", "sha256", "status", "error")
     if not Attachment.objects.filter(pk=attachment.pk).update(**{name: getattr(attachment, name) for name in fields}):
         # Erased during the download: the file must not outlive its row.
-        attachment.file.storage.delete(attachment.file.name)
+        attachment.file.delete(save=False)
         raise Attachment.DoesNotExist(f"attachment {attachment.pk} was erased during its download")
 
 
