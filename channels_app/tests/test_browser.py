@@ -7,6 +7,7 @@ import io
 import os
 import shutil
 
+import pytest
 from django.core.management import call_command
 
 from channels_app.tests.browser_support import (
@@ -98,6 +99,10 @@ def test_the_page_reconnects_after_a_dropped_socket_and_catches_up(
     page.screenshot(path=ARTIFACTS / "04-after-reconnect.png")
 
 
+# A command in another process reaches open pages through Redis (channel layer and presence
+# cache); the in-memory layer reaches only its own event loop.
+@pytest.mark.redis
+@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs REDIS_URL: pages hear other processes through Redis")
 def test_a_person_erased_from_the_command_line_leaves_an_open_inbox_without_a_reload(
     browser_page, live_url, graph_ok, fake_openai, staff_user
 ):
