@@ -52,6 +52,7 @@ def publish(event: Event) -> None:
         "status": _publish_status,
         "conversations": _publish_conversations,
         "profile": _publish_profile,
+        "removed": _publish_removed,
     }[kind](*args)
 
 
@@ -82,6 +83,11 @@ def _publish_status(message_id: int | None, provider: str, provider_message_id: 
 
 def _publish_conversations(conversation_ids: list[int]) -> None:
     _send(_conversation_rows(conversation_ids))
+
+
+def _publish_removed(conversation_ids: list[int]) -> None:
+    event = _live({"type": "conversation_removed", "conversation_ids": conversation_ids})
+    _send([(INBOX_GROUP, event), *((conversation_group(pk), event) for pk in conversation_ids)])
 
 
 def _publish_profile(profile_id: int) -> None:

@@ -52,6 +52,9 @@ class ModelReply:
     # Set when OpenAI keeps the response (OPENAI_STORE, or the Conversations API mode), so that an
     # erasure can delete it.
     stored_response_id: str = ""
+    # The responses OpenAI stored for earlier calls of the same turn (before the model's tool
+    # calls were answered): nothing refers to them, so they are deleted at once.
+    earlier_stored_response_ids: tuple[str, ...] = ()
     # Files of the knowledge base's vector store that the answer cites (file_search).
     cited_file_ids: tuple[str, ...] = ()
     # The knowledge base passages the answer used (knowledge.selectors.KnowledgeHit.source), for staff.
@@ -199,6 +202,7 @@ def generate_reply(
     response = _create_response(client, request)
     usages = [response.usage]
     recorded: list[ResponseFunctionToolCall] = []
+    earlier: list[str] = []  # the stored responses of earlier rounds: erasure deletes them too
     rounds = 0
     handover: ResponseFunctionToolCall | None = None
     while True:
@@ -218,6 +222,7 @@ def generate_reply(
         outputs = {call.call_id: _run(runnable[call.name], call.arguments) for call in to_run}
         # After a recording alone, and in the last round, it answers with what it has.
         answer_now = not to_run or rounds == settings.OPENAI_MAX_TOOL_ROUNDS
+        earlier.append(response.id or "")
         response = _answer_after_calls(client, request, calls, outputs, conversation_id, answer_now=answer_now)
         usages.append(response.usage)
     open_calls: tuple[tuple[str, str], ...] = ()
@@ -237,6 +242,7 @@ def generate_reply(
         wants_human=wants_human,
         details=_parse_details(details, recorded[-1].arguments) if details and recorded else None,
         stored_response_id=(response.id or "") if request["store"] else "",
+        earlier_stored_response_ids=tuple(filter(None, earlier)) if request["store"] else (),
         cited_file_ids=_cited_file_ids(response),
         handover=handover.name if handover is not None else "",
         open_outputs=open_calls if conversation_id else (),

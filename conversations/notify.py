@@ -36,7 +36,7 @@ PRESENCE_REFRESH_SECONDS = 10
 PRESENCE_CHECK_SECONDS = 0.5
 
 # ("message", [message ids]) · ("status", message id or None, provider, provider's id) ·
-# ("conversations", [conversation ids]) · ("profile", profile id)
+# ("conversations", [conversation ids]) · ("profile", profile id) · ("removed", [conversation ids])
 Event = tuple
 Publisher = Callable[[Event], None]
 
@@ -100,6 +100,12 @@ def conversation_changed(*, conversation_id: int) -> None:
 def profile_changed(*, profile_id: int) -> None:
     """A client profile was edited (by staff or by extraction)."""
     _notify("profile", profile_id)
+
+
+def conversations_removed(*, conversation_ids: list[int]) -> None:
+    """Conversations were deleted (erased): open inboxes drop them without a reload."""
+    if conversation_ids:
+        _notify("removed", sorted(conversation_ids))
 
 
 def _notify(*event: object) -> None:

@@ -137,5 +137,15 @@ class ErasureRecordAdmin(_DataOfficerReadOnly):
 
 @admin.register(RemoteDeletion)
 class RemoteDeletionAdmin(_DataOfficerReadOnly):
-    list_display = ("erasure", "processor", "kind", "remote_id", "status", "attempts", "last_error", "completed_at")
-    list_filter = ("status", "processor", "kind")
+    list_display = (
+        "erasure",
+        "origin",
+        "processor",
+        "kind",
+        "remote_id",
+        "status",
+        "attempts",
+        "last_error",
+        "completed_at",
+    )
+    list_filter = ("status", "origin", "processor", "kind")

@@ -16,13 +16,26 @@ from pathlib import PurePosixPath
 from typing import IO, Any
 from uuid import UUID
 
+from django.contrib.admin.models import ADDITION, CHANGE, DELETION, LogEntry
 from django.contrib.auth.models import User
 from django.core.files.storage import default_storage
 from django.db import models
 from django.utils import timezone
 
-from conversations.models import Attachment, AuditEntry, Conversation, Message, ToolCall
+from conversations.models import (
+    Attachment,
+    AuditEntry,
+    CapturedWebhook,
+    Conversation,
+    Message,
+    ModelUsage,
+    Provider,
+    ToolCall,
+)
+from conversations.providers import transport_class_for
+from conversations.providers.simulator import SIMULATOR_NUMBER_ID
 from gdpr.subjects import Subject
+from gdpr.traces import list_subject_admin_log, list_subject_captures
 from profiles.models import ClientProfile
 from telemetry import metrics
 
@@ -53,6 +66,15 @@ RECIPIENTS = [
         "purpose": "Writing the bot's answers; transcribing voice notes.",
     },
 ]
+# Who wrote a message, as the export states it (Message.author and, for the bot, which responder).
+WRITTEN_BY_CUSTOMER = "customer"
+WRITTEN_BY_STAFF = "staff"
+WRITTEN_BY_AI_MODEL = "ai_model"  # an OpenAI model wrote it
+WRITTEN_BY_OFFLINE_RESPONDER = "offline_responder"  # the built-in responder, no AI model
+WRITTEN_BY_BUSINESS_TEXT = "business_text"  # a fixed text of the business (consent, commands, apology)
+WRITTEN_BY_NOTE = "internal_note"
+_OFFLINE_MODEL = "offline"
+_CARRIERS = {Provider.META, Provider.TWILIO}
 # Values a provenance mapping uses for "the model inferred this" (see _inferred_profile_fields).
 _MODEL_SOURCES = {"model", "ai", "inferred", "extracted", "extraction"}
 
@@ -60,24 +82,31 @@ _MODEL_SOURCES = {"model", "ai", "inferred", "extracted", "extraction"}
 def build_subject_export(*, subject: Subject) -> dict[str, Any]:
     """The export document of a subject (reads only)."""
     profiles = [_export_profile(profile) for profile in subject.profiles]
-    involved = {profile.provider for profile in subject.profiles}
-    if _model_saw_subject(subject):
-        involved.add("openai")
+    evidence = _recipient_evidence(subject)
+    notes = [
+        "Values marked inferred were produced by an AI model (speech-to-text, profile extraction), not given by you.",
+        "Each message says who wrote it (written_by): you, a member of staff, an AI model (OpenAI), the "
+        "built-in offline responder (no AI model), or a fixed text of the business; and which processor "
+        "carried it (carried_by; none for the web chat and the simulator, which never leave this server).",
+        "Tool calls are requests the AI model made to the business's own systems (an order lookup…) "
+        "while answering you, with what it read back.",
+    ]
     return {
         "$schema": EXPORT_SCHEMA_ID,
         "generated_at": timezone.now().isoformat(),
         "subject": {"identifier_kind": subject.kind, "identifier": subject.normalized},
         "profiles": profiles,
         "recipients": [
-            {**recipient, "received_data_of_subject": recipient["provider"] in involved} for recipient in RECIPIENTS
+            {
+                **recipient,
+                "received_data_of_subject": bool(evidence[recipient["provider"]]),
+                "evidence": evidence[recipient["provider"]],
+            }
+            for recipient in RECIPIENTS
         ],
-        "notes": [
-            "Values marked inferred were produced by an AI model (speech-to-text, profile extraction), "
-            "not given by you.",
-            "Messages authored by 'bot' were written by an AI model.",
-            "Tool calls are requests the AI model made to the business's own systems (an order lookup…) "
-            "while answering you, with what it read back.",
-        ],
+        "webhook_captures": [_export_capture(capture) for capture in list_subject_captures(subject)],
+        "admin_history": [_export_log_entry(entry) for entry in list_subject_admin_log(subject)],
+        "notes": notes,
     }
 
 
@@ -112,14 +141,67 @@ def export_subject(
     return document
 
 
-def _model_saw_subject(subject: Subject) -> bool:
-    answered = Message.objects.filter(conversation__profile__in=subject.profile_ids, author=Message.Author.BOT).exclude(
-        model__in=["", "offline"]
+def _recipient_evidence(subject: Subject) -> dict[str, list[str]]:
+    """Per processor, what of the subject's data actually reached it (empty: nothing did)."""
+    evidence: dict[str, list[str]] = {recipient["provider"]: [] for recipient in RECIPIENTS}
+    for conversation in Conversation.objects.filter(profile__in=subject.profile_ids).order_by("pk"):
+        if carrier := _carrier(conversation):
+            evidence[carrier].append(f"conversation {conversation.pk} ({conversation.get_channel_display()})")
+    messages = Message.objects.filter(conversation__profile__in=subject.profile_ids)
+    answered = messages.filter(author=Message.Author.BOT).exclude(model__in=["", _OFFLINE_MODEL]).count()
+    if answered:
+        evidence["openai"].append(
+            f"{answered} repl(ies) written by an AI model from the conversation's recent messages"
+        )
+    transcribed = Attachment.objects.filter(message__in=messages).exclude(transcript="").count()
+    if transcribed:
+        evidence["openai"].append(f"{transcribed} voice note(s) or audio file(s) transcribed")
+    other_calls = (
+        ModelUsage.objects.filter(conversation__profile__in=subject.profile_ids)
+        .exclude(model__in=["", _OFFLINE_MODEL])
+        .count()
     )
-    transcribed = Attachment.objects.filter(message__conversation__profile__in=subject.profile_ids).exclude(
-        transcript=""
-    )
-    return answered.exists() or transcribed.exists()
+    if other_calls:
+        evidence["openai"].append(f"{other_calls} other model call(s) (summaries, discarded replies)")
+    return evidence
+
+
+def _carrier(conversation: Conversation) -> str | None:
+    """The processor that carried a conversation's messages; None when they never left this server."""
+    if conversation.business_address == SIMULATOR_NUMBER_ID:
+        return None
+    provider = str(transport_class_for(conversation).provider)
+    return provider if provider in _CARRIERS else None
+
+
+def _written_by(message: Message) -> str:
+    if message.author == Message.Author.CUSTOMER:
+        return WRITTEN_BY_CUSTOMER
+    if message.author == Message.Author.STAFF:
+        return WRITTEN_BY_STAFF
+    if message.author == Message.Author.NOTE:
+        return WRITTEN_BY_NOTE
+    if message.model == _OFFLINE_MODEL:
+        return WRITTEN_BY_OFFLINE_RESPONDER
+    return WRITTEN_BY_AI_MODEL if message.model else WRITTEN_BY_BUSINESS_TEXT
+
+
+def _export_capture(capture: CapturedWebhook) -> dict[str, Any]:
+    return {**_fields(capture), "body": bytes(capture.body).decode("utf-8", errors="replace")}
+
+
+def _export_log_entry(entry: LogEntry) -> dict[str, Any]:
+    return {
+        "action_time": _jsonable(entry.action_time),
+        "object": f"{entry.content_type.app_label}.{entry.content_type.model}" if entry.content_type else "",
+        "object_id": entry.object_id or "",
+        "object_repr": entry.object_repr,
+        "action": {ADDITION: "added", CHANGE: "changed", DELETION: "deleted"}.get(
+            entry.action_flag, str(entry.action_flag)
+        ),
+        "change_message": entry.get_change_message(),
+        "staff_user_id": entry.user_id,
+    }
 
 
 def _media_files(document: dict[str, Any]) -> Iterator[tuple[str, str]]:
@@ -132,7 +214,8 @@ def _media_files(document: dict[str, Any]) -> Iterator[tuple[str, str]]:
 
 
 def _export_profile(profile: ClientProfile) -> dict[str, Any]:
-    conversations = Conversation.objects.filter(profile=profile).order_by("created_at", "pk")
+    conversations = list(Conversation.objects.filter(profile=profile).order_by("created_at", "pk"))
+    carriers = {conversation.pk: _carrier(conversation) for conversation in conversations}
     messages_by_conversation: dict[int, list[dict[str, Any]]] = {}
     messages = (
         Message.objects.filter(conversation__profile=profile)
@@ -140,7 +223,9 @@ def _export_profile(profile: ClientProfile) -> dict[str, Any]:
         .order_by("created_at", "pk")
     )
     for message in messages:
-        messages_by_conversation.setdefault(message.conversation_id, []).append(_export_message(message))
+        messages_by_conversation.setdefault(message.conversation_id, []).append(
+            _export_message(message, carried_by=carriers[message.conversation_id])
+        )
     audit = AuditEntry.objects.filter(profile=profile) | AuditEntry.objects.filter(conversation__profile=profile)
     tool_calls = _export_tool_calls(profile)
     return {
@@ -155,6 +240,7 @@ def _export_profile(profile: ClientProfile) -> dict[str, Any]:
         "conversations": [
             {
                 **_fields(conversation),
+                "carried_by": carriers[conversation.pk],
                 "messages": messages_by_conversation.get(conversation.pk, []),
                 "tool_calls": tool_calls.get(conversation.pk, []),
             }
@@ -164,10 +250,13 @@ def _export_profile(profile: ClientProfile) -> dict[str, Any]:
     }
 
 
-def _export_message(message: Message) -> dict[str, Any]:
+def _export_message(message: Message, *, carried_by: str | None) -> dict[str, Any]:
+    written_by = _written_by(message)
     return {
         **_fields(message),
-        "written_by_model": message.author == Message.Author.BOT,
+        "written_by": written_by,
+        "written_by_model": written_by == WRITTEN_BY_AI_MODEL,
+        "carried_by": carried_by,
         "attachments": [_export_attachment(attachment) for attachment in message.attachments.all()],
     }
 

@@ -37,8 +37,32 @@ class ErasureRecord(models.Model):
         return f"Erasure #{self.pk} at {self.performed_at:%Y-%m-%d %H:%M}"
 
 
+class ErasedIdentifier(models.Model):
+    """A keyed hash of one identifier an erased person reached us by (phone, WhatsApp id, BSUID,
+    provider address, email): a late delivery naming it is not captured again (captures hold raw
+    bodies). The hash answers "is this an erased person's identifier?" and nothing else."""
+
+    erasure = models.ForeignKey(ErasureRecord, on_delete=models.CASCADE, related_name="erased_identifiers")
+    identifier_hash = models.CharField(max_length=64, db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["erasure", "identifier_hash"], name="one_erased_identifier_per_erasure"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Erased identifier {self.identifier_hash[:12]}…"
+
+
 class RemoteDeletion(models.Model):
-    """One copy held by a processor that the erasure asked to delete, and how that went."""
+    """One copy held by a processor that must be deleted there, and how that went: asked for by
+    an erasure, by retention (purge_expired), or found orphaned (no row names it: a
+    reply in flight while its conversation was erased, a discarded reply)."""
+
+    class Origin(models.TextChoices):
+        ERASURE = "erasure", "Erasure"
+        RETENTION = "retention", "Retention (purge_expired)"
+        ORPHAN = "orphan", "Orphaned (a reply in flight, discarded, or an earlier call of a turn)"
 
     class Processor(models.TextChoices):
         OPENAI = "openai", "OpenAI"
@@ -58,7 +82,11 @@ class RemoteDeletion(models.Model):
         ALREADY_GONE = "already_gone", "Already gone (404)"
         FAILED = "failed", "Failed"
 
-    erasure = models.ForeignKey(ErasureRecord, on_delete=models.CASCADE, related_name="remote_deletions")
+    # Null for retention and orphans: they belong to no one erasure.
+    erasure = models.ForeignKey(
+        ErasureRecord, null=True, blank=True, on_delete=models.CASCADE, related_name="remote_deletions"
+    )
+    origin = models.CharField(max_length=16, choices=Origin.choices, default=Origin.ERASURE)
     processor = models.CharField(max_length=16, choices=Processor.choices)
     kind = models.CharField(max_length=32, choices=Kind.choices)
     remote_id = models.CharField(max_length=200)
@@ -77,6 +105,12 @@ class RemoteDeletion(models.Model):
         ordering = ["erasure", "position", "id"]
         constraints = [
             models.UniqueConstraint(fields=["erasure", "kind", "remote_id"], name="one_remote_deletion_per_copy"),
+            # Retention and orphans: one row per copy, however often a purge or a late reply names it.
+            models.UniqueConstraint(
+                fields=["kind", "remote_id"],
+                condition=models.Q(erasure__isnull=True),
+                name="one_unattached_remote_deletion_per_copy",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -1,23 +1,28 @@
 """Deleting the copies processors hold, one RemoteDeletion row at a time, in a safe order.
 
-Each row moves pending -> deleted | already_gone | failed through a conditional update, so a
-task run twice (or beside the beat sweep) deletes once. Transient refusals (Twilio 20009 while
-a message is in flight, rate limits, outages) leave the row pending for the next run.
+One queue for every origin: an erasure's rows, and the rows of no erasure (retention, orphaned
+copies), which run as one group (`erasure_id=None`). Each row moves pending -> deleted |
+already_gone | failed through a conditional update, so a task run twice (or beside the beat
+sweep) deletes once. Transient refusals (Twilio 20009 while a message is in flight, rate
+limits, outages) leave the row pending for the next run.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from django.conf import settings
+from django.db import transaction
 from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from conversations import ai, providers
 from conversations.dispatch import enqueue
 from conversations.errors import RemoteDeletionError
-from gdpr.models import RemoteDeletion
+from conversations.models import Attachment, Conversation, Message, MessagePart, Provider
+from conversations.providers.simulator import SIMULATOR_NUMBER_ID
+from gdpr.models import ErasureRecord, RemoteDeletion
 
 logger = logging.getLogger(__name__)
 
@@ -49,8 +54,96 @@ _DELETERS: dict[str, Callable[[RemoteDeletion], bool]] = {
 }
 
 
-def run_remote_deletions(*, erasure_id: int) -> int:
-    """Try every pending remote deletion of an erasure once, in order; returns how many stay pending."""
+# Keyed by the stored value: a Kind member and its string are the same key.
+PROCESSORS: dict[str, RemoteDeletion.Processor] = {
+    RemoteDeletion.Kind.OPENAI_CONVERSATION_ITEM: RemoteDeletion.Processor.OPENAI,
+    RemoteDeletion.Kind.OPENAI_CONVERSATION: RemoteDeletion.Processor.OPENAI,
+    RemoteDeletion.Kind.OPENAI_RESPONSE: RemoteDeletion.Processor.OPENAI,
+    RemoteDeletion.Kind.TWILIO_MESSAGE: RemoteDeletion.Processor.TWILIO,
+    RemoteDeletion.Kind.META_MEDIA: RemoteDeletion.Processor.META,
+}
+
+RemoteCopy = tuple[str, str]  # (RemoteDeletion.Kind, the processor's id)
+
+
+def list_remote_copies(
+    *, messages: QuerySet[Message], conversations: QuerySet[Conversation] | None = None
+) -> list[RemoteCopy]:
+    """The copies processors keep of these messages (and conversations), in deletion order (reads only).
+
+    OpenAI: stored responses and server-side conversations (their items are listed when they
+    are deleted). Twilio: every message resource, inbound or outbound, one per part of a split
+    reply (deleting it deletes its media). Meta: the media objects of inbound files (Meta keeps
+    no message store to delete from). Simulated conversations reached no processor.
+    """
+    copies: set[RemoteCopy] = set()
+    if conversations is not None:
+        copies |= {
+            (RemoteDeletion.Kind.OPENAI_CONVERSATION, conversation_id)
+            for conversation_id in conversations.exclude(openai_conversation_id="").values_list(
+                "openai_conversation_id", flat=True
+            )
+        }
+    copies |= {
+        (RemoteDeletion.Kind.OPENAI_RESPONSE, response_id)
+        for response_id in messages.exclude(openai_response_id="").values_list("openai_response_id", flat=True)
+    }
+    twilio = messages.filter(provider=Provider.TWILIO)
+    copies |= {
+        (RemoteDeletion.Kind.TWILIO_MESSAGE, sid)
+        for sid in twilio.exclude(provider_message_id="").values_list("provider_message_id", flat=True)
+        if sid  # NULL until the provider took it
+    }
+    copies |= {
+        (RemoteDeletion.Kind.TWILIO_MESSAGE, sid)
+        for sid in MessagePart.objects.filter(message__in=twilio)
+        .exclude(provider_message_id="")
+        .values_list("provider_message_id", flat=True)
+    }
+    meta_media = Attachment.objects.filter(message__in=messages.filter(provider=Provider.META)).exclude(
+        message__conversation__business_address=SIMULATOR_NUMBER_ID
+    )
+    copies |= {
+        (RemoteDeletion.Kind.META_MEDIA, media_id)
+        for media_id in meta_media.exclude(provider_ref="").values_list("provider_ref", flat=True)
+    }
+    return sorted(copies, key=lambda copy: (POSITIONS[copy[0]], copy[1]))
+
+
+def record_remote_deletions(*, copies: Iterable[RemoteCopy], origin: str, erasure: ErasureRecord | None = None) -> None:
+    """Queue these copies for deletion (a copy queued already, outside an erasure, is queued once)."""
+    RemoteDeletion.objects.bulk_create(
+        [
+            RemoteDeletion(
+                erasure=erasure,
+                origin=origin,
+                processor=PROCESSORS[kind],
+                kind=kind,
+                remote_id=remote_id,
+                position=POSITIONS[kind],
+            )
+            for kind, remote_id in copies
+        ],
+        ignore_conflicts=True,
+    )
+
+
+def queue_orphaned_copies(*, copies: list[RemoteCopy], **_signal: object) -> None:
+    """Receiver of conversations' `remote_copies_orphaned`: queue the copies no erasure queued
+    already (a reply erased during its send) and run the queue once this transaction commits
+    (the beat sweep retries what is refused)."""
+    queued = set(
+        RemoteDeletion.objects.filter(remote_id__in=[remote_id for _, remote_id in copies]).values_list(
+            "kind", "remote_id"
+        )
+    )
+    record_remote_deletions(copies=[copy for copy in copies if copy not in queued], origin=RemoteDeletion.Origin.ORPHAN)
+    transaction.on_commit(lambda: enqueue(DELETE_REMOTE_COPIES, None))
+
+
+def run_remote_deletions(*, erasure_id: int | None) -> int:
+    """Try every pending remote deletion of an erasure (None: of no erasure) once, in order;
+    returns how many stay pending."""
     pending = RemoteDeletion.objects.filter(erasure_id=erasure_id, status=RemoteDeletion.Status.PENDING)
     listed = _list_openai_items(pending.filter(kind=RemoteDeletion.Kind.OPENAI_CONVERSATION), erasure_id)
     for deletion in pending.order_by("position", "id"):
@@ -62,16 +155,21 @@ def run_remote_deletions(*, erasure_id: int) -> int:
         _attempt(deletion)
     left = pending.count()
     if left:
-        logger.warning("Erasure %s: %s remote deletion(s) still pending; they will be retried.", erasure_id, left)
+        logger.warning("%s: %s remote deletion(s) still pending; they will be retried.", _queue_name(erasure_id), left)
     return left
 
 
-def schedule_remote_deletions(*, erasure_id: int) -> None:
+def _queue_name(erasure_id: int | None) -> str:
+    return f"Erasure {erasure_id}" if erasure_id is not None else "Retention and orphaned copies"
+
+
+def schedule_remote_deletions(*, erasure_id: int | None) -> None:
     """Enqueue another run later; if the broker is down, the beat sweep picks the rows up."""
     enqueue(DELETE_REMOTE_COPIES, erasure_id, countdown=settings.REMOTE_DELETION_RETRY_SECONDS)
 
 
-def list_erasures_with_pending_deletions() -> list[int]:
+def list_erasures_with_pending_deletions() -> list[int | None]:
+    """The erasures with pending remote deletions; None stands for the rows of no erasure."""
     return list(
         RemoteDeletion.objects.filter(status=RemoteDeletion.Status.PENDING)
         .values_list("erasure_id", flat=True)
@@ -79,7 +177,7 @@ def list_erasures_with_pending_deletions() -> list[int]:
     )
 
 
-def _list_openai_items(conversations: QuerySet[RemoteDeletion], erasure_id: int) -> set[str]:
+def _list_openai_items(conversations: QuerySet[RemoteDeletion], erasure_id: int | None) -> set[str]:
     """Add a row per item of each pending OpenAI conversation; the ids whose listing succeeded."""
     listed: set[str] = set()
     for conversation in conversations:
@@ -92,6 +190,7 @@ def _list_openai_items(conversations: QuerySet[RemoteDeletion], erasure_id: int)
             [
                 RemoteDeletion(
                     erasure_id=erasure_id,
+                    origin=conversation.origin,
                     processor=RemoteDeletion.Processor.OPENAI,
                     kind=RemoteDeletion.Kind.OPENAI_CONVERSATION_ITEM,
                     remote_id=item_id,

@@ -3,6 +3,10 @@
 Every batch is its own short transaction over at most PURGE_BATCH_SIZE ids, so memory stays
 flat and the webhook keeps writing while a large purge runs. Safe to run twice or concurrently:
 each batch deletes whatever of its ids still exists.
+
+The processors' copies of what a batch deletes (stored OpenAI responses and conversations,
+Twilio messages, Meta media) are queued for deletion in the same transaction, before their ids
+are forgotten, and deleted through the erasure's retried queue (gdpr/remote.py).
 """
 
 from __future__ import annotations
@@ -16,11 +20,13 @@ from typing import Any, Protocol
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from conversations.models import Attachment, Conversation, Message, ProcessedMessage, ToolCall, UsageWindow
 from gdpr.files import delete_stored_files
+from gdpr.models import RemoteDeletion
+from gdpr.remote import list_remote_copies, record_remote_deletions, run_remote_deletions, schedule_remote_deletions
 from telemetry import metrics
 
 logger = logging.getLogger(__name__)
@@ -57,6 +63,7 @@ class PurgeSummary:
     processed_ids: int = 0
     tool_calls: int = 0
     usage_windows: int = 0
+    remote_copies: int = 0  # queued for deletion at the processors
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -87,28 +94,36 @@ def purge_expired(
     if summary.message_cutoff:
         cutoff = summary.message_cutoff
         expired = Message.objects.filter(created_at__lt=cutoff)
+        # What is empty once the expired messages are gone (a dry run deletes none, so it must
+        # not count only the conversations empty already).
+        kept = Message.objects.filter(conversation=OuterRef("pk"), created_at__gte=cutoff)
+        emptied = Conversation.objects.filter(updated_at__lt=cutoff).exclude(Exists(kept))
+        # The model's function calls: those of expired messages and emptied conversations (they
+        # would go with them) and any older than the cutoff, first, so a dry run counts the same.
+        tool_calls = ToolCall.objects.filter(
+            Q(created_at__lt=cutoff) | Q(message__in=expired) | Q(conversation__in=emptied)
+        )
+        summary.tool_calls = _delete_in_batches(tool_calls, batch_size, dry_run, progress)
         if dry_run:
             summary.messages = expired.count()
             attachments = Attachment.objects.filter(message__created_at__lt=cutoff)
             summary.attachments = attachments.count()
             summary.files = attachments.exclude(file="").count()
+            summary.conversations = emptied.count()
+            summary.remote_copies = len(list_remote_copies(messages=expired, conversations=emptied))
         else:
             _purge_messages(expired, summary, batch_size, progress("messages", expired.count()))
-        # The model's function calls go with the messages they answered (a cascade); any left
-        # without one (its message erased another way) expire by their own age.
-        summary.tool_calls = _delete_in_batches(
-            ToolCall.objects.filter(created_at__lt=cutoff), batch_size, dry_run, progress
-        )
-        # Only conversations with nothing left; while a dry run deletes nothing, this counts the
-        # ones empty already.
-        empty = Conversation.objects.filter(updated_at__lt=cutoff, messages__isnull=True)
-        summary.conversations = _delete_in_batches(empty, batch_size, dry_run, progress)
+            # Only conversations with nothing left: a message that arrived meanwhile keeps its own.
+            empty = emptied.filter(messages__isnull=True)
+            summary.conversations = _purge_conversations(empty, summary, batch_size, progress)
     processed = ProcessedMessage.objects.filter(received_at__lt=summary.processed_cutoff)
     summary.processed_ids = _delete_in_batches(processed, batch_size, dry_run, progress)
     # The budgets' per-contact counters of periods long over (the longest period is a month).
     stale = UsageWindow.objects.filter(starts_at__lt=now - USAGE_WINDOW_KEEP)
     summary.usage_windows = _delete_in_batches(stale, batch_size, dry_run, progress)
     logger.info("Purge %s: %s", "dry run" if dry_run else "done", summary.as_dict())
+    if summary.remote_copies and not dry_run and run_remote_deletions(erasure_id=None):
+        schedule_remote_deletions(erasure_id=None)
     metrics.count_gdpr_job(job="purge", outcome="dry_run" if dry_run else "done")
     return summary
 
@@ -116,14 +131,38 @@ def purge_expired(
 def _purge_messages(expired: QuerySet[Message], summary: PurgeSummary, batch_size: int, bar: Progress) -> None:
     for ids in _id_batches(expired, batch_size):
         with transaction.atomic():
+            batch = Message.objects.filter(pk__in=ids)
+            summary.remote_copies += _queue_remote_copies(messages=batch)
             names = list(Attachment.objects.filter(message_id__in=ids).exclude(file="").values_list("file", flat=True))
-            _, deleted = Message.objects.filter(pk__in=ids).only("pk").delete()
+            _, deleted = batch.only("pk").delete()
             transaction.on_commit(partial(delete_stored_files, names=names))
         summary.messages += deleted.get(Message._meta.label, 0)
         summary.attachments += deleted.get(Attachment._meta.label, 0)
         summary.files += len(names)
         bar.update(len(ids))
     bar.close()
+
+
+def _purge_conversations(
+    empty: QuerySet[Conversation], summary: PurgeSummary, batch_size: int, progress: ProgressFactory
+) -> int:
+    bar = progress("conversations", empty.count())
+    total = 0
+    for ids in _id_batches(empty, batch_size):
+        with transaction.atomic():
+            batch = empty.filter(pk__in=ids)  # still empty: checked again as they go
+            summary.remote_copies += _queue_remote_copies(messages=Message.objects.none(), conversations=batch)
+            _, deleted = batch.delete()
+        total += deleted.get(Conversation._meta.label, 0)
+        bar.update(len(ids))
+    bar.close()
+    return total
+
+
+def _queue_remote_copies(*, messages: QuerySet[Message], conversations: QuerySet[Conversation] | None = None) -> int:
+    copies = list_remote_copies(messages=messages, conversations=conversations)
+    record_remote_deletions(copies=copies, origin=RemoteDeletion.Origin.RETENTION)
+    return len(copies)
 
 
 def _delete_in_batches(queryset: QuerySet[Any], batch_size: int, dry_run: bool, progress: ProgressFactory) -> int:

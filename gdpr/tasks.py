@@ -16,11 +16,12 @@ logger = logging.getLogger(__name__)
 # Twilio answers 20009 while a message is in flight: retry until the processor has deleted it.
 # After the retries run out, the beat sweep below keeps trying.
 @shared_task(bind=True, max_retries=100)
-def delete_remote_copies(self: Task[[int], None], erasure_id: int) -> None:
+def delete_remote_copies(self: Task[[int | None], None], erasure_id: int | None) -> None:
+    """The pending remote deletions of one erasure, or (None) those of retention and orphans."""
     if not run_remote_deletions(erasure_id=erasure_id):
         return
     if self.max_retries is not None and self.request.retries >= self.max_retries:
-        logger.warning("Erasure %s: remote deletions still pending; the beat sweep keeps retrying them.", erasure_id)
+        logger.warning("Remote deletions of %s still pending; the beat sweep keeps retrying them.", erasure_id)
         return
     raise self.retry(countdown=settings.REMOTE_DELETION_RETRY_SECONDS)
 

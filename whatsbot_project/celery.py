@@ -73,8 +73,8 @@ def _stop_on_configuration_error(sender, **kwargs) -> None:
 def _use_django_logging(**kwargs) -> None:
     """Worker and beat log through settings.LOGGING (its masking filter included) instead of
     handlers of Celery's own: connecting this signal is how Celery is told to leave logging be."""
-    from logging.config import dictConfig
-
     from django.conf import settings
 
-    dictConfig(settings.LOGGING)
+    from whatsbot_project.logging import configure_logging
+
+    configure_logging(settings.LOGGING)

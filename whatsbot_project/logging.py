@@ -1,15 +1,20 @@
 """Personal data out of the logs: one filter, on every handler of every process.
 
 Phone numbers and email addresses are masked in the message, its arguments and any traceback
-(a provider's error often echoes the number it refused). The filter sits on the one console
-handler settings.LOGGING configures; Celery is told not to install handlers of its own
-(whatsbot_project/celery.py), so web, worker, beat and management commands all write through it.
+(a provider's error often echoes the number it refused). `configure_logging` (settings'
+LOGGING_CONFIG, and Celery's setup_logging signal in whatsbot_project/celery.py) applies
+settings.LOGGING, whose console handler carries the filter, and then installs the same masking
+where each log record is made: a handler configured anywhere else (gunicorn's, a library's, a
+test's) writes masked records too, in web, worker, beat and management command processes alike.
 """
 
 from __future__ import annotations
 
 import logging
+import logging.config
 import re
+from collections.abc import Callable
+from typing import Any
 
 # One pass over the text: a UUID (Celery task ids, our message uids) is matched first and kept
 # as it is, so its digit groups are never taken for a phone number.
@@ -66,3 +71,30 @@ class MaskPhoneNumbers(logging.Filter):
         if record.stack_info:
             record.stack_info = mask_personal_data(record.stack_info)
         return True
+
+
+def configure_logging(config: dict[str, Any]) -> None:
+    """Apply a logging dictConfig, then mask every record of this process where it is made."""
+    logging.config.dictConfig(config)
+    install_record_masking()
+
+
+def install_record_masking() -> None:
+    """Mask personal data in every log record as it is created (once per process)."""
+    if not isinstance(logging.getLogRecordFactory(), _MaskingRecordFactory):
+        logging.setLogRecordFactory(_MaskingRecordFactory(logging.getLogRecordFactory()))
+
+
+class _MaskingRecordFactory:
+    def __init__(self, make_record: Callable[..., logging.LogRecord]) -> None:
+        self.make_record = make_record
+        self.mask = MaskPhoneNumbers()
+
+    def __call__(self, *args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = self.make_record(*args, **kwargs)
+        try:
+            self.mask.filter(record)
+        except (TypeError, ValueError):
+            # A malformed log call (arguments that do not fit the message): kept readable, masked.
+            record.msg, record.args = mask_personal_data(f"{record.msg} {record.args!r}"), None
+        return record

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+from platformdirs import user_data_dir
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -445,6 +446,10 @@ GDPR_IDENTIFIER_HASH_KEY = env.str("GDPR_IDENTIFIER_HASH_KEY", default="")
 # Seconds between retries of a remote deletion the processor refused for now (Twilio 20009…);
 # also how often beat sweeps the ones still pending.
 REMOTE_DELETION_RETRY_SECONDS = env.int("REMOTE_DELETION_RETRY_SECONDS", default=300)
+# Where gdpr_export writes its files (personal data) unless --output says otherwise: outside the
+# code checkout, created owner-only (0700). Default: the user's data folder, e.g.
+# ~/.local/share/whatsbot/gdpr-exports on Linux.
+GDPR_EXPORT_DIR = Path(env.str("GDPR_EXPORT_DIR", default=str(Path(user_data_dir("whatsbot")) / "gdpr-exports")))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -562,6 +567,8 @@ LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOG_FORMAT = env.str("LOG_FORMAT", default="plain")
 if LOG_FORMAT not in ("plain", "json"):
     raise ImproperlyConfigured(f"LOG_FORMAT must be plain or json, not {LOG_FORMAT!r}.")
+# Applies LOGGING and masks phone numbers and emails in every record of the process.
+LOGGING_CONFIG = "whatsbot_project.logging.configure_logging"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -3,8 +3,12 @@
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
+
+import pytest
+from django.core.management import call_command
 
 from channels_app.tests.browser_support import (
     ARTIFACTS,
@@ -93,3 +97,25 @@ def test_the_page_reconnects_after_a_dropped_socket_and_catches_up(
     page.locator("#connection[data-state=live]").wait_for(timeout=15_000)
     page.locator("#messages .message.in", has_text="Sent while you were offline").wait_for()
     page.screenshot(path=ARTIFACTS / "04-after-reconnect.png")
+
+
+# A command in another process reaches open pages through Redis (channel layer and presence
+# cache); the in-memory layer reaches only its own event loop.
+@pytest.mark.redis
+@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs REDIS_URL: pages hear other processes through Redis")
+def test_a_person_erased_from_the_command_line_leaves_an_open_inbox_without_a_reload(
+    browser_page, live_url, graph_ok, fake_openai, staff_user
+):
+    page = browser_page
+    log_in(page, live_url, staff_user)
+    assert post_webhook(live_url, meta_body("text")) == 200
+    row = page.locator(".conversation", has_text="Ada Lovelace")
+    row.locator("button").click()
+    page.locator("#messages .message.in", has_text="Hi! What are your opening hours?").wait_for()
+
+    call_command("gdpr_erase", "+15551234567", "--yes", stdout=io.StringIO())
+
+    row.wait_for(state="detached")
+    page.locator("#chat").wait_for(state="hidden")
+    assert page.locator("#messages .message").count() == 0
+    assert page.locator("body", has_text="Hi! What are your opening hours?").count() == 0

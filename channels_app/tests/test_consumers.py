@@ -211,3 +211,25 @@ def test_a_periodic_check_disconnects_staff_revoked_without_a_save_signal(staff_
         return closed
 
     assert async_to_sync(scenario)() == {"type": "websocket.close", "code": 4403}
+
+
+def test_an_erased_persons_conversations_leave_every_open_inbox(client, graph_ok, fake_openai, staff_user):
+    from gdpr.erasure import erase_subject
+    from gdpr.subjects import find_subject
+
+    post_meta(client, meta_body("text"))
+    conversation = Conversation.objects.get()
+    cookie = session_cookie(staff_user)
+
+    async def scenario():
+        communicator, _, _ = await open_socket(cookie)
+        await communicator.send_json_to({"action": "open", "conversation_id": conversation.pk})
+        await next_event(communicator, "opened")
+        await sync_to_async(lambda: erase_subject(subject=find_subject(identifier="+15551234567")))()
+        event = await next_event(communicator, "conversation_removed")
+        await communicator.disconnect()
+        return event
+
+    event = async_to_sync(scenario)()
+
+    assert event["conversation_ids"] == [conversation.pk]

@@ -169,7 +169,11 @@ def _ensure_stored(attachment: Attachment, message: Message) -> None:
     attachment.sha256 = download.sha256
     attachment.status = Attachment.Status.STORED
     attachment.error = ""
-    attachment.save(update_fields=["file", "content_type", "size_bytes", "sha256", "status", "error"])
+    fields = ("file", "content_type", "size_bytes", "sha256", "status", "error")
+    if not Attachment.objects.filter(pk=attachment.pk).update(**{name: getattr(attachment, name) for name in fields}):
+        # Erased during the download: the file must not outlive its row.
+        attachment.file.delete(save=False)
+        raise Attachment.DoesNotExist(f"attachment {attachment.pk} was erased during its download")
 
 
 def _download_with_retries(attachment: Attachment, message: Message) -> safe_http.Download:

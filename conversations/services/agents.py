@@ -116,14 +116,19 @@ def _hand_over(inbound: Message, target: Agent) -> Callable[[dict], Outcome]:
 
 def _combined(answer: ModelReply, spent: list[ModelReply]) -> ModelReply:
     """The final answer, carrying the tokens (and any customer details recorded) of the calls that
-    handed over to its agent."""
+    handed over to its agent, and the responses OpenAI stored for them: no reply row names those,
+    so they are deleted with the other earlier calls of the turn (services/orphans.py)."""
     if not spent:
         return answer
     calls = [*spent, answer]
+    handed_over = [
+        response_id for call in spent for response_id in (*call.earlier_stored_response_ids, call.stored_response_id)
+    ]
     return replace(
         answer,
         details=next((call.details for call in reversed(calls) if call.details is not None), None),
         input_tokens=sum(call.input_tokens or 0 for call in calls),
         output_tokens=sum(call.output_tokens or 0 for call in calls),
         cached_input_tokens=sum(call.cached_input_tokens for call in calls),
+        earlier_stored_response_ids=tuple(filter(None, [*handed_over, *answer.earlier_stored_response_ids])),
     )

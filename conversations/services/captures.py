@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from urllib.parse import urlsplit
 
@@ -15,10 +16,23 @@ from conversations.models import CapturedWebhook
 # Only what a replay needs; cookies, auth and proxy headers are never kept.
 _KEPT_HEADERS = ("Content-Type", "User-Agent", "X-Hub-Signature-256", "X-Twilio-Signature")
 
+CaptureRefusal = Callable[..., bool]  # (*, provider: str, body: bytes) -> True: do not keep it
+# Registered at start-up by the apps above this one (gdpr: "this names an erased person"),
+# which this module cannot import.
+_refusals: list[CaptureRefusal] = []
+
+
+def refuse_captures_when(check: CaptureRefusal) -> None:
+    """Never capture a request for which `check(provider=…, body=…)` is true."""
+    if check not in _refusals:
+        _refusals.append(check)
+
 
 def capture_webhook_request(*, provider: str, path: str, headers: dict[str, str], body: bytes) -> None:
     """Keep one raw request when capture is on (WEBHOOK_CAPTURE_HOURS > 0)."""
     if settings.WEBHOOK_CAPTURE_HOURS <= 0:
+        return
+    if any(check(provider=provider, body=body) for check in _refusals):
         return
     kept = {name: headers[name] for name in _KEPT_HEADERS if name in headers}
     CapturedWebhook.objects.create(provider=provider, path=path, headers=kept, body=body)

@@ -30,6 +30,7 @@ from conversations.providers.base import (
     Transport,
 )
 from conversations.services.consent import is_blocked_by_opt_out
+from conversations.services.orphans import hand_over_sent_message
 from conversations.services.parts import get_or_create_parts, parts_in_doubt
 from conversations.services.retries import RetryLater, backoff_delay
 from conversations.services.workers import current_worker
@@ -170,9 +171,12 @@ def _send_through_provider(message: Message) -> SendResult:
             # The provider answered that it did not take the part: nothing of it went out.
             MessagePart.objects.filter(pk=part.pk).update(attempted_at=None)
             raise
-        MessagePart.objects.filter(pk=part.pk).update(
+        if not MessagePart.objects.filter(pk=part.pk).update(
             provider_message_id=result.provider_message_id, sent_at=timezone.now()
-        )
+        ):
+            # Erased while the provider took it: nothing names its copy there any more.
+            hand_over_sent_message(provider=transport.provider, provider_message_id=result.provider_message_id)
+            raise Message.DoesNotExist(f"message {message.pk} was erased during its send")
     if result is None:  # get_or_create_parts gives at least one part, unless the message was deleted meanwhile
         raise PermanentProviderError("no_parts", "Nothing to send")
     return result

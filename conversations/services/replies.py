@@ -22,6 +22,7 @@ from conversations.selectors.prompt import list_newer_customer_messages
 from conversations.services import agents, budgets, bursts, commands, context, knowledge
 from conversations.services.consent import apply_consent_keywords
 from conversations.services.handoff import HUMAN_COMING_REPLY, is_request_for_human, note_request_for_human
+from conversations.services.orphans import OPENAI_RESPONSE, hand_over_orphaned_copies
 from conversations.services.outbound import send_message
 from conversations.services.profiles import CLIENT_DETAILS, record_client_details
 from conversations.services.retries import RetryLater, backoff_delay
@@ -93,10 +94,27 @@ def reply_to_message(*, message_id: int, attempt: int = 1) -> Message | None:
                 return None
             return _store_reply(inbound, ModelReply(text=notice, model=""))
         answer = _ask_model(inbound, attempt, media.images)
-        if isinstance(answer.details, ClientInfo):  # who they are: kept even if the reply is not
-            record_client_details(message=inbound, info=answer.details)
     else:
         answer = ModelReply(text=UNSUPPORTED_KIND_REPLY, model="")
+    reply = None
+    try:
+        reply = _keep_answer(inbound, answer)
+    finally:
+        # A response OpenAI stored but no reply row names (an earlier call of the turn, a reply
+        # discarded, or the conversation erased while the model answered) could never be
+        # erased later: it is deleted now.
+        unnamed = list(answer.earlier_stored_response_ids)
+        if reply is None or reply.openai_response_id != answer.stored_response_id:
+            unnamed.append(answer.stored_response_id)
+        hand_over_orphaned_copies(copies=[(OPENAI_RESPONSE, response_id) for response_id in unnamed])
+    return reply
+
+
+def _keep_answer(inbound: Message, answer: ModelReply) -> Message | None:
+    """Record what the answer says about the customer, and store it as the reply unless it is
+    superseded or the conversation was taken over (raises ObjectDoesNotExist once erased)."""
+    if isinstance(answer.details, ClientInfo):  # who they are: kept even if the reply is not
+        record_client_details(message=inbound, info=answer.details)
     if answer.wants_human:  # flagged only when no newer message takes the answer over
         if answer.model and bursts.is_superseded(inbound=inbound):
             _discard(inbound, answer)

@@ -4,16 +4,20 @@ the month's spend that the budgets (services/budgets.py) read."""
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from decimal import Decimal
 from typing import Protocol
 
 from django.conf import settings
+from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
 from conversations.models import Conversation, Message, ModelUsage, MonthlySpend, UsageWindow
 from telemetry.prices import price_of
+
+logger = logging.getLogger(__name__)
 
 
 class ModelAnswer(Protocol):
@@ -29,17 +33,23 @@ class ModelAnswer(Protocol):
     def cached_input_tokens(self) -> int: ...
 
 
-def record_model_usage(*, message: Message, purpose: ModelUsage.Purpose, answer: ModelAnswer) -> ModelUsage:
-    """Store the tokens and cost of one model call made for `message`'s conversation."""
-    return ModelUsage.objects.create(
-        conversation_id=message.conversation_id,
-        message=message,
-        purpose=purpose,
-        model=answer.model,
-        input_tokens=answer.input_tokens or 0,
-        output_tokens=answer.output_tokens or 0,
-        cost=count_spend(conversation=message.conversation, answer=answer),
-    )
+def record_model_usage(*, message: Message, purpose: ModelUsage.Purpose, answer: ModelAnswer) -> ModelUsage | None:
+    """Store the tokens and cost of one model call made for `message`'s conversation; None
+    (nothing stored) once the conversation is gone (erased while the model answered)."""
+    with transaction.atomic():
+        # Locked: an erasure committing meanwhile makes this wait, then see the row gone.
+        if not Conversation.objects.select_for_update().filter(pk=message.conversation_id).exists():
+            logger.info("Conversation %s is gone; usage of a %s call not recorded.", message.conversation_id, purpose)
+            return None
+        return ModelUsage.objects.create(
+            conversation_id=message.conversation_id,
+            message=message,
+            purpose=purpose,
+            model=answer.model,
+            input_tokens=answer.input_tokens or 0,
+            output_tokens=answer.output_tokens or 0,
+            cost=count_spend(conversation=message.conversation, answer=answer),
+        )
 
 
 def count_spend(*, conversation: Conversation, answer: ModelAnswer) -> Decimal | None:

@@ -6,25 +6,39 @@ import threading
 import pytest
 import responses
 from django.apps import apps
+from django.contrib import admin
+from django.contrib.admin.models import LogEntry
 from django.core.files.storage import default_storage
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connections
+from django.test import RequestFactory
 
-from conversations.models import Attachment, AuditEntry, Conversation, Message, ProcessedMessage
+from conversations.models import (
+    Attachment,
+    AuditEntry,
+    CapturedWebhook,
+    Conversation,
+    Message,
+    ModelUsage,
+    ProcessedMessage,
+)
 from conversations.services.replies import reply_to_message
 from conversations.tasks import record_inbound_message, send_outbound_message
 from conversations.tests.fakes import GRAPH_MESSAGES, TWILIO_MESSAGES
-from conversations.tests.helpers import meta_body, post_meta, post_twilio, twilio_params
+from conversations.tests.helpers import GRAPH_URL, meta_body, post_meta, post_twilio, twilio_params
+
+# media_settings (autouse there, so here too): the CDN's name resolves to a public address for the SSRF guard.
+from conversations.tests.test_media import CDN_META, MEDIA_IDS, jpeg, media_settings  # noqa: F401
 from gdpr.erasure import erase_subject, plan_erasure
-from gdpr.models import ErasureRecord, RemoteDeletion
+from gdpr.models import ErasedIdentifier, ErasureRecord, RemoteDeletion
 from gdpr.remote import run_remote_deletions
 from gdpr.subjects import find_subject, hash_identifier
 from gdpr.tasks import delete_remote_copies, retry_pending_remote_deletions
 from profiles.models import ClientProfile
 from whatsbot_project.celery import app as celery_app
 
-from .builders import ADA, CAPTION, GRACE, TRANSCRIPT, build_ada, build_grace, wamid_phone_part
+from .builders import ADA, CAPTION, GRACE, TRANSCRIPT, build_ada, build_grace, meta_body_as, wamid_phone_part
 
 pytestmark = pytest.mark.django_db
 
@@ -113,8 +127,11 @@ def test_remote_copies_are_deleted_in_order_items_before_their_conversation(clie
         ("openai_response", "deleted"),
         ("twilio_message", "deleted"),
         ("twilio_message", "deleted"),
+        ("meta_media", "deleted"),
+        ("meta_media", "deleted"),
     ]
-    assert processors["graph"] == []  # the app uploaded no media to Meta: nothing to delete there
+    # Meta: the media objects of her voice note and photo (Meta keeps no message store).
+    assert sorted(processors["graph"]) == ["1000000000000101", "1000000000000102"]
 
 
 def test_a_twilio_20009_is_retried_by_the_task_until_the_message_is_deleted(client, twilio_ok, processors):
@@ -147,7 +164,9 @@ def test_a_deletion_refused_for_now_stays_pending_for_the_sweep(client, twilio_o
     assert record.remote_deletions.get(remote_id=sid).status == "deleted"
 
 
-def test_copies_already_gone_at_the_processor_are_recorded_as_such(client, graph_ok, openai_store, twilio_deletions):
+def test_copies_already_gone_at_the_processor_are_recorded_as_such(
+    client, graph_ok, openai_store, twilio_deletions, graph_deletions
+):
     build_ada(client, with_twilio=False)  # the fake OpenAI store knows neither conv_ada nor resp_ada_1
 
     record = erase_subject(subject=find_subject(identifier=ADA["bsuid"]))
@@ -155,6 +174,7 @@ def test_copies_already_gone_at_the_processor_are_recorded_as_such(client, graph
     assert set(record.remote_deletions.values_list("kind", "status")) == {
         ("openai_conversation", "already_gone"),
         ("openai_response", "already_gone"),
+        ("meta_media", "deleted"),
     }
 
 
@@ -190,7 +210,8 @@ def test_the_erasure_record_holds_no_phone_number_name_or_message_text(client, g
         "audit_entries": 0,
         "tool_calls": 1,
         "webhook_captures": 0,
-        "remote_deletions": {"openai_conversation": 1, "openai_response": 1, "twilio_message": 2},
+        "admin_log_entries": 0,
+        "remote_deletions": {"openai_conversation": 1, "openai_response": 1, "twilio_message": 2, "meta_media": 2},
     }
 
 
@@ -280,8 +301,10 @@ def test_gdpr_erase_dry_run_lists_what_would_go_and_changes_nothing(client, grap
 
     call_command("gdpr_erase", ADA["bsuid"], "--dry-run", stdout=out)
 
-    assert "messages         6" in out.getvalue() and "Dry run" in out.getvalue()
-    assert "remote openai_conversation" in out.getvalue()
+    printed = out.getvalue()
+    assert "messages           6" in printed and "Dry run" in printed
+    assert f"profile #{ClientProfile.objects.get().pk}: Meta Cloud API {ADA['bsuid']}" in printed  # who was found
+    assert "openai_conversation        conv_ada" in printed and "meta_media                 1000000000000101" in printed
     assert ClientProfile.objects.count() == 1 and not ErasureRecord.objects.exists()
     assert processors["openai"].calls == []
 
@@ -339,3 +362,182 @@ def test_webhook_captures_of_the_subject_are_erased_and_others_kept(client, grap
     assert record.counts["webhook_captures"] == 2
     [kept] = CapturedWebhook.objects.all()
     assert b"US.1000000000000000003" in bytes(kept.body)
+
+
+def test_the_admin_history_of_the_subjects_objects_is_erased_and_others_kept(client, graph_ok, staff_user):
+    build_ada(client, with_twilio=False)
+    build_grace(client)
+    request = RequestFactory().post("/admin/")
+    request.user = staff_user
+    profile_admin = admin.site._registry[ClientProfile]
+    ada, grace = (ClientProfile.objects.get(external_id=p["bsuid"]) for p in (ADA, GRACE))
+    ClientProfile.objects.filter(pk=ada.pk).update(first_name="Ada", last_name="Lovelace")
+    ada.refresh_from_db()
+    profile_admin.log_change(request, ada, [{"changed": {"fields": ["first_name", "last_name"]}}])
+    ada_conversation = Conversation.objects.get(profile=ada)
+    admin.site._registry[Conversation].log_change(request, ada_conversation, "Taken over")
+    profile_admin.log_change(request, grace, [{"changed": {"fields": ["company"]}}])
+    assert LogEntry.objects.filter(object_repr="Ada Lovelace").exists()
+
+    plan = plan_erasure(subject=find_subject(identifier=ADA["phone"]))
+    record = erase_subject(subject=plan.subject)
+
+    assert plan.counts["admin_log_entries"] == 2 and record.counts["admin_log_entries"] == 2
+    [kept] = LogEntry.objects.all()
+    assert (kept.object_id, kept.object_repr) == (str(grace.pk), str(grace))
+
+
+def test_captures_naming_the_subject_in_any_spelling_are_erased(client, graph_ok, twilio_ok, settings):
+    settings.WEBHOOK_CAPTURE_HOURS = 24
+    post_meta(client, meta_body("text"))
+    ada = ClientProfile.objects.get(external_id=ADA["bsuid"])
+    ClientProfile.objects.filter(pk=ada.pk).update(email="ada@example.com")
+    # Unsigned or not, captures keep what came: her email URL-encoded in a form, her number as %2B….
+    client.post(
+        "/webhooks/twilio/", "Body=write+to+ada%40example.com", content_type="application/x-www-form-urlencoded"
+    )
+    client.post("/webhooks/twilio/", "To=%2B15551234567&Body=hi", content_type="application/x-www-form-urlencoded")
+    post_meta(client, meta_body_as("text", GRACE, suffix="GRACE"))
+    assert CapturedWebhook.objects.count() == 4
+
+    plan = plan_erasure(subject=find_subject(identifier=ADA["bsuid"]))
+    erase_subject(subject=plan.subject)
+
+    assert plan.counts["webhook_captures"] == 3
+    [kept] = CapturedWebhook.objects.all()
+    assert GRACE["bsuid"].encode() in bytes(kept.body)
+
+
+# Real commits: the duplicate delivery's INSERT fails on its own (autocommit) as in production.
+@pytest.mark.django_db(transaction=True)
+def test_late_deliveries_naming_an_erased_subject_are_not_captured(client, graph_ok, twilio_ok, settings):
+    settings.WEBHOOK_CAPTURE_HOURS = 24
+    post_meta(client, meta_body("text"))
+    post_twilio(client, twilio_params("whatsapp_text"))
+    erase_subject(subject=find_subject(identifier=ADA["phone"]))
+    assert not CapturedWebhook.objects.exists()
+
+    post_meta(client, meta_body("text"))  # Meta retries the delivery
+    post_meta(client, meta_body("status_delivered"))  # a status of her erased reply
+    post_twilio(client, twilio_params("status_delivered"), path="/webhooks/twilio/status/")  # to her number
+    post_twilio(client, twilio_params("sms_inbound"))  # from +15551234567: another spelling
+    post_meta(client, meta_body_as("text", GRACE, suffix="GRACE"))  # someone else
+
+    [kept] = CapturedWebhook.objects.all()
+    assert GRACE["bsuid"].encode() in bytes(kept.body)
+    assert ErasedIdentifier.objects.count() == 2  # her BSUID and +15551234567 (whatsapp:+… is the same number)
+
+
+# Real commits: the erasure runs in another thread (its own connection) while the model answers.
+@pytest.mark.django_db(transaction=True)
+def test_the_response_openai_stored_for_a_reply_in_flight_is_deleted_quietly(
+    client, fake_providers, fake_openai, openai_store, settings, caplog
+):
+    settings.OPENAI_STORE = True
+    openai_store.responses.add("resp_test")  # what the fake model answers with
+    fake_openai.extract(first_name="Ada", email="ada@example.com")  # and it records her details
+
+    def erase_while_the_model_thinks(request_body):
+        fake_openai.during_request = None
+        worker = threading.Thread(target=_erase_in_another_connection, args=(ADA["bsuid"],))
+        worker.start()
+        worker.join()
+
+    fake_openai.during_request = erase_while_the_model_thinks
+
+    post_meta(client, meta_body("text"))
+
+    assert len(fake_openai.requests) == 2  # the call that recorded her details, then the answer
+    assert fake_providers.sent(GRAPH_MESSAGES) == []
+    assert not ClientProfile.objects.exists() and not ModelUsage.objects.exists()
+    assert ("DELETE", "/v1/responses/resp_test") in openai_store.calls
+    orphan = RemoteDeletion.objects.get(kind="openai_response")
+    assert (orphan.origin, orphan.status, orphan.erasure) == ("orphan", "deleted", None)
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+# Real commits: the erasure runs in another thread (its own connection) during the send.
+@pytest.mark.django_db(transaction=True)
+def test_a_twilio_message_sent_while_its_row_is_erased_is_deleted_at_twilio(
+    client, fake_providers, fake_openai, twilio_deletions, caplog
+):
+    def accept_after_the_erasure(request):
+        worker = threading.Thread(target=_erase_in_another_connection, args=("whatsapp:+15551234567",))
+        worker.start()
+        worker.join()
+        return 201, {}, json.dumps({"sid": "SM" + "7" * 32, "status": "queued"})
+
+    fake_providers.add_callback(responses.POST, TWILIO_MESSAGES, callback=accept_after_the_erasure)
+
+    post_twilio(client, twilio_params("whatsapp_text"))
+
+    assert not Message.objects.exists()
+    assert twilio_deletions["deleted"][-1] == "SM" + "7" * 32
+    orphan = RemoteDeletion.objects.get(remote_id="SM" + "7" * 32)
+    assert (orphan.origin, orphan.status) == ("orphan", "deleted")
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+def test_gdpr_erase_lists_every_remote_copy_done_and_waiting(client, graph_ok, twilio_ok, processors):
+    build_ada(client)
+    waiting_sid = twilio_params("whatsapp_text")["MessageSid"]
+    processors["twilio"]["in_flight"][waiting_sid] = 10_000
+    delete_remote_copies.max_retries = 1
+    out = io.StringIO()
+    try:
+        call_command("gdpr_erase", ADA["phone"], "--yes", stdout=out)
+    finally:
+        delete_remote_copies.max_retries = 100
+
+    printed = out.getvalue()
+    assert "Copies at processors: 8 done, 1 waiting." in printed
+    assert "Twilio message (and its media)" in printed and "20009" in printed
+
+
+# Real commits: the erasure runs in another thread (its own connection) during the download.
+@pytest.mark.django_db(transaction=True)
+def test_a_file_downloaded_while_its_person_is_erased_is_not_left_in_storage(
+    client, fake_providers, fake_openai, graph_deletions, caplog
+):
+    media_id = MEDIA_IDS["image"]
+    lookup = {"messaging_product": "whatsapp", "url": f"{CDN_META}?mid={media_id}", "mime_type": "image/jpeg"}
+    fake_providers.add(responses.GET, f"{GRAPH_URL}/v25.0/{media_id}", json={**lookup, "id": media_id})
+
+    def cdn_answers_after_the_erasure(request):
+        worker = threading.Thread(target=_erase_in_another_connection, args=(ADA["bsuid"],))
+        worker.start()
+        worker.join()
+        return 200, {"Content-Type": "image/jpeg"}, jpeg()
+
+    fake_providers.add_callback(responses.GET, CDN_META, callback=cdn_answers_after_the_erasure)
+
+    post_meta(client, meta_body("image"))
+
+    assert ErasureRecord.objects.count() == 1 and not Attachment.objects.exists()
+    assert stored_files() == set()
+    assert graph_deletions == [media_id]  # and Meta's copy is deleted
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_response_stored_for_an_agent_that_handed_over_is_deleted(
+    client, graph_ok, fake_openai, openai_store, settings
+):
+    """No reply row names it (the specialist's answer is the reply), so nothing could erase it later."""
+    from agents.models import Agent
+
+    settings.OPENAI_STORE = True
+    billing = Agent.objects.create(name="billing", instructions="BILLING RULES.")
+    Agent.objects.create(name="triage", instructions="TRIAGE RULES.", is_entry=True).handoffs.set([billing])
+    openai_store.responses.update({"resp_handover", "resp_test"})
+    fake_openai.call_tool("transfer_to_billing", {}, call_id="call_t")
+    fake_openai.queue[-1][1]["id"] = "resp_handover"
+    fake_openai.answer("Billing here.")
+
+    post_meta(client, meta_body("text"))
+
+    assert Message.objects.get(author=Message.Author.BOT).openai_response_id == "resp_test"
+    assert ("DELETE", "/v1/responses/resp_handover") in openai_store.calls
+    assert ("DELETE", "/v1/responses/resp_test") not in openai_store.calls
+    orphan = RemoteDeletion.objects.get(remote_id="resp_handover")
+    assert (orphan.origin, orphan.status) == ("orphan", "deleted")

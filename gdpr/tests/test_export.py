@@ -1,15 +1,21 @@
 import io
 import json
+import stat
+import subprocess
 import zipfile
 from datetime import datetime
 from pathlib import Path
 
 import jsonschema
 import pytest
+from django.contrib import admin
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.test import RequestFactory
 
-from conversations.models import Attachment, AuditEntry, Message
+from conversations.models import Attachment, AuditEntry, Conversation, Message
+from conversations.providers import simulator
+from conversations.tests.helpers import meta_text, post_meta
 from gdpr.export import export_subject
 from gdpr.subjects import SubjectNotFound, find_subject
 from profiles.models import ClientProfile
@@ -63,7 +69,9 @@ def test_export_of_text_voice_and_image_messages_holds_every_record_and_file_and
     assert "Is this the right spare part?" in texts
     statuses = {m["status"] for m in all_messages(document) if m["author"] == "bot"}
     assert statuses == {"sent"}
-    assert all(m["written_by_model"] for m in all_messages(document) if m["author"] == "bot")
+    # The model wrote the answers to texts; the replies to the files it could not fetch are fixed texts.
+    bot = [m for m in all_messages(document) if m["author"] == "bot"]
+    assert {(m["written_by"], m["written_by_model"]) for m in bot} == {("ai_model", True), ("business_text", False)}
     assert {m["openai_response_id"] for m in all_messages(document)} >= {"resp_ada_1"}
     meta_profile = next(p for p in document["profiles"] if p["fields"]["provider"] == "meta")
     assert meta_profile["conversations"][0]["openai_conversation_id"] == "conv_ada"
@@ -177,3 +185,109 @@ def test_an_attachment_whose_file_is_missing_is_listed_but_not_archived(client, 
     exported = next(a for m in all_messages(document) for a in m["attachments"] if a["fields"]["id"] == attachment.pk)
     assert (exported["file_stored"], exported["archive_path"]) == (False, "")
     assert len(zipfile.ZipFile(out).namelist()) == 2  # export.json and the voice note
+
+
+def test_a_simulated_customer_answered_offline_is_told_no_processor_and_no_ai_model_saw_them(client, settings):
+    settings.OPENAI_API_KEY = ""  # the offline responder answers
+    body = simulator.build_message_body(
+        message_id=simulator.new_message_id(),
+        customer_id="SIM.tester01",
+        phone_number="+15551230000",
+        name="Sim Tester",
+        kind="text",
+        content={"body": "What are your opening hours?"},
+    )
+    post_meta(client, body)
+
+    document = export_subject(subject=find_subject(identifier="+15551230000"), out=io.BytesIO(), fmt="json")
+
+    validate(document)
+    assert {r["provider"]: (r["received_data_of_subject"], r["evidence"]) for r in document["recipients"]} == {
+        "meta": (False, []),
+        "twilio": (False, []),
+        "openai": (False, []),
+    }
+    messages = all_messages(document)
+    assert [(m["author"], m["written_by"], m["written_by_model"]) for m in messages] == [
+        ("customer", "customer", False),
+        ("bot", "offline_responder", False),
+    ]
+    assert {m["carried_by"] for m in messages} == {None}
+    assert not any("AI model" in note and "bot" in note for note in document["notes"])
+
+
+def test_a_meta_customer_answered_by_the_model_is_told_meta_and_openai_received_their_data(client, graph_ok):
+    build_ada(client, with_twilio=False)
+
+    document = export_subject(subject=find_subject(identifier=ADA["bsuid"]), out=io.BytesIO(), fmt="json")
+
+    received = {r["provider"]: r["received_data_of_subject"] for r in document["recipients"]}
+    assert received == {"meta": True, "twilio": False, "openai": True}
+    meta = next(r for r in document["recipients"] if r["provider"] == "meta")
+    assert meta["evidence"] == [f"conversation {Conversation.objects.get().pk} (WhatsApp (Meta))"]
+    bot = [m for m in all_messages(document) if m["author"] == "bot"]
+    assert {(m["written_by"], m["written_by_model"], m["carried_by"]) for m in bot} == {
+        ("ai_model", True, "meta"),
+        ("business_text", False, "meta"),  # the fallback to a voice note it could not fetch
+    }
+
+
+def test_a_fixed_text_of_the_business_is_not_said_to_be_written_by_a_model(client, graph_ok):
+    post_meta(client, meta_text("STOP", "wamid.stop"))  # the opt-out confirmation is a fixed text
+
+    document = export_subject(subject=find_subject(identifier=ADA["bsuid"]), out=io.BytesIO(), fmt="json")
+
+    [confirmation] = [m for m in all_messages(document) if m["author"] == "bot"]
+    assert (confirmation["written_by"], confirmation["written_by_model"]) == ("business_text", False)
+    assert next(r for r in document["recipients"] if r["provider"] == "openai")["received_data_of_subject"] is False
+
+
+def test_the_export_holds_the_subjects_webhook_captures_and_admin_history(client, graph_ok, settings, staff_user):
+    settings.WEBHOOK_CAPTURE_HOURS = 24
+    build_ada(client, with_twilio=False)
+    build_grace(client)
+    ada = ClientProfile.objects.get(external_id=ADA["bsuid"])
+    request = RequestFactory().post("/admin/")
+    request.user = staff_user
+    admin.site._registry[ClientProfile].log_change(request, ada, [{"changed": {"fields": ["company"]}}])
+
+    document = export_subject(subject=find_subject(identifier=ADA["phone"]), out=io.BytesIO(), fmt="json")
+
+    validate(document)
+    assert len(document["webhook_captures"]) == 3  # her text, voice note and photo
+    assert all(ADA["bsuid"] in capture["body"] for capture in document["webhook_captures"])
+    [entry] = document["admin_history"]
+    assert entry["object"] == "profiles.clientprofile" and entry["object_id"] == str(ada.pk)
+    assert entry["action"] == "changed" and entry["change_message"] == "Changed company."
+    assert entry["staff_user_id"] == staff_user.pk
+
+
+def test_gdpr_export_writes_into_the_export_folder_owner_only_never_the_working_directory(
+    client, graph_ok, settings, tmp_path, monkeypatch
+):
+    build_ada(client, with_twilio=False)
+    settings.GDPR_EXPORT_DIR = tmp_path / "data" / "gdpr-exports"
+    checkout = tmp_path / "checkout"
+    checkout.mkdir()
+    monkeypatch.chdir(checkout)
+    out = io.StringIO()
+
+    call_command("gdpr_export", ADA["bsuid"], "--format", "json", stdout=out)
+
+    [written] = settings.GDPR_EXPORT_DIR.iterdir()
+    assert written.name.startswith("gdpr-export-") and str(written) in out.getvalue()
+    assert stat.S_IMODE(written.stat().st_mode) == 0o600
+    assert stat.S_IMODE(settings.GDPR_EXPORT_DIR.stat().st_mode) == 0o700
+    assert list(checkout.iterdir()) == []
+    validate(json.loads(written.read_text()))
+
+
+def test_the_default_export_folder_is_outside_the_checkout_and_git_ignores_export_files():
+    from django.conf import settings
+
+    root = Path(__file__).resolve().parents[2]
+    assert root not in Path(settings.GDPR_EXPORT_DIR).resolve().parents
+    ignored = subprocess.run(
+        ["git", "check-ignore", "-q", "gdpr-export-0123456789ab-20260101-000000.zip"], cwd=root, check=False
+    )
+    assert ignored.returncode == 0

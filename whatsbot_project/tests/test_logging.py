@@ -1,8 +1,10 @@
+import io
 import logging
 import sys
 
 import pytest
 
+from whatsbot_project.celery import _use_django_logging
 from whatsbot_project.logging import MaskPhoneNumbers, mask_phone
 
 
@@ -68,3 +70,42 @@ def test_it_masks_numbers_in_tracebacks():
 
     assert "+15551234567" not in written
     assert "+1555***67 is not a valid phone number" in written
+
+
+def test_a_handler_configured_anywhere_writes_masked_records():
+    # A handler of a library's or a server's own (gunicorn's, a test's): no filter of ours on it.
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    logger = logging.getLogger("some.library.with.its.own.handler")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        logger.warning("To=%s refused: %s", "%2B15551234567", "email ada@example.com, number +15551234567.")
+        try:
+            raise ValueError("The 'To' number +15551234567 is not a valid phone number.")
+        except ValueError:
+            logger.exception("send failed for task 12345678-1234-4234-9234-123456789012")
+    finally:
+        logger.removeHandler(handler)
+
+    written = stream.getvalue()
+    assert "5551234567" not in written and "ada@" not in written
+    assert "To=+1555***67 refused: email a***@example.com, number +1555***67." in written
+    assert "12345678-1234-4234-9234-123456789012" in written
+
+
+def test_a_malformed_log_call_is_written_masked_and_raises_nothing(caplog):
+    logging.getLogger("x").warning("two %s %s", "+15551234567")
+
+    assert "5551234567" not in caplog.text and "+1555***67" in caplog.text
+
+
+def test_the_worker_and_beat_logging_setup_is_the_settings_one_with_masking():
+    _use_django_logging()
+
+    [handler] = logging.getLogger().handlers
+    assert any(isinstance(f, MaskPhoneNumbers) for f in handler.filters)
+    record = logging.getLogger("celery.app.trace").makeRecord(
+        "celery.app.trace", logging.ERROR, __file__, 1, "Task %s raised: %s", ("t", "21211 +15551234567"), None
+    )
+    assert record.getMessage() == "Task t raised: 21211 +1555***67"

@@ -89,7 +89,8 @@ class Checkout:
 
     def run(self, args: list[str], *, answer: str | None = None, **extra: str) -> subprocess.CompletedProcess:
         """Run in the checkout with a fresh environment; `answer` is typed on a terminal."""
-        env = fresh_environment(**extra)
+        # Exports go to the user's data folder by default: here, to the throwaway copy's.
+        env = fresh_environment(XDG_DATA_HOME=str(self.path / ".data"), **extra)
         if answer is None:
             return subprocess.run(
                 args, cwd=self.path, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120

@@ -115,6 +115,17 @@
     }
   }
 
+  // Erased (GDPR): gone from the list, and from the screen if it is open.
+  function removeConversations(ids) {
+    ids.forEach((id) => state.conversations.delete(id));
+    if (ids.includes(state.openId)) {
+      state.openId = null;
+      $("messages").replaceChildren();
+    }
+    renderList();
+    renderChat();
+  }
+
   async function refreshList() {
     const conversations = await api("conversations/");
     state.conversations = new Map(conversations.map((c) => [c.id, c]));
@@ -399,6 +410,8 @@
       }
     } else if (event.type === "profile") {
       applyProfile(event.profile);
+    } else if (event.type === "conversation_removed") {
+      removeConversations(event.conversation_ids);
     }
   }
 

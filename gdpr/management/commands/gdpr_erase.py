@@ -15,8 +15,9 @@ from ._subject import add_subject_arguments, operator_name, resolve_subject
 class Command(BaseCommand):
     help = (
         "Erase everything held about one person: profiles, conversations, messages, attachments and media "
-        "files, audit entries, and the copies kept by OpenAI (conversation items, then the conversation; "
-        "stored responses), Twilio (message resources and their media) and Meta (media the app uploaded). "
+        "files, audit entries, webhook captures and the admin history of their objects, and the copies kept "
+        "by OpenAI (conversation items, then the conversation; stored responses), Twilio (message resources "
+        "and their media) and Meta (media objects). "
         "Leaves an erasure record without personal data. Asks for confirmation unless --yes; --dry-run "
         "only lists what would go. Exits with status 1 when no profile matches."
     )
@@ -32,11 +33,15 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         subject = resolve_subject(options)
         plan = plan_erasure(subject=subject)
-        self.stdout.write(f"Profiles {', '.join(f'#{pk}' for pk in subject.profile_ids)} would be erased:")
+        self.stdout.write(f"Found {len(plan.identities)} identit(ies) of this person:")
+        for identity in plan.identities:
+            self.stdout.write(f"  {identity}")
+        self.stdout.write("Would be erased here:")
         for kind, count in plan.counts.items():
-            self.stdout.write(f"  {kind:<16} {count}")
-        for kind, count in plan.remote_counts.items():
-            self.stdout.write(f"  remote {kind:<26} {count}")
+            self.stdout.write(f"  {kind:<18} {count}")
+        self.stdout.write(f"Copies at processors to delete there ({len(plan.remote)}):")
+        for kind, remote_id in plan.remote:
+            self.stdout.write(f"  {kind:<26} {remote_id}")
         if plan.remote_counts.get("openai_conversation"):
             self.stdout.write("  (and every item of those OpenAI conversations, listed when they are deleted)")
         if options["dry_run"]:
@@ -50,16 +55,19 @@ class Command(BaseCommand):
                 raise CommandError("Not confirmed; nothing was erased.")
         record = erase_subject(subject=subject, actor_label=options["operator"] or operator_name())
         self.stdout.write(self.style.SUCCESS(f"Erased. Erasure record #{record.pk}: {record.counts}"))
-        pending = 0
-        for deletion in record.remote_deletions.all():
+        deletions = list(record.remote_deletions.all())
+        waiting = [d for d in deletions if d.status == d.Status.PENDING]
+        self.stdout.write(f"Copies at processors: {len(deletions) - len(waiting)} done, {len(waiting)} waiting.")
+        for deletion in deletions:
             self.stdout.write(f"  {deletion.get_kind_display():<32} {deletion.remote_id:<40} {deletion.status}")
-            pending += deletion.status == deletion.Status.PENDING
+            if deletion.status == deletion.Status.PENDING and deletion.last_error:
+                self.stdout.write(f"    waiting: {deletion.last_error}")
             if deletion.status == deletion.Status.FAILED:
                 self.stderr.write(f"    failed: {deletion.last_error}. Delete it by hand at the processor.")
-        if pending:
+        if waiting:
             self.stdout.write(
                 self.style.WARNING(
-                    f"{pending} remote deletion(s) are retried by a Celery task until the processor accepts them "
-                    "(a worker and beat must run). Follow them in the admin under Remote deletions."
+                    f"{len(waiting)} remote deletion(s) are retried by a Celery task until the processor accepts "
+                    "them (a worker and beat must run). Follow them in the admin under Remote deletions."
                 )
             )

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
@@ -28,24 +30,23 @@ class Command(BaseCommand):
         parser.add_argument(
             "--output",
             "-o",
-            help="File to write, or - for standard output. Default: gdpr-export-<hash>-<time>.<format> here "
-            "(the name carries no personal data).",
+            help="File to write, or - for standard output. Default: gdpr-export-<hash>-<time>.<format> in "
+            "GDPR_EXPORT_DIR (outside the code checkout, owner-only; the name carries no personal data).",
         )
         parser.add_argument("--force", action="store_true", help="Overwrite --output if it exists.")
 
     def handle(self, *args: Any, **options: Any) -> None:
         subject = resolve_subject(options)
         fmt = options["format"]
-        output = options["output"] or (
-            f"gdpr-export-{subject.identifier_hash[:12]}-{timezone.now():%Y%m%d-%H%M%S}.{fmt}"
-        )
-        if output == "-":
+        name = f"gdpr-export-{subject.identifier_hash[:12]}-{timezone.now():%Y%m%d-%H%M%S}.{fmt}"
+        if options["output"] == "-":
             export_subject(subject=subject, out=sys.stdout.buffer, fmt=fmt, actor_label=operator_name())
             return
-        path = Path(output)
+        path = Path(options["output"]) if options["output"] else _export_dir() / name
         if path.exists() and not options["force"]:
             raise CommandError(f"{path} exists. Choose another --output, or add --force to overwrite it.")
-        with path.open("wb") as out:
+        # Owner-only from its first byte: it holds personal data.
+        with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as out:
             document = export_subject(subject=subject, out=out, fmt=fmt, actor_label=operator_name())
         messages = sum(len(c["messages"]) for p in document["profiles"] for c in p["conversations"])
         self.stdout.write(
@@ -54,3 +55,10 @@ class Command(BaseCommand):
                 "It holds personal data: send it to the person securely, then delete it here."
             )
         )
+
+
+def _export_dir() -> Path:
+    """GDPR_EXPORT_DIR, created owner-only (0700) if missing."""
+    directory = Path(settings.GDPR_EXPORT_DIR).expanduser()
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return directory

@@ -58,6 +58,7 @@ class Command(BaseCommand):
             self.style.SUCCESS(
                 f"{verb}: {summary.messages} messages ({cutoff}), {summary.attachments} attachments, "
                 f"{summary.files} media files, {summary.conversations} empty conversations, "
-                f"{summary.processed_ids} dedup ids (received before {summary.processed_cutoff:%Y-%m-%d %H:%M:%S %Z})."
+                f"{summary.processed_ids} dedup ids (received before {summary.processed_cutoff:%Y-%m-%d %H:%M:%S %Z}), "
+                f"{summary.remote_copies} copies at processors (OpenAI, Twilio, Meta) queued for deletion."
             )
         )
