@@ -105,6 +105,15 @@ def commit_hooks_at_commit_points(request):
         transaction.Atomic.__exit__ = original_exit
 
 
+@pytest.fixture
+def admin_client(client, admin_user):
+    """pytest-django's superuser client, after the second factor a superuser must give
+    (accounts/roles.py): a session with a confirmed authenticator app."""
+    from accounts.tests.helpers import log_in
+
+    return log_in(client, admin_user)
+
+
 @pytest.fixture(autouse=True, scope="session")
 def session_settings(tmp_path_factory):
     """- MD5 passwords: users are made in many tests, and PBKDF2's million rounds cost about 0.2 s

@@ -2,7 +2,9 @@
 
 The live inbox calls it through the staff session (DRF's SessionAuthentication enforces CSRF on
 every state-changing request); other systems with an API token (integrations/auth.py) that
-holds the view's `required_scope`. Documented at /api/docs/ (drf-spectacular).
+holds the view's `required_scope`. Each view also names the permission it needs in
+`required_permission`, checked on every request for a session and for a token's staff member
+(accounts/access.py). Documented at /api/docs/ (drf-spectacular).
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ class ConversationListApi(InboxApi):
     """Conversations, most recently active first."""
 
     required_scope = READ_CONVERSATIONS
+    required_permission = "conversations.view_conversation"
 
     class InputSerializer(serializers.Serializer):
         limit = serializers.IntegerField(min_value=1, max_value=500, default=200)
@@ -74,6 +77,7 @@ class ConversationListApi(InboxApi):
 
 class ConversationDetailApi(InboxApi):
     required_scope = READ_CONVERSATIONS
+    required_permission = "conversations.view_conversation"
 
     @extend_schema(responses=ConversationSerializer)
     def get(self, request: Request, conversation_id: int) -> Response:
@@ -84,6 +88,7 @@ class MessageListApi(InboxApi):
     """Messages of one conversation; `after` (the last id the page has) is how it catches up."""
 
     required_scope = READ_CONVERSATIONS
+    required_permission = "conversations.view_message"
 
     class InputSerializer(serializers.Serializer):
         after = serializers.IntegerField(min_value=0, default=0)
@@ -106,6 +111,7 @@ class TakeOverApi(InboxApi):
     """Switch the conversation to human mode, held by the caller (a token: its staff member)."""
 
     required_scope = TAKE_OVER
+    required_permission = "conversations.take_over"
 
     @extend_schema(request=None, responses=ConversationSerializer)
     def post(self, request: Request, conversation_id: int) -> Response:
@@ -115,6 +121,7 @@ class TakeOverApi(InboxApi):
 
 class HandBackApi(InboxApi):
     required_scope = TAKE_OVER
+    required_permission = "conversations.take_over"
 
     @extend_schema(request=None, responses=ConversationSerializer)
     def post(self, request: Request, conversation_id: int) -> Response:
@@ -126,6 +133,7 @@ class SendMessageApi(InboxApi):
     """Write in a conversation the caller holds (within the customer's 24-hour window)."""
 
     required_scope = SEND_MESSAGES
+    required_permission = "conversations.write"
 
     class InputSerializer(serializers.Serializer):
         text = serializers.CharField(max_length=MAX_STAFF_MESSAGE_CHARS)
@@ -151,6 +159,7 @@ class SendTemplateApi(InboxApi):
     """Send an approved WhatsApp template in a conversation the caller holds."""
 
     required_scope = SEND_MESSAGES
+    required_permission = "conversations.write"
     InputSerializer = TemplateSerializer
 
     @extend_schema(request=TemplateSerializer, responses={201: MessageSerializer})
@@ -164,6 +173,7 @@ class SendTemplateApi(InboxApi):
 
 class MarkReadApi(InboxApi):
     required_scope = READ_CONVERSATIONS
+    required_permission = "conversations.view_conversation"
 
     class InputSerializer(serializers.Serializer):
         up_to_message_id = serializers.IntegerField(min_value=1)
@@ -178,6 +188,7 @@ class MarkReadApi(InboxApi):
 
 class ProfileUpdateApi(InboxApi):
     required_scope = MANAGE_CONTACTS
+    required_permission = "profiles.change_clientprofile"
 
     class InputSerializer(serializers.Serializer):
         first_name = serializers.CharField(max_length=100, allow_blank=True, required=False)
@@ -199,6 +210,7 @@ class ContactMessageApi(InboxApi):
     outside it), a template at any time."""
 
     required_scope = SEND_MESSAGES
+    required_permission = "conversations.write"
 
     class InputSerializer(serializers.Serializer):
         text = serializers.CharField(max_length=MAX_STAFF_MESSAGE_CHARS, required=False)

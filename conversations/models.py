@@ -87,6 +87,12 @@ class Conversation(models.Model):
             ),
         ]
         indexes = [models.Index(fields=["-updated_at"], name="conversation_recent_idx")]
+        # Staff actions no model permission names (the roles in accounts/roles.py grant them).
+        permissions = [
+            ("take_over", "Can take over a conversation and hand it back"),
+            ("write", "Can write to customers (messages and templates)"),
+            ("assign", "Can assign conversations to staff"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.profile} · {self.get_channel_display()}"

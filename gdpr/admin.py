@@ -1,14 +1,14 @@
 """Admin actions for data officers: export (downloads) and erase (after a confirmation page).
 
-Only users with the `gdpr.run_gdpr_requests` permission (the "Data officers" group) see or
-can run them. Added to the client profile admin below; the erasure records and remote
-deletions are registered here too, read-only.
+Only users with `gdpr.export_subject` / `gdpr.erase_subject` (the "Data officer" role) see or
+can run them (Django's action permissions, checked again inside each action). Added to the
+client profile admin below; the erasure records and remote deletions are registered here too,
+read-only, for users with their view permission.
 """
 
 from __future__ import annotations
 
 import io
-from collections.abc import Callable
 from typing import Any, TypeGuard
 
 from django.contrib import admin, messages
@@ -26,19 +26,20 @@ from gdpr.models import ErasureRecord, RemoteDeletion
 from gdpr.subjects import subject_of_profile
 from profiles.models import ClientProfile
 
-PERMISSION = "gdpr.run_gdpr_requests"
+EXPORT = "gdpr.export_subject"
+ERASE = "gdpr.erase_subject"
 _CONTENT_TYPES = {"json": "application/json", "zip": "application/zip"}
 
 
-def is_data_officer(user: User | AnonymousUser) -> TypeGuard[User]:
-    return user.is_active and user.has_perm(PERMISSION)
+def _may(user: User | AnonymousUser, permission: str) -> TypeGuard[User]:
+    return user.is_active and user.has_perm(permission)
 
 
-@admin.action(description="Export personal data (GDPR)")
+@admin.action(description="Export personal data (GDPR)", permissions=["export_subject"])
 def export_personal_data(
     modeladmin: ClientProfileAdmin, request: HttpRequest, queryset: QuerySet[ClientProfile]
 ) -> HttpResponse | None:
-    if not is_data_officer(request.user):
+    if not _may(request.user, EXPORT):
         raise PermissionDenied
     if queryset.count() != 1:
         modeladmin.message_user(request, "Select exactly one profile to export.", messages.WARNING)
@@ -56,11 +57,11 @@ def export_personal_data(
     return response
 
 
-@admin.action(description="Erase personal data (GDPR, cannot be undone)")
+@admin.action(description="Erase personal data (GDPR, cannot be undone)", permissions=["erase_subject"])
 def erase_personal_data(
     modeladmin: ClientProfileAdmin, request: HttpRequest, queryset: QuerySet[ClientProfile]
 ) -> HttpResponse | None:
-    if not is_data_officer(request.user):
+    if not _may(request.user, ERASE):
         raise PermissionDenied
     profiles = list(queryset)
     if request.POST.get("post") != "yes":
@@ -105,21 +106,16 @@ admin.site.unregister(ClientProfile)
 class ClientProfileAdmin(profile_admin.ClientProfileAdmin):
     """The back-office profile admin, plus export and erase for data officers."""
 
-    def get_actions(self, request: HttpRequest) -> dict[str, tuple[Callable[..., str], str, str] | None]:
-        actions = super().get_actions(request)
-        if is_data_officer(request.user):
-            for action in (export_personal_data, erase_personal_data):
-                actions[action.__name__] = self.get_action(action)
-        return actions
+    actions = [export_personal_data, erase_personal_data]
+
+    def has_export_subject_permission(self, request: HttpRequest) -> bool:
+        return _may(request.user, EXPORT)
+
+    def has_erase_subject_permission(self, request: HttpRequest) -> bool:
+        return _may(request.user, ERASE)
 
 
 class _DataOfficerReadOnly(admin.ModelAdmin):
-    def has_module_permission(self, request: HttpRequest) -> bool:
-        return is_data_officer(request.user)
-
-    def has_view_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
-        return is_data_officer(request.user)
-
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 

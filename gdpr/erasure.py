@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from django.contrib.auth.models import User
 from django.db import transaction
 
+from accounts.audit import record_security_event
+from accounts.models import SecurityEvent
 from conversations import events, notify
 from conversations.models import (
     Attachment,
@@ -138,6 +140,13 @@ def erase_subject(*, subject: Subject, actor: User | None = None, actor_label: s
         )
         record_remote_deletions(copies=plan.remote, origin=RemoteDeletion.Origin.ERASURE, erasure=record)
         AuditEntry.objects.create(actor=actor, action="gdpr.erase", detail={"erasure_id": record.pk})
+        record_security_event(
+            action=SecurityEvent.Action.ERASURE,
+            actor=actor,
+            actor_label=actor_label,
+            target=f"gdpr.erasurerecord #{record.pk}",
+            detail={"profiles": len(ids)},
+        )
         transaction.on_commit(lambda: delete_stored_files(names=file_names))
         events.emit(events.CONTACT_ERASED, erasure_id=record.pk, contact_ids=ids)
         notify.conversations_removed(conversation_ids=conversation_ids)

@@ -22,6 +22,8 @@ from django.core.files.storage import default_storage
 from django.db import models
 from django.utils import timezone
 
+from accounts.audit import record_security_event
+from accounts.models import SecurityEvent
 from conversations.models import (
     Attachment,
     AuditEntry,
@@ -137,6 +139,14 @@ def export_subject(
         )
         for profile in subject.profiles
     )
+    for profile in subject.profiles:
+        record_security_event(
+            action=SecurityEvent.Action.EXPORT,
+            actor=actor,
+            actor_label=actor_label,
+            target=f"profiles.clientprofile #{profile.pk}",
+            detail={"format": fmt},
+        )
     metrics.count_gdpr_job(job="export", outcome="done")
     return document
 

@@ -31,7 +31,10 @@ class ErasureRecord(models.Model):
 
     class Meta:
         ordering = ["-performed_at"]
-        permissions = [("run_gdpr_requests", "Can export and erase a person's data (data officer)")]
+        permissions = [
+            ("export_subject", "Can export a person's data"),
+            ("erase_subject", "Can erase a person's data"),
+        ]
 
     def __str__(self) -> str:
         return f"Erasure #{self.pk} at {self.performed_at:%Y-%m-%d %H:%M}"

@@ -54,7 +54,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
         if key:
             messages.warning(request, f"The key of {obj.name!r}, shown only now (only its hash is kept): {key}")
 
-    @admin.action(description="Revoke the selected tokens")
+    @admin.action(description="Revoke the selected tokens", permissions=["change"])
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
         count = revoke_api_tokens(token_ids=list(queryset.values_list("pk", flat=True)))
         self.message_user(request, f"{count} token(s) revoked: they are refused from now on.")
@@ -103,7 +103,11 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
     def has_change_permission(self, request: HttpRequest, obj: WebhookDelivery | None = None) -> bool:
         return False
 
-    @admin.action(description="Resend the selected deliveries")
+    def has_resend_permission(self, request: HttpRequest) -> bool:
+        # Sends data out again: for whoever may configure the endpoints.
+        return request.user.has_perm("integrations.change_webhookendpoint")
+
+    @admin.action(description="Resend the selected deliveries", permissions=["resend"])
     def resend(self, request: HttpRequest, queryset: QuerySet[WebhookDelivery]) -> None:
         copies = resend_deliveries(delivery_ids=list(queryset.values_list("pk", flat=True)))
         self.message_user(request, f"{len(copies)} delivery(ies) queued again.")

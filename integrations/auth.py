@@ -15,6 +15,7 @@ from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.throttling import SimpleRateThrottle
 
+from accounts.access import StaffPermission, has_staff_permission
 from integrations.models import ApiToken
 from integrations.tokens import get_active_token, note_token_use
 
@@ -41,16 +42,23 @@ class ApiTokenAuthentication(BaseAuthentication):
 
 
 class StaffOrScopedToken(BasePermission):
-    """Active staff through the session; through a token, only with the view's scope."""
+    """A session: the view's `required_permission` (accounts/access.py). A token: the view's
+    scope, and its staff member's permission too, read afresh (a role taken away stops the
+    token as it stops the session). A token stands for the second factor."""
 
     message = "This token lacks the scope this operation needs."
 
     def has_permission(self, request: Request, view: Any) -> bool:
         if isinstance(request.auth, ApiToken):
             required = getattr(view, "required_scope", None)
-            return required is not None and required in request.auth.scopes
-        user = request.user
-        return bool(user and user.is_active and user.is_staff)
+            permission = getattr(view, "required_permission", None)
+            return (
+                required is not None
+                and required in request.auth.scopes
+                and permission is not None
+                and has_staff_permission(request.user, permission, is_verified=True)
+            )
+        return StaffPermission().has_permission(request, view)
 
 
 class ApiTokenRateThrottle(SimpleRateThrottle):

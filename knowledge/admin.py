@@ -116,21 +116,21 @@ class ArticleAdmin(_NoPersonalDataNotice, admin.ModelAdmin):
         for article_id in queryset.values_list("pk", flat=True):
             delete_article(article_id=article_id)
 
-    @admin.action(description="Activate the selected articles")
+    @admin.action(description="Activate the selected articles", permissions=["change"])
     def activate(self, request: HttpRequest, queryset) -> None:
         changed = set_articles_active(
             article_ids=queryset.values_list("pk", flat=True), is_active=True, user=request.user
         )
         self.message_user(request, f"{changed} article(s) activated and indexed.", messages.SUCCESS)
 
-    @admin.action(description="Deactivate the selected articles (no longer searched)")
+    @admin.action(description="Deactivate the selected articles (no longer searched)", permissions=["change"])
     def deactivate(self, request: HttpRequest, queryset) -> None:
         changed = set_articles_active(
             article_ids=queryset.values_list("pk", flat=True), is_active=False, user=request.user
         )
         self.message_user(request, f"{changed} article(s) deactivated.", messages.SUCCESS)
 
-    @admin.action(description="Re-index the selected articles")
+    @admin.action(description="Re-index the selected articles", permissions=["change"])
     def reindex(self, request: HttpRequest, queryset) -> None:
         passages = sum(index_article(article_id=article_id) for article_id in queryset.values_list("pk", flat=True))
         self.message_user(request, f"Re-indexed into {passages} passages.", messages.SUCCESS)
@@ -231,4 +231,5 @@ class KnowledgeImportAdmin(_NoPersonalDataNotice, admin.ModelAdmin):
             run_import(import_id=upload.pk)
 
     def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return obj is None
+        # An import is never edited; the list stays for whoever may change imports at all.
+        return obj is None and super().has_change_permission(request)

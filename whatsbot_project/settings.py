@@ -69,6 +69,10 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "channels",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
+    "axes",
     "profiles",
     "knowledge",
     "agents",
@@ -77,6 +81,8 @@ INSTALLED_APPS = [
     "gdpr",
     "ops",
     "integrations",
+    # Last: it resets the staff roles after every migrate, once every app's permissions exist.
+    "accounts",
 ]
 
 MIDDLEWARE = [
@@ -88,9 +94,12 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "accounts.middleware.StaffSecurityMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",  # CONTENT_SECURITY_POLICY, under Security
+    "axes.middleware.AxesMiddleware",  # last, as django-axes asks
 ]
 
 ROOT_URLCONF = "whatsbot_project.urls"
@@ -112,12 +121,6 @@ TEMPLATES = [
     },
 ]
 
-AUTH_PASSWORD_VALIDATORS = [
-    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
-    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
-    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
-]
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")
@@ -147,6 +150,8 @@ REST_FRAMEWORK = {
         "integrations.auth.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
+    # A session needs the view's `required_permission` (accounts/access.py); a token its
+    # `required_scope`, and its staff member the permission too.
     "DEFAULT_PERMISSION_CLASSES": ["integrations.auth.StaffOrScopedToken"],
     "DEFAULT_THROTTLE_CLASSES": ["integrations.auth.ApiTokenRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {"api_token": API_TOKEN_RATE_LIMIT},
@@ -189,6 +194,57 @@ if not DEBUG:
     SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=True)
     SECURE_CONTENT_TYPE_NOSNIFF = True
     X_FRAME_OPTIONS = "DENY"
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+
+# Staff accounts (accounts/): roles, two-factor login, lock-out, sessions, the audit trail.
+# The roles Supervisor, Data officer and Administrator (and superusers) always need a second
+# factor; this makes it required for every staff member (Agents too).
+STAFF_TWO_FACTOR_REQUIRED = env.bool("STAFF_TWO_FACTOR_REQUIRED", default=False)
+# A staff session with no request for this long ends (0: only SESSION_COOKIE_AGE ends it).
+STAFF_SESSION_IDLE_MINUTES = env.int("STAFF_SESSION_IDLE_MINUTES", default=120)
+SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE_SECONDS", default=12 * 60 * 60)
+# Days the security audit trail (logins, role changes, exports, erasures…) is kept.
+SECURITY_AUDIT_RETENTION_DAYS = env.int("SECURITY_AUDIT_RETENTION_DAYS", default=365)
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": env.int("PASSWORD_MIN_LENGTH", default=12)},
+    },
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+# Refuse passwords found in known breaches (Have I Been Pwned, k-anonymity: only the first five
+# characters of the password's SHA-1 leave the machine). Unreachable: the check is skipped with
+# a warning and the other validators still apply. Off: no network call at all.
+PASSWORD_BREACH_CHECK = env.bool("PASSWORD_BREACH_CHECK", default=True)
+if PASSWORD_BREACH_CHECK:
+    AUTH_PASSWORD_VALIDATORS.append({"NAME": "pwned_passwords_django.validators.PwnedPasswordsValidator"})
+PWNED_PASSWORDS = {"API_TIMEOUT": 1.0}
+# django-axes: lock a login name, and separately an address, after LOGIN_FAILURE_LIMIT failures
+# (passwords and second-factor codes) until LOGIN_COOLOFF_MINUTES after the last one; an
+# Administrator unlocks early by deleting the attempt (admin → Axes → Access attempts).
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = env.float("LOGIN_COOLOFF_MINUTES", default=15.0) / 60
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "accounts/locked_out.html"
+AXES_SENSITIVE_PARAMETERS = ["password", "code", "otp_token"]
+# Its log lines name an attempt by account and address, never by whatever was typed as the name.
+AXES_CLIENT_STR_CALLABLE = "accounts.audit.describe_login_client"
+# The client address: REMOTE_ADDR, unless TRUSTED_PROXY_COUNT proxies (Caddy: 1) put it in
+# X-Forwarded-For; trusting that header without a proxy would let anyone pick their address.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+if TRUSTED_PROXY_COUNT:
+    AXES_IPWARE_PROXY_COUNT = TRUSTED_PROXY_COUNT
+    AXES_IPWARE_META_PRECEDENCE_ORDER = ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"]
+else:
+    AXES_IPWARE_META_PRECEDENCE_ORDER = ["REMOTE_ADDR"]
+# django-otp: the authenticator app shows this issuer; administrators never see a user's key.
+OTP_TOTP_ISSUER = env.str("OTP_TOTP_ISSUER", default="whatsbot")
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
 
 # django-csp: no inline script on any page; scripts, styles, fetches and websockets from this host
 # only. Admin templates still use a few inline style attributes; the live inbox forbids those too.
@@ -531,6 +587,10 @@ CELERY_BEAT_SCHEDULE = {
     "purge-expired-data": {
         "task": "gdpr.tasks.purge_expired_data",
         "schedule": PURGE_INTERVAL_SECONDS,
+    },
+    "purge-expired-security-events": {
+        "task": "accounts.tasks.purge_expired_security_events",
+        "schedule": 24 * 60 * 60,
     },
     "retry-remote-deletions": {
         "task": "gdpr.tasks.retry_pending_remote_deletions",

@@ -1,18 +1,19 @@
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from agents.demo import cancel_demo_order, demo_order
+from integrations.views import ApiDocsView, ApiSchemaView
 
 # /healthz/, /readyz/ and /metrics are answered by ops.middleware.OperationsMiddleware, before
 # the host and HTTPS checks.
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("account/", include("accounts.urls")),
     path("webhooks/", include("conversations.urls")),
     path("staff/attachments/", include("conversations.media.urls")),
-    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/schema/", ApiSchemaView.as_view(), name="api-schema"),
+    path("api/docs/", ApiDocsView.as_view(url_name="api-schema"), name="api-docs"),
     # The demo shop's order system for seed_demo's tools: 404 unless DEBUG.
     path("demo/orders/<str:order_id>/", demo_order),
     path("demo/orders/<str:order_id>/cancel/", cancel_demo_order),

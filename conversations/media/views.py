@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import uuid
 
-from django.contrib.admin.views.decorators import staff_member_required
 from django.http import FileResponse, Http404, HttpRequest
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from accounts.access import staff_permission_required
 from conversations.media.selectors import get_stored_attachment
 from conversations.models import Attachment
 
@@ -24,7 +24,7 @@ def staff_attachment_url(attachment: Attachment) -> str:
 
 @require_GET
 @never_cache
-@staff_member_required
+@staff_permission_required("conversations.view_attachment")
 def serve_attachment(request: HttpRequest, message_uid: uuid.UUID, attachment_id: int) -> FileResponse:
     attachment = get_stored_attachment(message_uid=message_uid, attachment_id=attachment_id)
     if attachment is None:

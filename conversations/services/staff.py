@@ -17,6 +17,8 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
+from accounts.audit import record_security_event
+from accounts.models import SecurityEvent
 from conversations import events, notify, providers
 from conversations.dispatch import SEND_OUTBOUND, enqueue_after_commit
 from conversations.models import AuditEntry, Conversation, Message, staff_name
@@ -70,6 +72,12 @@ def take_over_conversation(*, conversation_id: int, user: User) -> Conversation:
             "assistant messages are written by them, not by you.",
         )
         _audit(user, "conversation.taken_over", conversation, {"previous_holder_id": previous_holder_id})
+        record_security_event(
+            action=SecurityEvent.Action.TAKEOVER,
+            actor=user,
+            target=f"conversations.conversation #{conversation.pk}",
+            detail={"previous_holder_id": previous_holder_id},
+        )
         notify.conversation_changed(conversation_id=conversation.pk)
         events.emit(events.TAKEN_OVER, conversation_id=conversation.pk, staff_user_id=user.pk)
     metrics.count_takeover(action="take_over")

@@ -20,6 +20,8 @@ import pytest
 import responses
 from werkzeug import Request, Response
 
+from accounts.roles import AGENT
+from accounts.tests.helpers import make_staff
 from conversations.ai import DETAILS_TOOL_NAME, SUMMARY_INSTRUCTIONS
 from whatsbot_project.celery import app as celery_app
 
@@ -280,12 +282,11 @@ def _conversations_api(fake: FakeOpenAI):
 
 
 @pytest.fixture
-def staff_user(django_user_model):
-    return django_user_model.objects.create_user(
-        "alice", password="alice-password-123", is_staff=True, first_name="Alice", last_name="Staff"
-    )
+def staff_user(db):
+    """An Agent: the live inbox's role (accounts/roles.py)."""
+    return make_staff("alice", AGENT, password="alice-password-123", first_name="Alice", last_name="Staff")
 
 
 @pytest.fixture
-def other_staff(django_user_model):
-    return django_user_model.objects.create_user("bob", password="bob-password-123", is_staff=True, first_name="Bob")
+def other_staff(db):
+    return make_staff("bob", AGENT, password="bob-password-123", first_name="Bob")

@@ -17,6 +17,8 @@ import responses
 from django.contrib.auth import get_user_model
 from PIL import Image
 
+from accounts.roles import AGENT
+from accounts.tests.helpers import log_in, make_staff
 from conversations import safe_http
 from conversations.media.services import MEDIA_FAILED_REPLY
 from conversations.models import Attachment, Message
@@ -617,8 +619,7 @@ def test_staff_get_the_file_through_an_authenticated_url(client, stored_voice_no
     from conversations.media.views import staff_attachment_url
 
     url = staff_attachment_url(stored_voice_note)
-    staff = get_user_model().objects.create_user("agent", password="x", is_staff=True)
-    client.force_login(staff)
+    client.force_login(make_staff("agent", AGENT))
 
     response = client.get(url)
 
@@ -638,7 +639,10 @@ def test_the_media_url_is_refused_to_anonymous_and_non_staff_users(client, store
     client.force_login(get_user_model().objects.create_user("customer", password="x"))
     assert client.get(url).status_code == 302
 
-    client.force_login(get_user_model().objects.create_user("agent", password="x", is_staff=True))
+    client.force_login(get_user_model().objects.create_user("staff", password="x", is_staff=True))
+    assert client.get(url).status_code == 403  # staff, but no role that reads conversations
+
+    client.force_login(make_staff("agent", AGENT))
     assert (
         client.get(url.replace(str(stored_voice_note.message.uid), "00000000-0000-0000-0000-000000000000")).status_code
         == 404
@@ -650,8 +654,7 @@ def test_admin_shows_an_audio_player_and_the_transcript(client, stored_voice_not
         **settings.STORAGES,
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     }
-    admin = get_user_model().objects.create_superuser("boss", password="x")
-    client.force_login(admin)
+    log_in(client, get_user_model().objects.create_superuser("boss", password="x"))
 
     response = client.get(f"/admin/conversations/attachment/{stored_voice_note.pk}/change/")
 

@@ -5,6 +5,8 @@ import zipfile
 import pytest
 from django.contrib.auth.models import Group, Permission, User
 
+from accounts.roles import DATA_OFFICER
+from accounts.tests.helpers import log_in, make_staff
 from conversations.models import AuditEntry
 from gdpr.models import ErasureRecord
 from profiles.models import ClientProfile
@@ -40,9 +42,8 @@ def staff(client):
 
 @pytest.fixture
 def data_officer(client):
-    user = User.objects.create_user("dpo", password="x", is_staff=True)
-    user.groups.add(Group.objects.get(name="Data officers"))
-    client.force_login(user)
+    user = make_staff("dpo", DATA_OFFICER)
+    log_in(client, user)
     return user
 
 
@@ -50,11 +51,14 @@ def run_action(client, action: str, profile, **extra):
     return client.post(CHANGELIST, {"action": action, "_selected_action": [profile.pk], **extra})
 
 
-def test_the_migration_creates_the_data_officers_group_with_the_permission():
-    group = Group.objects.get(name="Data officers")
+def test_the_data_officer_role_holds_the_gdpr_permissions_and_no_conversations():
+    group = Group.objects.get(name=DATA_OFFICER)
 
     assert set(group.permissions.values_list("content_type__app_label", "codename")) == {
-        ("gdpr", "run_gdpr_requests"),
+        ("gdpr", "export_subject"),
+        ("gdpr", "erase_subject"),
+        ("gdpr", "view_erasurerecord"),
+        ("gdpr", "view_remotedeletion"),
         ("profiles", "view_clientprofile"),
     }
 

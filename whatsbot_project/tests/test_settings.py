@@ -83,3 +83,45 @@ def test_gunicorn_says_what_to_set_and_stops_before_starting_workers():
     assert own_lines == [result.stderr.splitlines()[-1]]
     assert own_lines[0].startswith(MISSING_SECRET_KEY)
     assert "Booting worker" not in result.stderr
+
+
+# Every setting that hardens the deployment; README's "Production" section names each one.
+SECURITY_SETTINGS = [
+    "SECRET_KEY",
+    "ALLOWED_HOSTS",
+    "CSRF_TRUSTED_ORIGINS",
+    "SECURE_SSL_REDIRECT",
+    "SECURE_HSTS_SECONDS",
+    "SECURE_HSTS_PRELOAD",
+    "TRUSTED_PROXY_COUNT",
+    "STAFF_TWO_FACTOR_REQUIRED",
+    "STAFF_SESSION_IDLE_MINUTES",
+    "SESSION_COOKIE_AGE_SECONDS",
+    "LOGIN_FAILURE_LIMIT",
+    "LOGIN_COOLOFF_MINUTES",
+    "PASSWORD_MIN_LENGTH",
+    "PASSWORD_BREACH_CHECK",
+    "OTP_TOTP_ISSUER",
+    "SECURITY_AUDIT_RETENTION_DAYS",
+    "LIVE_ACCESS_RECHECK_SECONDS",
+    "WEBHOOK_MAX_BODY_BYTES",
+    "WHATSAPP_APP_SECRET",
+    "TWILIO_AUTH_TOKEN",
+]
+
+
+@pytest.mark.slow
+def test_check_deploy_is_clean_with_the_documented_production_settings():
+    env = {**PRODUCTION_ENV, "CSRF_TRUSTED_ORIGINS": "https://bot.example.com", "TRUSTED_PROXY_COUNT": "1"}
+
+    result = manage("check", "--deploy", "--fail-level", "WARNING", env=env)
+
+    assert result.returncode == 0, result.stderr
+    assert "System check identified no issues" in result.stdout
+
+
+def test_the_readme_production_section_names_every_security_setting():
+    readme = (ROOT / "README.md").read_text()
+    production = readme.split("\n## Production\n", 1)[1].split("\n### Ingest throughput\n", 1)[0]
+
+    assert [name for name in SECURITY_SETTINGS if f"`{name}`" not in production] == []
