@@ -42,18 +42,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.contrib.postgres.search import SearchQuery, SearchRank
 from django.db import connection, transaction
-from django.db.models import F, QuerySet
-from django.db.models.functions import Length
 
-from knowledge.models import Article, Chunk, TermCount
+from knowledge.models import Article, TermCount
 from knowledge.text import STEMMERS, QueryTerm, analyze, analyze_query
 
 # Passages listed per term before it counts as too common to list; then the passages the
 # database ranks best among those holding the remaining terms.
 ENUMERATE_LIMIT = 200
 CANDIDATES = 40
+RANK_POOL = 1000
 _MIN_PREFIX = 5
 _PARTIAL_MATCH = 0.6
 _ALL_LANGUAGES = list(STEMMERS)
@@ -102,15 +100,18 @@ def search_knowledge(
     queries = {code: analyze_query(query, language=code) for code in ([language] if language else _ALL_LANGUAGES)}
     queries = {code: terms for code, terms in queries.items() if terms}
     ranked: list[tuple[tuple, int]] = []
+    counts = _term_counts(queries)
+    holding = {
+        code: {term.term: counts.get((code, term.term), 0) for term in terms}
+        for code, terms in queries.items()
+        if counts.get((code, ""), 0) > 0  # else no searchable article in this language
+    }
     with _index_scans():
-        counts = _term_counts(queries)
-        for code, terms in queries.items():
-            articles = counts.get((code, ""), 0)
-            if articles <= 0:
-                continue  # no searchable article in this language
-            holding = {term.term: counts.get((code, term.term), 0) for term in terms}
-            weights = {term: _idf(count, articles) for term, count in holding.items()}
-            ranked += _best_passages(code, weights, holding, tags, keep=limit, threshold=threshold)
+        listed = {}
+        for code, held in holding.items():
+            articles = counts[(code, "")]
+            weights = {term: _idf(count, articles) for term, count in held.items()}
+            ranked += _best_passages(code, weights, held, listed, tags, keep=limit, threshold=threshold)
     ranked.sort(reverse=True)
     return _hits([(key, pk) for key, pk in ranked if key[0] >= threshold][:limit])
 
@@ -149,14 +150,29 @@ def _prefix(term: str) -> str | None:
 
 
 def _term_counts(queries: dict[str, list[QueryTerm]]) -> dict[tuple[str, str], int]:
-    terms = {term.term for query in queries.values() for term in query} | {""}
-    rows = TermCount.objects.filter(language__in=list(queries), term__in=terms).values_list(
-        "language", "term", "article_count"
-    )
-    return {(language, term): count for language, term, count in rows}
+    # Each language with its own terms, so that both columns of the unique index are looked up
+    # (the languages alone read every count of each: ~10 ms at 10,000 passages). Plain SQL: the
+    # ORM took longer to build this than the database to answer it.
+    clauses, params = [], []
+    for language, terms in queries.items():
+        wanted = [""] + [term.term for term in terms]
+        clauses.append(f"(language = %s AND term IN ({', '.join(['%s'] * len(wanted))}))")
+        params += [language, *wanted]
+    if not clauses:
+        return {}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT language, term, article_count FROM knowledge_termcount WHERE {' OR '.join(clauses)}",  # noqa: S608 (values are parameters)
+            params,
+        )
+        return {(language, term): count for language, term, count in cursor.fetchall()}
 
 
-_ROW_FIELDS = ("pk", "terms", "heading_terms")
+# What a _Row is read from.
+_COLUMNS = (
+    "knowledge_chunk.id AS id, knowledge_chunk.terms AS terms, knowledge_chunk.heading_terms AS heading_terms,"
+    " length(knowledge_chunk.text) AS text_length"
+)
 
 
 @dataclass(frozen=True)
@@ -169,16 +185,24 @@ class _Row:
     length: int
 
 
+def _is_listable(term: str, articles: int) -> bool:
+    """Whether the passages holding a term are read as a list: not when no passage holds it nor a
+    word it starts, nor when more articles than ENUMERATE_LIMIT use it (so more passages do)."""
+    return (articles > 0 or _prefix(term) is not None) and articles <= ENUMERATE_LIMIT
+
+
 def _best_passages(
     language: str,
     weights: dict[str, float],
     holding: dict[str, int],
+    listed: dict[tuple[str, str], list[_Row]],
     tags: Sequence[str],
     *,
     keep: int,
     threshold: float,
 ) -> list[tuple[tuple, int]]:
-    """The score of every passage that could be among the `keep` best above `threshold`."""
+    """The score of every passage that could be among the `keep` best above `threshold`.
+    `listed` holds the passages of the terms _is_listable, read up front in one statement."""
     total = sum(weights.values())
     query = [(term, _prefix(term), weight / total) for term, weight in weights.items()]
     scores: dict[int, tuple] = {}
@@ -194,8 +218,12 @@ def _best_passages(
         if holding[term] == 0 and _prefix(term) is None:
             unread -= weights[term]  # no passage holds it, nor a word it starts
             continue
-        rows = _rows_holding(language, term, tags, limit=ENUMERATE_LIMIT + 1)
-        if len(rows) > ENUMERATE_LIMIT:
+        rows = (
+            _rows_holding({language: [term]}, tags).get((language, term), [])
+            if _is_listable(term, holding[term])
+            else []
+        )
+        if not _is_listable(term, holding[term]) or len(rows) > ENUMERATE_LIMIT:
             rows = _ranked_rows(language, order[index:], tags, exclude=list(scores), limit=CANDIDATES, keep=keep)
             unread = 0.0
         for row in rows:
@@ -230,45 +258,41 @@ def _coverage(query: list[tuple[str, str | None, float]], held: list[str]) -> fl
 
 
 def _hits(ranked: list[tuple[tuple, int]]) -> list[KnowledgeHit]:
-    chunks = Chunk.objects.select_related("article").only(
-        "pk", "article_id", "heading", "text", "language", "article__title", "article__url"
-    )
-    by_pk = {chunk.pk: chunk for chunk in chunks.filter(pk__in=[pk for _, pk in ranked])}
-    return [
-        KnowledgeHit(
-            chunk_id=pk,
-            article_id=by_pk[pk].article_id,
-            title=by_pk[pk].article.title,
-            heading=by_pk[pk].heading,
-            text=by_pk[pk].text,
-            language=by_pk[pk].language,
-            url=by_pk[pk].article.url,
-            relevance=key[0],
-        )
-        for key, pk in ranked
-        if pk in by_pk
-    ]
-
-
-def _rows_holding(language: str, term: str, tags: Sequence[str], *, limit: int) -> list[_Row]:
-    """Passages of a language holding the term (or a word it starts), in no order. The hot path
-    of a search: plain SQL (the ORM would cost more than the query)."""
-    if connection.vendor != "postgresql":
-        return _sqlite_rows(language, [term], tags, exclude=[], limit=limit, ranked=False)
-    sql = (
-        "SELECT id, terms, heading_terms, length(text) FROM knowledge_chunk"
-        " WHERE language = %s AND search_vector @@ to_tsquery('simple', %s)"
-    )
-    params: list = [language, _tsquery_operand(term)]
-    if tags:
-        sql += (
-            " AND article_id IN (SELECT article_id FROM knowledge_article_tags JOIN knowledge_tag"
-            " ON knowledge_tag.id = knowledge_article_tags.tag_id WHERE knowledge_tag.name = ANY(%s))"
-        )
-        params.append(list(tags))
+    if not ranked:
+        return []
+    placeholders = ", ".join(["%s"] * len(ranked))
     with connection.cursor() as cursor:
-        cursor.execute(sql + " LIMIT %s", [*params, limit])
-        return [_Row(*row) for row in cursor.fetchall()]
+        cursor.execute(
+            "SELECT knowledge_chunk.id, knowledge_chunk.article_id, knowledge_article.title,"  # noqa: S608 (values are parameters)
+            " knowledge_chunk.heading, knowledge_chunk.text, knowledge_chunk.language, knowledge_article.url"
+            " FROM knowledge_chunk JOIN knowledge_article ON knowledge_article.id = knowledge_chunk.article_id"
+            f" WHERE knowledge_chunk.id IN ({placeholders})",
+            [pk for _, pk in ranked],
+        )
+        by_pk = {row[0]: row for row in cursor.fetchall()}
+    return [KnowledgeHit(*by_pk[pk], relevance=key[0]) for key, pk in ranked if pk in by_pk]
+
+
+def _rows_holding(terms: dict[str, list[str]], tags: Sequence[str]) -> dict[tuple[str, str], list[_Row]]:
+    """Passages holding each term (or a word it starts) of each language, in no order, at most
+    ENUMERATE_LIMIT + 1 a term (more says it is too common to list): one statement for the
+    whole search, a branch a term. The hot path of a search: plain SQL (the ORM would cost more
+    than the query)."""
+    keys = [(language, term) for language, held in terms.items() for term in held]
+    if not keys:
+        return {}
+    branches, params = [], []
+    for number, (language, term) in enumerate(keys):
+        sql, branch_params = _matching(language, [term], tags, every=False)
+        # A subquery a branch: SQLite takes no LIMIT on a bare branch of a compound SELECT.
+        branches.append(f"SELECT * FROM (SELECT %s, {_COLUMNS} {sql} LIMIT %s) AS branch")  # noqa: S608 (values are parameters)
+        params += [number, *branch_params, ENUMERATE_LIMIT + 1]
+    listed: dict[tuple[str, str], list[_Row]] = {key: [] for key in keys}
+    with connection.cursor() as cursor:
+        cursor.execute(" UNION ALL ".join(branches), params)
+        for number, *row in cursor.fetchall():
+            listed[keys[number]].append(_Row(*row))
+    return listed
 
 
 def _ranked_rows(
@@ -276,20 +300,77 @@ def _ranked_rows(
 ) -> list[_Row]:
     """The database's own best passages among those holding the terms, which are too common to
     list: FTS5's bm25 on SQLite (the heading counting double), ts_rank on PostgreSQL. Those
-    holding all of them first (they score the most, and are few to rank), then any of them."""
+    holding all of them first (they score the most, and are few to rank), then any of them.
+    Each time only the first RANK_POOL passages the index gives are ranked: ranking reads every
+    one (a word in 3,000 passages cost ~10 ms to rank, most of a search)."""
     rows: list[_Row] = []
     for every in (True, False) if len(terms) > 1 else (False,):
+        sql, params = _matching(language, terms, tags, every=every)
         seen = exclude + [row.pk for row in rows]
+        if seen and connection.vendor == "postgresql":
+            sql += " AND NOT (knowledge_chunk.id = ANY(%s))"
+            params.append(seen)
+        elif seen:
+            sql += " AND knowledge_chunk.id NOT IN (SELECT value FROM json_each(%s))"
+            params.append(json.dumps(seen))
         if connection.vendor == "postgresql":
-            query = _postgresql_query(terms, every=every)
-            chunks = _postgresql_chunks(language, query, tags).exclude(pk__in=seen)
-            ranked = chunks.annotate(rank=SearchRank(F("search_vector"), query)).order_by("-rank", "pk")
-            rows += [_Row(*values) for values in ranked.values_list(*_ROW_FIELDS, Length("text"))[: limit - len(rows)]]
+            score, order = "ts_rank(knowledge_chunk.search_vector, to_tsquery('simple', %s))", "score DESC"
+            params.insert(0, _tsquery(terms, every=every))
         else:
-            rows += _sqlite_rows(language, terms, tags, exclude=seen, limit=limit - len(rows), ranked=True, every=every)
+            score, order = "bm25(knowledge_chunk_fts, 2.0, 1.0)", "score"
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT id, terms, heading_terms, text_length FROM"  # noqa: S608 (values are parameters)
+                f" (SELECT {_COLUMNS}, {score} AS score {sql} LIMIT %s) AS pool ORDER BY {order}, id LIMIT %s",
+                [*params, RANK_POOL, limit - len(rows)],
+            )
+            rows += [_Row(*row) for row in cursor.fetchall()]
         if len(rows) >= keep:
             break
     return rows
+
+
+# The passages of articles with any of the tags (a list on PostgreSQL, JSON on SQLite).
+_TAGGED = (
+    " AND knowledge_chunk.article_id IN (SELECT article_id FROM knowledge_article_tags JOIN knowledge_tag"
+    " ON knowledge_tag.id = knowledge_article_tags.tag_id WHERE knowledge_tag.name {})"
+)
+_TAGS_ANY = {
+    "postgresql": _TAGGED.format("= ANY(%s)"),
+    "sqlite": _TAGGED.format("IN (SELECT value FROM json_each(%s))"),
+}
+
+
+def _matching(language: str, terms: list[str], tags: Sequence[str], *, every: bool) -> tuple[str, list]:
+    """FROM and WHERE of the passages of a language holding all (`every`)
+    or any of the terms, each also as the start of a longer word when _prefix gives it one."""
+    if connection.vendor == "postgresql":
+        # The language's own partial GIN index (migration 0001) holds only its passages. The
+        # terms are stemmed and folded already (knowledge.text), as were the words of the
+        # tsvector (services), so the query is not stemmed again: 'simple'.
+        sql = (
+            "FROM knowledge_chunk"
+            " WHERE knowledge_chunk.language = %s AND knowledge_chunk.search_vector @@ to_tsquery('simple', %s)"
+        )
+        params: list = [language, _tsquery(terms, every=every)]
+        if tags:
+            sql += _TAGS_ANY["postgresql"]
+            params.append(list(tags))
+        return sql, params
+    # The FTS5 table holds the terms knowledge.text makes, so they are matched as they are.
+    match = (" AND " if every else " OR ").join(
+        f'"{_prefix(term)}"*' if _prefix(term) else f'"{term}"' for term in terms
+    )
+    sql = (
+        # CROSS JOIN keeps this order: the full-text match first, never a scan of the passages.
+        "FROM knowledge_chunk_fts CROSS JOIN knowledge_chunk ON knowledge_chunk.id = knowledge_chunk_fts.rowid"
+        " WHERE knowledge_chunk_fts MATCH %s AND knowledge_chunk.language = %s"
+    )
+    params = [match, language]
+    if tags:
+        sql += _TAGS_ANY["sqlite"]
+        params.append(json.dumps(list(tags)))
+    return sql, params
 
 
 @contextmanager
@@ -311,58 +392,7 @@ def _index_scans() -> Iterator[None]:
             cursor.execute("SELECT set_config('enable_seqscan', %s, true)", [previous])
 
 
-def _postgresql_query(terms: list[str], *, every: bool = False) -> SearchQuery:
-    # The terms are stemmed and folded already (knowledge.text), as were the words of the
-    # tsvector (services), so the query is not stemmed again: 'simple'.
-    operator = " & " if every else " | "
-    return SearchQuery(operator.join(_tsquery_operand(term) for term in terms), search_type="raw", config="simple")
-
-
-def _postgresql_chunks(language: str, query: SearchQuery, tags: Sequence[str]) -> QuerySet[Chunk]:
-    # The language's own partial GIN index (migration 0001) holds only its passages.
-    chunks = Chunk.objects.filter(language=language, search_vector=query)
-    if tags:
-        chunks = chunks.filter(article_id__in=Article.objects.filter(tags__name__in=tags).values("pk"))
-    return chunks
-
-
-def _tsquery_operand(term: str) -> str:
+def _tsquery(terms: list[str], *, every: bool) -> str:
     # Terms are letters and digits only (knowledge.text), so quoting makes them plain operands.
-    prefix = _prefix(term)
-    return f"'{prefix}':*" if prefix else f"'{term}'"
-
-
-def _sqlite_rows(
-    language: str,
-    terms: list[str],
-    tags: Sequence[str],
-    *,
-    exclude: list[int],
-    limit: int,
-    ranked: bool,
-    every: bool = False,
-) -> list[_Row]:
-    # The FTS5 table holds the terms knowledge.text makes, so they are matched as they are.
-    match = (" AND " if every else " OR ").join(
-        f'"{_prefix(term)}"*' if _prefix(term) else f'"{term}"' for term in terms
-    )
-    sql = (
-        "SELECT knowledge_chunk.id, knowledge_chunk.terms, knowledge_chunk.heading_terms, length(knowledge_chunk.text)"
-        # CROSS JOIN keeps this order: the full-text match first, never a scan of the passages.
-        " FROM knowledge_chunk_fts CROSS JOIN knowledge_chunk ON knowledge_chunk.id = knowledge_chunk_fts.rowid"
-        " WHERE knowledge_chunk_fts MATCH %s AND knowledge_chunk.language = %s"
-    )
-    params: list = [match, language]
-    if tags:
-        sql += " AND knowledge_chunk.article_id IN (SELECT value FROM json_each(%s))"
-        params.append(json.dumps(list(Article.objects.filter(tags__name__in=tags).values_list("pk", flat=True))))
-    if exclude:
-        sql += " AND knowledge_chunk.id NOT IN (SELECT value FROM json_each(%s))"
-        params.append(json.dumps(exclude))
-    if ranked:
-        sql += " ORDER BY bm25(knowledge_chunk_fts, 2.0, 1.0), knowledge_chunk_fts.rowid"
-    sql += " LIMIT %s"
-    params.append(limit)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return [_Row(*row) for row in cursor.fetchall()]
+    operands = [f"'{_prefix(term)}':*" if _prefix(term) else f"'{term}'" for term in terms]
+    return (" & " if every else " | ").join(operands)
