@@ -24,11 +24,14 @@ go to the passage whose heading holds more of the question, then to the shorter 
 The terms are looked up heaviest first (MaxScore): a passage holding none of the terms read so
 far scores at most the share of those not read yet, so the search stops once that share is below
 the threshold or below the `limit`-th best score found: exact, and it rarely reads the long lists
-of common words. A term held by more than ENUMERATE_LIMIT passages is not listed: the database
-ranks the passages holding the remaining terms itself and hands over its best CANDIDATES. The score
-reads only the terms stored with each passage, so SQLite and PostgreSQL order the candidates
-alike and apply the same threshold, KNOWLEDGE_MIN_RELEVANCE, calibrated on the shipped
-evaluation set (README, Knowledge base).
+of common words. A term held by more than ENUMERATE_LIMIT passages is not listed (one used by more
+articles than that is not even read to learn it): the database ranks the first RANK_POOL passages
+holding the remaining terms itself and hands over its best CANDIDATES. Ranking every passage
+that holds a common word reads thousands for little: at 10,000 passages the capped pool's top
+passage is as relevant as reading every list finds, for each question of the shipped set
+(bench/RESULTS.md, issue 14). The score reads only the terms stored with each passage, so SQLite
+and PostgreSQL order the candidates alike and apply the same threshold, KNOWLEDGE_MIN_RELEVANCE,
+calibrated on the shipped evaluation set (README, Knowledge base).
 """
 
 from __future__ import annotations
@@ -48,7 +51,7 @@ from knowledge.models import Article, TermCount
 from knowledge.text import STEMMERS, QueryTerm, analyze, analyze_query
 
 # Passages listed per term before it counts as too common to list; then the passages the
-# database ranks best among those holding the remaining terms.
+# database ranks best among the first RANK_POOL holding the remaining terms.
 ENUMERATE_LIMIT = 200
 CANDIDATES = 40
 RANK_POOL = 1000
@@ -107,11 +110,10 @@ def search_knowledge(
         if counts.get((code, ""), 0) > 0  # else no searchable article in this language
     }
     with _index_scans():
-        listed = {}
         for code, held in holding.items():
             articles = counts[(code, "")]
             weights = {term: _idf(count, articles) for term, count in held.items()}
-            ranked += _best_passages(code, weights, held, listed, tags, keep=limit, threshold=threshold)
+            ranked += _best_passages(code, weights, held, tags, keep=limit, threshold=threshold)
     ranked.sort(reverse=True)
     return _hits([(key, pk) for key, pk in ranked if key[0] >= threshold][:limit])
 
@@ -185,24 +187,16 @@ class _Row:
     length: int
 
 
-def _is_listable(term: str, articles: int) -> bool:
-    """Whether the passages holding a term are read as a list: not when no passage holds it nor a
-    word it starts, nor when more articles than ENUMERATE_LIMIT use it (so more passages do)."""
-    return (articles > 0 or _prefix(term) is not None) and articles <= ENUMERATE_LIMIT
-
-
 def _best_passages(
     language: str,
     weights: dict[str, float],
     holding: dict[str, int],
-    listed: dict[tuple[str, str], list[_Row]],
     tags: Sequence[str],
     *,
     keep: int,
     threshold: float,
 ) -> list[tuple[tuple, int]]:
-    """The score of every passage that could be among the `keep` best above `threshold`.
-    `listed` holds the passages of the terms _is_listable, read up front in one statement."""
+    """The score of every passage that could be among the `keep` best above `threshold`."""
     total = sum(weights.values())
     query = [(term, _prefix(term), weight / total) for term, weight in weights.items()]
     scores: dict[int, tuple] = {}
@@ -218,12 +212,10 @@ def _best_passages(
         if holding[term] == 0 and _prefix(term) is None:
             unread -= weights[term]  # no passage holds it, nor a word it starts
             continue
-        rows = (
-            _rows_holding({language: [term]}, tags).get((language, term), [])
-            if _is_listable(term, holding[term])
-            else []
-        )
-        if not _is_listable(term, holding[term]) or len(rows) > ENUMERATE_LIMIT:
+        # Used by more articles than the limit, it is in more passages still: not read to learn it.
+        listable = holding[term] <= ENUMERATE_LIMIT
+        rows = _rows_holding(language, term, tags, limit=ENUMERATE_LIMIT + 1) if listable else []
+        if not listable or len(rows) > ENUMERATE_LIMIT:
             rows = _ranked_rows(language, order[index:], tags, exclude=list(scores), limit=CANDIDATES, keep=keep)
             unread = 0.0
         for row in rows:
@@ -269,30 +261,17 @@ def _hits(ranked: list[tuple[tuple, int]]) -> list[KnowledgeHit]:
             f" WHERE knowledge_chunk.id IN ({placeholders})",
             [pk for _, pk in ranked],
         )
-        by_pk = {row[0]: row for row in cursor.fetchall()}
+        by_pk = {row[0]: row for row in cursor.fetchall()}  # in KnowledgeHit's field order
     return [KnowledgeHit(*by_pk[pk], relevance=key[0]) for key, pk in ranked if pk in by_pk]
 
 
-def _rows_holding(terms: dict[str, list[str]], tags: Sequence[str]) -> dict[tuple[str, str], list[_Row]]:
-    """Passages holding each term (or a word it starts) of each language, in no order, at most
-    ENUMERATE_LIMIT + 1 a term (more says it is too common to list): one statement for the
-    whole search, a branch a term. The hot path of a search: plain SQL (the ORM would cost more
-    than the query)."""
-    keys = [(language, term) for language, held in terms.items() for term in held]
-    if not keys:
-        return {}
-    branches, params = [], []
-    for number, (language, term) in enumerate(keys):
-        sql, branch_params = _matching(language, [term], tags, every=False)
-        # A subquery a branch: SQLite takes no LIMIT on a bare branch of a compound SELECT.
-        branches.append(f"SELECT * FROM (SELECT %s, {_COLUMNS} {sql} LIMIT %s) AS branch")  # noqa: S608 (values are parameters)
-        params += [number, *branch_params, ENUMERATE_LIMIT + 1]
-    listed: dict[tuple[str, str], list[_Row]] = {key: [] for key in keys}
+def _rows_holding(language: str, term: str, tags: Sequence[str], *, limit: int) -> list[_Row]:
+    """Passages of a language holding the term (or a word it starts), in no order. The hot path
+    of a search: plain SQL (the ORM would cost more than the query)."""
+    sql, params = _matching(language, [term], tags, every=False)
     with connection.cursor() as cursor:
-        cursor.execute(" UNION ALL ".join(branches), params)
-        for number, *row in cursor.fetchall():
-            listed[keys[number]].append(_Row(*row))
-    return listed
+        cursor.execute(f"SELECT {_COLUMNS} {sql} LIMIT %s", [*params, limit])
+        return [_Row(*row) for row in cursor.fetchall()]
 
 
 def _ranked_rows(

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.db import connection
 
 from knowledge import selectors
 from knowledge.evaluation import load_eval_set
@@ -115,3 +116,43 @@ def test_a_term_too_common_to_list_is_left_to_the_databases_ranking(demo_knowled
     monkeypatch.setattr(selectors, "ENUMERATE_LIMIT", 1)
     hit = search_knowledge("How long does shipping to Italy take?")[0]
     assert (hit.title, hit.heading) == ("Shipping and delivery", "Delivery times in Italy")
+
+
+def test_a_term_more_articles_use_than_the_limit_is_ranked_without_being_listed(write_article, monkeypatch):
+    for number in range(3):
+        write_article(title=f"Kettle {number}", body=f"## Boiling\nKettle {number} boils water quickly.")
+    write_article(title="Descaling", body="## Limescale\nDescale a kettle with citric acid.")
+    listed = []
+    listing = selectors._rows_holding
+    monkeypatch.setattr(
+        selectors,
+        "_rows_holding",
+        lambda language, term, *args, **kw: listed.append(term) or listing(language, term, *args, **kw),
+    )
+    monkeypatch.setattr(selectors, "ENUMERATE_LIMIT", 2)  # "kettl" is in 4 articles, "citric" in 1
+
+    hits = search_knowledge("Citric acid for my kettle", language="en")
+
+    assert hits[0].title == "Descaling"
+    assert "kettl" not in listed and {"citric", "acid"} <= set(listed)
+
+
+def test_the_database_ranks_only_the_first_pool_of_passages_holding_common_terms(write_article, monkeypatch):
+    for number in range(6):
+        write_article(title=f"Teapot {number}", body=f"## Glass\nTeapot {number} is glass.", language="en")
+    monkeypatch.setattr(selectors, "ENUMERATE_LIMIT", 0)  # every term is left to the database
+    assert len(search_knowledge("Teapots?", language="en", limit=10)) == 6
+
+    monkeypatch.setattr(selectors, "RANK_POOL", 4)
+    hits = search_knowledge("Teapots?", language="en", limit=10)
+    assert len(hits) == 4 and all(hit.relevance == 1.0 for hit in hits)
+
+
+@pytest.mark.postgres
+def test_the_postgresql_search_indexes_keep_no_pending_list(db):
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL's GIN indexes")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT relname, reloptions FROM pg_class WHERE relname LIKE 'knowledge_chunk_search_%%_idx'")
+        options = dict(cursor.fetchall())
+    assert len(options) == 7 and all(value == ["fastupdate=off"] for value in options.values())
