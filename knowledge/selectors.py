@@ -261,8 +261,13 @@ def _hits(ranked: list[tuple[tuple, int]]) -> list[KnowledgeHit]:
             f" WHERE knowledge_chunk.id IN ({placeholders})",
             [pk for _, pk in ranked],
         )
-        by_pk = {row[0]: row for row in cursor.fetchall()}  # in KnowledgeHit's field order
-    return [KnowledgeHit(*by_pk[pk], relevance=key[0]) for key, pk in ranked if pk in by_pk]
+        rows = {row[0]: row for row in cursor.fetchall()}
+    hits = []
+    for key, pk in ranked:
+        if pk in rows:  # else deleted since it was scored
+            _, article_id, title, heading, text, language, url = rows[pk]
+            hits.append(KnowledgeHit(pk, article_id, title, heading, text, language, url, relevance=key[0]))
+    return hits
 
 
 def _rows_holding(language: str, term: str, tags: Sequence[str], *, limit: int) -> list[_Row]:
