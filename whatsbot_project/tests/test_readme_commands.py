@@ -15,7 +15,8 @@ What the test does beyond the README's text, and why:
   the README says for replays) on a free port: the `replay_webhook` commands need a capture and a
   running app. Its `ID` placeholder becomes the capture's id, and `http://127.0.0.1:8000` the
   address of that app;
-- the erasure that asks for confirmation is answered "erase" on a terminal.
+- the erasure that asks for confirmation is answered "erase" on a terminal, and `createsuperuser`'s
+  prompts a name, an email and a password.
 Excluded: `manage.py run`, which starts the server (the test starts it itself, above).
 """
 
@@ -25,6 +26,7 @@ import json
 import os
 import pty
 import re
+import secrets
 import shlex
 import shutil
 import signal
@@ -222,7 +224,11 @@ def test_every_manage_py_command_of_the_readme_runs_as_written(developer_checkou
             assert_ok(checkout.manage("seed_demo"), "manage.py seed_demo (before a command that names a person)")
         erases = name == "gdpr_erase" and "--dry-run" not in args
         confirm = erases and not {"--yes", "-y"} & set(args)
-        result = checkout.run(args, answer="erase\n" if confirm else None)
+        answer = "erase\n" if confirm else None
+        if name == "createsuperuser":  # its prompts, answered on a terminal as a person would
+            password = "readme-Admin-" + secrets.token_urlsafe(12)
+            answer = f"readme-admin\nreadme-admin@example.com\n{password}\n{password}\n"
+        result = checkout.run(args, answer=answer)
         assert_ok(result, command)
         ran.append(name)
         # Seeding again only after an erasure (or a removal) keeps the test to the commands it checks.
@@ -233,6 +239,7 @@ def test_every_manage_py_command_of_the_readme_runs_as_written(developer_checkou
 
     assert sorted(set(ran)) == [
         "check",
+        "createsuperuser",
         "eval_knowledge",
         "gdpr_erase",
         "gdpr_export",
