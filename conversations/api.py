@@ -200,7 +200,7 @@ class ContactApi(InboxApi):
     that may be the same person (suggested); staff edit the person's details."""
 
     required_scope = MANAGE_CONTACTS
-    required_permission = "profiles.change_clientprofile"
+    required_permission = "profiles.change_contact"
 
     class InputSerializer(serializers.Serializer):
         first_name = serializers.CharField(max_length=100, allow_blank=True, required=False)
@@ -225,6 +225,7 @@ class ContactMergeApi(InboxApi):
     history move here (audited; undone by splitting the identities out again)."""
 
     required_scope = MANAGE_CONTACTS
+    required_permission = "profiles.change_contact"
 
     class InputSerializer(serializers.Serializer):
         contact_id = serializers.IntegerField(min_value=1)
@@ -242,6 +243,7 @@ class IdentitySplitApi(InboxApi):
     contact's only identity."""
 
     required_scope = MANAGE_CONTACTS
+    required_permission = "profiles.change_contact"
 
     @extend_schema(request=None, responses={201: ContactDetailSerializer})
     def post(self, request: Request, identity_id: int) -> Response:

@@ -107,7 +107,7 @@ admin.site.unregister(ClientProfile)
 class ClientProfileAdmin(profile_admin.ClientProfileAdmin):
     """The back-office profile admin, plus export and erase for data officers."""
 
-    actions = [export_personal_data, erase_personal_data]
+    actions = [*profile_admin.ClientProfileAdmin.actions, export_personal_data, erase_personal_data]
 
     def has_export_subject_permission(self, request: HttpRequest) -> bool:
         return _may(request.user, EXPORT)

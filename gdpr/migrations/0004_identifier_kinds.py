@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('gdpr', '0002_remote_deletion_origins'),
+        ('gdpr', '0003_export_and_erase_permissions'),
     ]
 
     operations = [

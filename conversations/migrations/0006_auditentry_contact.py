@@ -4,7 +4,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("conversations", "0004_agents_tools_budgets"),
+        ("conversations", "0005_staff_permissions"),
         ("profiles", "0004_person_fields_on_contact"),
     ]
 
