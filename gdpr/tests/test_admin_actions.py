@@ -64,6 +64,7 @@ def test_the_data_officer_role_holds_the_gdpr_permissions_and_no_conversations()
         ("gdpr", "view_erasurerecord"),
         ("gdpr", "view_remotedeletion"),
         ("profiles", "view_clientprofile"),
+        ("profiles", "view_contact"),
     }
 
 
