@@ -28,7 +28,8 @@ def _model(app_label: str, model: str, *actions: str) -> set[str]:
 
 _CRUD = ("view", "add", "change", "delete")
 
-# The live inbox: read conversations and messages, take over, write, correct a profile.
+# The live inbox: read conversations and messages, take over, write, correct a contact (merge
+# and split contacts too).
 _AGENT = {
     "conversations.view_conversation",
     "conversations.view_message",
@@ -38,6 +39,8 @@ _AGENT = {
     "conversations.write",
     "profiles.view_clientprofile",
     "profiles.change_clientprofile",
+    "profiles.view_contact",
+    "profiles.change_contact",
 }
 
 ROLES: dict[str, frozenset[str]] = {
@@ -60,7 +63,7 @@ ROLES: dict[str, frozenset[str]] = {
     ),
     # GDPR requests; no conversation list (a data officer who also answers customers is an Agent too).
     DATA_OFFICER: frozenset(
-        {"gdpr.export_subject", "gdpr.erase_subject", "profiles.view_clientprofile"}
+        {"gdpr.export_subject", "gdpr.erase_subject", "profiles.view_clientprofile", "profiles.view_contact"}
         | _model("gdpr", "erasurerecord", "view")
         | _model("gdpr", "remotedeletion", "view")
     ),

@@ -73,15 +73,23 @@ def fill(messages: int) -> None:
     from django.db import connection
 
     from conversations.models import Attachment, Conversation, Message, ProcessedMessage
-    from profiles.models import ClientProfile
+    from profiles.models import ClientProfile, Contact
 
     with connection.cursor() as cursor:
-        tables = [m._meta.db_table for m in (Attachment, Message, Conversation, ProcessedMessage, ClientProfile)]
+        models = (Attachment, Message, Conversation, ProcessedMessage, ClientProfile, Contact)
+        tables = [m._meta.db_table for m in models]
         cursor.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
+    insert_rows(Contact, CONVERSATIONS, {"created_at": "now()", "updated_at": "now()"})
     insert_rows(
         ClientProfile,
         CONVERSATIONS,
-        {"provider": "'meta'", "external_id": "'US.bench' || g", "created_at": "now()", "updated_at": "now()"},
+        {
+            "contact_id": "g",
+            "provider": "'meta'",
+            "external_id": "'US.bench' || g",
+            "created_at": "now()",
+            "updated_at": "now()",
+        },
     )
     insert_rows(
         Conversation,

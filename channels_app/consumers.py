@@ -43,7 +43,7 @@ EVENT_PERMISSIONS = {
     "conversation_removed": "conversations.view_conversation",
     "message": "conversations.view_message",
     "status": "conversations.view_message",
-    "profile": "profiles.view_clientprofile",
+    "contact": "profiles.view_contact",
 }
 # Events can come many per second: their permission is re-read at most this often.
 EVENT_PERMISSION_TTL_SECONDS = 2.0

@@ -3,7 +3,7 @@ once its transaction committed and only while a page is open, and sent to the pa
 channel-layer groups.
 
 Groups: `inbox` (every staff page: conversation rows, mode and holder changes) and
-`conversation.<id>` (pages that have that conversation open: its messages, statuses, profile).
+`conversation.<id>` (pages that have that conversation open: its messages, statuses, contact).
 Events carry the same JSON the inbox API returns, so the page renders both the same way.
 A notification that fails is logged and dropped: the page catches up through the API.
 
@@ -25,11 +25,12 @@ from asgiref.sync import async_to_sync
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.db import transaction
 
-from conversations.models import Conversation, Message
+from conversations.models import Message
 from conversations.notify import Event
+from conversations.selectors.contacts import get_contact_for_inbox
 from conversations.selectors.inbox import list_conversations_for_inbox, list_tool_calls_for_replies
-from conversations.serializers import ConversationSerializer, MessageSerializer, ProfileSerializer
-from profiles.models import ClientProfile
+from conversations.serializers import ContactDetailSerializer, ConversationSerializer, MessageSerializer
+from profiles.models import Contact
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ def publish(event: Event) -> None:
         "message": _publish_messages,
         "status": _publish_status,
         "conversations": _publish_conversations,
-        "profile": _publish_profile,
+        "contact": _publish_contact,
         "removed": _publish_removed,
     }[kind](*args)
 
@@ -90,12 +91,13 @@ def _publish_removed(conversation_ids: list[int]) -> None:
     _send([(INBOX_GROUP, event), *((conversation_group(pk), event) for pk in conversation_ids)])
 
 
-def _publish_profile(profile_id: int) -> None:
-    profile = ClientProfile.objects.filter(pk=profile_id).first()
-    if profile is None:
+def _publish_contact(contact_id: int) -> None:
+    try:
+        contact = get_contact_for_inbox(contact_id=contact_id)
+    except Contact.DoesNotExist:  # merged into another (that one is notified too) or erased
         return
-    event = _live({"type": "profile", "profile": dict(ProfileSerializer(profile).data)})
-    conversation_ids = list(Conversation.objects.filter(profile_id=profile_id).values_list("id", flat=True))
+    event = _live({"type": "contact", "contact": dict(ContactDetailSerializer(contact).data)})
+    conversation_ids = [conversation.pk for conversation in contact.inbox_conversations]  # type: ignore[attr-defined]
     _send([*((conversation_group(pk), event) for pk in conversation_ids), *_conversation_rows(conversation_ids)])
 
 

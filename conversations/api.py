@@ -10,21 +10,24 @@ holds the view's `required_scope`. Each view also names the permission it needs 
 from __future__ import annotations
 
 from django.core.exceptions import ObjectDoesNotExist
+from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
-from rest_framework.exceptions import NotFound
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from conversations.selectors.contacts import get_contact_for_inbox
 from conversations.selectors.inbox import (
     get_conversation_for_inbox,
     list_conversations_for_inbox,
     list_messages_for_inbox,
     list_tool_calls_for_replies,
 )
-from conversations.serializers import ConversationSerializer, MessageSerializer, ProfileSerializer
-from conversations.services.profiles import update_profile_by_staff
+from conversations.serializers import ContactDetailSerializer, ConversationSerializer, MessageSerializer
+from conversations.services.contacts import merge_contacts, split_identity
+from conversations.services.profiles import update_contact_by_staff
 from conversations.services.staff import (
     StaffActionRefused,
     hand_back_conversation,
@@ -51,6 +54,8 @@ class InboxApi(APIView):
             return Response({"code": exc.code, "detail": str(exc)}, status=status.HTTP_409_CONFLICT)
         if isinstance(exc, ObjectDoesNotExist):
             exc = NotFound()
+        if isinstance(exc, DjangoValidationError):
+            exc = ValidationError(exc.message_dict if hasattr(exc, "error_dict") else {"detail": exc.messages})
         return super().handle_exception(exc)
 
 
@@ -186,9 +191,16 @@ class MarkReadApi(InboxApi):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class ProfileUpdateApi(InboxApi):
+def _contact(contact_id: int) -> dict:
+    return ContactDetailSerializer(get_contact_for_inbox(contact_id=contact_id)).data
+
+
+class ContactApi(InboxApi):
+    """A contact (a person) with their channel identities, every conversation and the contacts
+    that may be the same person (suggested); staff edit the person's details."""
+
     required_scope = MANAGE_CONTACTS
-    required_permission = "profiles.change_clientprofile"
+    required_permission = "profiles.change_contact"
 
     class InputSerializer(serializers.Serializer):
         first_name = serializers.CharField(max_length=100, allow_blank=True, required=False)
@@ -196,18 +208,53 @@ class ProfileUpdateApi(InboxApi):
         company = serializers.CharField(max_length=200, allow_blank=True, required=False)
         email = serializers.EmailField(allow_blank=True, required=False)
 
-    @extend_schema(request=InputSerializer, responses=ProfileSerializer)
-    def patch(self, request: Request, profile_id: int) -> Response:
+    @extend_schema(responses=ContactDetailSerializer)
+    def get(self, request: Request, contact_id: int) -> Response:
+        return Response(_contact(contact_id))
+
+    @extend_schema(request=InputSerializer, responses=ContactDetailSerializer)
+    def patch(self, request: Request, contact_id: int) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        profile = update_profile_by_staff(profile_id=profile_id, user=request.user, changes=data.validated_data)
-        return Response(ProfileSerializer(profile).data)
+        update_contact_by_staff(contact_id=contact_id, user=request.user, changes=data.validated_data)
+        return Response(_contact(contact_id))
+
+
+class ContactMergeApi(InboxApi):
+    """Merge another contact (`contact_id`) into this one: its identities, conversations and
+    history move here (audited; undone by splitting the identities out again)."""
+
+    required_scope = MANAGE_CONTACTS
+    required_permission = "profiles.change_contact"
+
+    class InputSerializer(serializers.Serializer):
+        contact_id = serializers.IntegerField(min_value=1)
+
+    @extend_schema(request=InputSerializer, responses=ContactDetailSerializer)
+    def post(self, request: Request, contact_id: int) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        merge_contacts(target_id=contact_id, source_id=data.validated_data["contact_id"], user=request.user)
+        return Response(_contact(contact_id))
+
+
+class IdentitySplitApi(InboxApi):
+    """Take one channel identity out of its contact, into a new contact (returned); 400 for a
+    contact's only identity."""
+
+    required_scope = MANAGE_CONTACTS
+    required_permission = "profiles.change_contact"
+
+    @extend_schema(request=None, responses={201: ContactDetailSerializer})
+    def post(self, request: Request, identity_id: int) -> Response:
+        contact = split_identity(identity_id=identity_id, user=request.user)
+        return Response(_contact(contact.pk), status=status.HTTP_201_CREATED)
 
 
 class ContactMessageApi(InboxApi):
-    """Send a message or an approved template to a contact, in their latest open conversation,
-    whoever holds it: a text only within the customer's 24-hour window (409 `window_closed`
-    outside it), a template at any time."""
+    """Send a message or an approved template to a contact, in their latest open conversation
+    on any channel, whoever holds it: a text only within the customer's 24-hour window (409
+    `window_closed` outside it), a template at any time."""
 
     required_scope = SEND_MESSAGES
     required_permission = "conversations.write"
@@ -222,9 +269,9 @@ class ContactMessageApi(InboxApi):
             return data
 
     @extend_schema(request=InputSerializer, responses={201: MessageSerializer})
-    def post(self, request: Request, profile_id: int) -> Response:
+    def post(self, request: Request, contact_id: int) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        message = send_to_contact(profile_id=profile_id, user=request.user, **data.validated_data)
+        message = send_to_contact(contact_id=contact_id, user=request.user, **data.validated_data)
         message.refresh_from_db()
         return Response(MessageSerializer(message).data, status=status.HTTP_201_CREATED)

@@ -11,6 +11,8 @@ urlpatterns = [
     path("conversations/<int:conversation_id>/send/", api.SendMessageApi.as_view(), name="inbox-send"),
     path("conversations/<int:conversation_id>/template/", api.SendTemplateApi.as_view(), name="inbox-template"),
     path("conversations/<int:conversation_id>/read/", api.MarkReadApi.as_view(), name="inbox-read"),
-    path("profiles/<int:profile_id>/", api.ProfileUpdateApi.as_view(), name="inbox-profile"),
-    path("contacts/<int:profile_id>/messages/", api.ContactMessageApi.as_view(), name="contact-messages"),
+    path("contacts/<int:contact_id>/", api.ContactApi.as_view(), name="inbox-contact"),
+    path("contacts/<int:contact_id>/merge/", api.ContactMergeApi.as_view(), name="inbox-contact-merge"),
+    path("contacts/<int:contact_id>/messages/", api.ContactMessageApi.as_view(), name="contact-messages"),
+    path("identities/<int:identity_id>/split/", api.IdentitySplitApi.as_view(), name="inbox-identity-split"),
 ]

@@ -302,7 +302,7 @@ class Attachment(models.Model):
 
 
 class AuditEntry(models.Model):
-    """Who did what to which conversation or profile, and when (staff and data-officer actions)."""
+    """Who did what to which conversation, identity or contact, and when (staff and data-officer actions)."""
 
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -313,6 +313,10 @@ class AuditEntry(models.Model):
     )
     profile = models.ForeignKey(
         "profiles.ClientProfile", null=True, blank=True, on_delete=models.CASCADE, related_name="audit_entries"
+    )
+    # The person: merges, splits, consent and staff edits of their details (moved along by a merge).
+    contact = models.ForeignKey(
+        "profiles.Contact", null=True, blank=True, on_delete=models.CASCADE, related_name="audit_entries"
     )
     detail = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)

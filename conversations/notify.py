@@ -36,7 +36,7 @@ PRESENCE_REFRESH_SECONDS = 10
 PRESENCE_CHECK_SECONDS = 0.5
 
 # ("message", [message ids]) · ("status", message id or None, provider, provider's id) ·
-# ("conversations", [conversation ids]) · ("profile", profile id) · ("removed", [conversation ids])
+# ("conversations", [conversation ids]) · ("contact", contact id) · ("removed", [conversation ids])
 Event = tuple
 Publisher = Callable[[Event], None]
 
@@ -97,9 +97,9 @@ def conversation_changed(*, conversation_id: int) -> None:
     _notify("conversations", [conversation_id])
 
 
-def profile_changed(*, profile_id: int) -> None:
-    """A client profile was edited (by staff or by extraction)."""
-    _notify("profile", profile_id)
+def contact_changed(*, contact_id: int) -> None:
+    """A contact's details or identities changed (staff edit, extraction, merge, split)."""
+    _notify("contact", contact_id)
 
 
 def conversations_removed(*, conversation_ids: list[int]) -> None:

@@ -8,8 +8,8 @@ from __future__ import annotations
 from django.conf import settings
 from rest_framework import serializers
 
-from conversations.models import Conversation, Message, ToolCall, staff_name
-from profiles.models import ClientProfile
+from conversations.models import Channel, Conversation, Message, ToolCall, staff_name
+from profiles.models import ClientProfile, Contact
 
 
 class StaffSerializer(serializers.Serializer):
@@ -64,30 +64,86 @@ class ToolCallSerializer(serializers.ModelSerializer):
 
 
 class ProfileSerializer(serializers.ModelSerializer):
+    """A channel identity: how one provider knows the contact."""
+
     name = serializers.CharField(source="__str__")
+    provider_label = serializers.CharField(source="get_provider_display")
 
     class Meta:
         model = ClientProfile
         fields = [
             "id",
+            "contact_id",
             "name",
             "provider",
+            "provider_label",
             "phone_number",
             "display_name",
-            "first_name",
-            "last_name",
-            "company",
-            "email",
             "updated_at",
         ]
 
 
+class ContactSerializer(serializers.ModelSerializer):
+    """The person's details (staff edit them; the model records what the customer says)."""
+
+    name = serializers.CharField(source="__str__")
+    is_opted_out = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Contact
+        fields = [
+            "id",
+            "name",
+            "phone_number",
+            "first_name",
+            "last_name",
+            "company",
+            "email",
+            "is_opted_out",
+            "updated_at",
+        ]
+
+    def get_is_opted_out(self, contact: Contact) -> bool:
+        return contact.opted_out_at is not None
+
+
+class ContactConversationSerializer(serializers.ModelSerializer):
+    """One of a contact's conversations, as the side panel lists them."""
+
+    channel_label = serializers.CharField(source="get_channel_display")
+    last_message_at = serializers.DateTimeField(allow_null=True)
+
+    class Meta:
+        model = Conversation
+        fields = ["id", "channel", "channel_label", "status", "mode", "last_message_at", "created_at", "updated_at"]
+
+
+class SuggestionSerializer(serializers.Serializer):
+    id = serializers.IntegerField(source="contact.pk")
+    name = serializers.CharField(source="contact.__str__")
+    reason = serializers.CharField()
+
+
+class ContactDetailSerializer(ContactSerializer):
+    """A contact with every identity, every conversation and the contacts it may be (suggested);
+    needs `selectors.contacts.get_contact_for_inbox`."""
+
+    identities = ProfileSerializer(many=True)
+    conversations = ContactConversationSerializer(source="inbox_conversations", many=True)
+    suggestions = SuggestionSerializer(source="merge_suggestions", many=True)
+
+    class Meta(ContactSerializer.Meta):
+        fields = [*ContactSerializer.Meta.fields, "identities", "conversations", "suggestions"]
+
+
 class ConversationSerializer(serializers.ModelSerializer):
-    """A row of the inbox list; needs `inbox_selectors.annotate_inbox_summary`."""
+    """A row of the inbox list; needs `selectors.inbox.list_conversations_for_inbox` (or
+    `get_conversation_for_inbox`)."""
 
     channel_label = serializers.CharField(source="get_channel_display")
     holder = StaffSerializer(source="assigned_to", allow_null=True)
     profile = ProfileSerializer()
+    contact = serializers.SerializerMethodField()
     is_window_open = serializers.BooleanField()
     last_message_preview = serializers.CharField(allow_null=True)
     last_message_kind = serializers.CharField(allow_null=True)
@@ -115,6 +171,7 @@ class ConversationSerializer(serializers.ModelSerializer):
             "holder",
             "taken_over_at",
             "profile",
+            "contact",
             "is_window_open",
             "last_customer_message_at",
             "last_message_preview",
@@ -136,3 +193,19 @@ class ConversationSerializer(serializers.ModelSerializer):
 
     def get_agent(self, conversation: Conversation) -> str:
         return conversation.current_agent.name if conversation.current_agent else ""
+
+    def get_contact(self, conversation: Conversation) -> dict:
+        """The person behind the row: the inbox shows each contact once, with a badge per channel."""
+        contact = conversation.profile.contact
+        return {
+            "id": contact.pk,
+            # The same name whichever identity's conversation the row shows.
+            "name": contact.full_name
+            or getattr(conversation, "contact_display_name", None)
+            or str(conversation.profile),
+            "is_opted_out": contact.opted_out_at is not None,
+            "channels": [
+                {"channel": channel, "label": Channel(channel).label}
+                for channel in getattr(conversation, "contact_channels", [])
+            ],
+        }

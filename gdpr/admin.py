@@ -63,7 +63,8 @@ def erase_personal_data(
 ) -> HttpResponse | None:
     if not _may(request.user, ERASE):
         raise PermissionDenied
-    profiles = list(queryset)
+    # One subject per person: identities of one contact are erased together.
+    profiles = list({profile.contact_id: profile for profile in queryset}.values())
     if request.POST.get("post") != "yes":
         plans = [plan_erasure(subject=subject_of_profile(profile=profile)) for profile in profiles]
         return _confirmation(modeladmin, request, queryset, "admin/gdpr/gdpr_erase_confirm.html", {"plans": plans})
@@ -106,7 +107,7 @@ admin.site.unregister(ClientProfile)
 class ClientProfileAdmin(profile_admin.ClientProfileAdmin):
     """The back-office profile admin, plus export and erase for data officers."""
 
-    actions = [export_personal_data, erase_personal_data]
+    actions = [*profile_admin.ClientProfileAdmin.actions, export_personal_data, erase_personal_data]
 
     def has_export_subject_permission(self, request: HttpRequest) -> bool:
         return _may(request.user, EXPORT)

@@ -43,13 +43,14 @@ from gdpr.traces import (
     list_subject_audit_entries,
     list_subject_captures,
 )
-from profiles.models import ClientProfile
+from profiles.models import ClientProfile, Contact
 from telemetry import metrics
 
 logger = logging.getLogger(__name__)
 
 # Delete-count keys of Model.delete() -> the names an erasure record uses.
 _COUNT_NAMES = {
+    Contact._meta.label: "contacts",
     ClientProfile._meta.label: "profiles",
     Conversation._meta.label: "conversations",
     Message._meta.label: "messages",
@@ -81,12 +82,13 @@ def plan_erasure(*, subject: Subject) -> ErasurePlan:
     messages = Message.objects.filter(conversation__profile__in=ids)
     attachments = Attachment.objects.filter(message__conversation__profile__in=ids)
     counts = {
+        "contacts": len(subject.contact_ids),
         "profiles": len(ids),
         "conversations": conversations.count(),
         "messages": messages.count(),
         "attachments": attachments.count(),
         "files": attachments.exclude(file="").count(),
-        "audit_entries": list_subject_audit_entries(ids).count(),
+        "audit_entries": list_subject_audit_entries(subject).count(),
         "tool_calls": ToolCall.objects.filter(conversation__profile__in=ids).count(),
         "webhook_captures": len(list_subject_captures(subject)),
         "admin_log_entries": list_subject_admin_log(subject).count(),
@@ -99,14 +101,15 @@ def plan_erasure(*, subject: Subject) -> ErasurePlan:
 
 
 def erase_subject(*, subject: Subject, actor: User | None = None, actor_label: str = "") -> ErasureRecord:
-    """Delete the subject's profiles, conversations, messages, attachments, audit entries, webhook
-    captures, admin history and media files; record the erasure; ask the processors to delete
-    their copies (retried by a task until done)."""
+    """Delete the subject's contacts, channel identities (profiles), conversations, messages,
+    attachments, audit entries, webhook captures, admin history and media files; record the
+    erasure; ask the processors to delete their copies (retried by a task until done)."""
     ids = subject.profile_ids
     with transaction.atomic():
         # Lock first: a reply being stored for this person waits, then finds its conversation gone;
         # one stored already is deleted with the rest and its send finds nothing to send. What a
         # reply in flight makes afterwards is dropped by it (conversations.services.orphans).
+        list(Contact.objects.select_for_update().filter(pk__in=subject.contact_ids).values_list("pk", flat=True))
         list(ClientProfile.objects.select_for_update().filter(pk__in=ids).values_list("pk", flat=True))
         conversation_ids = list(
             Conversation.objects.select_for_update().filter(profile__in=ids).values_list("pk", flat=True)
@@ -118,9 +121,10 @@ def erase_subject(*, subject: Subject, actor: User | None = None, actor_label: s
             .values_list("file", flat=True)
         )
         list_subject_admin_log(subject).delete()
-        list_subject_audit_entries(ids).delete()
+        list_subject_audit_entries(subject).delete()
         CapturedWebhook.objects.filter(pk__in=[capture.pk for capture in list_subject_captures(subject)]).delete()
-        _, deleted = ClientProfile.objects.filter(pk__in=ids).delete()
+        # A contact takes its identities, their conversations and messages with it.
+        _, deleted = Contact.objects.filter(pk__in=subject.contact_ids).delete()
         counts: dict[str, int | dict[str, int]] = {name: 0 for name in _COUNT_NAMES.values()}
         counts.update({_COUNT_NAMES[label]: n for label, n in deleted.items() if label in _COUNT_NAMES})
         for name in ("audit_entries", "webhook_captures", "admin_log_entries"):
@@ -148,7 +152,7 @@ def erase_subject(*, subject: Subject, actor: User | None = None, actor_label: s
             detail={"profiles": len(ids)},
         )
         transaction.on_commit(lambda: delete_stored_files(names=file_names))
-        events.emit(events.CONTACT_ERASED, erasure_id=record.pk, contact_ids=ids)
+        events.emit(events.CONTACT_ERASED, erasure_id=record.pk, contact_ids=subject.contact_ids)
         notify.conversations_removed(conversation_ids=conversation_ids)
     logger.info("Erasure %s deleted %s.", record.pk, counts)
     metrics.count_gdpr_job(job="erase", outcome="done")

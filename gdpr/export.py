@@ -38,7 +38,7 @@ from conversations.providers import transport_class_for
 from conversations.providers.simulator import SIMULATOR_NUMBER_ID
 from gdpr.subjects import Subject
 from gdpr.traces import list_subject_admin_log, list_subject_captures
-from profiles.models import ClientProfile
+from profiles.models import ClientProfile, Contact
 from telemetry import metrics
 
 EXPORT_SCHEMA_ID = "https://whatsbot.invalid/schemas/gdpr_export/1"
@@ -97,6 +97,7 @@ def build_subject_export(*, subject: Subject) -> dict[str, Any]:
         "$schema": EXPORT_SCHEMA_ID,
         "generated_at": timezone.now().isoformat(),
         "subject": {"identifier_kind": subject.kind, "identifier": subject.normalized},
+        "contacts": [_export_contact(contact) for contact in subject.contacts],
         "profiles": profiles,
         "recipients": [
             {
@@ -223,6 +224,17 @@ def _media_files(document: dict[str, Any]) -> Iterator[tuple[str, str]]:
                         yield attachment["fields"]["file"], attachment["archive_path"]
 
 
+def _export_contact(contact: Contact) -> dict[str, Any]:
+    return {
+        "contact_id": contact.pk,
+        "fields": _fields(contact),
+        "inferred_fields": _inferred_profile_fields(contact),
+        "audit_entries": [
+            _fields(entry) for entry in AuditEntry.objects.filter(contact=contact).order_by("created_at", "pk")
+        ],
+    }
+
+
 def _export_profile(profile: ClientProfile) -> dict[str, Any]:
     conversations = list(Conversation.objects.filter(profile=profile).order_by("created_at", "pk"))
     carriers = {conversation.pk: _carrier(conversation) for conversation in conversations}
@@ -241,11 +253,11 @@ def _export_profile(profile: ClientProfile) -> dict[str, Any]:
     return {
         "profile_id": profile.pk,
         "fields": _fields(profile),
-        "inferred_fields": _inferred_profile_fields(profile),
+        "inferred_fields": _inferred_profile_fields(profile.contact),
         "consent": {
-            "bot_messages": "opted_out" if profile.opted_out_at else "allowed",
-            "opted_out_at": _jsonable(profile.opted_out_at),
-            "opted_in_at": _jsonable(profile.opted_in_at),
+            "bot_messages": "opted_out" if profile.contact.opted_out_at else "allowed",
+            "opted_out_at": _jsonable(profile.contact.opted_out_at),
+            "opted_in_at": _jsonable(profile.contact.opted_in_at),
         },
         "conversations": [
             {
@@ -293,13 +305,13 @@ def _export_tool_calls(profile: ClientProfile) -> dict[int, list[dict[str, Any]]
     return calls
 
 
-def _inferred_profile_fields(profile: ClientProfile) -> list[str]:
-    """Profile fields whose value the model extracted, read from any provenance mapping on the
-    profile (a JSON field like {"first_name": "model"} or {"first_name": {"source": "model"}})."""
-    names = {field.name for field in ClientProfile._meta.concrete_fields}
+def _inferred_profile_fields(contact: Contact) -> list[str]:
+    """Contact fields whose value the model extracted, read from any provenance mapping on the
+    contact (a JSON field like {"first_name": "model"} or {"first_name": {"source": "model"}})."""
+    names = {field.name for field in Contact._meta.concrete_fields}
     inferred = set()
-    for field in ClientProfile._meta.concrete_fields:
-        value = getattr(profile, field.attname)
+    for field in Contact._meta.concrete_fields:
+        value = getattr(contact, field.attname)
         if not isinstance(field, models.JSONField) or not isinstance(value, dict):
             continue
         for key, source in value.items():

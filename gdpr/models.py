@@ -11,11 +11,14 @@ from django.db import models
 
 
 class ErasureRecord(models.Model):
-    """One erasure of one person (all the profiles that matched the identifier)."""
+    """One erasure of one person (every contact the identifier named, with all their identities)."""
 
     class IdentifierKind(models.TextChoices):
         PHONE = "phone", "Phone number"
+        EMAIL = "email", "Email address"
         EXTERNAL_ID = "external_id", "WhatsApp id / BSUID / provider address"
+        VISITOR_ID = "visitor_id", "Web chat visitor id"
+        CONTACT_ID = "contact_id", "Contact id"
         PROFILE_ID = "profile_id", "Profile id"
 
     performed_by = models.ForeignKey(

@@ -20,7 +20,7 @@ from django.db.models import Model, Q, QuerySet
 from conversations.models import Attachment, AuditEntry, CapturedWebhook, Conversation, Message
 from gdpr.models import ErasedIdentifier
 from gdpr.subjects import Subject, hash_identifier
-from profiles.models import ClientProfile
+from profiles.models import ClientProfile, Contact
 
 _WHATSAPP_PREFIX = "whatsapp:"
 _PHONE = re.compile(r"^\+?\d{6,15}$")
@@ -44,7 +44,9 @@ def subject_identifiers(subject: Subject) -> set[str]:
     """Every identifier the subject reached us by, canonical: provider ids, numbers, emails."""
     values: set[str] = set()
     for profile in subject.profiles:
-        values |= {profile.external_id, profile.phone_number, profile.email}
+        values |= {profile.external_id, profile.phone_number}
+    for contact in subject.contacts:
+        values |= {contact.email, contact.phone_number or ""}
     identifiers = {canonical_identifier(value) for value in values if value.strip()}
     return {identifier for identifier in identifiers if identifier}
 
@@ -79,14 +81,16 @@ def list_subject_captures(subject: Subject) -> list[CapturedWebhook]:
 
 
 def list_subject_admin_log(subject: Subject) -> QuerySet[LogEntry]:
-    """The admin history of the subject's objects: profiles, conversations, messages, files, audit entries."""
+    """The admin history of the subject's objects: contacts, identities, conversations, messages,
+    files, audit entries."""
     ids = subject.profile_ids
     objects: list[tuple[type[Model], QuerySet[Any]]] = [
+        (Contact, Contact.objects.filter(pk__in=subject.contact_ids)),
         (ClientProfile, ClientProfile.objects.filter(pk__in=ids)),
         (Conversation, Conversation.objects.filter(profile__in=ids)),
         (Message, Message.objects.filter(conversation__profile__in=ids)),
         (Attachment, Attachment.objects.filter(message__conversation__profile__in=ids)),
-        (AuditEntry, list_subject_audit_entries(ids)),
+        (AuditEntry, list_subject_audit_entries(subject)),
     ]
     matches = Q(pk__in=[])
     for model, queryset in objects:
@@ -97,8 +101,12 @@ def list_subject_admin_log(subject: Subject) -> QuerySet[LogEntry]:
     return LogEntry.objects.filter(matches).order_by("action_time", "pk")
 
 
-def list_subject_audit_entries(profile_ids: list[int]) -> QuerySet[AuditEntry]:
-    return AuditEntry.objects.filter(Q(profile__in=profile_ids) | Q(conversation__profile__in=profile_ids))
+def list_subject_audit_entries(subject: Subject) -> QuerySet[AuditEntry]:
+    """Audit entries about the subject's contacts, identities and conversations."""
+    ids = subject.profile_ids
+    return AuditEntry.objects.filter(
+        Q(contact__in=subject.contact_ids) | Q(profile__in=ids) | Q(conversation__profile__in=ids)
+    )
 
 
 def _hash(identifier: str) -> str:

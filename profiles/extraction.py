@@ -1,6 +1,6 @@
 """What the model may record about a customer from their own messages, and how it is merged.
 
-Only the allow-listed fields (profiles.models.EXTRACTABLE_FIELDS) of the sender's own profile
+Only the allow-listed fields (profiles.models.EXTRACTABLE_FIELDS) of the sender's own contact
 are ever written; a staff value is never overwritten; an empty answer never erases; an email
 must validate; every written field records where it came from and when.
 """
@@ -14,7 +14,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from pydantic import BaseModel, ConfigDict, Field
 
-from profiles.models import EXTRACTABLE_FIELDS, ClientProfile
+from profiles.models import EXTRACTABLE_FIELDS, Contact
 
 EXTRACTED = "extracted"
 STAFF = "staff"
@@ -44,13 +44,13 @@ class ClientInfo(BaseModel):
     declined: bool = Field(description="True if the customer refused to share their details.")
 
 
-def merge_client_info(*, profile: ClientProfile, info: ClientInfo, now: datetime) -> dict[str, Any]:
-    """The field updates an extraction may make to `profile` (empty when there are none)."""
+def merge_client_info(*, contact: Contact, info: ClientInfo, now: datetime) -> dict[str, Any]:
+    """The field updates an extraction may make to `contact` (empty when there are none)."""
     updates: dict[str, Any] = {}
-    sources = dict(profile.field_sources or {})
+    sources = dict(contact.field_sources or {})
     for name in EXTRACTABLE_FIELDS:
         value = clean_field_value(name, getattr(info, name))
-        if not value or value == getattr(profile, name):
+        if not value or value == getattr(contact, name):
             continue
         if (sources.get(name) or {}).get("source") == STAFF:
             continue
@@ -58,7 +58,7 @@ def merge_client_info(*, profile: ClientProfile, info: ClientInfo, now: datetime
         sources[name] = {"source": EXTRACTED, "at": now.isoformat()}
     if updates:
         updates["field_sources"] = sources
-    if info.declined and profile.details_declined_at is None:
+    if info.declined and contact.details_declined_at is None:
         updates["details_declined_at"] = now
     return updates
 
@@ -72,5 +72,5 @@ def clean_field_value(name: str, value: str | None) -> str:
             validate_email(text)
         except ValidationError:
             return ""
-    max_length = ClientProfile._meta.get_field(name).max_length
+    max_length = Contact._meta.get_field(name).max_length
     return text if len(text) <= max_length else ""

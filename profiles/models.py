@@ -15,19 +15,15 @@ class Provider(models.TextChoices):
 EXTRACTABLE_FIELDS = ("first_name", "last_name", "company", "email")
 
 
-class ClientProfile(models.Model):
-    """One customer, as one provider knows them.
+class Contact(models.Model):
+    """A person. They reach us through one or more channel identities (ClientProfile); what is
+    true of them whatever the channel (names, company, email, consent) is kept here."""
 
-    `external_id` is the provider's stable user id: on Meta the business-scoped user id
-    (BSUID) when the payload carries one, else the WhatsApp id; on Twilio the sender address
-    (`whatsapp:+…` or `+…`); on the web chat a random visitor id from a signed cookie. A
-    WhatsApp username user may have no phone number at all.
-    """
-
-    provider = models.CharField(max_length=16, choices=Provider.choices)
-    external_id = models.CharField(max_length=160)
-    phone_number = models.CharField(max_length=32, blank=True, help_text="E.164, when known.")
-    display_name = models.CharField(max_length=200, blank=True, help_text="As the provider gave it.")
+    # The E.164 number whose new identities join this contact automatically (unique: two first
+    # messages of one number on two channels at once end as one contact). NULL when none.
+    phone_number = models.CharField(
+        max_length=32, null=True, blank=True, unique=True, help_text="New identities with this number join."
+    )
     first_name = models.CharField(max_length=100, blank=True)
     last_name = models.CharField(max_length=100, blank=True)
     company = models.CharField(max_length=200, blank=True)
@@ -37,24 +33,50 @@ class ClientProfile(models.Model):
     field_sources = models.JSONField(default=dict, blank=True)
     # Set when the customer declined to give their details: the bot stops asking.
     details_declined_at = models.DateTimeField(null=True, blank=True)
-    # Consent to bot messages (gdpr/consent.py): set by STOP-like keywords and START.
+    # Consent to bot messages on every channel (STOP-like keywords and START, on any of them).
     opted_out_at = models.DateTimeField(
-        null=True, blank=True, help_text="When the customer asked for no more bot messages."
+        null=True, blank=True, help_text="When the person asked for no more bot messages."
     )
-    opted_in_at = models.DateTimeField(null=True, blank=True, help_text="When the customer last asked to resume them.")
+    opted_in_at = models.DateTimeField(null=True, blank=True, help_text="When the person last asked to resume them.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return self.full_name or self.phone_number or f"Contact #{self.pk}"
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.first_name} {self.last_name}".strip()
+
+    @property
+    def missing_fields(self) -> list[str]:
+        return [name for name in EXTRACTABLE_FIELDS if not getattr(self, name)]
+
+
+class ClientProfile(models.Model):
+    """One channel identity of a contact: how one provider knows them.
+
+    `external_id` is the provider's stable user id: on Meta the business-scoped user id
+    (BSUID) when the payload carries one, else the WhatsApp id; on Twilio the sender address
+    (`whatsapp:+…` or `+…`); on the web chat a random visitor id from a signed cookie. A
+    WhatsApp username user may have no phone number at all.
+    """
+
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="identities")
+    provider = models.CharField(max_length=16, choices=Provider.choices)
+    external_id = models.CharField(max_length=160)
+    phone_number = models.CharField(max_length=32, blank=True, help_text="E.164, when known.")
+    display_name = models.CharField(max_length=200, blank=True, help_text="As the provider gave it.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        verbose_name = "channel identity"
+        verbose_name_plural = "channel identities"
         constraints = [
             models.UniqueConstraint(fields=["provider", "external_id"], name="unique_profile_per_provider_user"),
         ]
         indexes = [models.Index(fields=["phone_number"])]
 
     def __str__(self) -> str:
-        full_name = f"{self.first_name} {self.last_name}".strip()
-        return full_name or self.display_name or self.phone_number or self.external_id
-
-    @property
-    def missing_fields(self) -> list[str]:
-        return [name for name in EXTRACTABLE_FIELDS if not getattr(self, name)]
+        return self.contact.full_name or self.display_name or self.phone_number or self.external_id

@@ -426,6 +426,9 @@ BURST_MAX_WAIT_SECONDS = env.float("BURST_MAX_WAIT_SECONDS", default=15.0)
 # While profile details are missing, the instructions ask for them at most once per this many
 # customer messages; never once complete or declined.
 PROFILE_ASK_EVERY_TURNS = env.int("PROFILE_ASK_EVERY_TURNS", default=4)
+# Add to the model's context a short text of the same contact's recent messages on their other
+# channels (built from the database, no extra model call). Off: each channel's chat stands alone.
+CONTACT_CONTEXT_SUMMARY = env.bool("CONTACT_CONTEXT_SUMMARY", default=False)
 
 
 # ----------------------------------------------------------------------------------------------

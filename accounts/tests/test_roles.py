@@ -31,7 +31,9 @@ API = {
     "inbox-send": ("post", {"text": "Hello"}, INBOX),
     "inbox-template": ("post", {"name": "hello_world", "language": "en_US"}, INBOX),
     "inbox-read": ("post", {"up_to_message_id": 1}, INBOX),
-    "inbox-profile": ("patch", {"company": "Analytical Engines"}, INBOX),
+    "inbox-contact": ("patch", {"company": "Analytical Engines"}, INBOX),
+    "inbox-contact-merge": ("post", {"contact_id": 0}, INBOX),  # an unknown contact: 400, not 403
+    "inbox-identity-split": ("post", {}, INBOX),  # a contact's only identity: 400, not 403
     "contact-messages": ("post", {"text": "Hello"}, INBOX),
 }
 
@@ -42,6 +44,7 @@ ADMIN_PAGES = {
     "conversations.auditentry": {SUPERVISOR},
     "conversations.processedmessage": {SUPERVISOR},
     "profiles.clientprofile": {AGENT, SUPERVISOR, DATA_OFFICER},
+    "profiles.contact": {AGENT, SUPERVISOR, DATA_OFFICER},
     "knowledge.article": {SUPERVISOR},
     "knowledge.tag": {SUPERVISOR},
     "knowledge.chunk": {SUPERVISOR},
@@ -69,6 +72,9 @@ ADMIN_ACTIONS = {
     ("profiles.clientprofile", "export_personal_data"): {DATA_OFFICER},
     ("profiles.clientprofile", "erase_personal_data"): {DATA_OFFICER},
     ("profiles.clientprofile", "delete_selected"): set(),
+    ("profiles.clientprofile", "split_selected_identities"): INBOX,
+    ("profiles.contact", "merge_selected_contacts"): INBOX,
+    ("profiles.contact", "delete_selected"): set(),
     ("conversations.processedmessage", "retry_recording"): {SUPERVISOR},
     ("conversations.processedmessage", "drop_stored_message"): {SUPERVISOR},
     ("conversations.conversation", "delete_selected"): set(),
@@ -107,7 +113,9 @@ def conversation(db):
 def api_url(name: str, conversation: Conversation) -> str:
     if name == "inbox-conversations":
         return reverse(name)
-    if name in ("inbox-profile", "contact-messages"):
+    if name in ("inbox-contact", "inbox-contact-merge", "contact-messages"):
+        return reverse(name, args=[conversation.profile.contact_id])
+    if name == "inbox-identity-split":
         return reverse(name, args=[conversation.profile_id])
     return reverse(name, args=[conversation.pk])
 

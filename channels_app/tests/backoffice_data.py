@@ -5,23 +5,25 @@ from __future__ import annotations
 from django.utils import timezone
 
 from conversations.models import AuditEntry, Channel, Conversation, Message, ProcessedMessage, Provider
-from profiles.models import ClientProfile
+from profiles.models import ClientProfile, Contact
 
 
 def make_conversations(count: int, *, staff, start: int = 0) -> list[Conversation]:
     """`count` conversations, each with a customer message, a delivered bot reply and a failed staff reply."""
     now = timezone.now()
     numbers = range(start, start + count)
+    contacts = Contact.objects.bulk_create(
+        Contact(phone_number=f"+1555{i:07d}", company=f"Company {i}", email=f"customer{i}@example.com") for i in numbers
+    )
     profiles = ClientProfile.objects.bulk_create(
         ClientProfile(
+            contact=contact,
             provider=Provider.META,
             external_id=f"US.{i:019d}",
             phone_number=f"+1555{i:07d}",
             display_name=f"Customer {i}",
-            company=f"Company {i}",
-            email=f"customer{i}@example.com",
         )
-        for i in numbers
+        for i, contact in zip(numbers, contacts, strict=True)
     )
     conversations = Conversation.objects.bulk_create(
         Conversation(

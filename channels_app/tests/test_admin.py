@@ -15,6 +15,7 @@ ADMIN_LISTS = [
     "/admin/conversations/conversation/",
     "/admin/conversations/conversation/?mode__exact=human&needs_human__exact=1&q=Company",
     "/admin/profiles/clientprofile/",
+    "/admin/profiles/contact/",
     "/admin/conversations/auditentry/",
     "/admin/conversations/processedmessage/",
 ]
@@ -83,30 +84,32 @@ def test_search_finds_conversations_by_email_and_company(admin_client, admin_use
     assert by_company.context["cl"].result_count == 1
 
 
-def test_a_profile_edited_in_the_admin_is_audited_as_a_staff_edit(admin_client, admin_user):
+def test_a_contact_edited_in_the_admin_is_audited_as_a_staff_edit(admin_client, admin_user):
     [conversation] = make_conversations(1, staff=admin_user)
-    profile = conversation.profile
-    url = f"/admin/profiles/clientprofile/{profile.pk}/change/"
+    contact = conversation.profile.contact
+    url = f"/admin/profiles/contact/{contact.pk}/change/"
 
     response = admin_client.post(
         url,
         {
             "first_name": "Ada",
             "last_name": "Lovelace",
-            "company": profile.company,
-            "email": profile.email,
+            "company": contact.company,
+            "email": contact.email,
             "phone_number": "+19999999999",  # read-only: ignored
-            "audit_entries-TOTAL_FORMS": "1",
-            "audit_entries-INITIAL_FORMS": "1",
+            "identities-TOTAL_FORMS": "1",
+            "identities-INITIAL_FORMS": "1",
+            "audit_entries-TOTAL_FORMS": "0",
+            "audit_entries-INITIAL_FORMS": "0",
         },
     )
 
     assert response.status_code == 302
-    profile.refresh_from_db()
-    assert (profile.first_name, profile.last_name, profile.phone_number) == ("Ada", "Lovelace", "+15550000000")
-    entry = AuditEntry.objects.get(action="profile.edited_by_staff")
-    assert (entry.actor, entry.profile, entry.detail) == (admin_user, profile, {"fields": ["first_name", "last_name"]})
-    assert "profile.edited_by_staff" in admin_client.get(url).content.decode()
+    contact.refresh_from_db()
+    assert (contact.first_name, contact.last_name, contact.phone_number) == ("Ada", "Lovelace", "+15550000000")
+    entry = AuditEntry.objects.get(action="contact.edited_by_staff")
+    assert (entry.actor, entry.contact, entry.detail) == (admin_user, contact, {"fields": ["first_name", "last_name"]})
+    assert "contact.edited_by_staff" in admin_client.get(url).content.decode()
 
 
 def test_processed_message_ids_are_read_only(admin_client, admin_user):

@@ -155,22 +155,22 @@ def test_a_closed_window_is_reported_and_a_template_refusal_comes_back_with_its_
     assert "does not exist" in template.json()["error_title"]
 
 
-def test_a_staff_profile_edit_changes_the_fields_and_is_audited(client, graph_ok, staff_client, staff_user):
+def test_a_staff_contact_edit_changes_the_fields_and_is_audited(client, graph_ok, staff_client, staff_user):
     post_meta(client, meta_body("text"))
-    profile = Conversation.objects.get().profile
+    contact = Conversation.objects.get().profile.contact
 
     response = staff_client.patch(
-        f"/api/profiles/{profile.pk}/",
+        f"/api/contacts/{contact.pk}/",
         {"company": "Analytical Engines", "email": "ada@example.com"},
         content_type="application/json",
     )
-    invalid = staff_client.patch(f"/api/profiles/{profile.pk}/", {"email": "nope"}, content_type="application/json")
+    invalid = staff_client.patch(f"/api/contacts/{contact.pk}/", {"email": "nope"}, content_type="application/json")
 
     assert response.status_code == 200
     assert (response.json()["company"], response.json()["email"]) == ("Analytical Engines", "ada@example.com")
     assert invalid.status_code == 400
-    entry = AuditEntry.objects.get(action="profile.edited_by_staff")
-    assert (entry.actor, entry.detail) == (staff_user, {"fields": ["company", "email"]})
+    entry = AuditEntry.objects.get(action="contact.edited_by_staff")
+    assert (entry.actor, entry.contact, entry.detail) == (staff_user, contact, {"fields": ["company", "email"]})
 
 
 def test_reading_a_conversation_clears_its_unread_badge(client, graph_ok, staff_client):

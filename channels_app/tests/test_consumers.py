@@ -100,6 +100,8 @@ def test_a_staff_socket_receives_new_inbound_messages_in_the_list_and_the_open_c
     row, new_message = async_to_sync(scenario)()
 
     assert row["conversation"]["profile"]["name"] == "Ada Lovelace"
+    assert row["conversation"]["contact"]["name"] == "Ada Lovelace"
+    assert row["conversation"]["contact"]["channels"] == [{"channel": "meta_whatsapp", "label": "WhatsApp (Meta)"}]
     assert row["conversation"]["last_message_preview"] == "Hi! What are your opening hours?"
     assert row["conversation"]["unread_count"] == 1
     assert new_message["message"]["text"] == "<b>Do you deliver?</b>"
@@ -132,9 +134,9 @@ def test_a_staff_socket_receives_delivery_status_changes(client, graph_ok, fake_
     assert row["conversation"]["delivery_status"] == "delivered"
 
 
-def test_a_staff_socket_receives_profile_changes(client, graph_ok, fake_openai, staff_user):
+def test_a_staff_socket_receives_contact_changes(client, graph_ok, fake_openai, staff_user):
     post_meta(client, meta_body("text"))
-    conversation = Conversation.objects.get()
+    conversation = Conversation.objects.select_related("profile").get()
     cookie = session_cookie(staff_user)
     client.force_login(staff_user)
 
@@ -143,19 +145,20 @@ def test_a_staff_socket_receives_profile_changes(client, graph_ok, fake_openai, 
         await communicator.send_json_to({"action": "open", "conversation_id": conversation.pk})
         await next_event(communicator, "opened")
         response = await sync_to_async(client.patch)(
-            f"/api/profiles/{conversation.profile_id}/",
+            f"/api/contacts/{conversation.profile.contact_id}/",
             data={"company": "Analytical Engines Ltd"},
             content_type="application/json",
         )
         assert response.status_code == 200
-        event = await next_event(communicator, "profile")
+        event = await next_event(communicator, "contact")
         await communicator.disconnect()
         return event
 
     event = async_to_sync(scenario)()
 
-    assert event["profile"]["company"] == "Analytical Engines Ltd"
-    assert event["profile"]["id"] == conversation.profile_id
+    assert event["contact"]["company"] == "Analytical Engines Ltd"
+    assert event["contact"]["id"] == conversation.profile.contact_id
+    assert [identity["id"] for identity in event["contact"]["identities"]] == [conversation.profile_id]
 
 
 def test_a_socket_only_gets_messages_of_the_conversation_it_has_open(client, graph_ok, fake_openai, staff_user):

@@ -23,7 +23,7 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("
 INBOX = {AGENT, SUPERVISOR}
 # Messages a page sends → roles allowed; events sent to the page → roles that receive them.
 ACTIONS = {"open": INBOX}
-EVENTS = {"conversation": INBOX, "conversation_removed": INBOX, "message": INBOX, "status": INBOX, "profile": INBOX}
+EVENTS = {"conversation": INBOX, "conversation_removed": INBOX, "message": INBOX, "status": INBOX, "contact": INBOX}
 
 
 def session_cookie(user, *, second_factor: bool = True) -> bytes:

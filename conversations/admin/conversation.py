@@ -140,14 +140,14 @@ class ConversationAdmin(admin.ModelAdmin):
     search_fields = [
         "profile__phone_number",
         "profile__display_name",
-        "profile__first_name",
-        "profile__last_name",
-        "profile__email",
-        "profile__company",
+        "profile__contact__first_name",
+        "profile__contact__last_name",
+        "profile__contact__email",
+        "profile__contact__company",
         "profile__external_id",
     ]
     date_hierarchy = "created_at"
-    list_select_related = ["profile", "assigned_to"]
+    list_select_related = ["profile__contact", "assigned_to"]
     ordering = ["-updated_at"]
     fields = [
         "profile",
@@ -220,9 +220,9 @@ class ConversationAdmin(admin.ModelAdmin):
 
 @admin.register(AuditEntry)
 class AuditEntryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ["created_at", "actor", "action", "conversation", "profile", "detail"]
+    list_display = ["created_at", "actor", "action", "conversation", "profile", "contact", "detail"]
     list_filter = ["action"]
-    list_select_related = ["actor", "conversation__profile", "profile"]
+    list_select_related = ["actor", "conversation__profile__contact", "profile__contact", "contact"]
     search_fields = ["action", "actor__username"]
     date_hierarchy = "created_at"
 

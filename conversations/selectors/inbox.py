@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from django.db.models import Count, DecimalField, IntegerField, OuterRef, QuerySet, Subquery, Sum, Value
+from django.db.models import Count, DecimalField, Exists, IntegerField, OuterRef, QuerySet, Subquery, Sum, Value
 from django.db.models.expressions import CombinedExpression
 from django.db.models.functions import Coalesce, Substr
 
-from conversations.models import Conversation, Message, ModelUsage, ToolCall
+from conversations.models import Channel, Conversation, Message, ModelUsage, ToolCall
+from profiles.models import ClientProfile
 
 PREVIEW_CHARS = 120
 
@@ -32,7 +33,7 @@ def annotate_inbox_summary(queryset: QuerySet[Conversation]) -> QuerySet[Convers
         .annotate(count=Count("id"))
         .values("count")
     )
-    return queryset.select_related("profile", "assigned_to", "current_agent").annotate(
+    return queryset.select_related("profile__contact", "assigned_to", "current_agent").annotate(
         last_message_preview=Subquery(latest.annotate(preview=Substr("text", 1, PREVIEW_CHARS)).values("preview")[:1]),
         last_message_kind=Subquery(latest.values("kind")[:1]),
         last_message_author=Subquery(latest.values("author")[:1]),
@@ -42,7 +43,8 @@ def annotate_inbox_summary(queryset: QuerySet[Conversation]) -> QuerySet[Convers
         unread_count=Coalesce(Subquery(unread, output_field=IntegerField()), 0),
         # What the model cost for this conversation, and for all conversations of its contact.
         cost=_total_cost(conversation=OuterRef("pk")),
-        contact_cost=_total_cost(conversation__profile=OuterRef("profile_id")),
+        # The person's, on every channel and identity.
+        contact_cost=_total_cost(conversation__profile__contact=OuterRef("profile__contact_id")),
     )
 
 
@@ -59,15 +61,36 @@ def _total_cost(**where: OuterRef) -> CombinedExpression:
 
 
 def list_conversations_for_inbox(*, limit: int = 200, ids: list[int] | None = None) -> list[Conversation]:
-    """The most recently active conversations, newest first, with their summaries."""
+    """The most recently active conversations, newest first, with their summaries and the
+    channels their contact uses (`contact_channels`)."""
     queryset = Conversation.objects.all()
     if ids is not None:
         queryset = queryset.filter(pk__in=ids)
-    return list(annotate_inbox_summary(queryset).order_by("-updated_at", "-id")[:limit])
+    rows = _with_contact_channels(annotate_inbox_summary(queryset)).order_by("-updated_at", "-id")[:limit]
+    return [_collect_contact_channels(row) for row in rows]
 
 
 def get_conversation_for_inbox(*, conversation_id: int) -> Conversation:
-    return annotate_inbox_summary(Conversation.objects.filter(pk=conversation_id)).get()
+    row = _with_contact_channels(annotate_inbox_summary(Conversation.objects.filter(pk=conversation_id))).get()
+    return _collect_contact_channels(row)
+
+
+def _with_contact_channels(queryset: QuerySet[Conversation]) -> QuerySet[Conversation]:
+    """One flag per channel (a fixed, short list) the row's contact has a conversation on, and a
+    name any of its identities was given: the inbox shows a person once, under one name, with a
+    badge per channel, still in one query."""
+    contact = OuterRef("profile__contact_id")
+    of_contact = Conversation.objects.filter(profile__contact_id=contact)
+    named = ClientProfile.objects.filter(contact_id=contact).exclude(display_name="").order_by("pk")
+    return queryset.annotate(
+        contact_display_name=Subquery(named.values("display_name")[:1]),
+        **{f"uses_{channel}": Exists(of_contact.filter(channel=channel)) for channel in Channel.values},
+    )
+
+
+def _collect_contact_channels(row: Conversation) -> Conversation:
+    row.contact_channels = [channel for channel in Channel.values if getattr(row, f"uses_{channel}")]  # type: ignore[attr-defined]
+    return row
 
 
 def list_messages_for_inbox(*, conversation_id: int, after_id: int = 0, limit: int = 200) -> list[Message]:
@@ -78,10 +101,11 @@ def list_messages_for_inbox(*, conversation_id: int, after_id: int = 0, limit: i
     return list(reversed(messages.order_by("-id")[:limit]))
 
 
-def get_contact_cost(*, profile_id: int) -> Decimal:
-    """What the model cost for all conversations of one contact."""
-    replies = Message.objects.filter(conversation__profile_id=profile_id).aggregate(total=Sum("cost"))["total"]
-    other = ModelUsage.objects.filter(conversation__profile_id=profile_id).aggregate(total=Sum("cost"))["total"]
+def get_contact_cost(*, contact_id: int) -> Decimal:
+    """What the model cost for all conversations of one contact, on every channel."""
+    mine = {"conversation__profile__contact_id": contact_id}
+    replies = Message.objects.filter(**mine).aggregate(total=Sum("cost"))["total"]
+    other = ModelUsage.objects.filter(**mine).aggregate(total=Sum("cost"))["total"]
     return (replies or Decimal(0)) + (other or Decimal(0))
 
 

@@ -10,7 +10,7 @@ from datetime import datetime
 
 from django.db.models import Count, IntegerField, Max, QuerySet, Subquery, Sum
 
-from conversations.models import Message, ModelUsage
+from conversations.models import Conversation, Message, ModelUsage
 from conversations.turns import Turn
 
 
@@ -37,6 +37,23 @@ def list_turns_to_summarize(*, message: Message, window: int, after_id: int | No
     rows = list(older)
     turns = [Turn(role=_ROLES.get(author, "assistant"), text=text) for _, author, text in rows]
     return (rows[-1][0] if rows else after_id), turns
+
+
+def list_other_channel_messages(*, conversation: Conversation, limit: int) -> list[Message]:
+    """The contact's last `limit` messages with words in them from its other conversations (any
+    channel or identity), oldest first, with their conversations."""
+    others = (
+        Message.objects.filter(conversation__profile__contact_id=conversation.profile.contact_id)
+        .exclude(conversation_id=conversation.pk)
+        .exclude(text="")
+        .exclude(author=Message.Author.NOTE)
+        .exclude(status=Message.Status.FAILED)
+        .exclude(text__startswith="/")
+        .exclude(in_reply_to__text__startswith="/")
+        .select_related("conversation")
+        .order_by("-id")
+    )
+    return list(reversed(others[:limit]))
 
 
 def get_conversation_token_usage(*, conversation_id: int) -> dict[str, int]:

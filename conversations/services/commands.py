@@ -82,12 +82,13 @@ def _history(inbound: Message) -> str:
 
 def _info(inbound: Message) -> str:
     profile = inbound.conversation.profile
-    facts = [f"- {label}: {getattr(profile, name)}" for name, label in _FIELDS if getattr(profile, name)]
+    contact = profile.contact
+    facts = [f"- {label}: {getattr(contact, name)}" for name, label in _FIELDS if getattr(contact, name)]
     if profile.phone_number:
         facts.append(f"- Phone: {profile.phone_number}")
     paragraphs = ["What we store about you:\n\n" + "\n".join(facts) if facts else "We store no details about you."]
-    if profile.missing_fields:
-        labels = ", ".join(label.lower() for name, label in _FIELDS if name in profile.missing_fields)
+    if contact.missing_fields:
+        labels = ", ".join(label.lower() for name, label in _FIELDS if name in contact.missing_fields)
         paragraphs.append(f"Not known: {labels}.")
     paragraphs.append("Type /reset to start a fresh conversation.")
     return "\n\n".join(paragraphs)

@@ -21,6 +21,7 @@ from conversations.selectors.prompt import (
     customer_message_count,
     get_last_answered_message_id,
     list_customer_texts,
+    list_other_channel_messages,
     list_turns_for_prompt,
     list_turns_to_summarize,
 )
@@ -70,6 +71,9 @@ def build_model_request(*, inbound: Message, instructions: str) -> ModelRequest:
     ]
     sections.append(_profile_facts(conversation))
     sections.append(_details_request(conversation, inbound))
+    # Not into a web chat: its visitor is known by a browser cookie only, weaker than a number.
+    if settings.CONTACT_CONTEXT_SUMMARY and conversation.channel != Channel.WEBCHAT:
+        sections.append(_other_channels(conversation))
     if settings.OPENAI_USE_CONVERSATIONS and not ai.is_offline():
         conversation_id = _openai_conversation_id(conversation, inbound)
         return ModelRequest(_join(sections), _clean(_burst_turns(inbound)), conversation_id)
@@ -111,19 +115,44 @@ def _clean(turns: list[Turn]) -> list[Turn]:
 
 
 def _profile_facts(conversation: Conversation) -> str:
-    profile = conversation.profile
-    known = [f"- {label}: {getattr(profile, name)}" for name, label in _FIELD_LABELS.items() if getattr(profile, name)]
+    contact = conversation.profile.contact
+    known = [f"- {label}: {getattr(contact, name)}" for name, label in _FIELD_LABELS.items() if getattr(contact, name)]
     if not known:
         return ""
     return "What we know about the customer:\n" + "\n".join(known)
 
 
+# How much of the contact's other channels the model may see (CONTACT_CONTEXT_SUMMARY).
+OTHER_CHANNEL_MESSAGES = 6
+OTHER_CHANNEL_MESSAGE_CHARS = 200
+
+
+def _other_channels(conversation: Conversation) -> str:
+    """The same person's last few messages on their other channels, one line each: deterministic
+    text from the database, so the bot knows what was said elsewhere without a model call."""
+    messages = list_other_channel_messages(conversation=conversation, limit=OTHER_CHANNEL_MESSAGES)
+    if not messages:
+        return ""
+    lines = []
+    for message in messages:
+        text = " ".join(scrub_provider_refs(text=message.text).split())
+        if len(text) > OTHER_CHANNEL_MESSAGE_CHARS:
+            text = text[: OTHER_CHANNEL_MESSAGE_CHARS - 1].rstrip() + "…"
+        who = "customer" if message.author == Message.Author.CUSTOMER else "us"
+        when = message.created_at.strftime("%Y-%m-%d %H:%M")
+        lines.append(f"- {message.conversation.get_channel_display()}, {when} UTC, {who}: {text}")
+    return (
+        "The same customer recently wrote to us on other channels (oldest first; for context, mention "
+        "it only if it helps):\n" + "\n".join(lines)
+    )
+
+
 def _details_request(conversation: Conversation, inbound: Message) -> str:
     """Ask for missing details at most once every PROFILE_ASK_EVERY_TURNS customer messages,
     never once the profile is complete or the customer declined."""
-    profile = conversation.profile
-    missing = profile.missing_fields
-    if not missing or profile.details_declined_at is not None:
+    contact = conversation.profile.contact
+    missing = contact.missing_fields
+    if not missing or contact.details_declined_at is not None:
         return ""
     # One statement decides and records it: the turn is this message's customer-message count,
     # and a concurrent reply in the same conversation cannot ask a second time.

@@ -15,7 +15,7 @@ from conversations.dispatch import PROCESS_INBOUND, RECORD_INBOUND, enqueue_afte
 from conversations.media.services import record_inbound_media
 from conversations.models import Conversation, Message, MessagePart, ProcessedMessage
 from conversations.providers.base import InboundMessage, ParsedWebhook, StatusUpdate
-from profiles.models import ClientProfile
+from profiles.models import ClientProfile, Contact
 from telemetry import context, metrics
 
 logger = logging.getLogger(__name__)
@@ -200,8 +200,8 @@ def _store_inbound_batch(inbounds: list[InboundMessage], *, request_ids: list[st
     """The customers' profiles, open conversations and Messages, in a few statements whatever
     the count; each message's processing enqueued after commit, under the id of the request
     that brought it. Call inside a transaction."""
-    profiles = _profiles_for(inbounds)
-    conversations = _open_conversations_for(inbounds, profiles)
+    profiles, are_new = _profiles_for(inbounds)
+    conversations = _open_conversations_for(inbounds, profiles, are_new=are_new)
     now = timezone.now()
     conversation_ids = sorted({conversation.pk for conversation in conversations.values()})
     if len(conversation_ids) > 1:
@@ -249,16 +249,20 @@ def _conversation_key(inbound: InboundMessage) -> tuple[str, str, str, str]:
     return inbound.provider, inbound.external_user_id, inbound.channel, inbound.business_address
 
 
-def _profiles_for(inbounds: list[InboundMessage]) -> dict[tuple[str, str], ClientProfile]:
-    """Each sender's profile, created when new; a changed number or display name is kept."""
+def _profiles_for(inbounds: list[InboundMessage]) -> tuple[dict[tuple[str, str], ClientProfile], bool]:
+    """Each sender's identity, created when new (joining the contact of its E.164 number, else a
+    contact of its own), and whether all of them are new; a changed number or display name is kept."""
     latest = {_profile_key(inbound): inbound for inbound in inbounds}  # the newest words win
-    profiles = _find_profiles(latest)
+    numbers = {inbound.phone_number for inbound in latest.values() if inbound.phone_number}
+    profiles, same_number = _find_profiles(latest, numbers=numbers)
     missing = [inbound for key, inbound in latest.items() if key not in profiles]
     if missing:
-        # A concurrent recorder may create the same customer: its row wins, ours is skipped.
+        contacts = _contacts_for(missing, same_number)
+        # A concurrent recorder may create the same identity: its row wins, ours is skipped.
         ClientProfile.objects.bulk_create(
             [
                 ClientProfile(
+                    contact_id=contacts[_profile_key(inbound)],
                     provider=inbound.provider,
                     external_id=inbound.external_user_id,
                     phone_number=inbound.phone_number,
@@ -268,7 +272,13 @@ def _profiles_for(inbounds: list[InboundMessage]) -> dict[tuple[str, str], Clien
             ],
             ignore_conflicts=True,
         )
-        profiles.update(_find_profiles({_profile_key(inbound): inbound for inbound in missing}))
+        created, _ = _find_profiles({_profile_key(inbound): inbound for inbound in missing}, numbers=set())
+        profiles.update(created)
+        # Lost that race: the contact made for the identity is left empty (one made for a number
+        # is shared with the winner, and is not).
+        orphans = [contacts[key] for key, profile in created.items() if profile.contact_id != contacts[key]]
+        if orphans:
+            Contact.objects.filter(pk__in=orphans, phone_number__isnull=True, identities__isnull=True).delete()
     for key, inbound in latest.items():
         profile = profiles[key]
         changes = {}
@@ -278,25 +288,74 @@ def _profiles_for(inbounds: list[InboundMessage]) -> dict[tuple[str, str], Clien
             changes["display_name"] = inbound.display_name
         if changes:
             ClientProfile.objects.filter(pk=profile.pk).update(**changes, updated_at=timezone.now())
-    return profiles
+    return profiles, len(missing) == len(latest)
 
 
-def _find_profiles(by_key: dict[tuple[str, str], InboundMessage]) -> dict[tuple[str, str], ClientProfile]:
+def _contacts_for(
+    missing: list[InboundMessage], same_number: dict[str, list[ClientProfile]]
+) -> dict[tuple[str, str], int]:
+    """The contact id each new identity joins: the contact of an identity with the same E.164
+    number, else the contact holding that number (created if none), else a new contact."""
+    joined: dict[tuple[str, str], int] = {}
+    wanted: dict[tuple[str, str], Contact] = {}
+    by_number: dict[str, Contact] = {}
+    for inbound in missing:
+        key, number = _profile_key(inbound), inbound.phone_number
+        if number in same_number:
+            joined[key] = _contact_of_number(number, same_number[number])
+        elif number:
+            wanted[key] = by_number.setdefault(number, Contact(phone_number=number))
+        else:
+            wanted[key] = Contact()
+    if wanted:
+        # One statement, race-free: the unique number makes a concurrent first message of the
+        # same number (another channel, another recorder) wait for this row and then share it.
+        Contact.objects.bulk_create(
+            list({id(contact): contact for contact in wanted.values()}.values()),
+            update_conflicts=True,
+            unique_fields=["phone_number"],
+            update_fields=["phone_number"],
+        )
+        joined.update({key: contact.pk for key, contact in wanted.items()})
+    return joined
+
+
+def _contact_of_number(number: str, identities: list[ClientProfile]) -> int:
+    """The contact a number belongs to when identities with it exist (after a split, several may
+    have it: the one holding the number as its key, else the oldest identity's)."""
+    for identity in identities:
+        if identity.contact.phone_number == number:
+            return identity.contact_id
+    return min(identities, key=lambda identity: identity.pk).contact_id
+
+
+def _find_profiles(
+    by_key: dict[tuple[str, str], InboundMessage], *, numbers: set[str]
+) -> tuple[dict[tuple[str, str], ClientProfile], dict[str, list[ClientProfile]]]:
+    """The identities with these keys, and (one statement for both) those with these numbers."""
     ids_by_provider: dict[str, list[str]] = {}
     for provider, external_id in by_key:
         ids_by_provider.setdefault(provider, []).append(external_id)
-    found = {}
+    matches = Q(phone_number__in=sorted(numbers)) if numbers else Q(pk__in=[])
     for provider, external_ids in ids_by_provider.items():
-        for profile in ClientProfile.objects.filter(provider=provider, external_id__in=external_ids):
+        matches |= Q(provider=provider, external_id__in=external_ids)
+    found: dict[tuple[str, str], ClientProfile] = {}
+    same_number: dict[str, list[ClientProfile]] = {}
+    for profile in ClientProfile.objects.filter(matches).select_related("contact"):
+        if (profile.provider, profile.external_id) in by_key:
             found[(profile.provider, profile.external_id)] = profile
-    return found
+        if profile.phone_number in numbers:
+            same_number.setdefault(profile.phone_number, []).append(profile)
+    return found, same_number
 
 
 def _open_conversations_for(
-    inbounds: list[InboundMessage], profiles: dict[tuple[str, str], ClientProfile]
+    inbounds: list[InboundMessage], profiles: dict[tuple[str, str], ClientProfile], *, are_new: bool = False
 ) -> dict[tuple[str, str, str, str], Conversation]:
     wanted = {_conversation_key(inbound): inbound for inbound in inbounds}
-    conversations = _find_open_conversations(wanted, profiles)
+    # New identities have no conversation yet (unless a concurrent recorder just made it, which
+    # the insert below absorbs): no need to look first.
+    conversations = {} if are_new else _find_open_conversations(wanted, profiles)
     missing = [inbound for key, inbound in wanted.items() if key not in conversations]
     if missing:
         # One open conversation per customer and number is a constraint: a concurrent one wins.

@@ -65,7 +65,7 @@ def send_message(*, message_id: int) -> Message | None:
     if not claimed:
         return None
     try:
-        message = Message.objects.select_related("conversation__profile", "in_reply_to").get(pk=message_id)
+        message = Message.objects.select_related("conversation__profile__contact", "in_reply_to").get(pk=message_id)
         context.bind_conversation(message.conversation_id)
         if is_blocked_by_opt_out(message=message):
             _move(message, S.SENDING, S.FAILED, error_code="opted_out", error_title="The customer opted out (STOP)")

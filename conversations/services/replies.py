@@ -59,7 +59,7 @@ def reply_to_message(*, message_id: int, attempt: int = 1) -> Message | None:
         _send_unsent_reply(message_id)  # a run of this task that stopped between storing and sending
         return None
     inbound = (
-        Message.objects.select_related("conversation__profile")
+        Message.objects.select_related("conversation__profile__contact")
         .annotate(entry_agent_id=entry_agent_id())
         .get(pk=message_id)
     )

@@ -23,7 +23,7 @@ from conversations import events, notify, providers
 from conversations.dispatch import SEND_OUTBOUND, enqueue_after_commit
 from conversations.models import AuditEntry, Conversation, Message, staff_name
 from conversations.providers.base import describe_template
-from profiles.models import ClientProfile
+from profiles.models import Contact
 from telemetry import metrics
 
 logger = logging.getLogger(__name__)
@@ -147,18 +147,19 @@ def send_template_message(
     return message
 
 
-def send_to_contact(*, profile_id: int, user: User, text: str = "", template: dict[str, Any] | None = None) -> Message:
-    """Store a message (or an approved template) to a contact in their latest open conversation,
-    whoever holds it, and enqueue its send: a text only within the customer's 24-hour window."""
+def send_to_contact(*, contact_id: int, user: User, text: str = "", template: dict[str, Any] | None = None) -> Message:
+    """Store a message (or an approved template) to a contact in their latest open conversation
+    on any channel, whoever holds it, and enqueue its send: a text only within the customer's
+    24-hour window."""
     with transaction.atomic():
         conversation = (
-            Conversation.objects.select_for_update()
-            .filter(profile_id=profile_id, status=Conversation.Status.OPEN)
+            Conversation.objects.select_for_update(of=("self",))
+            .filter(profile__contact_id=contact_id, status=Conversation.Status.OPEN)
             .order_by("-last_customer_message_at", "-pk")
             .first()
         )
         if conversation is None:
-            ClientProfile.objects.get(pk=profile_id)  # an unknown contact is a 404
+            Contact.objects.get(pk=contact_id)  # an unknown contact is a 404
             raise NoConversation("The contact has no open conversation to write in.")
         if template is None:
             if not conversation.is_window_open:

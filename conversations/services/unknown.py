@@ -53,7 +53,7 @@ def resolve_unknown_sends(*, limit: int = 100) -> dict[str, int]:
     unknown = (
         Message.objects.filter(status=S.UNKNOWN)
         .exclude(error_code=UNRESOLVED)
-        .select_related("conversation__profile")
+        .select_related("conversation__profile__contact")
         .order_by("updated_at")[:limit]
     )
     counts: Counter[str] = Counter()

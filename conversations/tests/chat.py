@@ -27,3 +27,20 @@ def say_on_twilio(client, text: str, *, sid: str, sms: bool = False) -> None:
 def graph_messages(mock, url: str) -> list[dict]:
     """Only the messages sent through Graph, not read receipts."""
     return [body for body in mock.sent(url) if body.get("status") != "read"]
+
+
+def two_contacts_of_one_person(client):
+    """Ada on WhatsApp and, as a web chat visitor, "Adeline" with an email: two contacts so far."""
+    from conversations.services.profiles import update_contact_by_staff
+    from conversations.services.webchat import receive_webchat_message
+    from profiles.models import Contact
+
+    say(client, "Hi")
+    receive_webchat_message(visitor_id="visitor-1", client_message_id="c1", text="Hello from the website")
+    ada = Contact.objects.get(identities__provider="meta")
+    visitor = Contact.objects.get(identities__provider="webchat")
+    update_contact_by_staff(contact_id=ada.pk, user=None, changes={"first_name": "Ada"})
+    update_contact_by_staff(
+        contact_id=visitor.pk, user=None, changes={"first_name": "Adeline", "email": "ada@example.com"}
+    )
+    return Contact.objects.get(pk=ada.pk), Contact.objects.get(pk=visitor.pk)

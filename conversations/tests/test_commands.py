@@ -6,7 +6,7 @@ from conversations.formatting import to_whatsapp
 from conversations.models import Conversation, Message
 from conversations.services.commands import EMPTY_HISTORY_TEXT, HELP_TEXT, RESET_TEXT
 from conversations.tests.fakes import GRAPH_MESSAGES
-from profiles.models import ClientProfile
+from profiles.models import Contact
 
 from .chat import graph_messages, say
 
@@ -31,7 +31,7 @@ def test_help_and_unknown_commands_answer_with_the_help_text(client, graph_ok, f
 
 def test_info_shows_what_is_stored_about_the_customer(client, graph_ok, fake_openai):
     say(client, "Hi")
-    ClientProfile.objects.update(first_name="Ada", email="ada@example.com")
+    Contact.objects.update(first_name="Ada", email="ada@example.com")
 
     say(client, "/INFO")
 

@@ -111,3 +111,33 @@ def test_sweeps_and_send_tasks_racing_in_several_workers_send_each_stalled_messa
     bodies = [sent["text"]["body"] for sent in graph_ok.sent(GRAPH_MESSAGES)]
     assert sorted(bodies[1:]) == [f"Stalled message {number}" for number in range(6)]
     assert set(Message.objects.filter(author=Message.Author.STAFF).values_list("status", flat=True)) == {"sent"}
+
+
+def test_first_messages_of_one_number_on_two_channels_recorded_at_once_make_one_contact(client):
+    from conversations.services.inbound import record_accepted
+    from profiles.models import ClientProfile, Contact
+
+    from .helpers import meta_text, post_twilio, twilio_params
+
+    task = current_app.tasks[RECORD_INBOUND]
+    rounds = 8
+    with patch.object(task, "apply_async"):  # accepted only: the racing recorders below store them
+        for n in range(rounds):
+            digits = f"1555800{n:04d}"
+            post_meta(client, meta_text("Hi on WhatsApp", f"wamid.RACE{n}", wa_id=digits, user_id=f"US.race{n}"))
+            sid = f"SM{n:032d}"
+            sms = {**twilio_params("sms_inbound"), "From": f"+{digits}", "MessageSid": sid, "SmsSid": sid}
+            post_twilio(client, {**sms, "SmsMessageSid": sid, "Body": "Hi by SMS"})
+    pending = list(ProcessedMessage.objects.order_by("pk").values_list("pk", flat=True))
+    assert len(pending) == 2 * rounds
+
+    with patch("conversations.services.inbound.enqueue_after_commit"):  # no replies: only the join races
+        for n in range(rounds):
+            pair = iter(pending[2 * n : 2 * n + 2])
+            run_concurrently(lambda pair=pair: record_accepted(processed_id=next(pair)), 2)
+
+    assert ClientProfile.objects.count() == 2 * rounds
+    assert Contact.objects.count() == rounds
+    for contact in Contact.objects.all():
+        assert sorted(contact.identities.values_list("provider", flat=True)) == ["meta", "twilio"]
+        assert {identity.phone_number for identity in contact.identities.all()} == {contact.phone_number}

@@ -5,7 +5,7 @@ from conversations.services.outbound import send_message
 from conversations.tests.fakes import GRAPH_MESSAGES, TWILIO_MESSAGES
 from conversations.tests.helpers import meta_text, post_meta, post_twilio, twilio_params
 from profiles.consent import OPT_IN_CONFIRMATIONS, OPT_OUT_CONFIRMATIONS, normalize_keyword, opt_out_language
-from profiles.models import ClientProfile
+from profiles.models import Contact
 
 pytestmark = pytest.mark.django_db
 
@@ -34,7 +34,7 @@ def test_stop_sends_one_confirmation_and_then_the_bot_says_nothing(client, graph
 
     assert sent_texts(graph_ok) == ["Hello! How can I help?", OPT_OUT_CONFIRMATIONS["en"]]
     assert len(fake_openai.requests) == 1  # only the message before STOP reached the model
-    profile = ClientProfile.objects.get()
+    profile = Contact.objects.get()
     assert profile.opted_out_at is not None
     assert list(AuditEntry.objects.values_list("action", "detail__keyword")) == [("consent.opt_out", "stop")]
     assert set(Message.objects.filter(author="customer").values_list("status", flat=True)) == {"handled"}
@@ -46,7 +46,7 @@ def test_start_resumes_the_bot_after_one_confirmation(client, graph_ok, fake_ope
     ada_says(client, "Are you open on Sunday?")
 
     assert sent_texts(graph_ok) == [OPT_OUT_CONFIRMATIONS["es"], OPT_IN_CONFIRMATIONS["en"], "Hello! How can I help?"]
-    profile = ClientProfile.objects.get()
+    profile = Contact.objects.get()
     assert profile.opted_out_at is None and profile.opted_in_at is not None
     assert [a for (a,) in AuditEntry.objects.order_by("created_at").values_list("action")] == [
         "consent.opt_out",
@@ -58,14 +58,14 @@ def test_start_without_a_previous_stop_is_an_ordinary_message(client, graph_ok, 
     ada_says(client, "start")
 
     assert sent_texts(graph_ok) == ["Hello! How can I help?"]
-    assert ClientProfile.objects.get().opted_in_at is None
+    assert Contact.objects.get().opted_in_at is None
 
 
 def test_a_sentence_containing_stop_is_an_ordinary_message(client, graph_ok, fake_openai):
     ada_says(client, "Where is the bus stop near your shop?")
 
     assert sent_texts(graph_ok) == ["Hello! How can I help?"]
-    assert ClientProfile.objects.get().opted_out_at is None
+    assert Contact.objects.get().opted_out_at is None
 
 
 def test_twilio_customers_can_opt_out_too(client, twilio_ok, fake_openai):
@@ -104,9 +104,9 @@ def test_only_a_whole_message_keyword_opts_out(text):
 
 def test_send_message_refuses_a_bot_message_to_a_person_who_opted_out(client, graph_ok, fake_openai):
     ada_says(client, "Hello")
-    profile = ClientProfile.objects.get()
+    profile = Contact.objects.get()
     inbound = Message.objects.get(author="customer")
-    ClientProfile.objects.filter(pk=profile.pk).update(opted_out_at=inbound.created_at)
+    Contact.objects.filter(pk=profile.pk).update(opted_out_at=inbound.created_at)
     # A bot message stored before the opt-out, sent after it (a queued reminder, a retry).
     late = pending_outbound(inbound.conversation, author="bot", text="Any other question?")
 
@@ -125,3 +125,35 @@ def test_staff_messages_still_reach_a_person_who_opted_out_of_the_bot(client, gr
     send_message(message_id=staff.pk)
 
     assert sent_texts(graph_ok) == [OPT_OUT_CONFIRMATIONS["en"], "Your refund was sent."]
+
+
+def test_stop_on_whatsapp_also_stops_sms_replies_to_the_same_person(client, graph_ok, twilio_ok, fake_openai):
+    ada_says(client, "STOP")  # WhatsApp via Meta, from +15551234567
+    post_twilio(client, {**twilio_params("sms_inbound"), "Body": "Are you open on Sunday?"})  # SMS, same number
+
+    assert sent_texts(graph_ok) == [OPT_OUT_CONFIRMATIONS["en"]]
+    assert twilio_ok.sent(TWILIO_MESSAGES) == []
+    assert fake_openai.requests == []
+    sms = Message.objects.get(author="customer", provider="twilio")
+    assert sms.status == "handled"
+    # A bot message queued for the SMS conversation is refused too; the person is one contact.
+    late = pending_outbound(sms.conversation, author="bot", text="Any other question?")
+    late.provider = "twilio"
+    late.save(update_fields=["provider"])
+    send_message(message_id=late.pk)
+    late.refresh_from_db()
+    assert (late.status, late.error_code) == ("failed", "opted_out")
+    assert Contact.objects.count() == 1
+    [entry] = AuditEntry.objects.filter(action="consent.opt_out")
+    assert entry.contact == Contact.objects.get()
+    assert entry.detail["channel"] == "meta_whatsapp"
+
+
+def test_start_by_sms_resumes_the_bot_on_whatsapp(client, graph_ok, twilio_ok, fake_openai):
+    ada_says(client, "STOP")
+    post_twilio(client, {**twilio_params("sms_inbound"), "Body": "START"})
+    ada_says(client, "Are you open on Sunday?")
+
+    assert [s["Body"] for s in twilio_ok.sent(TWILIO_MESSAGES)] == [OPT_IN_CONFIRMATIONS["en"]]
+    assert sent_texts(graph_ok) == [OPT_OUT_CONFIRMATIONS["en"], "Hello! How can I help?"]
+    assert Contact.objects.get().opted_out_at is None

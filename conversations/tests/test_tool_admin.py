@@ -40,7 +40,7 @@ def test_the_conversation_page_shows_its_tool_calls_agent_and_cost(
 
     page = admin_client.get(f"/admin/conversations/conversation/{conversation.pk}/change/").content.decode()
     listing = admin_client.get("/admin/conversations/toolcall/").content.decode()
-    profile = admin_client.get(f"/admin/profiles/clientprofile/{conversation.profile_id}/change/").content.decode()
+    profile = admin_client.get(f"/admin/profiles/contact/{conversation.profile.contact_id}/change/").content.decode()
 
     assert "lookup_order" in page and "Timed out" in page and "did not answer in time" in page
     assert "0.0700 USD" in page  # the reply: (42 x 1000 + 7 x 4000) / 1e6

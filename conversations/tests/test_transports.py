@@ -19,7 +19,7 @@ from conversations.providers.base import Unsupported
 from conversations.services.outbound import send_message
 from conversations.services.staff import TemplatesUnsupported, send_template_message, take_over_conversation
 from conversations.tests.fakes import GRAPH_MESSAGES, TWILIO_MESSAGES
-from profiles.models import ClientProfile
+from profiles.models import ClientProfile, Contact
 
 from . import helpers
 
@@ -42,7 +42,10 @@ def conversation_on(
         Channel.WEBCHAT: Provider.WEBCHAT,
     }[channel]
     profile = ClientProfile.objects.create(
-        provider=provider, external_id=external_id or uuid.uuid4().hex, phone_number=phone_number
+        contact=Contact.objects.create(),
+        provider=provider,
+        external_id=external_id or uuid.uuid4().hex,
+        phone_number=phone_number,
     )
     return Conversation.objects.create(profile=profile, channel=channel, business_address=business_address)
 

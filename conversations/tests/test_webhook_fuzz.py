@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 from conversations.dispatch import PROCESS_INBOUND, RECORD_INBOUND
 from conversations.models import Attachment, Conversation, Message, ProcessedMessage
 from conversations.services.inbound import record_accepted
-from profiles.models import ClientProfile
+from profiles.models import ClientProfile, Contact
 
 from .helpers import FIXTURES, PUBLIC_BASE_URL, meta_body, post_meta, twilio_params, twilio_signature
 
@@ -120,7 +120,7 @@ def assert_recordable_and_clean() -> None:
     for pk in ProcessedMessage.objects.filter(pending__isnull=False).values_list("pk", flat=True):
         assert record_accepted(processed_id=pk) is not None
     assert not ProcessedMessage.objects.filter(pending__isnull=False).exists()
-    for model in (ClientProfile, Conversation, Message, Attachment):
+    for model in (Contact, ClientProfile, Conversation, Message, Attachment):
         for row in model.objects.all():
             for field in model._meta.concrete_fields:
                 value = getattr(row, field.attname)
@@ -134,7 +134,7 @@ def assert_recordable_and_clean() -> None:
 
 def forget_everything() -> None:
     ProcessedMessage.objects.all().delete()
-    ClientProfile.objects.all().delete()  # cascades to conversations, messages, attachments
+    Contact.objects.all().delete()  # cascades to identities, conversations, messages, attachments
 
 
 @FUZZ

@@ -23,7 +23,7 @@ from celery import current_app
 from conversations.dispatch import PROCESS_INBOUND, RECORD_INBOUND
 from conversations.models import Attachment, CapturedWebhook, Conversation, Message, ProcessedMessage
 from conversations.services.inbound import record_accepted
-from profiles.models import ClientProfile
+from profiles.models import ClientProfile, Contact
 
 from .helpers import (
     PUBLIC_BASE_URL,
@@ -65,7 +65,7 @@ def first_message(value: dict[str, Any]) -> dict[str, Any]:
 
 
 def outbound_message(provider_message_id: str, provider: str = "meta") -> Message:
-    profile = ClientProfile.objects.create(provider=provider, external_id="US.1")
+    profile = ClientProfile.objects.create(contact=Contact.objects.create(), provider=provider, external_id="US.1")
     conversation = Conversation.objects.create(profile=profile, channel="meta_whatsapp", business_address="1")
     return Message.objects.create(
         conversation=conversation,

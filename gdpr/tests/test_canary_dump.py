@@ -33,7 +33,7 @@ from gdpr.erasure import erase_subject
 from gdpr.models import ErasedIdentifier, ErasureRecord, RemoteDeletion
 from gdpr.subjects import find_subject, hash_identifier
 from gdpr.traces import canonical_identifier
-from profiles.models import ClientProfile
+from profiles.models import ClientProfile, Contact
 
 from .builders import wamid_phone_part
 
@@ -328,7 +328,7 @@ def test_after_erasure_no_table_or_file_holds_anything_of_the_subject_and_every_
     media_after = dump_media(media_root)
     assert occurrences(after, media_after, needles(ADA)) == {}
     assert occurrences(after, media_after, needles(GRACE)) == grace_before
-    assert ClientProfile.objects.filter(email=GRACE["email"]).exists()
+    assert Contact.objects.filter(email=GRACE["email"]).exists()
     # Kept by design, and none of it readable: keyed hashes of what identified her, and SHA-256
     # dedup keys of provider message ids.
     assert ErasureRecord.objects.count() == len(ERASURES)

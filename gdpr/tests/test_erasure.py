@@ -35,7 +35,7 @@ from gdpr.models import ErasedIdentifier, ErasureRecord, RemoteDeletion
 from gdpr.remote import run_remote_deletions
 from gdpr.subjects import find_subject, hash_identifier
 from gdpr.tasks import delete_remote_copies, retry_pending_remote_deletions
-from profiles.models import ClientProfile
+from profiles.models import ClientProfile, Contact
 from whatsbot_project.celery import app as celery_app
 
 from .builders import ADA, CAPTION, GRACE, TRANSCRIPT, build_ada, build_grace, meta_body_as, wamid_phone_part
@@ -202,6 +202,7 @@ def test_the_erasure_record_holds_no_phone_number_name_or_message_text(client, g
     assert record.identifier_hash == hash_identifier(kind="phone", normalized=ADA["phone"])
     assert record.performed_by_label == "dpo"
     assert record.counts == {
+        "contacts": 1,
         "profiles": 2,
         "conversations": 2,
         "messages": 8,
@@ -333,7 +334,7 @@ def test_gdpr_erase_with_yes_erases_and_reports(client, graph_ok, processors):
 def test_gdpr_erase_of_an_unknown_subject_fails_and_erases_nothing(client, graph_ok):
     post_meta(client, meta_body("text"))
 
-    with pytest.raises(CommandError, match="No client profile matches"):
+    with pytest.raises(CommandError, match="No contact matches"):
         call_command("gdpr_erase", "+15550000000", "--yes")
 
     assert ClientProfile.objects.count() == 1 and not ErasureRecord.objects.exists()
@@ -371,7 +372,7 @@ def test_the_admin_history_of_the_subjects_objects_is_erased_and_others_kept(cli
     request.user = staff_user
     profile_admin = admin.site._registry[ClientProfile]
     ada, grace = (ClientProfile.objects.get(external_id=p["bsuid"]) for p in (ADA, GRACE))
-    ClientProfile.objects.filter(pk=ada.pk).update(first_name="Ada", last_name="Lovelace")
+    Contact.objects.filter(pk=ada.contact_id).update(first_name="Ada", last_name="Lovelace")
     ada.refresh_from_db()
     profile_admin.log_change(request, ada, [{"changed": {"fields": ["first_name", "last_name"]}}])
     ada_conversation = Conversation.objects.get(profile=ada)
@@ -391,7 +392,7 @@ def test_captures_naming_the_subject_in_any_spelling_are_erased(client, graph_ok
     settings.WEBHOOK_CAPTURE_HOURS = 24
     post_meta(client, meta_body("text"))
     ada = ClientProfile.objects.get(external_id=ADA["bsuid"])
-    ClientProfile.objects.filter(pk=ada.pk).update(email="ada@example.com")
+    Contact.objects.filter(pk=ada.contact_id).update(email="ada@example.com")
     # Unsigned or not, captures keep what came: her email URL-encoded in a form, her number as %2B….
     client.post(
         "/webhooks/twilio/", "Body=write+to+ada%40example.com", content_type="application/x-www-form-urlencoded"

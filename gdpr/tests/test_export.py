@@ -18,7 +18,7 @@ from conversations.providers import simulator
 from conversations.tests.helpers import meta_text, post_meta
 from gdpr.export import export_subject
 from gdpr.subjects import SubjectNotFound, find_subject
-from profiles.models import ClientProfile
+from profiles.models import ClientProfile, Contact
 
 from .builders import ADA, CAPTION, GRACE, IMAGE_BYTES, TRANSCRIPT, VOICE_BYTES, build_ada, build_grace
 
@@ -91,7 +91,7 @@ def test_export_of_text_voice_and_image_messages_holds_every_record_and_file_and
 def test_the_export_carries_every_profile_field_consent_and_audit_entries(client, graph_ok):
     build_ada(client, with_twilio=False)
     profile = ClientProfile.objects.get()
-    ClientProfile.objects.filter(pk=profile.pk).update(first_name="Ada", company="Analytical Engines Ltd")
+    Contact.objects.filter(pk=profile.contact_id).update(first_name="Ada", company="Analytical Engines Ltd")
     post_meta_stop(client)
     out = io.BytesIO()
 
@@ -100,8 +100,11 @@ def test_the_export_carries_every_profile_field_consent_and_audit_entries(client
     assert json.loads(out.getvalue()) == document
     validate(document)
     [exported] = document["profiles"]
+    [contact] = document["contacts"]
     assert set(exported["fields"]) == {f.attname for f in ClientProfile._meta.concrete_fields}
-    assert exported["fields"]["company"] == "Analytical Engines Ltd"
+    assert set(contact["fields"]) == {f.attname for f in Contact._meta.concrete_fields}
+    assert contact["fields"]["company"] == "Analytical Engines Ltd"
+    assert [e["action"] for e in contact["audit_entries"]] == ["consent.opt_out"]
     assert exported["consent"]["bot_messages"] == "opted_out"
     assert datetime.fromisoformat(exported["consent"]["opted_out_at"])
     assert [e["action"] for e in exported["audit_entries"]] == ["consent.opt_out"]
@@ -132,11 +135,8 @@ def test_a_subject_is_found_by_phone_whatsapp_address_or_bsuid(client, graph_ok,
     subject = find_subject(identifier=identifier)
 
     assert subject.kind == kind
-    expected = (
-        ClientProfile.objects.filter(phone_number=ADA["phone"])
-        if kind == "phone"
-        else ClientProfile.objects.filter(external_id=identifier)
-    )
+    # Whatever names her, the whole contact comes: the Meta and the Twilio identity.
+    expected = ClientProfile.objects.filter(phone_number=ADA["phone"])
     assert subject.profile_ids == sorted(expected.values_list("pk", flat=True))
 
 
@@ -151,7 +151,7 @@ def test_a_subject_is_found_by_profile_id(client, graph_ok):
 def test_gdpr_export_of_an_unknown_subject_fails_with_a_clear_message(tmp_path):
     output = tmp_path / "nobody.json"
 
-    with pytest.raises(CommandError, match="No client profile matches this phone number"):
+    with pytest.raises(CommandError, match="No contact matches this phone number"):
         call_command("gdpr_export", "+15550000000", "--output", str(output))
 
     assert not output.exists()

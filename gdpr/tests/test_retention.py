@@ -12,7 +12,7 @@ from conversations.models import Attachment, Conversation, Message, MessagePart,
 from gdpr.models import RemoteDeletion
 from gdpr.retention import purge_expired
 from gdpr.tasks import delete_remote_copies, retry_pending_remote_deletions
-from profiles.models import ClientProfile
+from profiles.models import ClientProfile, Contact
 
 pytestmark = pytest.mark.django_db
 
@@ -22,7 +22,11 @@ TICK = timedelta(microseconds=1)
 
 
 def conversation(external_id: str = "15551234567") -> Conversation:
-    profile, _ = ClientProfile.objects.get_or_create(provider="meta", external_id=external_id)
+    profile = ClientProfile.objects.filter(provider="meta", external_id=external_id).first()
+    if profile is None:
+        profile = ClientProfile.objects.create(
+            contact=Contact.objects.create(), provider="meta", external_id=external_id
+        )
     return Conversation.objects.create(profile=profile, channel="meta_whatsapp", business_address="110000000000001")
 
 
@@ -160,7 +164,9 @@ def seed_expiring_history() -> dict[str, set[tuple[str, str]]]:
     Attachment.objects.filter(message=photo).update(provider_ref="7001")
     reply = message(meta, old, text="Our answer")
     Message.objects.filter(pk=reply.pk).update(author="bot", direction="out", openai_response_id="resp_old")
-    profile = ClientProfile.objects.create(provider="twilio", external_id="whatsapp:+15550000002")
+    profile = ClientProfile.objects.create(
+        contact=Contact.objects.create(), provider="twilio", external_id="whatsapp:+15550000002"
+    )
     twilio = Conversation.objects.create(profile=profile, channel="twilio_whatsapp", business_address="whatsapp:+1555")
     inbound = message(twilio, old)
     Message.objects.filter(pk=inbound.pk).update(provider="twilio", provider_message_id="SMold1")

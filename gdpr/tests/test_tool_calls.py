@@ -16,7 +16,7 @@ from gdpr.erasure import erase_subject, plan_erasure
 from gdpr.export import build_subject_export
 from gdpr.retention import purge_expired
 from gdpr.subjects import find_subject
-from profiles.models import ClientProfile
+from profiles.models import ClientProfile, Contact
 
 from .builders import ADA, build_ada, build_grace
 
@@ -51,7 +51,7 @@ def test_erasure_deletes_the_tool_calls_and_counts_them(client, graph_ok, twilio
 
 
 def test_retention_purges_tool_calls_older_than_the_cutoff():
-    profile = ClientProfile.objects.create(provider="meta", external_id="15550001111")
+    profile = ClientProfile.objects.create(contact=Contact.objects.create(), provider="meta", external_id="15550001111")
     conversation = Conversation.objects.create(profile=profile, channel="meta_whatsapp", business_address="1")
     message = Message.objects.create(
         conversation=conversation, direction="in", author="customer", text="hi", provider="meta", status="handled"
@@ -67,7 +67,7 @@ def test_retention_purges_tool_calls_older_than_the_cutoff():
 
 
 def test_the_purge_drops_budget_counters_of_periods_long_over():
-    profile = ClientProfile.objects.create(provider="meta", external_id="15550002222")
+    profile = ClientProfile.objects.create(contact=Contact.objects.create(), provider="meta", external_id="15550002222")
     now = timezone.now()
     old = UsageWindow.objects.create(profile=profile, kind="replies", starts_at=now - timedelta(days=41), count=3)
     current = UsageWindow.objects.create(profile=profile, kind="replies", starts_at=now, count=1)

@@ -14,7 +14,7 @@ from conversations.services.retries import RetryLater
 from conversations.services.staff import take_over_conversation
 from integrations.models import WebhookDelivery, WebhookEndpoint
 from integrations.webhooks import SIGNATURE_HEADER, deliver_webhook, queue_event_deliveries
-from profiles.models import ClientProfile, Provider
+from profiles.models import ClientProfile, Contact, Provider
 
 pytestmark = pytest.mark.django_db
 
@@ -60,7 +60,9 @@ def endpoint(httpserver, receiver):
 
 @pytest.fixture
 def conversation():
-    profile = ClientProfile.objects.create(provider=Provider.META, external_id="15551230002")
+    profile = ClientProfile.objects.create(
+        contact=Contact.objects.create(), provider=Provider.META, external_id="15551230002"
+    )
     return Conversation.objects.create(profile=profile, channel=Channel.META_WHATSAPP, business_address="1")
 
 
@@ -78,7 +80,7 @@ def test_a_takeover_arrives_signed_with_ids_and_no_personal_data(endpoint, recei
 
 
 def test_an_event_nobody_subscribed_to_is_not_delivered(endpoint, receiver, conversation):
-    queue_event_deliveries("contact.erased", {"erasure_id": 1, "contact_ids": [conversation.profile_id]})
+    queue_event_deliveries("contact.erased", {"erasure_id": 1, "contact_ids": [conversation.profile.contact_id]})
 
     assert receiver.received == []
     assert not WebhookDelivery.objects.exists()

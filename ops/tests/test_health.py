@@ -7,7 +7,7 @@ import pytest
 from django.utils import timezone
 
 from conversations.models import Channel, Conversation, Message, ProcessedMessage, WorkerHeartbeat
-from profiles.models import ClientProfile, Provider
+from profiles.models import ClientProfile, Contact, Provider
 
 pytestmark = pytest.mark.django_db
 
@@ -86,7 +86,9 @@ def test_a_quarantined_delivery_does_not_make_the_app_unready(client, live_worke
 
 def _customer_message(status: str, age_seconds: float) -> Message:
     profile = ClientProfile.objects.create(
-        provider=Provider.META, external_id=f"1555123{ClientProfile.objects.count():04d}"
+        contact=Contact.objects.create(),
+        provider=Provider.META,
+        external_id=f"1555123{ClientProfile.objects.count():04d}",
     )
     conversation = Conversation.objects.create(profile=profile, channel=Channel.META_WHATSAPP, business_address="1")
     message = Message.objects.create(

@@ -14,6 +14,7 @@
     openId: null,
     lastMessageId: 0,
     messages: new Map(),
+    contact: null,
     socket: null,
     retries: 0,
   };
@@ -68,33 +69,52 @@
     box.hidden = !message;
   }
 
-  // --- Conversation list -------------------------------------------------------------------
+  // --- Conversation list: one row per contact (person), showing their latest conversation ---
   function activity(conversation) {
     return Date.parse(conversation.last_message_at || conversation.updated_at) || 0;
   }
 
   function renderList() {
-    const rows = [...state.conversations.values()].sort((a, b) => activity(b) - activity(a) || b.id - a.id);
-    $("conversation-list").replaceChildren(...rows.map(rowFor));
+    const newest = (a, b) => activity(b) - activity(a) || b.id - a.id;
+    const byContact = new Map();
+    for (const conversation of [...state.conversations.values()].sort(newest)) {
+      const key = conversation.contact.id;
+      if (!byContact.has(key)) byContact.set(key, []);
+      byContact.get(key).push(conversation);
+    }
+    // The open conversation stands for its contact; otherwise the contact's most recent one.
+    const rows = [...byContact.values()].map((group) => ({
+      shown: group.find((c) => c.id === state.openId) || group[0],
+      unread: group.reduce((sum, c) => sum + (c.unread_count || 0), 0),
+      latest: group[0],
+    }));
+    rows.sort((a, b) => newest(a.latest, b.latest));
+    $("conversation-list").replaceChildren(...rows.map(({ shown, unread, latest }) => rowFor(shown, unread, latest)));
     $("list-empty").hidden = rows.length > 0;
   }
 
-  function rowFor(conversation) {
+  function rowFor(conversation, unread, latest) {
     const item = el("li", "conversation");
     item.dataset.conversationId = conversation.id;
+    item.dataset.contactId = conversation.contact.id;
     if (conversation.id === state.openId) item.classList.add("active");
     const button = el("button", "conversation-button");
     button.type = "button";
     const top = el("div", "row-top");
-    top.append(el("span", "name", conversation.profile.name), el("time", "time", formatTime(conversation.last_message_at)));
+    top.append(el("span", "name", conversation.contact.name), el("time", "time", formatTime(latest.last_message_at)));
     const bottom = el("div", "row-bottom");
-    if (conversation.last_message_author && conversation.last_message_author !== "customer" && conversation.delivery_status) {
-      bottom.append(tick(conversation.delivery_status));
+    if (latest.last_message_author && latest.last_message_author !== "customer" && latest.delivery_status) {
+      bottom.append(tick(latest.delivery_status));
     }
-    bottom.append(el("span", "preview", conversation.last_message_preview || ""));
-    if (conversation.unread_count > 0) bottom.append(el("span", "badge", conversation.unread_count));
+    bottom.append(el("span", "preview", latest.last_message_preview || ""));
+    if (unread > 0) bottom.append(el("span", "badge", unread));
     const tags = el("div", "tags");
-    tags.append(el("span", "tag", conversation.channel_label));
+    // A badge per channel the person uses; the one of the conversation the row opens stands out.
+    for (const channel of conversation.contact.channels) {
+      const badge = el("span", `tag channel${channel.channel === conversation.channel ? " current" : ""}`, channel.label);
+      badge.dataset.channel = channel.channel;
+      tags.append(badge);
+    }
     if (conversation.profile.phone_number) tags.append(el("span", "tag phone", conversation.profile.phone_number));
     if (conversation.mode === "human") {
       tags.append(el("span", "tag human", `Held by ${conversation.holder ? conversation.holder.name : "staff"}`));
@@ -112,6 +132,8 @@
     if (conversation.id === state.openId) {
       renderChat();
       markRead();
+      // Merged into another contact, or split off: the side panel follows the person.
+      if (state.contact && state.contact.id !== conversation.contact.id) loadContact(true).catch(() => {});
     }
   }
 
@@ -144,7 +166,17 @@
     renderList();
     upsertConversation(await api(`conversations/${id}/`));
     fillProfile(state.conversations.get(id), true);
+    await loadContact(true);
     await catchUp(0);
+  }
+
+  async function loadContact(force) {
+    const conversation = state.conversations.get(state.openId);
+    if (!conversation) return;
+    const contact = await api(`contacts/${conversation.contact.id}/`);
+    if (state.conversations.get(state.openId)?.contact.id !== contact.id) return;
+    state.contact = contact;
+    fillContact(force);
   }
 
   async function catchUp(after) {
@@ -267,7 +299,7 @@
     if (!conversation) return;
     const holder = conversation.holder;
     const isMine = conversation.mode === "human" && holder && holder.id === myId;
-    $("chat-title").textContent = conversation.profile.name;
+    $("chat-title").textContent = conversation.contact.name;
     $("chat-subtitle").textContent = [
       conversation.profile.phone_number,
       conversation.channel_label,
@@ -304,13 +336,85 @@
     $("profile-phone").textContent = profile.phone_number || "—";
     $("profile-channel").textContent = conversation.channel_label;
     $("profile-cost").textContent = formatCost(conversation.contact_cost);
+    if (force) {
+      state.contact = null;
+      $("profile-status").textContent = "";
+      $("contact-conversations").replaceChildren();
+      $("contact-identities").replaceChildren();
+      $("contact-suggestions").replaceChildren();
+    }
+  }
+
+  // The person behind the open conversation: their details, every conversation on any channel
+  // (each opens from here), their channel identities (split one off) and suggested matches.
+  function fillContact(force) {
+    const contact = state.contact;
+    if (!contact) return;
     const form = $("profile-form");
-    form.dataset.profileId = profile.id;
+    form.dataset.contactId = contact.id;
     for (const name of ["first_name", "last_name", "company", "email"]) {
       const input = form.elements[name];
-      if (force || document.activeElement !== input) input.value = profile[name] || "";
+      if (force || document.activeElement !== input) input.value = contact[name] || "";
     }
-    if (force) $("profile-status").textContent = "";
+    $("contact-opted-out").hidden = !contact.is_opted_out;
+    $("contact-conversations").replaceChildren(
+      ...contact.conversations.map((conversation) => {
+        const item = el("li", conversation.id === state.openId ? "current" : "");
+        const label = `${conversation.channel_label} · ${conversation.status} · ${formatTime(conversation.last_message_at || conversation.updated_at)}`;
+        if (conversation.id === state.openId) {
+          item.append(el("span", null, `${label} · shown`));
+        } else {
+          const link = el("a", "open-conversation", label);
+          link.href = `#conversation-${Number(conversation.id)}`;
+          link.dataset.conversationId = conversation.id;
+          link.addEventListener("click", (event) => {
+            event.preventDefault();
+            openConversation(conversation.id).catch((error) => showError(error.message));
+          });
+          item.append(link);
+        }
+        return item;
+      }),
+    );
+    $("contact-identities").replaceChildren(
+      ...contact.identities.map((identity) => {
+        const who = identity.phone_number || identity.display_name || `#${identity.id}`;
+        const item = el("li", null, `${identity.provider_label}: ${who}`);
+        if (contact.identities.length > 1) {
+          const split = el("button", "small split", "Split off");
+          split.type = "button";
+          split.dataset.identityId = identity.id;
+          split.addEventListener("click", () => contactAction(`identities/${identity.id}/split/`, {}));
+          item.append(" ", split);
+        }
+        return item;
+      }),
+    );
+    $("contact-suggestions").replaceChildren(
+      ...contact.suggestions.map((suggestion) => {
+        const item = el("li", null, `${suggestion.name} (same ${suggestion.reason}) `);
+        const merge = el("button", "small merge", "Merge into this contact");
+        merge.type = "button";
+        merge.dataset.contactId = suggestion.id;
+        merge.addEventListener("click", () =>
+          contactAction(`contacts/${contact.id}/merge/`, { contact_id: suggestion.id }),
+        );
+        item.append(merge);
+        return item;
+      }),
+    );
+    $("contact-suggestions-box").hidden = contact.suggestions.length === 0;
+  }
+
+  async function contactAction(path, body) {
+    showError("");
+    try {
+      await api(path, { method: "POST", body });
+      await refreshList();
+      await loadContact(false);
+    } catch (error) {
+      showError(error.message);
+    }
   }
 
   // --- Actions -----------------------------------------------------------------------------
@@ -370,23 +474,19 @@
     const changes = {};
     for (const name of ["first_name", "last_name", "company", "email"]) changes[name] = form.elements[name].value.trim();
     try {
-      const profile = await api(`profiles/${form.dataset.profileId}/`, { method: "PATCH", body: changes });
-      applyProfile(profile);
+      const contact = await api(`contacts/${form.dataset.contactId}/`, { method: "PATCH", body: changes });
+      applyContact(contact);
       $("profile-status").textContent = "Saved.";
     } catch (error) {
       $("profile-status").textContent = error.message;
     }
   });
 
-  function applyProfile(profile) {
-    for (const conversation of state.conversations.values()) {
-      if (conversation.profile.id === profile.id) conversation.profile = profile;
-    }
-    renderList();
+  function applyContact(contact) {
     const open = state.conversations.get(state.openId);
-    if (open && open.profile.id === profile.id) {
-      renderChat();
-      fillProfile(open, false);
+    if (open && open.contact.id === contact.id) {
+      state.contact = contact;
+      fillContact(false);
     }
   }
 
@@ -408,8 +508,8 @@
       if (event.message.conversation_id === state.openId) {
         addMessage(event.message);
       }
-    } else if (event.type === "profile") {
-      applyProfile(event.profile);
+    } else if (event.type === "contact") {
+      applyContact(event.contact);
     } else if (event.type === "conversation_removed") {
       removeConversations(event.conversation_ids);
     }

@@ -23,7 +23,7 @@ from conversations.services.retries import RetryLater
 from knowledge.evaluation import EvalOutcome, EvalQuestion, evaluate_retrieval, load_eval_set, summarize
 from knowledge.models import Article
 from knowledge.services import load_demo_knowledge
-from profiles.models import ClientProfile
+from profiles.models import ClientProfile, Contact
 
 
 class Command(BaseCommand):
@@ -139,7 +139,9 @@ class Command(BaseCommand):
         transaction rolled back afterwards: nothing is sent and nothing is kept."""
         slugs = dict(Article.objects.values_list("pk", "slug"))
         with transaction.atomic():
-            profile = ClientProfile.objects.create(provider=Provider.WEBCHAT, external_id=f"eval.{uuid.uuid4().hex}")
+            profile = ClientProfile.objects.create(
+                contact=Contact.objects.create(), provider=Provider.WEBCHAT, external_id=f"eval.{uuid.uuid4().hex}"
+            )
             conversation = Conversation.objects.create(
                 profile=profile,
                 channel=Channel.WEBCHAT,

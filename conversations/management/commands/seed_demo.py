@@ -14,7 +14,7 @@ from agents.demo import load_demo_agents, remove_demo_agents
 from conversations.models import Channel, Conversation, Message, Provider
 from knowledge.services import load_demo_knowledge, remove_demo_knowledge
 from profiles.extraction import EXTRACTED, STAFF
-from profiles.models import ClientProfile
+from profiles.models import ClientProfile, Contact
 
 DEMO_PREFIX = "demo."
 # Where `make run` serves the app when PUBLIC_BASE_URL is unset: the demo tools call it.
@@ -37,7 +37,7 @@ class Command(BaseCommand):
 
     @transaction.atomic
     def handle(self, *args, remove: bool, **options):
-        removed, _ = ClientProfile.objects.filter(external_id__startswith=DEMO_PREFIX).delete()
+        removed, _ = Contact.objects.filter(identities__external_id__startswith=DEMO_PREFIX).delete()
         if remove:
             articles = remove_demo_knowledge()
             remove_demo_agents()
@@ -60,9 +60,16 @@ class Command(BaseCommand):
             )
         )
 
-    def _conversation(self, *, provider, external_id, channel, business, now, **profile_fields) -> Conversation:
+    def _conversation(
+        self, *, provider, external_id, channel, business, now, phone_number="", display_name="", **contact_fields
+    ) -> Conversation:
+        # No join number: a real customer writing from a demo number never joins a demo contact.
         profile = ClientProfile.objects.create(
-            provider=provider, external_id=DEMO_PREFIX + external_id, **profile_fields
+            contact=Contact.objects.create(**contact_fields),
+            provider=provider,
+            external_id=DEMO_PREFIX + external_id,
+            phone_number=phone_number,
+            display_name=display_name,
         )
         return Conversation.objects.create(
             profile=profile, channel=channel, business_address=business, last_customer_message_at=now

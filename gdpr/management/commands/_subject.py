@@ -12,7 +12,10 @@ from gdpr.subjects import Subject, SubjectNotFound, find_subject
 
 KIND_CHOICES = {
     "phone": ErasureRecord.IdentifierKind.PHONE,
+    "email": ErasureRecord.IdentifierKind.EMAIL,
     "external-id": ErasureRecord.IdentifierKind.EXTERNAL_ID,
+    "visitor-id": ErasureRecord.IdentifierKind.VISITOR_ID,
+    "contact-id": ErasureRecord.IdentifierKind.CONTACT_ID,
     "profile-id": ErasureRecord.IdentifierKind.PROFILE_ID,
 }
 
@@ -21,14 +24,20 @@ def add_subject_arguments(parser: CommandParser) -> None:
     parser.add_argument(
         "identifier",
         help=(
-            "Who: a phone number (+15551234567, 15551234567 or whatsapp:+15551234567; finds every profile "
-            "with that number), a WhatsApp id or BSUID (US.1349…), or a profile id (the number in the admin URL)."
+            "Who: a phone number (+15551234567, 15551234567 or whatsapp:+15551234567), an email address, a "
+            "WhatsApp id or BSUID (US.1349…) or any provider id, or a channel identity (profile) id (the number "
+            "in its admin URL). Whatever it is, the whole person is found: every contact it names, with all "
+            "of their channel identities (WhatsApp via Meta and Twilio, SMS, web chat, simulator)."
         ),
     )
     parser.add_argument(
         "--by",
         choices=sorted(KIND_CHOICES),
-        help="How to read IDENTIFIER when guessing is not enough (short numbers are read as profile ids).",
+        help=(
+            "How to read IDENTIFIER when guessing is not enough: phone, email, external-id (a BSUID, wa_id or "
+            "Twilio address), visitor-id (a web chat visitor), contact-id (a contact's number in the admin) or "
+            "profile-id (an identity's). Short numbers are read as profile ids unless told otherwise."
+        ),
     )
 
 
@@ -38,7 +47,7 @@ def resolve_subject(options: dict[str, Any]) -> Subject:
     except SubjectNotFound as exc:
         raise CommandError(
             f"{exc} Nothing was done. Check the identifier, or say what it is with "
-            "--by phone|external-id|profile-id; client profiles are listed in the admin."
+            f"--by {'|'.join(sorted(KIND_CHOICES))}; contacts are listed in the admin."
         ) from exc
 
 
