@@ -153,3 +153,36 @@ def channel_layer_per_worker():
     prefixed = {**layer, "CONFIG": {**layer["CONFIG"], "prefix": f"asgi-test-{worker}"}}
     with override_settings(CHANNEL_LAYERS={**settings.CHANNEL_LAYERS, "default": prefixed}):
         yield
+
+
+@pytest.fixture(autouse=True, scope="session")
+def cache_per_worker():
+    """xdist workers share REDIS_URL: each gets a Redis database of its own for the cache, so one
+    worker's marks (an open live inbox, rate-limit counts) and `cache.clear()` never reach the
+    other's tests."""
+    from urllib.parse import urlsplit
+
+    from django.conf import settings
+    from django.test import override_settings
+
+    cache = settings.CACHES["default"]
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker is None or not cache["BACKEND"].endswith("RedisCache"):
+        yield
+        return
+    url = urlsplit(cache["LOCATION"])
+    database = 14 + int(worker.removeprefix("gw")) % 2  # beside the broker's and the benches' (11)
+    location = url._replace(path=f"/{database}").geturl()
+    with override_settings(CACHES={**settings.CACHES, "default": {**cache, "LOCATION": location}}):
+        yield
+
+
+@pytest.fixture(autouse=True)
+def nobody_watching_after_the_test():
+    """A live-inbox test's presence mark lasts 30 s: the next test starts with no page open."""
+    yield
+    from django.core.cache import cache
+
+    from conversations.notify import PRESENCE_KEY
+
+    cache.delete(PRESENCE_KEY)

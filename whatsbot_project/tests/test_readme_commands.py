@@ -36,6 +36,7 @@ import sys
 import time
 from pathlib import Path
 
+import pexpect
 import pytest
 import requests
 
@@ -108,6 +109,25 @@ class Checkout:
             os.close(terminal_end)
             os.close(terminal)
         return subprocess.CompletedProcess(args, process.returncode, stdout.decode(), stderr.decode())
+
+    def create_superuser(self, args: list[str]) -> subprocess.CompletedProcess:
+        """`createsuperuser` on a terminal of its own (its password prompt reads /dev/tty), each
+        prompt answered when it shows, as a person would."""
+        password = "Tq9" + secrets.token_urlsafe(16)
+        child = pexpect.spawn(
+            args[0], args[1:], cwd=str(self.path), env=fresh_environment(), encoding="utf-8", timeout=60
+        )
+        for prompt, reply in (
+            ("Username", "readme-admin"),
+            ("Email address", "readme-admin@example.com"),
+            ("Password", password),
+            ("Password \\(again\\)", password),
+        ):
+            child.expect(prompt)
+            child.sendline(reply)
+        child.expect(pexpect.EOF)
+        child.close()
+        return subprocess.CompletedProcess(args, child.exitstatus, child.before or "", "")
 
     def manage(self, *args: str) -> subprocess.CompletedProcess:
         return self.run([".venv/bin/python", "manage.py", *args])
@@ -224,11 +244,10 @@ def test_every_manage_py_command_of_the_readme_runs_as_written(developer_checkou
             assert_ok(checkout.manage("seed_demo"), "manage.py seed_demo (before a command that names a person)")
         erases = name == "gdpr_erase" and "--dry-run" not in args
         confirm = erases and not {"--yes", "-y"} & set(args)
-        answer = "erase\n" if confirm else None
-        if name == "createsuperuser":  # its prompts, answered on a terminal as a person would
-            password = "readme-Admin-" + secrets.token_urlsafe(12)
-            answer = f"readme-admin\nreadme-admin@example.com\n{password}\n{password}\n"
-        result = checkout.run(args, answer=answer)
+        if name == "createsuperuser":
+            result = checkout.create_superuser(args)
+        else:
+            result = checkout.run(args, answer="erase\n" if confirm else None)
         assert_ok(result, command)
         ran.append(name)
         # Seeding again only after an erasure (or a removal) keeps the test to the commands it checks.
