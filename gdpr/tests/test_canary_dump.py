@@ -65,7 +65,7 @@ GRACE = {
 # Who is erased, and by what. One more erased identity of the same person is one more line.
 ERASURES = [
     ("phone", ADA["phone"]),  # Meta, Twilio WhatsApp, SMS and the simulator: every profile with her number
-    ("external_id", ADA["visitor"]),  # her web chat visitor (no number there today)
+    ("email", ADA["email"]),  # and by her email: her web chat contact (a visitor has no number)
 ]
 
 
