@@ -28,8 +28,14 @@ RECORD_BUDGET = 10
 
 
 def statements(recording: CaptureQueriesContext) -> list[str]:
+    """The statements that scale with messages. The outgoing webhooks' subscriptions are read at
+    most once per process every few seconds (integrations/webhooks.py), whichever message comes
+    first: that read is checked apart (at most one), not counted against the budget."""
     transaction = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")
-    return [query["sql"] for query in recording.captured_queries if not query["sql"].startswith(transaction)]
+    sent = [query["sql"] for query in recording.captured_queries if not query["sql"].startswith(transaction)]
+    subscriptions = [sql for sql in sent if '"integrations_webhookendpoint"' in sql]
+    assert len(subscriptions) <= 1, subscriptions
+    return [sql for sql in sent if sql not in subscriptions]
 
 
 @pytest.fixture
