@@ -655,6 +655,9 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
+        # django-axes announces itself at INFO in every process; failures and lock-outs are in the
+        # security audit trail (accounts), lock-outs also at WARNING.
+        "axes": {"level": "WARNING"},
         "httpx": {"level": "WARNING"},
         "httpx2": {"level": "WARNING"},
         "openai": {"level": "WARNING"},
