@@ -14,8 +14,8 @@ from .backoffice_data import make_conversations
 
 pytestmark = pytest.mark.django_db
 
-# The page: session and user. The list API: session, user and one query for every row.
-MAX_QUERIES_INITIAL_LOAD = 5
+# The page: session and user. The list API: session, user, one query for every row, their labels.
+MAX_QUERIES_INITIAL_LOAD = 6
 
 
 @pytest.mark.parametrize("rows", [10, 200])

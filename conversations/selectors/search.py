@@ -1,0 +1,107 @@
+"""The live inbox's search: contacts (name, number, email) and message text.
+
+Message text is searched with PostgreSQL full-text search on the `message_text_search_idx` GIN
+index (migration 0005: `to_tsvector('simple', text)`, no stemming, because customers write in any
+language; every word is matched as a prefix). SQLite has no such index: each word must appear in
+the text (LIKE), which is a scan, good enough for a development database.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from django.db import connection
+from django.db.models import BooleanField, Q
+from django.db.models.expressions import RawSQL
+
+from conversations.models import Conversation, Message
+
+SNIPPET_CHARS = 160
+_WORD = re.compile(r"\w+", re.UNICODE)
+MAX_WORDS = 8
+
+
+@dataclass(frozen=True)
+class MessageHit:
+    message_id: int
+    conversation_id: int
+    contact_name: str
+    direction: str
+    author: str
+    snippet: str
+    created_at: str
+
+
+def search_words(query: str) -> list[str]:
+    """The words of a query, as searched (lower case, at most MAX_WORDS)."""
+    return [word.lower() for word in _WORD.findall(query)][:MAX_WORDS]
+
+
+def search_conversations(*, query: str, limit: int = 20) -> list[int]:
+    """Ids of the most recently active conversations whose contact matches every word of `query`
+    in the name, WhatsApp name, number or email."""
+    words = search_words(query)
+    if not words:
+        return []
+    condition = Q()
+    for word in words:
+        digits = word.lstrip("+")
+        condition &= (
+            Q(profile__display_name__icontains=word)
+            | Q(profile__first_name__icontains=word)
+            | Q(profile__last_name__icontains=word)
+            | Q(profile__email__icontains=word)
+            | Q(profile__company__icontains=word)
+            | (Q(profile__phone_number__contains=digits) if digits.isdigit() else Q(pk__in=[]))
+        )
+    rows = Conversation.objects.filter(condition).order_by("-updated_at", "-id").values_list("pk", flat=True)
+    return list(rows[:limit])
+
+
+def search_messages(*, query: str, limit: int = 30) -> list[MessageHit]:
+    """The newest messages (customer, bot and staff words, and private notes) holding every word
+    of `query`, with a snippet around the first match."""
+    words = search_words(query)
+    if not words:
+        return []
+    messages = Message.objects.exclude(author=Message.Author.NOTE)
+    if connection.vendor == "postgresql":
+        tsquery = " & ".join(f"{word}:*" for word in words)  # \w+ only: nothing to escape
+        # The exact expression of the index, so the planner uses it.
+        matches = "to_tsvector('simple', conversations_message.text) @@ to_tsquery('simple', %s)"
+        messages = messages.filter(RawSQL(matches, [tsquery], output_field=BooleanField()))  # noqa: S611 (bound)
+    else:
+        for word in words:
+            messages = messages.filter(text__icontains=word)
+    rows = messages.order_by("-id").values_list(
+        "pk",
+        "conversation_id",
+        "direction",
+        "author",
+        "text",
+        "created_at",
+        "conversation__profile__display_name",
+        "conversation__profile__first_name",
+        "conversation__profile__last_name",
+    )[:limit]
+    return [
+        MessageHit(
+            message_id=pk,
+            conversation_id=conversation_id,
+            contact_name=" ".join(part for part in (first, last) if part) or display or "Customer",
+            direction=direction,
+            author=author,
+            snippet=_snippet(text, words),
+            created_at=created_at.isoformat(),
+        )
+        for pk, conversation_id, direction, author, text, created_at, display, first, last in rows
+    ]
+
+
+def _snippet(text: str, words: list[str]) -> str:
+    lowered = text.lower()
+    positions = [position for word in words if (position := lowered.find(word)) >= 0]
+    start = max(0, min(positions, default=0) - SNIPPET_CHARS // 3)
+    snippet = text[start : start + SNIPPET_CHARS]
+    return ("…" if start else "") + snippet + ("…" if start + SNIPPET_CHARS < len(text) else "")
