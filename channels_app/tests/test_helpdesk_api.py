@@ -503,3 +503,32 @@ def test_a_failing_typing_indicator_is_only_a_courtesy(conversation, staff_clien
     fake_providers.replace("POST", GRAPH_MESSAGES, status=500, json={"error": {"message": "down", "code": 1}})
 
     assert staff_client.post(f"/api/conversations/{conversation.pk}/typing/").json() == {"shown": False}
+
+
+def test_on_postgresql_the_message_search_uses_the_full_text_index(staff_client, staff_user):
+    from django.db import connection
+
+    from conversations.selectors.search import search_messages
+
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL's full-text index")
+    make_conversations(3, staff=staff_user)
+    with connection.cursor() as cursor:
+        cursor.execute("SET enable_seqscan = off")
+        with connection.execute_wrapper(_explain_into(plans := [])):
+            hits = search_messages(query="questio")
+        cursor.execute("RESET enable_seqscan")
+
+    assert {hit.snippet for hit in hits} == {"Question 0", "Question 1", "Question 2"}
+    assert "message_text_search_idx" in plans[0]
+
+
+def _explain_into(plans: list[str]):
+    def explain(execute, sql, params, many, context):
+        if "to_tsquery" in sql and not sql.startswith("EXPLAIN"):
+            with context["connection"].cursor() as cursor:
+                cursor.execute(f"EXPLAIN {sql}", params)
+                plans.append("\n".join(row[0] for row in cursor.fetchall()))
+        return execute(sql, params, many, context)
+
+    return explain

@@ -78,7 +78,8 @@ def test_keywords_come_from_the_setting(settings):
 
 def _simulator_button_text() -> str:
     page = (Path(django_settings.BASE_DIR) / "templates" / "chat" / "simulator.html").read_text()
-    return re.search(r'data-action="button" data-text="([^"]+)"', page).group(1)
+    # The text the page's "Talk to a person" button sends, as the template has it.
+    return re.search(r'data-action="button" data-text="([^"]+)">Tap “Talk to a person”', page).group(1)
 
 
 @pytest.mark.django_db
