@@ -20,7 +20,7 @@ MESSAGES = "/admin/conversations/message/"
 def test_the_message_admin_finds_a_message_by_its_words_and_links_to_its_conversation(admin_client, admin_user):
     [first, second] = make_conversations(2, staff=admin_user)
 
-    page = admin_client.get(MESSAGES, {"q": "Question 1"}).content.decode()
+    page = admin_client.get(MESSAGES, {"q": '"Question 1"'}).content.decode()
 
     assert "Question 1" in page
     assert "Question 0" not in page
@@ -59,7 +59,8 @@ def test_the_message_admin_filters_by_direction_status_and_channel(admin_client,
 def test_the_message_admin_filters_by_date(admin_client, admin_user):
     [old, _] = make_conversations(2, staff=admin_user)
     Message.objects.filter(conversation=old).update(created_at=timezone.now() - timedelta(days=40))
-    since = (timezone.now() - timedelta(days=7)).date().isoformat()
+    # As the admin's date filter writes it: midnight, aware.
+    since = str((timezone.now() - timedelta(days=7)).replace(hour=0, minute=0, second=0, microsecond=0))
 
     page = admin_client.get(MESSAGES, {"created_at__gte": since}).content.decode()
 
