@@ -7,9 +7,11 @@ from __future__ import annotations
 import io
 import os
 import shutil
+import time
 
 from django.core.files.base import ContentFile
 from PIL import Image
+from playwright.sync_api import expect
 
 from channels_app.tests.browser_support import ARTIFACTS, NEEDS_BROWSER, README_SCREENSHOT, log_in, post_webhook
 from conversations.models import Attachment, CannedResponse, Conversation, Message
@@ -47,6 +49,14 @@ def second_page(page, live_url, user, password: str):
     return other
 
 
+def wait_until(page, expression: str, timeout: float = 10) -> None:
+    """Poll a JavaScript expression (wait_for_function evaluates strings, which the page's CSP forbids)."""
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(expression):
+        assert time.monotonic() < deadline, f"still false after {timeout} s: {expression}"
+        page.wait_for_timeout(100)
+
+
 def no_horizontal_scroll(page) -> bool:
     return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
 
@@ -80,9 +90,9 @@ def test_a_customer_tapping_talk_to_a_person_raises_the_tab_count_and_requests_a
     inbox.add_init_script(NOTIFICATION_RECORDER)
     log_in(inbox, live_url, staff_user)
     inbox.locator("#notify-toggle").check()
-    inbox.wait_for_function("window.__permissionRequests === 1")
+    wait_until(inbox, "window.__permissionRequests === 1")
     count = inbox.locator("[data-count=needs_person]")
-    inbox.wait_for_function("document.querySelector('[data-count=needs_person]').textContent === '0'")
+    expect(inbox.locator("[data-count=needs_person]")).to_have_text("0")
 
     phone = inbox.context.browser.new_context(viewport={"width": 420, "height": 760}).new_page()
     phone.goto(f"{live_url}/admin/login/?next=/simulator/")
@@ -96,9 +106,9 @@ def test_a_customer_tapping_talk_to_a_person_raises_the_tab_count_and_requests_a
     phone.locator("#connection", has_text="online").wait_for()
     phone.click("button[data-text='Talk to a person']")
 
-    inbox.wait_for_function("document.querySelector('[data-count=needs_person]').textContent === '1'", timeout=20_000)
+    expect(inbox.locator("[data-count=needs_person]")).to_have_text("1", timeout=20_000)
     assert count.inner_text() == "1"
-    inbox.wait_for_function("window.__notifications.length === 1")
+    wait_until(inbox, "window.__notifications.length === 1")
     assert inbox.evaluate("window.__notifications") == [{"title": "A customer asks for a person", "body": "Sim Asker"}]
     assert Conversation.objects.get().needs_human is True
     assert fake_openai.requests == []
@@ -122,7 +132,7 @@ def test_assigning_to_a_colleague_shows_in_their_mine_tab_live(
     alice.select_option("#assign", label="Bob")
 
     bob.locator(".conversation", has_text="Ada Lovelace").wait_for()
-    bob.wait_for_function("document.querySelector('[data-count=mine]').textContent === '1'")
+    expect(bob.locator("[data-count=mine]")).to_have_text("1")
     alice.locator("#chat-holder", has_text="Bob holds this conversation.").wait_for()
     alice.locator("#messages .note", has_text="Alice Staff assigned to Bob").wait_for()
     bob.screenshot(path=ARTIFACTS / "22-assigned-to-bob.png")
@@ -142,11 +152,11 @@ def test_a_resolved_conversation_leaves_the_open_tab_and_comes_back_when_the_cus
 
     row.wait_for(state="detached")
     page.locator("#reopen").wait_for()
-    page.wait_for_function("document.querySelector('[data-count=resolved]').textContent === '1'")
+    expect(page.locator("[data-count=resolved]")).to_have_text("1")
     post_webhook(live_url, meta_text("Actually, one more thing", "wamid.more"))
     row.wait_for()
     page.locator("#resolve").wait_for()
-    page.wait_for_function("document.querySelector('[data-count=resolved]').textContent === '0'")
+    expect(page.locator("[data-count=resolved]")).to_have_text("0")
     assert Conversation.objects.get().resolved_at is None
 
 
@@ -205,7 +215,7 @@ def test_an_image_and_a_voice_note_show_as_a_thumbnail_and_a_player_with_the_tra
 
     thumbnail = page.locator("#messages img.thumbnail")
     thumbnail.wait_for()
-    page.wait_for_function("document.querySelector('#messages img.thumbnail').naturalWidth === 120")
+    wait_until(page, "document.querySelector('#messages img.thumbnail').naturalWidth === 120")
     page.locator("#messages audio.player").wait_for()
     page.locator("#messages .transcript", has_text="Is the shop open on Sunday?").wait_for()
     thumbnail.click()
@@ -257,7 +267,8 @@ def test_the_readme_screenshot_shows_the_helpdesk(browser_page, live_url, graph_
     log_in(page, live_url, staff_user)
     post_webhook(live_url, meta_body("text"))
     post_webhook(live_url, meta_text("human please", "wamid.person", wa_id="15557654321", user_id="US.2"))
-    page.locator(".conversation", has_text="Ada Lovelace").locator("button").click()
+    page.locator(".conversation", has_text="Asked for a person").wait_for()
+    page.locator(".conversation", has_text="Ada Lovelace", has_not_text="Asked for a person").locator("button").click()
     page.locator("#messages .message.in").first.wait_for()
     page.keyboard.press("t")
     page.locator("#chat-holder", has_text="You hold this conversation.").wait_for()
@@ -265,7 +276,7 @@ def test_the_readme_screenshot_shows_the_helpdesk(browser_page, live_url, graph_
     page.keyboard.type("Ada ordered twice: check the second parcel before answering.")
     page.keyboard.press("Enter")
     page.locator("#messages .message.author-private_note").wait_for()
-    page.wait_for_function("document.querySelector('[data-count=needs_person]').textContent === '1'")
+    expect(page.locator("[data-count=needs_person]")).to_have_text("1")
     page.screenshot(path=ARTIFACTS / "25-helpdesk.png")
     if not README_SCREENSHOT.exists() or os.environ.get("UPDATE_README_SCREENSHOT"):
         shutil.copyfile(ARTIFACTS / "25-helpdesk.png", README_SCREENSHOT)
@@ -304,6 +315,6 @@ def test_staff_send_an_image_that_the_simulated_customer_receives(
     inbox.locator("#messages .message.author-staff img.thumbnail").wait_for()
     received = phone.locator(".msg.theirs", has_text="Here it is").locator("img.media")
     received.wait_for(timeout=20_000)
-    phone.wait_for_function("document.querySelector('.msg.theirs img.media').naturalWidth === 120")
+    wait_until(phone, "document.querySelector('.msg.theirs img.media').naturalWidth === 120")
     phone.screenshot(path=ARTIFACTS / "26-simulator-received-image.png")
     assert Message.objects.get(author="staff").kind == "image"
