@@ -13,7 +13,14 @@ from django.core.files.base import ContentFile
 from PIL import Image
 from playwright.sync_api import expect
 
-from channels_app.tests.browser_support import ARTIFACTS, NEEDS_BROWSER, README_SCREENSHOT, log_in, post_webhook
+from channels_app.tests.browser_support import (
+    ARTIFACTS,
+    NEEDS_BROWSER,
+    README_SCREENSHOT,
+    log_in,
+    open_simulator_phone,
+    post_webhook,
+)
 from conversations.models import Attachment, CannedResponse, Conversation, Message
 from conversations.tests.fakes import GRAPH_MESSAGES
 from conversations.tests.helpers import meta_body, meta_text
@@ -94,16 +101,7 @@ def test_a_customer_tapping_talk_to_a_person_raises_the_tab_count_and_requests_a
     count = inbox.locator("[data-count=needs_person]")
     expect(inbox.locator("[data-count=needs_person]")).to_have_text("0")
 
-    phone = inbox.context.browser.new_context(viewport={"width": 420, "height": 760}).new_page()
-    phone.goto(f"{live_url}/admin/login/?next=/simulator/")
-    phone.fill("#id_username", staff_user.username)
-    phone.fill("#id_password", "alice-password-123")
-    phone.click("input[type=submit]")
-    phone.wait_for_url(f"{live_url}/simulator/")
-    phone.fill("#customer-name", "Sim Asker")
-    phone.fill("#customer-phone", "+15550002222")
-    phone.click("#customer button[type=submit]")
-    phone.locator("#connection", has_text="online").wait_for()
+    phone = open_simulator_phone(inbox, live_url, staff_user, name="Sim Asker", phone_number="+15550002222")
     phone.click("button[data-text='Talk to a person']")
 
     expect(inbox.locator("[data-count=needs_person]")).to_have_text("1", timeout=20_000)
@@ -242,7 +240,7 @@ def test_the_phone_width_layout_has_no_horizontal_scroll(browser_page, live_url,
     assert no_horizontal_scroll(page)
 
 
-def test_the_admin_conversation_list_fits_a_1366_pixel_screen(browser_page, live_url, staff_user, django_user_model):
+def test_the_admin_conversation_and_message_lists_fit_a_1366_pixel_screen(browser_page, live_url, staff_user, django_user_model):
     from channels_app.tests.backoffice_data import make_conversations
 
     admin = django_user_model.objects.create_superuser("root", password="alice-password-123")
@@ -256,6 +254,9 @@ def test_the_admin_conversation_list_fits_a_1366_pixel_screen(browser_page, live
     page.click("input[type=submit]")
     page.locator("#result_list").wait_for()
 
+    assert no_horizontal_scroll(page)
+    page.goto(f"{live_url}/admin/conversations/message/")
+    page.locator("#result_list").wait_for()
     assert no_horizontal_scroll(page)
     page.click("#live-inbox-link")
     page.wait_for_url(f"{live_url}/live/")
@@ -290,16 +291,7 @@ def test_staff_send_an_image_that_the_simulated_customer_receives(
     settings.SIMULATOR_WEBHOOK_URL = f"{live_url}/webhooks/meta/"
     inbox = browser_page
     log_in(inbox, live_url, staff_user)
-    phone = inbox.context.browser.new_context(viewport={"width": 420, "height": 760}).new_page()
-    phone.goto(f"{live_url}/admin/login/?next=/simulator/")
-    phone.fill("#id_username", staff_user.username)
-    phone.fill("#id_password", "alice-password-123")
-    phone.click("input[type=submit]")
-    phone.wait_for_url(f"{live_url}/simulator/")
-    phone.fill("#customer-name", "Sim Photo")
-    phone.fill("#customer-phone", "+15550003333")
-    phone.click("#customer button[type=submit]")
-    phone.locator("#connection", has_text="online").wait_for()
+    phone = open_simulator_phone(inbox, live_url, staff_user, name="Sim Photo", phone_number="+15550003333")
     phone.fill("#text", "Can you show me the new lid?")
     phone.click("#composer button[type=submit]")
 

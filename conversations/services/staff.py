@@ -79,24 +79,16 @@ def take_over_conversation(*, conversation_id: int, user: User) -> Conversation:
 
     A bot reply still being generated is dropped when it is stored (replies.py locks the same row).
     """
-    with transaction.atomic():
-        conversation = Conversation.objects.select_for_update().get(pk=conversation_id)
-        if conversation.mode == HUMAN and conversation.assigned_to_id == user.pk:
-            return conversation
-        previous_holder_id = conversation.assigned_to_id
-        conversation.mode = HUMAN
-        conversation.assigned_to = user
-        conversation.taken_over_at = timezone.now()
-        conversation.needs_human = False
-        conversation.save(update_fields=["mode", "assigned_to", "taken_over_at", "needs_human", "updated_at"])
-        _write_note(
-            conversation,
-            f"Staff member {staff_name(user)} took over this conversation. Until it is handed back, the "
-            "assistant messages are written by them, not by you.",
-            label=f"{staff_name(user)} took over",
-        )
-        _audit(user, "conversation.taken_over", conversation, {"previous_holder_id": previous_holder_id})
-        notify.conversation_changed(conversation_id=conversation.pk)
+    name = staff_name(user)
+    conversation = _give(
+        conversation_id,
+        holder=user,
+        actor=user,
+        note=f"Staff member {name} took over this conversation. Until it is handed back, the assistant "
+        "messages are written by them, not by you.",
+        label=f"{name} took over",
+        action="conversation.taken_over",
+    )
     logger.info("Conversation %s taken over by staff user %s.", conversation.pk, user.pk)
     return conversation
 
@@ -109,30 +101,38 @@ def assign_conversation(*, conversation_id: int, user: User, assignee_id: int) -
         raise InvalidAssignee("Assign to an active staff member.")
     if assignee.pk == user.pk:
         return take_over_conversation(conversation_id=conversation_id, user=user)
+    name, assignee_name = staff_name(user), staff_name(assignee)
+    conversation = _give(
+        conversation_id,
+        holder=assignee,
+        actor=user,
+        note=f"Staff member {name} assigned this conversation to {assignee_name}. Until it is handed back, "
+        f"the assistant messages are written by {assignee_name}, not by you.",
+        label=f"{name} assigned to {assignee_name}",
+        action="conversation.assigned",
+    )
+    logger.info("Conversation %s assigned to staff user %s by %s.", conversation.pk, assignee.pk, user.pk)
+    return conversation
+
+
+def _give(conversation_id: int, *, holder: User, actor: User, note: str, label: str, action: str) -> Conversation:
+    """Human mode held by `holder` (its needs-a-person flag cleared), with a note for the model."""
     with transaction.atomic():
         conversation = Conversation.objects.select_for_update().get(pk=conversation_id)
-        if conversation.mode == HUMAN and conversation.assigned_to_id == assignee.pk:
+        if conversation.mode == HUMAN and conversation.assigned_to_id == holder.pk:
             return conversation
         previous_holder_id = conversation.assigned_to_id
         conversation.mode = HUMAN
-        conversation.assigned_to = assignee
+        conversation.assigned_to = holder
         conversation.taken_over_at = timezone.now()
         conversation.needs_human = False
         conversation.save(update_fields=["mode", "assigned_to", "taken_over_at", "needs_human", "updated_at"])
-        _write_note(
-            conversation,
-            f"Staff member {staff_name(user)} assigned this conversation to {staff_name(assignee)}. Until it is "
-            f"handed back, the assistant messages are written by {staff_name(assignee)}, not by you.",
-            label=f"{staff_name(user)} assigned to {staff_name(assignee)}",
-        )
-        _audit(
-            user,
-            "conversation.assigned",
-            conversation,
-            {"assignee_id": assignee.pk, "previous_holder_id": previous_holder_id},
-        )
+        _write_note(conversation, note, label=label)
+        detail = {"previous_holder_id": previous_holder_id}
+        if holder.pk != actor.pk:
+            detail["assignee_id"] = holder.pk
+        _audit(actor, action, conversation, detail)
         notify.conversation_changed(conversation_id=conversation.pk)
-    logger.info("Conversation %s assigned to staff user %s by %s.", conversation.pk, assignee.pk, user.pk)
     return conversation
 
 

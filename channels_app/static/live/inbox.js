@@ -496,10 +496,17 @@
     return params.toString();
   }
 
+  // At most one counts query a second per page, however busy the inbox (one aggregate query).
   let countsTimer = null;
+  let countsAt = 0;
   function scheduleCounts() {
-    window.clearTimeout(countsTimer);
-    countsTimer = window.setTimeout(refreshCounts, 250);
+    if (countsTimer !== null) return;
+    const wait = Math.max(250, countsAt + 1000 - Date.now());
+    countsTimer = window.setTimeout(() => {
+      countsTimer = null;
+      countsAt = Date.now();
+      refreshCounts();
+    }, wait);
   }
 
   async function refreshCounts() {
