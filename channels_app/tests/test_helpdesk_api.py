@@ -532,3 +532,28 @@ def _explain_into(plans: list[str]):
         return execute(sql, params, many, context)
 
     return explain
+
+
+def test_notes_written_before_labels_existed_get_their_label_from_the_migration(conversation):
+    import importlib
+
+    from django.apps import apps
+
+    migration = importlib.import_module("conversations.migrations.0004_helpdesk")
+    texts = {
+        "Staff member Alice Staff took over this conversation. Until it is handed back, …": "Alice Staff took over",
+        "Staff member Bob handed this conversation back to you. Read what they wrote above: …": (
+            "Bob handed back to the bot"
+        ),
+        "Staff handed this conversation back to you after a period of inactivity. Read …": (
+            "Staff handed back to the bot (idle)"
+        ),
+        "Something else entirely": "",
+    }
+    for text in texts:
+        Message.objects.create(conversation=conversation, direction="out", author="note", text=text, status="handled")
+
+    migration.label_existing_notes(apps, None)
+
+    labels = dict(Message.objects.filter(author="note").values_list("text", "staff_label"))
+    assert labels == texts

@@ -240,7 +240,9 @@ def test_the_phone_width_layout_has_no_horizontal_scroll(browser_page, live_url,
     assert no_horizontal_scroll(page)
 
 
-def test_the_admin_conversation_and_message_lists_fit_a_1366_pixel_screen(browser_page, live_url, staff_user, django_user_model):
+def test_the_admin_conversation_and_message_lists_fit_a_1366_pixel_screen(
+    browser_page, live_url, staff_user, django_user_model
+):
     from channels_app.tests.backoffice_data import make_conversations
 
     admin = django_user_model.objects.create_superuser("root", password="alice-password-123")
