@@ -312,3 +312,21 @@ def test_staff_send_an_image_that_the_simulated_customer_receives(
     wait_until(phone, "document.querySelector('.msg.theirs img.media').naturalWidth === 120")
     phone.screenshot(path=ARTIFACTS / "26-simulator-received-image.png")
     assert Message.objects.get(author="staff").kind == "image"
+
+
+def test_the_list_loads_the_next_page_when_scrolled_beyond_200_conversations(browser_page, live_url, staff_user):
+    from channels_app.tests.backoffice_data import make_conversations
+
+    make_conversations(250, staff=staff_user)
+    page = browser_page
+    log_in(page, live_url, staff_user)
+    page.click("[data-view=all]")
+    rows = page.locator("#conversation-list .conversation")
+    expect(rows).to_have_count(200)
+    expect(page.locator("[data-count=all]")).to_have_text("250")
+
+    page.locator("nav.list").evaluate("list => { list.scrollTop = list.scrollHeight; }")
+
+    expect(rows).to_have_count(250)
+    ids = [int(row) for row in rows.evaluate_all("rows => rows.map(row => row.dataset.conversationId)")]
+    assert len(set(ids)) == 250
