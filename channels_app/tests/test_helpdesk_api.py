@@ -516,7 +516,7 @@ def test_on_postgresql_the_message_search_uses_the_full_text_index(staff_client,
     with connection.cursor() as cursor:
         cursor.execute("SET enable_seqscan = off")
         with connection.execute_wrapper(_explain_into(plans := [])):
-            hits = search_messages(query="questio")
+            hits = search_messages(query="question")
         cursor.execute("RESET enable_seqscan")
 
     assert {hit.snippet for hit in hits} == {"Question 0", "Question 1", "Question 2"}

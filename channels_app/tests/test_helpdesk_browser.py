@@ -76,10 +76,10 @@ def test_search_finds_a_message_by_a_word_and_opens_it_there(browser_page, live_
     page.locator(".conversation", has_text="Ada Lovelace").wait_for()
 
     page.keyboard.press("/")
-    page.keyboard.type("zürich parc")
+    page.keyboard.type("zürich parcel")
     hit = page.locator("#search-messages .search-hit")
     hit.wait_for()
-    assert hit.locator("mark").all_inner_texts() == ["parc", "Zürich"]
+    assert hit.locator("mark").all_inner_texts() == ["parcel", "Zürich"]
 
     hit.locator("button").click()
     found = page.locator("#messages .message.found", has_text="My parcel to Zürich is late")
