@@ -137,6 +137,8 @@ def _prompt_messages(message: Message) -> QuerySet[Message]:
     return (
         Message.objects.filter(conversation_id=message.conversation_id, id__lte=message.id)
         .exclude(text="")
+        # Staff's private notes are for colleagues only.
+        .exclude(author=Message.Author.PRIVATE_NOTE)
         .exclude(status=Message.Status.FAILED)
         # Commands and their answers are between the customer and the machinery, not the chat.
         .exclude(text__startswith="/")
