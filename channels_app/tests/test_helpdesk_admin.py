@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.test import Client
 from django.utils import timezone
 
 from conversations.models import Channel, Conversation, Message
@@ -123,12 +124,13 @@ def test_the_front_page_is_a_small_landing_page_for_everyone_else(client, django
         assert "/admin/login/?next=/live/" in response.content.decode()
 
 
-def test_the_favicon_is_served_and_linked(client, admin_client):
-    response = client.get("/favicon.ico")
+def test_the_favicon_is_served_and_linked(admin_client):
+    anonymous = Client()
+    response = anonymous.get("/favicon.ico")
 
     assert response.status_code == 302
     assert response["Location"].endswith("favicon.svg")
-    assert "favicon.svg" in client.get("/").content.decode()
+    assert "favicon.svg" in anonymous.get("/").content.decode()
     assert "favicon.svg" in admin_client.get("/admin/").content.decode()
     assert "favicon.svg" in admin_client.get("/live/").content.decode()
 
