@@ -53,7 +53,9 @@ def test_assigning_to_a_colleague_puts_it_in_their_mine_view_not_in_mine(
 ):
     base = f"/api/conversations/{conversation.pk}"
 
-    response = supervisor_client.post(f"{base}/assign/", {"assignee_id": other_staff.pk}, content_type="application/json")
+    response = supervisor_client.post(
+        f"{base}/assign/", {"assignee_id": other_staff.pk}, content_type="application/json"
+    )
 
     assert response.status_code == 200
     assert (response.json()["mode"], response.json()["holder"]["name"]) == ("human", "Bob")

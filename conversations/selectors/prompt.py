@@ -46,7 +46,8 @@ def list_other_channel_messages(*, conversation: Conversation, limit: int) -> li
         Message.objects.filter(conversation__profile__contact_id=conversation.profile.contact_id)
         .exclude(conversation_id=conversation.pk)
         .exclude(text="")
-        .exclude(author=Message.Author.NOTE)
+        # Notes for the model of another conversation, and staff's private notes for colleagues.
+        .exclude(author__in=[Message.Author.NOTE, Message.Author.PRIVATE_NOTE])
         .exclude(status=Message.Status.FAILED)
         .exclude(text__startswith="/")
         .exclude(in_reply_to__text__startswith="/")
