@@ -16,6 +16,7 @@ from accounts.tests.helpers import log_in
 from conversations.models import AuditEntry, CannedResponse, Channel, Conversation, Label, Message
 from conversations.tests.fakes import GRAPH_MESSAGES
 from conversations.tests.helpers import meta_body, meta_text, post_meta
+from profiles.models import Contact
 
 from .backoffice_data import make_conversations
 
@@ -362,6 +363,9 @@ def test_search_finds_contacts_by_name_number_and_email(staff_client, staff_user
     assert found("+15550000007") == ["Customer 7"]
     assert found("customer3@example") == ["Customer 3"]
     assert found("nobody") == []
+    # The person's name is the contact's (every channel identity of them), in any order.
+    Contact.objects.filter(identities__display_name="Customer 5").update(first_name="Ada", last_name="Lovelace")
+    assert found("lovelace ada") == ["Customer 5"]
 
 
 def test_search_finds_messages_by_word_with_a_snippet_and_opens_around_them(staff_client, staff_user):
