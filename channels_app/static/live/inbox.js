@@ -940,7 +940,7 @@
         const item = el("li", "search-contact");
         const button = el("button", "link");
         button.type = "button";
-        button.append(highlighted(`${conversation.profile.name} · ${conversation.profile.phone_number || conversation.channel_label}`, words));
+        button.append(highlighted(`${conversation.contact.name} · ${conversation.profile.phone_number || conversation.channel_label}`, words));
         button.addEventListener("click", () => openConversation(conversation.id));
         item.append(button);
         return item;
@@ -1097,7 +1097,7 @@
     if (wasFlagged || Date.parse(conversation.updated_at) < state.loadedAt) return;
     if (window.localStorage.getItem(notifyKey) !== "on") return;
     if ("Notification" in window && Notification.permission === "granted") {
-      const notice = new Notification("A customer asks for a person", { body: conversation.profile.name, tag: `needs-${conversation.id}` });
+      const notice = new Notification("A customer asks for a person", { body: conversation.contact.name, tag: `needs-${conversation.id}` });
       notice.onclick = () => {
         window.focus();
         openConversation(conversation.id);
