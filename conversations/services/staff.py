@@ -155,7 +155,7 @@ def _give(conversation_id: int, *, holder: User, actor: User, note: str, label: 
 def resolve_conversation(*, conversation_id: int, user: User) -> Conversation:
     """Mark a conversation resolved (its needs-a-person flag and snooze cleared); the customer's
     next message reopens it."""
-    return _triage(
+    conversation = _triage(
         conversation_id,
         user,
         "conversation.resolved",
@@ -163,6 +163,8 @@ def resolve_conversation(*, conversation_id: int, user: User) -> Conversation:
         snoozed_until=None,
         needs_human=False,
     )
+    events.emit(events.CONVERSATION_RESOLVED, conversation_id=conversation.pk, reason="staff", staff_user_id=user.pk)
+    return conversation
 
 
 def reopen_conversation(*, conversation_id: int, user: User) -> Conversation:
