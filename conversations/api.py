@@ -237,7 +237,6 @@ class HandBackApi(InboxApi):
 
 
 class AssignApi(InboxApi):
-    required_scope = TAKE_OVER
     required_permission = "conversations.assign"
 
     class InputSerializer(serializers.Serializer):
@@ -316,7 +315,6 @@ class PrivateNoteApi(InboxApi):
 class SendFileApi(InboxApi):
     """An image or a document (multipart `file`, optional `caption`) sent through the channel."""
 
-    required_scope = SEND_MESSAGES
     required_permission = "conversations.write"
 
     class InputSerializer(serializers.Serializer):
@@ -340,7 +338,6 @@ class TypingApi(InboxApi):
     """Staff are typing: the customer sees "typing…" where the channel shows it (the page calls
     this at most every 20 s while the holder types)."""
 
-    required_scope = SEND_MESSAGES
     required_permission = "conversations.write"
 
     def post(self, request: Request, conversation_id: int) -> Response:
