@@ -9,15 +9,18 @@ import os
 import shutil
 import time
 
+from django.contrib.auth.models import Group
 from django.core.files.base import ContentFile
 from PIL import Image
 from playwright.sync_api import expect
 
+from accounts.roles import SUPERVISOR
 from channels_app.tests.browser_support import (
     ARTIFACTS,
     NEEDS_BROWSER,
     README_SCREENSHOT,
     log_in,
+    log_in_past_second_factor,
     open_simulator_phone,
     post_webhook,
 )
@@ -118,8 +121,10 @@ def test_a_customer_tapping_talk_to_a_person_raises_the_tab_count_and_requests_a
 def test_assigning_to_a_colleague_shows_in_their_mine_tab_live(
     browser_page, live_url, graph_ok, fake_openai, staff_user, other_staff
 ):
+    staff_user.groups.add(Group.objects.get(name=SUPERVISOR))  # assigning is a Supervisor's (issue 18)
     alice = browser_page
-    log_in(alice, live_url, staff_user)
+    log_in_past_second_factor(alice, live_url, staff_user)
+    alice.locator("#connection[data-state=live]").wait_for()
     bob = second_page(alice, live_url, other_staff, "bob-password-123")
     bob.click("[data-view=mine]")
     bob.locator("#list-empty").wait_for()
@@ -250,10 +255,7 @@ def test_the_admin_conversation_and_message_lists_fit_a_1366_pixel_screen(
     Message.objects.filter(conversation=conversations[0], author="staff").update(text="word " * 200)
     page = browser_page
     page.set_viewport_size({"width": 1366, "height": 768})
-    page.goto(f"{live_url}/admin/login/?next=/admin/conversations/conversation/")
-    page.fill("#id_username", "root")
-    page.fill("#id_password", "alice-password-123")
-    page.click("input[type=submit]")
+    log_in_past_second_factor(page, live_url, admin, "/admin/conversations/conversation/")
     page.locator("#result_list").wait_for()
 
     assert no_horizontal_scroll(page)

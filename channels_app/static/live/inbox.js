@@ -174,6 +174,7 @@
     ids.forEach((id) => state.conversations.delete(id));
     if (ids.includes(state.openId)) {
       state.openId = null;
+      state.openConversation = null;
       $("messages").replaceChildren();
     }
     renderList();
