@@ -28,8 +28,8 @@ def _model(app_label: str, model: str, *actions: str) -> set[str]:
 
 _CRUD = ("view", "add", "change", "delete")
 
-# The live inbox: read conversations and messages, take over, write, correct a contact (merge
-# and split contacts too).
+# The live inbox: read conversations and messages, take over, write, triage (resolve, snooze,
+# label), private notes, correct a contact (merge and split contacts too).
 _AGENT = {
     "conversations.view_conversation",
     "conversations.view_message",
@@ -37,6 +37,10 @@ _AGENT = {
     "conversations.view_toolcall",
     "conversations.take_over",
     "conversations.write",
+    "conversations.triage",
+    "conversations.add_private_note",
+    "conversations.view_label",
+    "conversations.view_cannedresponse",
     "profiles.view_clientprofile",
     "profiles.change_clientprofile",
     "profiles.view_contact",
@@ -45,12 +49,14 @@ _AGENT = {
 
 ROLES: dict[str, frozenset[str]] = {
     AGENT: frozenset(_AGENT),
-    # Also the bot's configuration: assignment, the knowledge base, tools and agents (their
-    # budgets), the delivery queue, API tokens and outgoing webhooks.
+    # Also the bot's configuration: assignment, labels and canned responses, the knowledge base,
+    # tools and agents (their budgets), the delivery queue, API tokens and outgoing webhooks.
     SUPERVISOR: frozenset(
         _AGENT
         | {"conversations.assign", "conversations.view_auditentry"}
         | _model("conversations", "processedmessage", "view", "change")
+        | _model("conversations", "label", *_CRUD)
+        | _model("conversations", "cannedresponse", *_CRUD)
         | _model("knowledge", "article", *_CRUD)
         | _model("knowledge", "tag", *_CRUD)
         | _model("knowledge", "knowledgeimport", "view", "add", "delete")

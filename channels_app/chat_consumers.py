@@ -41,6 +41,9 @@ class SimulatorConsumer(AsyncJsonWebsocketConsumer):
     async def simulator_receipt(self, event: dict) -> None:
         await self.send_json({"type": "receipt", **event["receipt"]})
 
+    async def simulator_typing(self, event: dict) -> None:
+        await self.send_json({"type": "typing"})
+
     async def receive_json(self, content: dict, **kwargs) -> None:
         message_id = str(content.get("id", ""))
         status = content.get("status")

@@ -28,7 +28,11 @@ from django.db import transaction
 from conversations.models import Message
 from conversations.notify import Event
 from conversations.selectors.contacts import get_contact_for_inbox
-from conversations.selectors.inbox import list_conversations_for_inbox, list_tool_calls_for_replies
+from conversations.selectors.inbox import (
+    get_unread_counts_by_agent,
+    list_conversations_for_inbox,
+    list_tool_calls_for_replies,
+)
 from conversations.serializers import ContactDetailSerializer, ConversationSerializer, MessageSerializer
 from profiles.models import Contact
 
@@ -63,7 +67,12 @@ def staff_access_revoked(*, user_id: int) -> None:
 
 
 def _publish_messages(message_ids: list[int], event_type: str = "message") -> None:
-    messages = list(Message.objects.select_related("staff_user").filter(pk__in=message_ids).order_by("id"))
+    messages = list(
+        Message.objects.select_related("staff_user")
+        .prefetch_related("attachments")
+        .filter(pk__in=message_ids)
+        .order_by("id")
+    )
     if not messages:
         return
     events = [
@@ -107,9 +116,24 @@ def _message_json(message: Message) -> dict:
 
 
 def _conversation_rows(conversation_ids: list[int]) -> list[tuple[str, dict]]:
+    """Rows for every page. `unread_count` is the team's; `unread_by` holds each agent's own count
+    where they have read the conversation, and each page shows its agent's."""
     rows = list_conversations_for_inbox(ids=conversation_ids, limit=len(conversation_ids))
+    unread_by = get_unread_counts_by_agent(conversation_ids=[row.pk for row in rows])
     return [
-        (INBOX_GROUP, _live({"type": "conversation", "conversation": ConversationSerializer(row).data})) for row in rows
+        (
+            INBOX_GROUP,
+            _live(
+                {
+                    "type": "conversation",
+                    "conversation": {
+                        **ConversationSerializer(row).data,
+                        "unread_by": {str(user_id): count for user_id, count in unread_by.get(row.pk, {}).items()},
+                    },
+                }
+            ),
+        )
+        for row in rows
     ]
 
 

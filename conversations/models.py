@@ -61,8 +61,14 @@ class Conversation(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     taken_over_at = models.DateTimeField(null=True, blank=True)
-    # Inbound messages with a higher id are unread by staff (one shared inbox, not per person).
+    # The team's read marker: unread counts are per agent (ReadMarker); an agent who never opened
+    # the conversation counts from here (what was read before per-agent markers existed).
     last_read_message_id = models.PositiveBigIntegerField(default=0)
+    # Helpdesk triage: resolved by staff (a new customer message reopens it), hidden from the
+    # open views until a time (a new customer message wakes it), and staff's labels.
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    snoozed_until = models.DateTimeField(null=True, blank=True)
+    labels = models.ManyToManyField("conversations.Label", blank=True, related_name="conversations")
     # Set only in the OpenAI Conversations API mode (server-side context); erased with the rest.
     openai_conversation_id = models.CharField(max_length=100, blank=True)
     # A model-written summary of the turns older than the verbatim window, up to and including
@@ -86,12 +92,17 @@ class Conversation(models.Model):
                 name="one_open_conversation_per_customer_and_number",
             ),
         ]
-        indexes = [models.Index(fields=["-updated_at"], name="conversation_recent_idx")]
+        indexes = [
+            # The inbox list's keyset pages: newest activity first, id breaking ties.
+            models.Index(fields=["-updated_at", "-id"], name="conversation_page_idx"),
+        ]
         # Staff actions no model permission names (the roles in accounts/roles.py grant them).
         permissions = [
             ("take_over", "Can take over a conversation and hand it back"),
             ("write", "Can write to customers (messages and templates)"),
             ("assign", "Can assign conversations to staff"),
+            ("triage", "Can resolve, reopen, snooze and label conversations"),
+            ("add_private_note", "Can write private notes for colleagues"),
         ]
 
     def __str__(self) -> str:
@@ -121,6 +132,8 @@ class Message(models.Model):
         STAFF = "staff", "Staff"
         # A line for staff and the model (takeover, hand-back), never sent to the customer.
         NOTE = "note", "Internal note"
+        # Written by staff for staff: never sent, never in the model's input.
+        PRIVATE_NOTE = "private_note", "Private note"
 
     class Kind(models.TextChoices):
         TEXT = "text", "Text"
@@ -166,6 +179,8 @@ class Message(models.Model):
     )
     kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.TEXT)
     text = models.TextField(blank=True)
+    # What staff see instead of the text of an internal note written for the model ("Alice took over").
+    staff_label = models.CharField(max_length=200, blank=True)
     provider = models.CharField(max_length=16, choices=Provider.choices)
     # NULL until the provider gives an id: many rows may lack one, a given id appears once.
     provider_message_id = models.CharField(max_length=128, null=True, blank=True)  # noqa: DJ001
@@ -489,3 +504,44 @@ class CapturedWebhook(models.Model):
 
     def __str__(self) -> str:
         return f"{self.provider} webhook #{self.pk}"
+
+
+class Label(models.Model):
+    """A tag staff put on conversations (billing, urgent, …), managed in the admin."""
+
+    name = models.CharField(max_length=50, unique=True)
+    color = models.CharField(max_length=7, default="#667781", help_text="A CSS colour, #rrggbb.")
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class CannedResponse(models.Model):
+    """A saved answer staff insert in the live inbox composer by typing `/shortcut`."""
+
+    shortcut = models.SlugField(max_length=50, unique=True, help_text="Typed after a slash: /shipping")
+    text = models.TextField(max_length=4096)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["shortcut"]
+
+    def __str__(self) -> str:
+        return f"/{self.shortcut}"
+
+
+class ReadMarker(models.Model):
+    """How far one staff member has read one conversation: unread counts are per agent."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="read_markers")
+    last_read_message_id = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["conversation", "user"], name="one_read_marker_per_agent")]
+
+    def __str__(self) -> str:
+        return f"read marker of user {self.user_id} in conversation #{self.conversation_id}"

@@ -5,10 +5,13 @@ Every string here is customer- or model-supplied data: the page renders it as te
 
 from __future__ import annotations
 
+import re
+
 from django.conf import settings
+from django.urls import reverse
 from rest_framework import serializers
 
-from conversations.models import Channel, Conversation, Message, ToolCall, staff_name
+from conversations.models import Attachment, CannedResponse, Channel, Conversation, Label, Message, ToolCall, staff_name
 from profiles.models import ClientProfile, Contact
 
 
@@ -20,8 +23,49 @@ class StaffSerializer(serializers.Serializer):
         return staff_name(user)
 
 
+class LabelSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Label
+        fields = ["id", "name", "color"]
+
+
+class CannedResponseSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = CannedResponse
+        fields = ["id", "shortcut", "text"]
+
+
+class AttachmentSerializer(serializers.ModelSerializer):
+    """A file of a message as staff pages show it: a thumbnail, a player or a download link."""
+
+    url = serializers.SerializerMethodField()
+    kind = serializers.SerializerMethodField()
+    filename = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Attachment
+        fields = ["id", "url", "kind", "content_type", "filename", "size_bytes", "caption", "transcript", "status"]
+
+    def get_url(self, attachment: Attachment) -> str | None:
+        if attachment.status != Attachment.Status.STORED:
+            return None
+        return reverse("staff-attachment", args=[attachment.message.uid, attachment.pk])
+
+    def get_kind(self, attachment: Attachment) -> str:
+        major = attachment.content_type.split("/", 1)[0]
+        return major if major in ("image", "audio", "video") else "document"
+
+    def get_filename(self, attachment: Attachment) -> str:
+        return attachment.original_filename or (attachment.file.name.rsplit("/", 1)[-1] if attachment.file else "")
+
+
+_COORDINATES = re.compile(r"\((-?\d{1,2}(?:\.\d+)?), (-?\d{1,3}(?:\.\d+)?)\)$")
+
+
 class MessageSerializer(serializers.ModelSerializer):
     staff_name = serializers.SerializerMethodField()
+    attachments = AttachmentSerializer(many=True, read_only=True)
+    map_url = serializers.SerializerMethodField()
     # The knowledge base passages a bot reply used: for staff, never shown to the customer.
     sources = serializers.JSONField(source="knowledge_sources", read_only=True)
     agent = serializers.CharField(source="agent_name", read_only=True)
@@ -39,6 +83,7 @@ class MessageSerializer(serializers.ModelSerializer):
             "staff_name",
             "kind",
             "text",
+            "staff_label",
             "template",
             "status",
             "error_code",
@@ -47,6 +92,8 @@ class MessageSerializer(serializers.ModelSerializer):
             "agent",
             "cost",
             "tool_calls",
+            "attachments",
+            "map_url",
             "created_at",
         ]
 
@@ -55,6 +102,16 @@ class MessageSerializer(serializers.ModelSerializer):
 
     def get_tool_calls(self, message: Message) -> list[dict]:
         return ToolCallSerializer(self.context.get("tool_calls", {}).get(message.pk, []), many=True).data
+
+    def get_map_url(self, message: Message) -> str | None:
+        """A map of a shared location (its text ends with the coordinates, as recorded)."""
+        if message.kind != Message.Kind.LOCATION:
+            return None
+        found = _COORDINATES.search(message.text)
+        if found is None:
+            return None
+        latitude, longitude = found.groups()
+        return f"https://www.openstreetmap.org/?mlat={latitude}&mlon={longitude}#map=16/{latitude}/{longitude}"
 
 
 class ToolCallSerializer(serializers.ModelSerializer):
@@ -158,6 +215,7 @@ class ConversationSerializer(serializers.ModelSerializer):
     contact_cost = serializers.DecimalField(max_digits=14, decimal_places=6)
     currency = serializers.SerializerMethodField()
     agent = serializers.SerializerMethodField()
+    labels = LabelSerializer(many=True, read_only=True)
 
     class Meta:
         model = Conversation
@@ -185,6 +243,9 @@ class ConversationSerializer(serializers.ModelSerializer):
             "contact_cost",
             "currency",
             "agent",
+            "resolved_at",
+            "snoozed_until",
+            "labels",
             "updated_at",
         ]
 

@@ -75,6 +75,8 @@ WRITTEN_BY_AI_MODEL = "ai_model"  # an OpenAI model wrote it
 WRITTEN_BY_OFFLINE_RESPONDER = "offline_responder"  # the built-in responder, no AI model
 WRITTEN_BY_BUSINESS_TEXT = "business_text"  # a fixed text of the business (consent, commands, apology)
 WRITTEN_BY_NOTE = "internal_note"
+# Staff's note for colleagues (live inbox): never sent to the person, never in a model's input.
+WRITTEN_BY_PRIVATE_NOTE = "staff_private_note"
 _OFFLINE_MODEL = "offline"
 _CARRIERS = {Provider.META, Provider.TWILIO}
 # Values a provenance mapping uses for "the model inferred this" (see _inferred_profile_fields).
@@ -192,6 +194,8 @@ def _written_by(message: Message) -> str:
         return WRITTEN_BY_STAFF
     if message.author == Message.Author.NOTE:
         return WRITTEN_BY_NOTE
+    if message.author == Message.Author.PRIVATE_NOTE:
+        return WRITTEN_BY_PRIVATE_NOTE
     if message.model == _OFFLINE_MODEL:
         return WRITTEN_BY_OFFLINE_RESPONDER
     return WRITTEN_BY_AI_MODEL if message.model else WRITTEN_BY_BUSINESS_TEXT
@@ -278,7 +282,8 @@ def _export_message(message: Message, *, carried_by: str | None) -> dict[str, An
         **_fields(message),
         "written_by": written_by,
         "written_by_model": written_by == WRITTEN_BY_AI_MODEL,
-        "carried_by": carried_by,
+        # A private note never left this server, whatever carried the conversation.
+        "carried_by": None if message.author == Message.Author.PRIVATE_NOTE else carried_by,
         "attachments": [_export_attachment(attachment) for attachment in message.attachments.all()],
     }
 

@@ -1,5 +1,6 @@
 """The staff API's OpenAPI 3 schema (drf-spectacular): the token scheme, and each operation's
-scope as `x-required-scope` (and in its description), so integrators see what a token needs."""
+scope as `x-required-scope` (and in its description), so integrators see what a token needs.
+Views without a scope serve staff sessions only and are left out."""
 
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ from drf_spectacular.openapi import AutoSchema
 
 class ScopedAutoSchema(AutoSchema):
     def get_operation(self, path: str, path_regex: str, path_prefix: str, method: str, registry: Any) -> Any:
-        operation = super().get_operation(path, path_regex, path_prefix, method, registry)
         scope = getattr(self.view, "required_scope", None)
-        if operation is not None and scope:
+        if not scope:  # for staff sessions only (the live inbox): not part of the token API
+            return None
+        operation = super().get_operation(path, path_regex, path_prefix, method, registry)
+        if operation is not None:
             operation["x-required-scope"] = scope
             note = f"Token scope: `{scope}`."
             operation["description"] = f"{operation.get('description', '')}\n\n{note}".strip()

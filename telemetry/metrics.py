@@ -106,7 +106,7 @@ def count_delivery_failure(*, provider: str, error_code: str) -> None:
 
 
 def count_takeover(*, action: str) -> None:
-    """action: take_over, hand_back, idle_hand_back."""
+    """action: take_over, assign, hand_back, idle_hand_back."""
     TAKEOVERS.labels(action).inc()
 
 

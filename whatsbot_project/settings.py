@@ -446,7 +446,22 @@ HUMAN_MODE_IDLE_MINUTES = env.int("HUMAN_MODE_IDLE_MINUTES", default=30)
 # Whole words (any case) that make a customer message a request for a person.
 HUMAN_REQUEST_KEYWORDS = env.list(
     "HUMAN_REQUEST_KEYWORDS",
-    default=["agent", "human", "operator", "operatore", "operatrice", "operador", "persona", "representative"],
+    default=[
+        "agent",
+        "human",
+        "person",
+        "operator",
+        "representative",
+        "operatore",
+        "operatrice",
+        "operador",
+        "persona",
+        "humano",
+        "atendente",
+        "conseiller",
+        "mitarbeiter",
+        "medewerker",
+    ],
 )
 # Offer the model a `request_human` tool, so requests no keyword catches are flagged too.
 BOT_DETECTS_HUMAN_REQUESTS = env.bool("BOT_DETECTS_HUMAN_REQUESTS", default=True)

@@ -35,12 +35,26 @@ API = {
     "inbox-contact-merge": ("post", {"contact_id": 0}, INBOX),  # an unknown contact: 400, not 403
     "inbox-identity-split": ("post", {}, INBOX),  # a contact's only identity: 400, not 403
     "contact-messages": ("post", {"text": "Hello"}, INBOX),
+    "inbox-counts": ("get", None, INBOX),
+    "inbox-search": ("get", {"q": "ada"}, INBOX),
+    "inbox-setup": ("get", None, INBOX),
+    "inbox-assign": ("post", {"assignee_id": 1}, {SUPERVISOR}),
+    "inbox-resolve": ("post", {}, INBOX),
+    "inbox-reopen": ("post", {}, INBOX),
+    "inbox-snooze": ("post", {"until": None}, INBOX),
+    "inbox-labels": ("put", {"label_ids": []}, INBOX),
+    "inbox-note": ("post", {"text": "VIP"}, INBOX),
+    "inbox-file": ("post", {}, INBOX),  # no file: 400, not 403
+    "inbox-typing": ("post", {}, INBOX),  # held by someone else: 409, not 403
 }
 
 # Admin changelists: "app_label.model" → roles that may open it.
 ADMIN_PAGES = {
     "conversations.conversation": INBOX,
     "conversations.attachment": INBOX,
+    "conversations.message": INBOX,
+    "conversations.label": INBOX,
+    "conversations.cannedresponse": INBOX,
     "conversations.auditentry": {SUPERVISOR},
     "conversations.processedmessage": {SUPERVISOR},
     "profiles.clientprofile": {AGENT, SUPERVISOR, DATA_OFFICER},
@@ -79,6 +93,8 @@ ADMIN_ACTIONS = {
     ("conversations.processedmessage", "drop_stored_message"): {SUPERVISOR},
     ("conversations.conversation", "delete_selected"): set(),
     ("conversations.attachment", "delete_selected"): set(),
+    ("conversations.label", "delete_selected"): {SUPERVISOR},
+    ("conversations.cannedresponse", "delete_selected"): {SUPERVISOR},
     ("knowledge.article", "delete_selected"): {SUPERVISOR},
     ("knowledge.article", "activate"): {SUPERVISOR},
     ("knowledge.article", "deactivate"): {SUPERVISOR},
@@ -111,7 +127,7 @@ def conversation(db):
 
 
 def api_url(name: str, conversation: Conversation) -> str:
-    if name == "inbox-conversations":
+    if name in ("inbox-conversations", "inbox-counts", "inbox-search", "inbox-setup"):
         return reverse(name)
     if name in ("inbox-contact", "inbox-contact-merge", "contact-messages"):
         return reverse(name, args=[conversation.profile.contact_id])

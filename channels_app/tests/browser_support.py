@@ -177,3 +177,30 @@ def log_in(page, base_url: str, user) -> None:
     page.click("input[type=submit]")
     page.wait_for_url(f"{base_url}/live/")
     page.locator("#connection[data-state=live]").wait_for()
+
+
+def log_in_past_second_factor(page, base_url: str, user, next_url: str = "/live/") -> None:
+    """`user` (a role that needs a second factor) as if they gave it: their session as a cookie."""
+    from django.test import Client
+
+    from accounts.tests.helpers import log_in as log_in_session
+
+    session = log_in_session(Client(), user).cookies["sessionid"].value
+    page.context.add_cookies([{"name": "sessionid", "value": session, "url": base_url}])
+    page.goto(f"{base_url}{next_url}")
+
+
+def open_simulator_phone(page, base_url: str, user, *, name: str, phone_number: str):
+    """A simulated customer's phone: another browser (its own cookies, a phone-sized window) on
+    the simulator, signed in as `user` (the simulator is for staff when DEBUG is off)."""
+    phone = page.context.browser.new_context(viewport={"width": 420, "height": 760}).new_page()
+    phone.goto(f"{base_url}/admin/login/?next=/simulator/")
+    phone.fill("#id_username", user.username)
+    phone.fill("#id_password", "alice-password-123")
+    phone.click("input[type=submit]")
+    phone.wait_for_url(f"{base_url}/simulator/")
+    phone.fill("#customer-name", name)
+    phone.fill("#customer-phone", phone_number)
+    phone.click("#customer button[type=submit]")
+    phone.locator("#connection", has_text="online").wait_for()
+    return phone

@@ -15,8 +15,8 @@ from .backoffice_data import make_conversations
 pytestmark = pytest.mark.django_db
 
 # Each request: session, user, whether a second factor is owed, the user's permissions (their own,
-# their roles'; checked per request, never cached). The list API: one more for every row.
-MAX_QUERIES_INITIAL_LOAD = 11
+# their roles'; checked per request, never cached). The list API: one more for every row, their labels.
+MAX_QUERIES_INITIAL_LOAD = 12
 
 
 @pytest.mark.parametrize("rows", [10, 200])

@@ -236,3 +236,40 @@ def test_an_erased_persons_conversations_leave_every_open_inbox(client, graph_ok
     event = async_to_sync(scenario)()
 
     assert event["conversation_ids"] == [conversation.pk]
+
+
+def test_a_row_event_carries_each_agents_own_unread_count_and_private_notes_reach_only_staff_pages(
+    client, graph_ok, fake_openai, staff_user, other_staff
+):
+    post_meta(client, meta_body("text"))
+    conversation = Conversation.objects.get()
+    alice = Client()
+    alice.force_login(staff_user)
+    last = Message.objects.order_by("id").last().pk
+    alice.post(
+        f"/api/conversations/{conversation.pk}/read/", {"up_to_message_id": last}, content_type="application/json"
+    )
+    cookie = session_cookie(other_staff)
+
+    async def scenario():
+        communicator, connected, _ = await open_socket(cookie)
+        assert connected
+        await communicator.send_json_to({"action": "open", "conversation_id": conversation.pk})
+        await next_event(communicator, "opened")
+        await sync_to_async(post_meta)(client, meta_text("Still there?", "wamid.still"))
+        row = await next_event(communicator, "conversation")
+        await sync_to_async(alice.post)(
+            f"/api/conversations/{conversation.pk}/notes/", {"text": "VIP"}, content_type="application/json"
+        )
+        note = await next_event(communicator, "message")
+        while note["message"]["author"] != "private_note":
+            note = await next_event(communicator, "message")
+        await communicator.disconnect()
+        return row, note
+
+    row, note = async_to_sync(scenario)()
+
+    # Alice read the first message; Bob never opened it: he counts from the team marker.
+    assert row["conversation"]["unread_by"] == {str(staff_user.pk): 1}
+    assert row["conversation"]["unread_count"] == 2
+    assert (note["message"]["text"], note["message"]["staff_name"]) == ("VIP", "Alice Staff")

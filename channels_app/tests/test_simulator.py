@@ -51,14 +51,16 @@ def test_a_simulated_text_goes_through_the_signed_webhook_and_the_reply_comes_ba
 
         response = await sync_to_async(simulated_text)(client)
         read = await phone.receive_json_from(timeout=10)
+        typing = await phone.receive_json_from(timeout=10)
         reply = await phone.receive_json_from(timeout=10)
         await phone.disconnect()
-        return response, (read, reply)
+        return response, (read, typing, reply)
 
-    response, (read, reply) = async_to_sync(scenario)()
+    response, (read, typing, reply) = async_to_sync(scenario)()
 
     assert response.status_code == 202
     assert read == {"type": "receipt", "id": response.json()["id"], "status": "read"}
+    assert typing == {"type": "typing"}  # "typing…" while the bot works on the answer, as WhatsApp shows
     assert reply["type"] == "message"
     assert reply["text"] == "Yes, until noon."
     inbound = Message.objects.get(direction=Message.Direction.INBOUND)
@@ -94,6 +96,7 @@ def test_read_receipts_from_the_phone_reach_the_reply_as_status_webhooks(client,
 
         await sync_to_async(simulated_text)(client)
         await phone.receive_json_from(timeout=10)  # the blue ticks on the customer's message
+        await phone.receive_json_from(timeout=10)  # "typing…"
         reply = await phone.receive_json_from(timeout=10)
         await phone.send_json_to(
             {"type": "receipt", "id": reply["id"], "client_ref": reply["client_ref"], "status": "read"}

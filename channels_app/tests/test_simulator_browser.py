@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 
-from channels_app.tests.browser_support import ARTIFACTS, NEEDS_BROWSER, log_in
+from channels_app.tests.browser_support import ARTIFACTS, NEEDS_BROWSER, log_in, open_simulator_phone
 from conversations.models import Message
 from conversations.providers import simulator
 
@@ -24,17 +24,7 @@ def test_a_simulated_customer_gets_a_reply_with_read_ticks_and_staff_see_it_live
     inbox = browser_page
     log_in(inbox, live_url, staff_user)  # the simulator is open to staff when DEBUG is off
 
-    # The customer's phone is another browser: its own cookies, a phone-sized window.
-    phone = inbox.context.browser.new_context(viewport={"width": 420, "height": 760}).new_page()
-    phone.goto(f"{live_url}/admin/login/?next=/simulator/")
-    phone.fill("#id_username", staff_user.username)
-    phone.fill("#id_password", "alice-password-123")
-    phone.click("input[type=submit]")
-    phone.wait_for_url(f"{live_url}/simulator/")
-    phone.fill("#customer-name", "Sim Tester")
-    phone.fill("#customer-phone", "+15550001111")
-    phone.click("#customer button[type=submit]")
-    phone.locator("#connection", has_text="online").wait_for()
+    phone = open_simulator_phone(inbox, live_url, staff_user, name="Sim Tester", phone_number="+15550001111")
     phone.fill("#text", "When do you open tomorrow?")
     phone.click("#composer button[type=submit]")
 

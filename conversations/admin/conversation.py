@@ -9,18 +9,19 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib import admin, messages
 from django.http import HttpRequest
+from django.template.defaultfilters import truncatechars
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from conversations.models import AuditEntry, Conversation, Message, ProcessedMessage, ToolCall, staff_name
-from conversations.selectors.inbox import annotate_inbox_summary
+from conversations.selectors.inbox import STAFF_ONLY_AUTHORS, annotate_inbox_summary
 from conversations.services.quarantine import drop_quarantined, list_quarantined, retry_quarantined
 from conversations.services.usage import get_month_spend
 
 TICKS = {"pending": "🕓", "sending": "🕓", "unknown": "?", "sent": "✓", "delivered": "✓✓", "read": "✓✓ read"}
 
 
-def _ticks(status: str | None) -> str:
+def delivery_ticks(status: str | None) -> str:
     if not status:
         return "—"
     return TICKS.get(status, status) if status != "failed" else "⚠ failed"
@@ -62,9 +63,9 @@ class MessageInline(ReadOnlyAdminMixin, admin.TabularInline):
 
     @admin.display(description="Delivery")
     def delivery(self, message: Message) -> str:
-        if message.direction != Message.Direction.OUTBOUND or message.author == Message.Author.NOTE:
+        if message.direction != Message.Direction.OUTBOUND or message.author in STAFF_ONLY_AUTHORS:
             return ""
-        return f"{_ticks(message.status)} ({message.get_status_display()})"
+        return f"{delivery_ticks(message.status)} ({message.get_status_display()})"
 
     @admin.display(description="Failure reason")
     def failure_reason(self, message: Message) -> str:
@@ -124,19 +125,19 @@ class ToolCallAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 @admin.register(Conversation)
 class ConversationAdmin(admin.ModelAdmin):
+    # Fits a 1366 px screen: short columns, the preview cut, flags folded into the mode column.
     list_display = [
         "customer",
         "channel",
         "mode_and_holder",
-        "needs_human",
-        "status",
         "last_message",
         "last_message_time",
         "unread",
         "delivery",
         "model_cost",
+        "live_link",
     ]
-    list_filter = ["channel", "mode", "status", "needs_human"]
+    list_filter = ["channel", "mode", "status", "needs_human", "labels"]
     search_fields = [
         "profile__phone_number",
         "profile__display_name",
@@ -158,6 +159,8 @@ class ConversationAdmin(admin.ModelAdmin):
         "assigned_to",
         "taken_over_at",
         "needs_human",
+        "resolved_at",
+        "snoozed_until",
         "last_customer_message_at",
         "created_at",
         "updated_at",
@@ -165,8 +168,19 @@ class ConversationAdmin(admin.ModelAdmin):
     readonly_fields = fields
     inlines = [MessageInline, ToolCallInline]
 
+    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "", extra_context=None):
+        # Nothing here is editable (staff act in the live inbox): no Save buttons.
+        extra_context = {
+            **(extra_context or {}),
+            "show_save": False,
+            "show_save_and_continue": False,
+            "show_save_and_add_another": False,
+            "live_inbox_url": f"{reverse('live-inbox')}#conversation={object_id}",
+        }
+        return super().change_view(request, object_id, form_url, extra_context)
+
     def get_queryset(self, request: HttpRequest):
-        return annotate_inbox_summary(super().get_queryset(request))
+        return annotate_inbox_summary(super().get_queryset(request), viewer_id=request.user.pk)
 
     def get_fields(self, request: HttpRequest, obj=None) -> list[str]:
         return [*self.fields, "current_agent", "model_cost"]
@@ -196,13 +210,25 @@ class ConversationAdmin(admin.ModelAdmin):
 
     @admin.display(description="Mode", ordering="mode")
     def mode_and_holder(self, conversation: Conversation) -> str:
-        if conversation.mode == Conversation.Mode.HUMAN:
-            return f"Staff: {staff_name(conversation.assigned_to) or '?'}"
-        return "Bot"
+        mode = f"Staff: {staff_name(conversation.assigned_to) or '?'}" if conversation.mode == "human" else "Bot"
+        flags = [
+            flag
+            for flag, is_set in (
+                ("⚑ needs a person", conversation.needs_human),
+                ("resolved", conversation.resolved_at is not None),
+                ("closed", conversation.status == Conversation.Status.CLOSED),
+            )
+            if is_set
+        ]
+        return " · ".join([mode, *flags])
 
     @admin.display(description="Last message")
     def last_message(self, conversation: Conversation) -> str:
-        return conversation.last_message_preview or f"[{conversation.last_message_kind or 'none'}]"
+        return truncatechars(conversation.last_message_preview or f"[{conversation.last_message_kind or 'none'}]", 60)
+
+    @admin.display(description="")
+    def live_link(self, conversation: Conversation) -> str:
+        return format_html('<a href="{}#conversation={}">Open live</a>', reverse("live-inbox"), conversation.pk)
 
     @admin.display(description="Time", ordering="last_message_at")
     def last_message_time(self, conversation: Conversation):
@@ -214,7 +240,7 @@ class ConversationAdmin(admin.ModelAdmin):
 
     @admin.display(description="Delivery")
     def delivery(self, conversation: Conversation) -> str:
-        ticks = _ticks(conversation.delivery_status)
+        ticks = delivery_ticks(conversation.delivery_status)
         return f"{ticks}: {conversation.delivery_error}" if conversation.delivery_error else ticks
 
 

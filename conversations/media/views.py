@@ -10,7 +10,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from accounts.access import staff_permission_required
-from conversations.media.selectors import get_stored_attachment
+from conversations.media.selectors import get_outbound_attachment_by_token, get_stored_attachment
 from conversations.models import Attachment
 
 # Shown in the browser; anything else is downloaded, so a crafted file cannot run as a page.
@@ -39,4 +39,21 @@ def serve_attachment(request: HttpRequest, message_uid: uuid.UUID, attachment_id
     response["X-Content-Type-Options"] = "nosniff"
     response["Content-Security-Policy"] = "default-src 'none'; sandbox"
     response["Cache-Control"] = "private, no-store"
+    return response
+
+
+@require_GET
+def serve_outbound_media(request: HttpRequest, token: str) -> FileResponse:
+    """A file staff sent, for the provider that delivers it (and the simulator's phone): no login,
+    the signed, expiring token in the URL is the permission."""
+    attachment = get_outbound_attachment_by_token(token=token)
+    if attachment is None:
+        raise Http404("no such file")
+    response = FileResponse(
+        attachment.file.open("rb"),
+        content_type=attachment.content_type,
+        filename=attachment.original_filename or attachment.file.name.rsplit("/", 1)[-1],
+    )
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
     return response

@@ -18,6 +18,7 @@ import tempfile
 import time
 import uuid
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from asgiref.sync import async_to_sync
@@ -146,8 +147,8 @@ OUTBOUND_ID_PREFIX = "wamid.SIMOUT."
 class SimulatorTransport(Transport):
     """Answers a simulated customer on their open pages; the phone sends receipts back as status webhooks.
 
-    It stands in for WhatsApp (window, templates, read receipts); the page shows text only, so
-    it sends no files.
+    It stands in for WhatsApp (window, templates, read receipts, files staff send: the phone
+    shows them from the link a provider would fetch).
     """
 
     provider = Provider.META  # simulated conversations are Meta conversations to the rest of the app
@@ -155,6 +156,7 @@ class SimulatorTransport(Transport):
     has_templates = True
     has_window = True
     has_read_receipts = True
+    has_media = True
 
     def send_text(self, body: str, *, client_ref: str) -> SendResult:
         """Deliver a reply to the simulated customer's open pages."""
@@ -173,9 +175,22 @@ class SimulatorTransport(Transport):
             describe_template(name=name, language=language, parameters=parameters), client_ref=client_ref
         )
 
+    def send_media(self, *, url: str, kind: str, caption: str = "", filename: str = "", client_ref: str) -> SendResult:
+        """Show a file staff sent on the simulated customer's pages (the page loads it from this host)."""
+        provider_message_id = f"{OUTBOUND_ID_PREFIX}{uuid.uuid4().hex}"
+        media = {"url": urlsplit(url).path, "kind": kind, "filename": filename}
+        self._push(
+            {
+                "type": "simulator.message",
+                "message": {"id": provider_message_id, "client_ref": client_ref, "text": caption, "media": media},
+            }
+        )
+        return SendResult(provider_message_id=provider_message_id)
+
     def mark_read(self, provider_message_id: str) -> None:
-        """Blue ticks on the simulated customer's message, as WhatsApp shows a business's read."""
+        """Blue ticks on the simulated customer's message and "typing…", as WhatsApp shows them."""
         self._push({"type": "simulator.receipt", "receipt": {"id": provider_message_id, "status": "read"}})
+        self._push({"type": "simulator.typing"})
 
     def download_media(self, ref: str, *, max_bytes: int, allowed_types: frozenset[str] | None) -> safe_http.Download:
         """The uploaded file, checked like a download from Meta (size, content type), then dropped."""

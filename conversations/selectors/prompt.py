@@ -46,7 +46,8 @@ def list_other_channel_messages(*, conversation: Conversation, limit: int) -> li
         Message.objects.filter(conversation__profile__contact_id=conversation.profile.contact_id)
         .exclude(conversation_id=conversation.pk)
         .exclude(text="")
-        .exclude(author=Message.Author.NOTE)
+        # Notes for the model of another conversation, and staff's private notes for colleagues.
+        .exclude(author__in=[Message.Author.NOTE, Message.Author.PRIVATE_NOTE])
         .exclude(status=Message.Status.FAILED)
         .exclude(text__startswith="/")
         .exclude(in_reply_to__text__startswith="/")
@@ -137,6 +138,8 @@ def _prompt_messages(message: Message) -> QuerySet[Message]:
     return (
         Message.objects.filter(conversation_id=message.conversation_id, id__lte=message.id)
         .exclude(text="")
+        # Staff's private notes are for colleagues only.
+        .exclude(author=Message.Author.PRIVATE_NOTE)
         .exclude(status=Message.Status.FAILED)
         # Commands and their answers are between the customer and the machinery, not the chat.
         .exclude(text__startswith="/")

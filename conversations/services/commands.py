@@ -73,6 +73,8 @@ def _history(inbound: Message) -> str:
         return EMPTY_HISTORY_TEXT
     lines = []
     for turn in turns:
+        if turn.role == "developer":  # internal notes written for the model, not for the customer
+            continue
         text = " ".join(turn.text.split())
         if len(text) > HISTORY_LINE_CHARS:
             text = text[: HISTORY_LINE_CHARS - 1].rstrip() + "…"

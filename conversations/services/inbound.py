@@ -207,7 +207,10 @@ def _store_inbound_batch(inbounds: list[InboundMessage], *, request_ids: list[st
     if len(conversation_ids) > 1:
         # Locked in id order, so two recorders touching the same conversations cannot deadlock.
         list(Conversation.objects.select_for_update().filter(pk__in=conversation_ids).order_by("pk").values_list("pk"))
-    Conversation.objects.filter(pk__in=conversation_ids).update(last_customer_message_at=now, updated_at=now)
+    # A customer who writes again reopens a resolved conversation and wakes a snoozed one.
+    Conversation.objects.filter(pk__in=conversation_ids).update(
+        last_customer_message_at=now, updated_at=now, resolved_at=None, snoozed_until=None
+    )
     messages = Message.objects.bulk_create(
         [
             Message(

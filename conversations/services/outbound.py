@@ -21,7 +21,8 @@ from django.utils import timezone
 
 from conversations import events, notify, providers
 from conversations.connections import release_connection
-from conversations.models import Conversation, Message, MessagePart
+from conversations.media.selectors import get_outbound_attachment, get_outbound_media_url
+from conversations.models import Attachment, Conversation, Message, MessagePart
 from conversations.providers.base import (
     DeliveryUnknown,
     PermanentProviderError,
@@ -154,6 +155,8 @@ def _send_through_provider(message: Message) -> SendResult:
     """
     transport = providers.for_conversation(message.conversation)
     parts = get_or_create_parts(message=message)
+    # Read before any provider call: the connection is given back while the provider answers.
+    attachment = get_outbound_attachment(message=message)
     result: SendResult | None = None
     for part in parts:
         if part.provider_message_id:
@@ -166,7 +169,7 @@ def _send_through_provider(message: Message) -> SendResult:
             raise _PartTaken
         release_connection()  # while the provider answers
         try:
-            result = _send_part(transport, message, part, is_last=part.index == parts[-1].index)
+            result = _send_part(transport, message, part, is_last=part.index == parts[-1].index, attachment=attachment)
         except (TransientProviderError, PermanentProviderError):
             # The provider answered that it did not take the part: nothing of it went out.
             MessagePart.objects.filter(pk=part.pk).update(attempted_at=None)
@@ -182,9 +185,19 @@ def _send_through_provider(message: Message) -> SendResult:
     return result
 
 
-def _send_part(transport: Transport, message: Message, part: MessagePart, *, is_last: bool) -> SendResult:
+def _send_part(
+    transport: Transport, message: Message, part: MessagePart, *, is_last: bool, attachment: Attachment | None
+) -> SendResult:
     client_ref = part.client_ref(is_last=is_last)
     template = message.template
+    if attachment is not None and part.index == 0:  # a file staff sent: the first part is its caption
+        return transport.send_media(
+            url=get_outbound_media_url(attachment=attachment),
+            kind=message.kind,
+            caption=part.text,
+            filename=attachment.original_filename,
+            client_ref=client_ref,
+        )
     if not template:
         return transport.send_text(part.text, client_ref=client_ref)
     # On Twilio the template `name` is the Content SID (HX…), which includes the language.

@@ -267,3 +267,20 @@ def test_a_simulated_customer_with_the_number_joins_the_contact_too(client, grap
 
     assert ClientProfile.objects.count() == 2
     assert Contact.objects.count() == 1
+
+
+def test_a_private_note_on_another_channel_never_reaches_the_model(
+    client, graph_ok, twilio_ok, fake_openai, settings, staff_user
+):
+    from conversations.services.staff import add_private_note
+
+    settings.CONTACT_CONTEXT_SUMMARY = True
+    say_on_twilio(client, "My parcel 4711 never arrived", sid="SM" + "1" * 32, sms=True)
+    sms = Conversation.objects.get(channel=Channel.TWILIO_SMS)
+    add_private_note(conversation_id=sms.pk, user=staff_user, text="Suspected fraud, do not refund")
+
+    say(client, "Any news?")
+
+    whatsapp_request = json.dumps(fake_openai.requests[-1])
+    assert "customer: My parcel 4711 never arrived" in whatsapp_request
+    assert "fraud" not in whatsapp_request

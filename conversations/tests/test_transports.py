@@ -112,7 +112,7 @@ def test_a_simulated_conversation_is_answered_by_the_simulator_even_when_meta_is
         (meta_conversation, meta.MetaTransport, True, True, True, True),
         (twilio_whatsapp_conversation, twilio.TwilioWhatsAppTransport, True, True, False, True),
         (twilio_sms_conversation, twilio.TwilioSmsTransport, False, False, False, True),
-        (simulated_conversation, simulator.SimulatorTransport, True, True, True, False),
+        (simulated_conversation, simulator.SimulatorTransport, True, True, True, True),
         (webchat_conversation, webchat.WebchatTransport, False, False, True, False),
     ],
 )
@@ -279,15 +279,28 @@ def test_the_simulator_pushes_text_and_a_templates_summary_to_the_phone_and_mark
         },
     }
     assert phone.next_event() == {"type": "simulator.receipt", "receipt": {"id": "wamid.SIM.1", "status": "read"}}
+    assert phone.next_event() == {"type": "simulator.typing"}  # WhatsApp shows "typing…" with the read
     assert text.provider_message_id.startswith(simulator.OUTBOUND_ID_PREFIX)
 
 
-def test_the_simulator_sends_no_files_because_its_phone_shows_text_only(graph_ok):
-    transport = providers.for_conversation(simulated_conversation())
+def test_the_simulator_shows_a_file_staff_send_on_the_phone_from_this_host_not_meta(graph_ok):
+    conversation = simulated_conversation()
+    transport = providers.for_conversation(conversation)
+    phone = Page(simulator.customer_group(conversation.profile.external_id))
 
-    with pytest.raises(Unsupported):
-        transport.send_media(url=PHOTO, kind="image", client_ref="")
+    sent = transport.send_media(
+        url="https://bot.example.com/outbound-media/abc/", kind="image", caption="The lid", client_ref="ref-9"
+    )
 
+    assert phone.next_event() == {
+        "type": "simulator.message",
+        "message": {
+            "id": sent.provider_message_id,
+            "client_ref": "ref-9",
+            "text": "The lid",
+            "media": {"url": "/outbound-media/abc/", "kind": "image", "filename": ""},
+        },
+    }
     assert len(graph_ok.calls) == 0
 
 

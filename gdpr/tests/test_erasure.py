@@ -542,3 +542,17 @@ def test_the_response_stored_for_an_agent_that_handed_over_is_deleted(
     assert ("DELETE", "/v1/responses/resp_test") not in openai_store.calls
     orphan = RemoteDeletion.objects.get(remote_id="resp_handover")
     assert (orphan.origin, orphan.status) == ("orphan", "deleted")
+
+
+def test_an_erasure_removes_the_private_notes_staff_wrote_about_the_person(client, graph_ok, staff_user):
+    from conversations.services.staff import add_private_note
+
+    post_meta(client, meta_body("text"))
+    conversation = Conversation.objects.get()
+    add_private_note(conversation_id=conversation.pk, user=staff_user, text="Gave the secret code 7731")
+
+    erase_subject(subject=find_subject(identifier="+15551234567"), actor_label="dpo")
+
+    assert rows_mentioning(["secret code 7731"]) == []
+    assert not Message.objects.filter(author=Message.Author.PRIVATE_NOTE).exists()
+    assert AuditEntry.objects.filter(action="conversation.private_note").exists() is False

@@ -291,3 +291,24 @@ def test_the_default_export_folder_is_outside_the_checkout_and_git_ignores_expor
         ["git", "check-ignore", "-q", "gdpr-export-0123456789ab-20260101-000000.zip"], cwd=root, check=False
     )
     assert ignored.returncode == 0
+
+
+def test_a_private_note_is_exported_as_a_message_written_by_staff_for_colleagues_that_never_left(
+    client, graph_ok, staff_user
+):
+    from conversations.services.staff import add_private_note
+
+    build_ada(client, with_twilio=False)
+    conversation = Conversation.objects.get()
+    add_private_note(conversation_id=conversation.pk, user=staff_user, text="VIP: refund without asking")
+
+    document = export_subject(subject=find_subject(identifier=ADA["bsuid"]), out=io.BytesIO(), fmt="json")
+
+    validate(document)
+    [note] = [m for m in all_messages(document) if m["author"] == "private_note"]
+    assert (note["text"], note["written_by"], note["written_by_model"], note["carried_by"]) == (
+        "VIP: refund without asking",
+        "staff_private_note",
+        False,
+        None,
+    )

@@ -11,7 +11,7 @@ from werkzeug import Request, Response
 
 from conversations.models import Channel, Conversation
 from conversations.services.retries import RetryLater
-from conversations.services.staff import take_over_conversation
+from conversations.services.staff import resolve_conversation, take_over_conversation
 from integrations.models import WebhookDelivery, WebhookEndpoint
 from integrations.webhooks import SIGNATURE_HEADER, deliver_webhook, queue_event_deliveries
 from profiles.models import ClientProfile, Contact, Provider
@@ -77,6 +77,23 @@ def test_a_takeover_arrives_signed_with_ids_and_no_personal_data(endpoint, recei
     assert (delivery.status, delivery.response_status, delivery.attempts) == ("delivered", 200, 1)
     assert arrived["body"]["id"] == str(delivery.event_id)
     assert "15551230002" not in json.dumps(arrived)
+
+
+def test_staff_resolving_a_conversation_in_the_live_inbox_is_told_with_who_did(
+    endpoint, receiver, conversation, staff_user
+):
+    endpoint.events = ["conversation.resolved"]
+    endpoint.save()
+
+    resolve_conversation(conversation_id=conversation.pk, user=staff_user)
+
+    [arrived] = receiver.received
+    assert arrived["event"] == "conversation.resolved"
+    assert arrived["body"]["data"] == {
+        "conversation_id": conversation.pk,
+        "reason": "staff",
+        "staff_user_id": staff_user.pk,
+    }
 
 
 def test_an_event_nobody_subscribed_to_is_not_delivered(endpoint, receiver, conversation):

@@ -18,13 +18,14 @@
 
   const newId = () => (crypto.randomUUID ? crypto.randomUUID() : `${Date.now()}-${Math.random().toString(16).slice(2)}`);
 
-  function bubble({ id, text, mine, status }) {
+  function bubble({ id, text, mine, status, media }) {
     const item = document.createElement("li");
     item.className = mine ? "msg mine" : "msg theirs";
     item.dataset.id = id;
+    if (media) item.append(mediaNode(media));
     const words = document.createElement("p");
     words.textContent = text;
-    item.append(words);
+    if (text || !media) item.append(words);
     if (mine) {
       const ticks = document.createElement("span");
       ticks.className = "ticks";
@@ -34,6 +35,24 @@
     if (mine) setStatus(item, status || "pending");
     item.scrollIntoView({ block: "end" });
     return item;
+  }
+
+  // A file the business sent (the simulator shows it from its own host; same-origin paths only).
+  function mediaNode(media) {
+    const url = typeof media.url === "string" && media.url.startsWith("/") ? media.url : "";
+    if (media.kind === "image") {
+      const image = document.createElement("img");
+      image.className = "media";
+      image.src = url;
+      image.alt = "Image";
+      return image;
+    }
+    const link = document.createElement("a");
+    link.className = "media-link";
+    link.href = url;
+    link.textContent = `📄 ${media.filename || "Document"}`;
+    link.setAttribute("download", media.filename || "");
+    return link;
   }
 
   function setStatus(item, status) {
@@ -51,9 +70,18 @@
     }
   }
 
+  // "typing…" under the name, as WhatsApp shows it: until a message arrives, at most 25 s.
+  let typingTimer = null;
+  function showTyping() {
+    document.body.classList.add("typing");
+    window.clearTimeout(typingTimer);
+    typingTimer = window.setTimeout(() => document.body.classList.remove("typing"), 25000);
+  }
+
   function receive(message) {
+    document.body.classList.remove("typing");
     if (list.querySelector(`li[data-id="${CSS.escape(message.id)}"]`)) return;
-    bubble({ id: message.id, text: message.text, mine: false });
+    bubble({ id: message.id, text: message.text, mine: false, media: message.media });
     receipt(message, "delivered");
     if (document.visibilityState === "visible") receipt(message, "read");
     else unread.push(message);
@@ -70,6 +98,7 @@
       if (item) setStatus(item, event.status);
       else earlyReceipts.set(event.id, event.status);
     }
+    else if (event.type === "typing") showTyping();
     else if (event.type === "accepted") setStatus(findMine(event.id), "sent");
     else if (event.type === "history") {
       list.replaceChildren();

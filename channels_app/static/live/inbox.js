@@ -9,14 +9,24 @@
   const TICKS = {
     pending: "🕓", sending: "🕓", unknown: "?", sent: "✓", delivered: "✓✓", read: "✓✓", played: "✓✓", failed: "⚠",
   };
+  const PAGE_SIZE = 200;
   const state = {
     conversations: new Map(),
     openId: null,
+    openConversation: null,
     lastMessageId: 0,
     messages: new Map(),
     contact: null,
     socket: null,
     retries: 0,
+    // Helpdesk: the triage view and filters the list shows, paging, the menus' data.
+    view: "open",
+    filters: {},
+    hasMore: false,
+    loadingMore: false,
+    setup: { staff: [], labels: [], canned_responses: [], channels: [] },
+    flagged: new Set(),
+    loadedAt: Date.now(),
   };
   const $ = (id) => document.getElementById(id);
 
@@ -70,27 +80,42 @@
   }
 
   // --- Conversation list: one row per contact (person), showing their latest conversation ---
+  // The server's page order: newest activity first, id breaking ties (keyset pages follow it).
   function activity(conversation) {
-    return Date.parse(conversation.last_message_at || conversation.updated_at) || 0;
+    return Date.parse(conversation.updated_at) || 0;
+  }
+
+  function sortedRows() {
+    return [...state.conversations.values()].sort((a, b) => activity(b) - activity(a) || b.id - a.id);
   }
 
   function renderList() {
-    const newest = (a, b) => activity(b) - activity(a) || b.id - a.id;
+    const rows = contactRows();
+    $("conversation-list").replaceChildren(...rows.map(({ shown, unread, latest }) => rowFor(shown, unread, latest)));
+    $("list-empty").hidden = rows.length > 0;
+  }
+
+  // The rows in list order: the open conversation stands for its contact; otherwise the contact's
+  // most recent one. The unread count is of all the contact's conversations.
+  function contactRows() {
     const byContact = new Map();
-    for (const conversation of [...state.conversations.values()].sort(newest)) {
+    for (const conversation of sortedRows()) {
       const key = conversation.contact.id;
       if (!byContact.has(key)) byContact.set(key, []);
       byContact.get(key).push(conversation);
     }
-    // The open conversation stands for its contact; otherwise the contact's most recent one.
-    const rows = [...byContact.values()].map((group) => ({
+    return [...byContact.values()].map((group) => ({
       shown: group.find((c) => c.id === state.openId) || group[0],
-      unread: group.reduce((sum, c) => sum + (c.unread_count || 0), 0),
+      unread: group.reduce((sum, c) => sum + (unreadFor(c) || 0), 0),
       latest: group[0],
     }));
-    rows.sort((a, b) => newest(a.latest, b.latest));
-    $("conversation-list").replaceChildren(...rows.map(({ shown, unread, latest }) => rowFor(shown, unread, latest)));
-    $("list-empty").hidden = rows.length > 0;
+  }
+
+  // Unread counts are per agent: a live event carries each agent's own count (`unread_by`) and
+  // the team's (for an agent who never opened it); the API's rows carry this agent's.
+  function unreadFor(conversation) {
+    const own = conversation.unread_by && conversation.unread_by[String(myId)];
+    return own !== undefined ? own : conversation.unread_count;
   }
 
   function rowFor(conversation, unread, latest) {
@@ -120,6 +145,9 @@
       tags.append(el("span", "tag human", `Held by ${conversation.holder ? conversation.holder.name : "staff"}`));
     }
     if (conversation.needs_human) tags.append(el("span", "tag needs-human", "Asked for a person"));
+    if (conversation.resolved_at) tags.append(el("span", "tag resolved", "Resolved"));
+    if (isSnoozed(conversation)) tags.append(el("span", "tag snoozed", `Snoozed until ${formatTime(conversation.snoozed_until)}`));
+    (conversation.labels || []).forEach((label) => tags.append(labelChip(label)));
     button.append(top, bottom, tags);
     button.addEventListener("click", () => openConversation(conversation.id));
     item.append(button);
@@ -127,8 +155,12 @@
   }
 
   function upsertConversation(conversation) {
-    state.conversations.set(conversation.id, conversation);
+    alertIfNewlyFlagged(conversation);
+    if (matchesList(conversation)) state.conversations.set(conversation.id, conversation);
+    else state.conversations.delete(conversation.id);
+    if (conversation.id === state.openId) state.openConversation = conversation;
     renderList();
+    scheduleCounts();
     if (conversation.id === state.openId) {
       renderChat();
       markRead();
@@ -142,6 +174,7 @@
     ids.forEach((id) => state.conversations.delete(id));
     if (ids.includes(state.openId)) {
       state.openId = null;
+      state.openConversation = null;
       $("messages").replaceChildren();
     }
     renderList();
@@ -149,32 +182,45 @@
   }
 
   async function refreshList() {
-    const conversations = await api("conversations/");
+    const conversations = await api(`conversations/?${listQuery({ view: state.view })}`);
     state.conversations = new Map(conversations.map((c) => [c.id, c]));
+    conversations.forEach((c) => c.needs_human && state.flagged.add(c.id));
+    state.hasMore = conversations.length >= PAGE_SIZE;
     renderList();
-    if (state.openId !== null && state.conversations.has(state.openId)) renderChat();
+    scheduleCounts();
+    if (state.openId !== null && state.openConversation) renderChat();
   }
 
   // --- The open conversation ---------------------------------------------------------------
-  async function openConversation(id) {
+  async function openConversation(id, aroundMessageId) {
     state.openId = id;
     state.lastMessageId = 0;
     state.messages = new Map();
     $("messages").replaceChildren();
     showError("");
     sendSocket({ action: "open", conversation_id: id });
+    state.openConversation = null;
+    document.body.dataset.pane = "chat";
+    if (window.location.hash !== `#conversation=${id}`) history.replaceState(null, "", `#conversation=${id}`);
     renderList();
     upsertConversation(await api(`conversations/${id}/`));
-    fillProfile(state.conversations.get(id), true);
+    fillProfile(state.openConversation, true);
     await loadContact(true);
-    await catchUp(0);
+    if (aroundMessageId) {
+      const messages = await api(`conversations/${id}/messages/?around=${Number(aroundMessageId)}&limit=50`);
+      if (id !== state.openId) return;
+      messages.forEach((message) => addMessage(message, false));
+      flashMessage(aroundMessageId);
+    } else {
+      await catchUp(0);
+    }
   }
 
   async function loadContact(force) {
-    const conversation = state.conversations.get(state.openId);
+    const conversation = state.openConversation;
     if (!conversation) return;
     const contact = await api(`contacts/${conversation.contact.id}/`);
-    if (state.conversations.get(state.openId)?.contact.id !== contact.id) return;
+    if (state.openConversation?.contact.id !== contact.id) return;
     state.contact = contact;
     fillContact(force);
   }
@@ -184,7 +230,7 @@
     if (id === null) return;
     const messages = await api(`conversations/${id}/messages/?after=${after}`);
     if (id !== state.openId) return;
-    messages.forEach(addMessage);
+    messages.forEach((message) => addMessage(message));
     markRead();
   }
 
@@ -197,7 +243,7 @@
     return after;
   }
 
-  function addMessage(message) {
+  function addMessage(message, scroll = true) {
     state.messages.set(message.id, message);
     const node = messageNode(message);
     const list = $("messages");
@@ -207,14 +253,16 @@
     } else {
       const later = [...list.children].find((child) => Number(child.dataset.messageId) > message.id);
       list.insertBefore(node, later || null);
-      list.scrollTop = list.scrollHeight;
+      if (scroll) list.scrollTop = list.scrollHeight;
     }
     state.lastMessageId = Math.max(state.lastMessageId, message.id);
   }
 
   function messageNode(message) {
     if (message.author === "note") {
-      const note = el("li", "note", message.text);
+      // Written for the model; staff read its short label (the full instruction on hover).
+      const note = el("li", "note", message.staff_label || message.text);
+      note.title = message.text;
       note.dataset.messageId = message.id;
       return note;
     }
@@ -223,10 +271,16 @@
     const bubble = el("div", "bubble");
     if (message.author === "staff") bubble.append(el("span", "by", message.staff_name || "Staff"));
     if (message.author === "bot") bubble.append(el("span", "by", message.agent ? `Bot · ${message.agent}` : "Bot"));
-    bubble.append(el("p", "text", message.text || `[${message.kind}]`));
+    if (message.author === "private_note") bubble.append(el("span", "by", `Private note · ${message.staff_name || "Staff"}`));
+    (message.attachments || []).forEach((attachment) => bubble.append(attachmentNode(attachment)));
+    if (message.map_url) bubble.append(link(message.map_url, "📍 Open the map", "map-link"));
+    const files = message.attachments || [];
+    // A voice note's words are its transcript, already shown under the player.
+    const isTranscript = files.some((attachment) => attachment.transcript && attachment.transcript === message.text);
+    if ((message.text && !isTranscript) || !files.length) bubble.append(el("p", "text", message.text || `[${message.kind}]`));
     const meta = el("div", "meta");
     meta.append(el("time", null, formatTime(message.created_at)));
-    if (message.direction === "out") meta.append(tick(message.status));
+    if (message.direction === "out" && message.author !== "private_note") meta.append(tick(message.status));
     if (message.cost !== null && message.cost !== undefined) meta.append(el("span", "cost", formatCost(message.cost)));
     bubble.append(meta);
     if (message.status === "failed") {
@@ -284,15 +338,15 @@
   }
 
   function markRead() {
-    const conversation = state.conversations.get(state.openId);
-    if (!conversation || conversation.unread_count === 0 || !state.lastMessageId) return;
+    const conversation = state.openConversation;
+    if (!conversation || unreadFor(conversation) === 0 || !state.lastMessageId) return;
     api(`conversations/${state.openId}/read/`, { method: "POST", body: { up_to_message_id: state.lastMessageId } }).catch(
       () => {},
     );
   }
 
   function renderChat() {
-    const conversation = state.conversations.get(state.openId);
+    const conversation = state.openConversation;
     $("placeholder").hidden = Boolean(conversation);
     $("chat").hidden = !conversation;
     $("profile").hidden = !conversation;
@@ -311,19 +365,28 @@
     let holderText = "The bot answers.";
     if (conversation.mode === "human") holderText = isMine ? "You hold this conversation." : `${holder ? holder.name : "Staff"} holds this conversation.`;
     if (conversation.needs_human && conversation.mode !== "human") holderText += " The customer asked for a person.";
+    if (conversation.resolved_at) holderText += " Resolved.";
+    if (isSnoozed(conversation)) holderText += ` Snoozed until ${formatTime(conversation.snoozed_until)}.`;
     $("chat-holder").textContent = holderText;
+    renderTriageActions(conversation);
     const takeOver = $("take-over");
     takeOver.hidden = Boolean(isMine);
     takeOver.textContent = conversation.mode === "human" && holder ? `Take over from ${holder.name}` : "Take over";
     $("hand-back").hidden = !isMine;
 
     const windowClosed = !conversation.is_window_open;
-    $("composer").hidden = isMine && windowClosed;
-    $("template-form").hidden = !(isMine && windowClosed);
-    $("composer-text").disabled = !isMine;
-    $("send").disabled = !isMine;
+    const writingNote = composerMode() === "note";
+    $("composer").hidden = isMine && windowClosed && !writingNote;
+    $("template-form").hidden = !(isMine && windowClosed) || writingNote;
+    $("composer-text").disabled = !isMine && !writingNote;
+    $("send").disabled = !isMine && !writingNote;
+    $("file-input").disabled = !isMine || writingNote;
+    $("file-input").closest("label").hidden = !isMine || writingNote;
+    $("send").textContent = writingNote ? "Add note" : "Send";
+    $("composer").classList.toggle("note-mode", writingNote);
     const note = $("composer-note");
-    if (!isMine) note.textContent = "Take over the conversation to write.";
+    if (writingNote) note.textContent = "Private note: only staff see it; never sent, never shown to the bot.";
+    else if (!isMine) note.textContent = "Take over the conversation to write.";
     else if (windowClosed) note.textContent = "The customer's last message is over 24 hours old: WhatsApp only delivers an approved template.";
     else note.textContent = "";
     note.hidden = !note.textContent;
@@ -352,6 +415,7 @@
     if (!contact) return;
     const form = $("profile-form");
     form.dataset.contactId = contact.id;
+    $("profile-admin-link").href = `/admin/profiles/contact/${Number(contact.id)}/change/`;
     for (const name of ["first_name", "last_name", "company", "email"]) {
       const input = form.elements[name];
       if (force || document.activeElement !== input) input.value = contact[name] || "";
@@ -443,7 +507,7 @@
     const textarea = $("composer-text");
     const text = textarea.value.trim();
     if (!text) return;
-    const message = await act("send/", { text });
+    const message = await act(composerMode() === "note" ? "notes/" : "send/", { text });
     if (message) {
       textarea.value = "";
       addMessage(message);
@@ -451,6 +515,11 @@
   });
 
   $("composer-text").addEventListener("keydown", (event) => {
+    if (cannedKeydown(event)) return;
+    if (event.key === "Escape") {
+      event.target.blur();
+      return;
+    }
     if (event.key === "Enter" && !event.shiftKey) {
       event.preventDefault();
       $("composer").requestSubmit();
@@ -483,7 +552,7 @@
   });
 
   function applyContact(contact) {
-    const open = state.conversations.get(state.openId);
+    const open = state.openConversation;
     if (open && open.contact.id === contact.id) {
       state.contact = contact;
       fillContact(false);
@@ -540,6 +609,534 @@
     });
   }
 
+  // --- Helpdesk: triage views, filters, counts, pages --------------------------------------
+  function isSnoozed(conversation) {
+    return Boolean(conversation.snoozed_until) && Date.parse(conversation.snoozed_until) > Date.now();
+  }
+
+  // The server's view and filter rules, for rows that arrive live (selectors/inbox.py).
+  function matchesList(conversation) {
+    const unresolved = !conversation.resolved_at && conversation.status === "open";
+    const awake = !isSnoozed(conversation);
+    const holderId = conversation.mode === "human" && conversation.holder ? conversation.holder.id : null;
+    const views = {
+      needs_person: unresolved && conversation.needs_human,
+      mine: unresolved && holderId === myId,
+      unassigned: unresolved && awake && !conversation.holder,
+      open: unresolved && awake,
+      snoozed: unresolved && !awake,
+      resolved: !unresolved,
+      all: true,
+    };
+    if (!views[state.view]) return false;
+    const f = state.filters;
+    if (f.channel && conversation.channel !== f.channel) return false;
+    if (f.agent === "bot" && conversation.mode !== "bot") return false;
+    if (f.agent && f.agent !== "bot" && holderId !== Number(f.agent)) return false;
+    if (f.label && !(conversation.labels || []).some((label) => label.id === Number(f.label))) return false;
+    const day = (conversation.updated_at || "").slice(0, 10);
+    if (f.since && day < f.since) return false;
+    if (f.until && day > f.until) return false;
+    return true;
+  }
+
+  function listQuery(extra) {
+    const params = new URLSearchParams();
+    for (const [key, value] of Object.entries({ ...state.filters, ...extra })) if (value) params.set(key, value);
+    return params.toString();
+  }
+
+  // At most one counts query a second per page, however busy the inbox (one aggregate query).
+  let countsTimer = null;
+  let countsAt = 0;
+  function scheduleCounts() {
+    if (countsTimer !== null) return;
+    const wait = Math.max(250, countsAt + 1000 - Date.now());
+    countsTimer = window.setTimeout(() => {
+      countsTimer = null;
+      countsAt = Date.now();
+      refreshCounts();
+    }, wait);
+  }
+
+  async function refreshCounts() {
+    const counts = await api(`conversations/counts/?${listQuery({})}`).catch(() => null);
+    if (!counts) return;
+    for (const node of document.querySelectorAll("[data-count]")) node.textContent = counts[node.dataset.count] ?? "";
+  }
+
+  function selectView(view) {
+    state.view = view;
+    for (const tab of document.querySelectorAll("#tabs [data-view]")) tab.setAttribute("aria-selected", String(tab.dataset.view === view));
+    refreshList().catch((error) => showError(error.message));
+  }
+
+  document.querySelectorAll("#tabs [data-view]").forEach((tab) => tab.addEventListener("click", () => selectView(tab.dataset.view)));
+
+  $("filters").addEventListener("change", () => {
+    const form = $("filters");
+    state.filters = {};
+    for (const name of ["channel", "agent", "label", "since", "until"]) state.filters[name] = form.elements[name].value;
+    refreshList().catch((error) => showError(error.message));
+  });
+
+  async function loadMore() {
+    if (!state.hasMore || state.loadingMore) return;
+    const rows = sortedRows();
+    const last = rows[rows.length - 1];
+    if (!last) return;
+    state.loadingMore = true;
+    $("list-more").hidden = false;
+    try {
+      const page = await api(
+        `conversations/?${listQuery({ view: state.view, before: last.updated_at, before_id: last.id })}`,
+      );
+      page.forEach((c) => state.conversations.set(c.id, c));
+      state.hasMore = page.length >= PAGE_SIZE;
+      renderList();
+    } finally {
+      state.loadingMore = false;
+      $("list-more").hidden = true;
+    }
+  }
+
+  $("conversation-list").closest(".list").addEventListener("scroll", (event) => {
+    const list = event.target;
+    if (list.scrollTop + list.clientHeight > list.scrollHeight - 300) loadMore().catch(() => {});
+  });
+
+  // Snoozed rows wake up by the clock, with no event: look again every minute.
+  window.setInterval(() => {
+    renderList();
+    scheduleCounts();
+  }, 60000);
+
+  // --- Helpdesk: the setup (colleagues, labels, canned responses) and the menus ------------
+  async function loadSetup() {
+    state.setup = await api("setup/");
+    const channel = $("filters").elements.channel;
+    const agent = $("filters").elements.agent;
+    const label = $("filters").elements.label;
+    state.setup.channels.forEach((c) => channel.append(option(c.value, c.label)));
+    state.setup.staff.forEach((person) => agent.append(option(person.id, person.name)));
+    state.setup.labels.forEach((l) => label.append(option(l.id, l.name)));
+    state.setup.staff
+      .filter((person) => person.id !== myId)
+      .forEach((person) => $("assign").append(option(person.id, person.name)));
+    if (state.openConversation) renderChat();
+  }
+
+  function option(value, label) {
+    const node = el("option", null, label);
+    node.value = String(value);
+    return node;
+  }
+
+  function labelChip(label) {
+    const chip = el("span", "tag label", label.name);
+    chip.dataset.labelId = label.id;
+    chip.style.setProperty("--label-color", /^#[0-9a-fA-F]{6}$/.test(label.color) ? label.color : "#667781");
+    return chip;
+  }
+
+  function renderTriageActions(conversation) {
+    $("resolve").hidden = Boolean(conversation.resolved_at);
+    $("reopen").hidden = !conversation.resolved_at;
+    $("assign").value = "";
+    $("snooze").value = "";
+    const box = $("chat-labels");
+    const chosen = new Set((conversation.labels || []).map((label) => label.id));
+    box.replaceChildren(
+      ...state.setup.labels.map((label) => {
+        const toggle = el("label", `label-toggle${chosen.has(label.id) ? " on" : ""}`);
+        const input = el("input");
+        input.type = "checkbox";
+        input.checked = chosen.has(label.id);
+        input.addEventListener("change", () => toggleLabel(label.id, input.checked));
+        toggle.append(input, labelChip(label));
+        return toggle;
+      }),
+    );
+  }
+
+  async function toggleLabel(labelId, on) {
+    const current = new Set((state.openConversation.labels || []).map((label) => label.id));
+    if (on) current.add(labelId);
+    else current.delete(labelId);
+    showError("");
+    try {
+      upsertConversation(
+        await api(`conversations/${state.openId}/labels/`, { method: "PUT", body: { label_ids: [...current] } }),
+      );
+    } catch (error) {
+      showError(error.message);
+    }
+  }
+
+  $("assign").addEventListener("change", async (event) => {
+    if (!event.target.value) return;
+    const conversation = await act("assign/", { assignee_id: Number(event.target.value) });
+    if (conversation) upsertConversation(conversation);
+  });
+
+  async function resolveOrReopen() {
+    if (!state.openConversation) return;
+    const conversation = await act(state.openConversation.resolved_at ? "reopen/" : "resolve/");
+    if (conversation) upsertConversation(conversation);
+  }
+  $("resolve").addEventListener("click", resolveOrReopen);
+  $("reopen").addEventListener("click", resolveOrReopen);
+
+  function snoozeUntil(choice) {
+    const until = new Date();
+    if (choice === "1h") until.setHours(until.getHours() + 1);
+    else if (choice === "4h") until.setHours(until.getHours() + 4);
+    else if (choice === "tomorrow") {
+      until.setDate(until.getDate() + 1);
+      until.setHours(9, 0, 0, 0);
+    } else if (choice === "week") {
+      until.setDate(until.getDate() + ((8 - until.getDay()) % 7 || 7));
+      until.setHours(9, 0, 0, 0);
+    } else return null;
+    return until.toISOString();
+  }
+
+  $("snooze").addEventListener("change", async (event) => {
+    if (!event.target.value) return;
+    const conversation = await act("snooze/", { until: snoozeUntil(event.target.value) });
+    if (conversation) upsertConversation(conversation);
+  });
+
+  // --- Helpdesk: the composer's modes and canned responses (`/shortcut`) -------------------
+  function composerMode() {
+    const checked = document.querySelector("#composer input[name=mode]:checked");
+    return checked ? checked.value : "reply";
+  }
+
+  document.querySelectorAll("#composer input[name=mode]").forEach((radio) =>
+    radio.addEventListener("change", () => {
+      renderChat();
+      $("composer-text").focus();
+    }),
+  );
+
+  function setComposerMode(mode) {
+    document.querySelector(`#composer input[name=mode][value=${mode}]`).checked = true;
+    renderChat();
+    $("composer-text").focus();
+  }
+
+  const canned = { matches: [], index: 0 };
+
+  function renderCanned() {
+    const text = $("composer-text").value;
+    const typed = /^\/([\w-]*)$/.exec(text);
+    canned.matches = typed
+      ? state.setup.canned_responses.filter((response) => response.shortcut.startsWith(typed[1].toLowerCase()))
+      : [];
+    canned.index = Math.min(canned.index, Math.max(0, canned.matches.length - 1));
+    const list = $("canned");
+    list.hidden = canned.matches.length === 0;
+    list.replaceChildren(
+      ...canned.matches.map((response, index) => {
+        const item = el("li", index === canned.index ? "selected" : "");
+        item.setAttribute("role", "option");
+        item.append(el("strong", null, `/${response.shortcut}`), el("span", null, response.text));
+        item.addEventListener("mousedown", (event) => {
+          event.preventDefault();
+          insertCanned(response);
+        });
+        return item;
+      }),
+    );
+  }
+
+  function insertCanned(response) {
+    $("composer-text").value = response.text;
+    canned.matches = [];
+    $("canned").hidden = true;
+    $("composer-text").focus();
+  }
+
+  // Arrow keys choose, Enter or Tab inserts, Escape closes; true when the key was for the list.
+  function cannedKeydown(event) {
+    if (!canned.matches.length) return false;
+    if (event.key === "ArrowDown" || event.key === "ArrowUp") {
+      canned.index = (canned.index + (event.key === "ArrowDown" ? 1 : canned.matches.length - 1)) % canned.matches.length;
+      renderCanned();
+    } else if (event.key === "Enter" || event.key === "Tab") {
+      insertCanned(canned.matches[canned.index]);
+    } else if (event.key === "Escape") {
+      canned.matches = [];
+      $("canned").hidden = true;
+    } else {
+      return false;
+    }
+    event.preventDefault();
+    return true;
+  }
+
+  $("composer-text").addEventListener("input", renderCanned);
+
+  // The customer sees "typing…" while the holder writes a reply (where the channel shows it).
+  let typingSentAt = 0;
+  $("composer-text").addEventListener("input", () => {
+    const conversation = state.openConversation;
+    const isMine = conversation && conversation.mode === "human" && conversation.holder && conversation.holder.id === myId;
+    if (!isMine || composerMode() !== "reply" || Date.now() - typingSentAt < 20000) return;
+    typingSentAt = Date.now();
+    api(`conversations/${state.openId}/typing/`, { method: "POST", body: {} }).catch(() => {});
+  });
+
+  // --- Helpdesk: keyboard shortcuts ---------------------------------------------------------
+  function isTyping(target) {
+    return target instanceof HTMLElement && (target.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(target.tagName));
+  }
+
+  function step(delta) {
+    const rows = contactRows().map((row) => row.shown);
+    if (!rows.length) return;
+    const at = rows.findIndex((row) => row.id === state.openId);
+    const next = rows[Math.min(rows.length - 1, Math.max(0, at === -1 ? 0 : at + delta))];
+    if (next && next.id !== state.openId) openConversation(next.id).catch((error) => showError(error.message));
+    const node = document.querySelector(`.conversation[data-conversation-id="${next.id}"]`);
+    if (node) node.scrollIntoView({ block: "nearest" });
+  }
+
+  document.addEventListener("keydown", (event) => {
+    if (event.ctrlKey || event.metaKey || event.altKey || isTyping(event.target)) return;
+    const actions = {
+      j: () => step(1),
+      k: () => step(-1),
+      t: () => state.openConversation && $("take-over").click(),
+      e: () => resolveOrReopen(),
+      r: () => state.openConversation && setComposerMode("reply"),
+      n: () => state.openConversation && setComposerMode("note"),
+      "/": () => $("search-input").focus(),
+      "?": () => $("shortcuts").showModal(),
+    };
+    const action = actions[event.key];
+    if (!action) return;
+    event.preventDefault();
+    action();
+  });
+
+  // --- Helpdesk: search over contacts and message text -------------------------------------
+  let searchTimer = null;
+  let searchSeq = 0;
+
+  async function runSearch() {
+    const query = $("search-input").value.trim();
+    if (query.length < 2) {
+      closeSearch();
+      return;
+    }
+    const seq = ++searchSeq;
+    const result = await api(`search/?${new URLSearchParams({ q: query })}`);
+    if (seq !== searchSeq) return;
+    const words = query.toLowerCase().match(/[\p{L}\p{N}_]+/gu) || [];
+    $("search-results").hidden = false;
+    $("search-contacts").replaceChildren(
+      ...result.conversations.map((conversation) => {
+        const item = el("li", "search-contact");
+        const button = el("button", "link");
+        button.type = "button";
+        button.append(highlighted(`${conversation.contact.name} · ${conversation.profile.phone_number || conversation.channel_label}`, words));
+        button.addEventListener("click", () => openConversation(conversation.id));
+        item.append(button);
+        return item;
+      }),
+    );
+    $("search-messages").replaceChildren(
+      ...result.messages.map((hit) => {
+        const item = el("li", "search-hit");
+        item.dataset.messageId = hit.message_id;
+        const button = el("button", "link");
+        button.type = "button";
+        const who = el("span", "hit-who", `${hit.contact_name} · ${formatTime(hit.created_at)}`);
+        const snippet = el("span", "hit-snippet");
+        snippet.append(highlighted(hit.snippet, words));
+        button.append(who, snippet);
+        button.addEventListener("click", () => openConversation(hit.conversation_id, hit.message_id));
+        item.append(button);
+        return item;
+      }),
+    );
+    if (!result.conversations.length) $("search-contacts").append(el("li", "empty", "No contact."));
+    if (!result.messages.length) $("search-messages").append(el("li", "empty", "No message."));
+  }
+
+  // The words of the query marked in `text`, built as text nodes and <mark> (never innerHTML).
+  function highlighted(text, words) {
+    const fragment = document.createDocumentFragment();
+    const lowered = text.toLowerCase();
+    let at = 0;
+    while (at < text.length) {
+      let best = -1;
+      let length = 0;
+      for (const word of words) {
+        const found = lowered.indexOf(word, at);
+        if (found !== -1 && (best === -1 || found < best)) {
+          best = found;
+          length = word.length;
+        }
+      }
+      if (best === -1) break;
+      fragment.append(text.slice(at, best), el("mark", null, text.slice(best, best + length)));
+      at = best + length;
+    }
+    fragment.append(text.slice(at));
+    return fragment;
+  }
+
+  function closeSearch() {
+    searchSeq += 1;
+    $("search-results").hidden = true;
+  }
+
+  $("search-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    runSearch().catch((error) => showError(error.message));
+  });
+  $("search-input").addEventListener("input", () => {
+    window.clearTimeout(searchTimer);
+    searchTimer = window.setTimeout(() => runSearch().catch((error) => showError(error.message)), 300);
+  });
+  $("search-close").addEventListener("click", () => {
+    $("search-input").value = "";
+    closeSearch();
+  });
+
+  function flashMessage(messageId) {
+    const node = $("messages").querySelector(`[data-message-id="${Number(messageId)}"]`);
+    if (!node) return;
+    node.classList.add("found");
+    node.scrollIntoView({ block: "center" });
+  }
+
+  // --- Helpdesk: media ----------------------------------------------------------------------
+  function link(href, text, className) {
+    const node = el("a", className, text);
+    node.href = href;
+    node.target = "_blank";
+    node.rel = "noopener noreferrer";
+    return node;
+  }
+
+  function attachmentNode(attachment) {
+    if (!attachment.url) {
+      return el("p", "attachment pending", attachment.status === "failed" ? `[${attachment.kind}: download failed]` : `[${attachment.kind}: downloading…]`);
+    }
+    const box = el("div", `attachment attachment-${attachment.kind}`);
+    if (attachment.kind === "image") {
+      const image = el("img", "thumbnail");
+      image.src = attachment.url;
+      image.alt = attachment.caption || "Image from the customer";
+      image.loading = "lazy";
+      image.addEventListener("click", () => {
+        $("lightbox-image").src = attachment.url;
+        $("lightbox-image").alt = image.alt;
+        $("lightbox").showModal();
+      });
+      box.append(image);
+    } else if (attachment.kind === "audio" || attachment.kind === "video") {
+      const player = el(attachment.kind, "player");
+      player.controls = true;
+      player.preload = "metadata";
+      player.src = attachment.url;
+      box.append(player);
+      if (attachment.transcript) box.append(el("p", "transcript", attachment.transcript));
+    } else {
+      const download = link(attachment.url, `📄 ${attachment.filename || "Document"}`, "document-link");
+      download.setAttribute("download", attachment.filename || "");
+      box.append(download);
+    }
+    return box;
+  }
+
+  // --- Helpdesk: staff send a file (image or document) through the conversation's channel ----
+  $("file-input").addEventListener("change", async (event) => {
+    const file = event.target.files[0];
+    event.target.value = "";
+    if (!file || state.openId === null) return;
+    const form = new FormData();
+    form.append("file", file);
+    form.append("caption", $("composer-text").value.trim().slice(0, 1024));
+    showError("");
+    const response = await fetch(`/api/conversations/${state.openId}/file/`, {
+      method: "POST",
+      headers: { Accept: "application/json", "X-CSRFToken": csrfToken },
+      credentials: "same-origin",
+      body: form,
+    });
+    const data = await response.json().catch(() => ({}));
+    if (!response.ok) {
+      showError(data.detail || firstFieldError(data) || response.statusText);
+      return;
+    }
+    $("composer-text").value = "";
+    addMessage(data);
+  });
+
+  // --- Helpdesk: desktop notification and sound when a conversation needs a person ---------
+  const notifyKey = `whatsbot.alerts.${myId}`;
+  $("notify-toggle").checked = window.localStorage.getItem(notifyKey) === "on";
+
+  $("notify-toggle").addEventListener("change", async (event) => {
+    const on = event.target.checked;
+    window.localStorage.setItem(notifyKey, on ? "on" : "off");
+    if (on && "Notification" in window && Notification.permission === "default") await Notification.requestPermission();
+  });
+
+  function alertIfNewlyFlagged(conversation) {
+    const wasFlagged = state.flagged.has(conversation.id);
+    if (!conversation.needs_human) {
+      state.flagged.delete(conversation.id);
+      return;
+    }
+    state.flagged.add(conversation.id);
+    if (wasFlagged || Date.parse(conversation.updated_at) < state.loadedAt) return;
+    if (window.localStorage.getItem(notifyKey) !== "on") return;
+    if ("Notification" in window && Notification.permission === "granted") {
+      const notice = new Notification("A customer asks for a person", { body: conversation.contact.name, tag: `needs-${conversation.id}` });
+      notice.onclick = () => {
+        window.focus();
+        openConversation(conversation.id);
+      };
+    }
+    beep();
+  }
+
+  function beep() {
+    try {
+      const audio = new AudioContext();
+      const tone = audio.createOscillator();
+      const gain = audio.createGain();
+      tone.frequency.value = 880;
+      gain.gain.setValueAtTime(0.15, audio.currentTime);
+      gain.gain.exponentialRampToValueAtTime(0.001, audio.currentTime + 0.4);
+      tone.connect(gain).connect(audio.destination);
+      tone.start();
+      tone.stop(audio.currentTime + 0.4);
+    } catch {
+      // no audio device: the notification is enough
+    }
+  }
+
+  // --- Helpdesk: phone layout (one pane at a time) and links into a conversation -----------
+  $("back").addEventListener("click", () => {
+    document.body.dataset.pane = "list";
+  });
+
+  function openFromHash() {
+    const params = new URLSearchParams(window.location.hash.slice(1));
+    const id = Number(params.get("conversation"));
+    if (id && id !== state.openId) openConversation(id, Number(params.get("message")) || null).catch((error) => showError(error.message));
+  }
+  window.addEventListener("hashchange", openFromHash);
+
   refreshList().catch((error) => showError(error.message));
+  loadSetup().catch((error) => showError(error.message));
+  openFromHash();
   connect();
 })();
