@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from django.core.exceptions import ObjectDoesNotExist
 from django.core.exceptions import ValidationError as DjangoValidationError
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.request import Request
@@ -140,6 +141,7 @@ class ConversationCountsApi(InboxApi):
     required_scope = READ_CONVERSATIONS
     required_permission = "conversations.view_conversation"
 
+    @extend_schema(parameters=[FiltersSerializer], responses=OpenApiTypes.OBJECT)  # {tab: count}
     def get(self, request: Request) -> Response:
         params = FiltersSerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
@@ -164,6 +166,13 @@ class SearchApi(InboxApi):
         snippet = serializers.CharField()
         created_at = serializers.CharField()
 
+    @extend_schema(
+        parameters=[InputSerializer],
+        responses=inline_serializer(
+            "SearchResults",
+            {"conversations": ConversationSerializer(many=True), "messages": HitSerializer(many=True)},
+        ),
+    )
     def get(self, request: Request) -> Response:
         params = self.InputSerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
@@ -351,6 +360,17 @@ class InboxSetupApi(InboxApi):
     required_scope = READ_CONVERSATIONS
     required_permission = "conversations.view_conversation"
 
+    @extend_schema(
+        responses=inline_serializer(
+            "InboxSetup",
+            {
+                "staff": StaffSerializer(many=True),
+                "labels": LabelSerializer(many=True),
+                "canned_responses": CannedResponseSerializer(many=True),
+                "channels": serializers.ListField(child=serializers.DictField(child=serializers.CharField())),
+            },
+        )
+    )
     def get(self, request: Request) -> Response:
         return Response(
             {
