@@ -18,6 +18,8 @@ ADMIN_LISTS = [
     "/admin/profiles/contact/",
     "/admin/conversations/auditentry/",
     "/admin/conversations/processedmessage/",
+    "/admin/conversations/message/",
+    "/admin/conversations/message/?q=Company",
 ]
 # Session, user, the session's second factor, counts, the page's rows, date drill-down, the label
 # filter's choices: nothing per row.

@@ -106,7 +106,7 @@ class ToolCallInline(ReadOnlyAdminMixin, admin.TabularInline):
 class ToolCallAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["created_at", "conversation", "agent_name", "tool_name", "status", "http_status", "latency_ms"]
     list_filter = ["status", "tool_name", "agent_name"]
-    list_select_related = ["conversation__profile"]
+    list_select_related = ["conversation__profile__contact"]
     fields = [
         "created_at",
         "conversation",

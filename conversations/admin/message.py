@@ -25,7 +25,7 @@ class MessageAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     ]
     search_fields = ["text", "conversation__profile__phone_number"]
     search_help_text = "Words of the message, or the customer's number."
-    list_select_related = ["conversation__profile", "staff_user"]
+    list_select_related = ["conversation__profile__contact", "staff_user"]
     list_per_page = 50
     # COUNT(*) over every message is the slow part of a big table's page; the paginator's own
     # count of the filtered rows is enough.
