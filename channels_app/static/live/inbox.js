@@ -181,8 +181,13 @@
     renderChat();
   }
 
+  // Requests overtaken by a newer one (the socket's first open while the page loads, a quick
+  // change of tab) are dropped, so a late first page never replaces the list read since.
+  let listGeneration = 0;
   async function refreshList() {
+    const generation = ++listGeneration;
     const conversations = await api(`conversations/?${listQuery({ view: state.view })}`);
+    if (generation !== listGeneration) return;
     state.conversations = new Map(conversations.map((c) => [c.id, c]));
     conversations.forEach((c) => c.needs_human && state.flagged.add(c.id));
     state.hasMore = conversations.length >= PAGE_SIZE;
@@ -687,10 +692,12 @@
     if (!last) return;
     state.loadingMore = true;
     $("list-more").hidden = false;
+    const generation = listGeneration;
     try {
       const page = await api(
         `conversations/?${listQuery({ view: state.view, before: last.updated_at, before_id: last.id })}`,
       );
+      if (generation !== listGeneration) return; // the list was read again meanwhile
       page.forEach((c) => state.conversations.set(c.id, c));
       state.hasMore = page.length >= PAGE_SIZE;
       renderList();
