@@ -316,13 +316,17 @@ def test_staff_send_an_image_that_the_simulated_customer_receives(
     assert Message.objects.get(author="staff").kind == "image"
 
 
-def test_the_list_loads_the_next_page_when_scrolled_beyond_200_conversations(browser_page, live_url, staff_user):
+def test_the_list_loads_the_next_page_when_scrolled_beyond_200_conversations(
+    browser_page, live_url, daphne_server, staff_user
+):
     from channels_app.tests.backoffice_data import make_conversations
 
     make_conversations(250, staff=staff_user)
     page = browser_page
     log_in(page, live_url, staff_user)
     page.click("[data-view=all]")
+    # The tab's first page is in (until then the rows are the previous tab's and do not page).
+    expect(page.locator("#conversation-list")).to_have_attribute("aria-busy", "false")
     rows = page.locator("#conversation-list .conversation")
     expect(rows).to_have_count(200)
     expect(page.locator("[data-count=all]")).to_have_text("250")
@@ -332,3 +336,12 @@ def test_the_list_loads_the_next_page_when_scrolled_beyond_200_conversations(bro
     expect(rows).to_have_count(250)
     ids = [int(row) for row in rows.evaluate_all("rows => rows.map(row => row.dataset.conversationId)")]
     assert len(set(ids)) == 250
+
+    # A dropped socket re-reads the first page (a conversation that arrived meanwhile shows up)
+    # and keeps the page the agent scrolled to.
+    daphne_server[1].drop_all()
+    page.locator("#connection[data-state=offline]").wait_for()
+    (newest,) = make_conversations(1, staff=staff_user, start=250)
+    page.locator("#connection[data-state=live]").wait_for(timeout=15_000)
+    expect(page.locator(f"#conversation-list [data-conversation-id='{newest.pk}']")).to_have_count(1)
+    expect(rows).to_have_count(251)

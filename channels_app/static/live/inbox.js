@@ -181,19 +181,47 @@
     renderChat();
   }
 
-  // Requests overtaken by a newer one (the socket's first open while the page loads, a quick
-  // change of tab) are dropped, so a late first page never replaces the list read since.
+  // A first page overtaken by a newer read (the socket's first open while the page loads, a quick
+  // change of tab) is dropped, so a late answer never replaces the list read since. Changing the
+  // view or the filters starts a new list (`reset`); any other re-read (the socket came back, a
+  // merge) refreshes the first page and keeps the older pages already loaded beyond it, so a
+  // reconnect never throws away what the agent scrolled to.
   let listGeneration = 0;
-  async function refreshList() {
+  let viewGeneration = 0; // the view and filters asked for
+  let shownView = -1; // those the rows on screen belong to; until they match, no paging
+  function listBusy() {
+    return shownView !== viewGeneration;
+  }
+
+  async function refreshList({ reset = false } = {}) {
     const generation = ++listGeneration;
+    if (reset) {
+      viewGeneration++;
+      $("conversation-list").setAttribute("aria-busy", "true");
+    }
+    const view = viewGeneration;
     const conversations = await api(`conversations/?${listQuery({ view: state.view })}`);
-    if (generation !== listGeneration) return;
-    state.conversations = new Map(conversations.map((c) => [c.id, c]));
+    if (generation !== listGeneration || view !== viewGeneration) return;
+    const fresh = new Map(conversations.map((c) => [c.id, c]));
+    let hasMore = conversations.length >= PAGE_SIZE;
+    if (hasMore && shownView === view) {
+      const boundary = conversations[conversations.length - 1];
+      for (const c of state.conversations.values()) {
+        if (!fresh.has(c.id) && (activity(boundary) - activity(c) || boundary.id - c.id) > 0) fresh.set(c.id, c);
+      }
+      if (fresh.size > conversations.length) hasMore = state.hasMore;
+    }
+    const list = $("conversation-list");
+    if (shownView !== view) list.closest(".list").scrollTop = 0;
+    shownView = view;
+    list.setAttribute("aria-busy", "false");
+    state.conversations = fresh;
     conversations.forEach((c) => c.needs_human && state.flagged.add(c.id));
-    state.hasMore = conversations.length >= PAGE_SIZE;
+    state.hasMore = hasMore;
     renderList();
     scheduleCounts();
     if (state.openId !== null && state.openConversation) renderChat();
+    loadMoreIfAtEnd();
   }
 
   // --- The open conversation ---------------------------------------------------------------
@@ -673,7 +701,7 @@
   function selectView(view) {
     state.view = view;
     for (const tab of document.querySelectorAll("#tabs [data-view]")) tab.setAttribute("aria-selected", String(tab.dataset.view === view));
-    refreshList().catch((error) => showError(error.message));
+    refreshList({ reset: true }).catch((error) => showError(error.message));
   }
 
   document.querySelectorAll("#tabs [data-view]").forEach((tab) => tab.addEventListener("click", () => selectView(tab.dataset.view)));
@@ -682,22 +710,22 @@
     const form = $("filters");
     state.filters = {};
     for (const name of ["channel", "agent", "label", "since", "until"]) state.filters[name] = form.elements[name].value;
-    refreshList().catch((error) => showError(error.message));
+    refreshList({ reset: true }).catch((error) => showError(error.message));
   });
 
   async function loadMore() {
-    if (!state.hasMore || state.loadingMore) return;
+    if (!state.hasMore || state.loadingMore || listBusy()) return;
     const rows = sortedRows();
     const last = rows[rows.length - 1];
     if (!last) return;
     state.loadingMore = true;
     $("list-more").hidden = false;
-    const generation = listGeneration;
+    const view = viewGeneration;
     try {
       const page = await api(
         `conversations/?${listQuery({ view: state.view, before: last.updated_at, before_id: last.id })}`,
       );
-      if (generation !== listGeneration) return; // the list was read again meanwhile
+      if (view !== viewGeneration) return; // another view or other filters meanwhile
       page.forEach((c) => state.conversations.set(c.id, c));
       state.hasMore = page.length >= PAGE_SIZE;
       renderList();
@@ -707,10 +735,13 @@
     }
   }
 
-  $("conversation-list").closest(".list").addEventListener("scroll", (event) => {
-    const list = event.target;
+  // Scrolled near the end of the list (or the list is shorter than the screen): the next page.
+  function loadMoreIfAtEnd() {
+    const list = $("conversation-list").closest(".list");
     if (list.scrollTop + list.clientHeight > list.scrollHeight - 300) loadMore().catch(() => {});
-  });
+  }
+
+  $("conversation-list").closest(".list").addEventListener("scroll", loadMoreIfAtEnd);
 
   // Snoozed rows wake up by the clock, with no event: look again every minute.
   window.setInterval(() => {
