@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 
@@ -78,3 +79,20 @@ def _use_django_logging(**kwargs) -> None:
     from whatsbot_project.logging import configure_logging
 
     configure_logging(settings.LOGGING)
+    if settings.LOG_FORMAT == "json":
+        _print_through_logging()
+
+
+def _print_through_logging() -> None:
+    """LOG_FORMAT=json: what a worker or beat prints instead of logging becomes log records too,
+    so every line is one JSON object. Celery's own logging would redirect stdout and stderr
+    (worker_redirect_stdouts: library prints, gevent's reports of a failed callback); ours has
+    to ask. The worker's shutdown notices ("Warm shutdown") are written by `safe_say` straight
+    to the file descriptor from the signal handler, past any redirect: they are logged instead.
+    The start banners are left to `--quiet` (docker-compose.yml)."""
+    from celery.apps import worker
+
+    if app.conf.worker_redirect_stdouts:
+        app.log.redirect_stdouts(app.conf.worker_redirect_stdouts_level)
+    notices = logging.getLogger("celery.apps.worker")
+    worker.safe_say = lambda msg, f=None: notices.info(msg.strip())

@@ -10,7 +10,9 @@ providers. One run, in steps, because starting it costs most of the time:
    message text appears anywhere;
 3. readiness: `/readyz/` turns 503 naming `broker` while our Redis is stopped, `database` while
    our PostgreSQL is stopped, `worker` (and `recording`) while the worker is stopped and a
-   message waits, and 200 again after each recovery (the waiting message answered).
+   message waits, and 200 again after each recovery (the waiting message answered);
+4. stopping (SIGTERM, as docker stops a container): every line the worker and beat printed up
+   to their exit, Celery's own "Warm shutdown" included, is one JSON object.
 """
 
 from __future__ import annotations
@@ -156,6 +158,7 @@ def test_the_running_system_reports_metrics_logs_and_readiness(running: Running)
     request_ids = check_metrics_are_summed_across_processes(running)
     check_every_log_line_is_json_with_the_request_id_and_no_personal_data(running, request_ids)
     check_readiness_follows_redis_postgres_and_the_worker(running)
+    check_worker_and_beat_stop_in_json(running)
 
 
 def check_metrics_are_summed_across_processes(running: Running) -> dict[str, str]:
@@ -235,3 +238,22 @@ def check_readiness_follows_redis_postgres_and_the_worker(running: Running) -> N
     running.stack.start("worker")
     running.stack.wait_ready("worker")
     wait_for(lambda: running.readiness() == (200, set()), 60, "ready again once the worker answered")
+
+
+def check_worker_and_beat_stop_in_json(running: Running) -> None:
+    for role in ("worker", "beat"):
+        process = running.stack.processes[role]
+        stop_process(process)
+        assert process.returncode == 0, role
+    # The first worker's log went through a stop too (step 3), the second's just now.
+    worker_logs = sorted(running.logs.glob("ops-worker*.log"))
+    assert len(worker_logs) == 2, worker_logs
+    for log in [*worker_logs, running.stack.log("beat")]:
+        records = []
+        for line in log.read_text().splitlines():
+            try:
+                records.append(json.loads(line))
+            except ValueError:
+                pytest.fail(f"{log.name} wrote a line that is not JSON: {line[:200]}")
+        if "worker" in log.name:
+            assert any("Warm shutdown" in record["message"] for record in records), log.name
