@@ -2,7 +2,8 @@
 
 Each check is named, says why it failed, and is cheap (one query or one connection): monitors
 and load balancers call it every few seconds. The thresholds are settings (README, Running in
-production).
+production). Nothing down makes it hang: the database connection has its connect timeout
+(DATABASE_CONNECT_TIMEOUT), its queries a statement timeout, the broker a socket timeout.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from datetime import datetime
 
 import redis
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Max, Min
 from django.utils import timezone
 from kombu import Connection
@@ -20,6 +21,8 @@ from kombu import Connection
 from conversations.models import Message, ProcessedMessage, WorkerHeartbeat
 
 _UNANSWERED = [Message.Status.RECEIVED, Message.Status.PROCESSING]
+# A check's query waiting longer than this (a locked table, an overloaded server) fails it.
+QUERY_TIMEOUT_MS = 2000
 
 
 @dataclass(frozen=True)
@@ -98,8 +101,12 @@ def check_readiness() -> list[Check]:
         return checks + [Check(name, False, "database unreachable") for name in ("worker", "recording", "replies")]
     now = timezone.now()
     try:
-        checks += [check_worker(now), check_recording(now), check_replies(now)]
-    except Exception as exc:  # the database went away between the checks
+        with transaction.atomic():
+            if connection.vendor == "postgresql":
+                with connection.cursor() as cursor:
+                    cursor.execute(f"SET LOCAL statement_timeout = {QUERY_TIMEOUT_MS}")
+            checks += [check_worker(now), check_recording(now), check_replies(now)]
+    except Exception as exc:  # the database went away between the checks, or did not answer in time
         connection.close()
         checks.append(Check("database", False, f"failed during the checks ({type(exc).__name__})"))
     return checks

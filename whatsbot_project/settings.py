@@ -302,6 +302,15 @@ DATABASE_POOL_SIZE = env.int("DATABASE_POOL_SIZE", default=0)
 if DATABASE_POOL_SIZE and DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {"min_size": 1, "max_size": DATABASE_POOL_SIZE}
+# A PostgreSQL that does not answer is down after this many seconds, not after the kernel's
+# minutes: a connection it has not accepted in time (libpq connect_timeout, at least 2 s), and one
+# whose host has not acknowledged what was sent in time (tcp_user_timeout: a network gone between
+# queries). Requests then fail fast, and /readyz/ answers 503 within seconds (ops/health.py).
+DATABASE_CONNECT_TIMEOUT = env.int("DATABASE_CONNECT_TIMEOUT", default=2)
+if DATABASE_CONNECT_TIMEOUT > 0 and DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    _options = DATABASES["default"].setdefault("OPTIONS", {})  # DATABASE_URL's own values win
+    _options.setdefault("connect_timeout", DATABASE_CONNECT_TIMEOUT)
+    _options.setdefault("tcp_user_timeout", DATABASE_CONNECT_TIMEOUT * 1000)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 

@@ -1,9 +1,16 @@
 from __future__ import annotations
 
+import json
+import os
 import socket
+import subprocess
+import sys
+import time
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
+from django.db import connections
 from django.utils import timezone
 
 from conversations.models import Channel, Conversation, Message, ProcessedMessage, WorkerHeartbeat
@@ -133,6 +140,67 @@ def test_readyz_names_the_broker_when_redis_does_not_answer(client, live_worker,
     assert response.status_code == 503
     assert _failing(response) == ["broker"]
     assert _checks(response)["broker"]["detail"].startswith("unreachable")
+
+
+# The real /readyz/ in a process of its own, configured by the environment as in production.
+_READYZ_IN_A_PROCESS = """
+import json, time
+import django
+django.setup()
+from django.test import Client
+started = time.monotonic()
+response = Client().get("/readyz/")
+print(json.dumps({"status": response.status_code, "seconds": time.monotonic() - started,
+                  "failing": [check["name"] for check in response.json()["checks"] if not check["ok"]]}))
+"""
+
+
+@pytest.mark.slow
+def test_readyz_answers_503_in_seconds_when_postgresql_and_redis_do_not_answer():
+    # A listening socket that never accepts: the connection is made (or waits in the backlog)
+    # and no server ever speaks, like a blackholed address.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(0)
+        port = silent.getsockname()[1]
+        env = {
+            **os.environ,
+            "DATABASE_URL": f"postgres://whatsbot@127.0.0.1:{port}/whatsbot",
+            "REDIS_URL": f"redis://127.0.0.1:{port}/0",
+            "CELERY_BROKER_URL": f"redis://127.0.0.1:{port}/0",
+        }
+        result = subprocess.run(
+            [sys.executable, "-c", _READYZ_IN_A_PROCESS],
+            cwd=Path(__file__).resolve().parents[2], env=env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+
+    assert result.returncode == 0, result.stderr[-2000:]
+    answer = json.loads(result.stdout.splitlines()[-1])
+    assert answer["status"] == 503
+    assert {"database", "broker"} <= set(answer["failing"])
+    assert answer["seconds"] < 4, answer
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)  # the lock is held by another connection, committed rows
+def test_readyz_gives_up_on_a_query_that_waits_on_a_lock(client, live_worker):
+    if connections["default"].vendor != "postgresql":
+        pytest.skip("statement timeouts are PostgreSQL's (DATABASE_URL)")
+    holder = connections.create_connection("default")
+    try:
+        holder.set_autocommit(False)
+        with holder.cursor() as cursor:
+            cursor.execute(f"LOCK TABLE {WorkerHeartbeat._meta.db_table} IN ACCESS EXCLUSIVE MODE")
+        started = time.monotonic()
+        response = client.get("/readyz/")
+        elapsed = time.monotonic() - started
+    finally:
+        holder.rollback()
+        holder.close()
+
+    assert response.status_code == 503
+    assert "database" in _failing(response)
+    assert elapsed < 4
 
 
 def test_other_requests_get_a_request_id_and_keep_a_plausible_one_from_the_proxy(client):
