@@ -452,30 +452,38 @@ class ToolCall(models.Model):
 
 
 class UsageWindow(models.Model):
-    """A count for one contact in one period (replies per minute, tokens per day, limit notices):
-    raised by conditional UPDATEs, so concurrent workers never pass a limit together. Rows of past
-    periods are only history; deleted with the contact."""
+    """A count for one contact (the person, on every channel they write on) from `starts_at`:
+    tokens per day and limit notices per period, one row each, raised by conditional UPDATEs so
+    concurrent workers never pass a limit together; and one row per model reply (`count` 1),
+    whose last minute is the sliding reply rate. Rows of past periods are only history; deleted
+    with the contact."""
 
     class Kind(models.TextChoices):
-        REPLIES = "replies", "Model replies per minute"
+        REPLIES = "replies", "Model replies (one row each)"
         TOKENS = "tokens", "Model tokens per day"
         # One notice per limit and period: replies (an hour), tokens (a day), spend (a month).
         NOTICE_REPLIES = "notice_replies", "Notice: replies per minute"
         NOTICE_TOKENS = "notice_tokens", "Notice: tokens per day"
         NOTICE_SPEND = "notice_spend", "Notice: monthly spend"
 
-    profile = models.ForeignKey("profiles.ClientProfile", on_delete=models.CASCADE, related_name="+")
+    # Indexed first in usage_window_lookup.
+    contact = models.ForeignKey("profiles.Contact", on_delete=models.CASCADE, related_name="+", db_index=False)
     kind = models.CharField(max_length=16, choices=Kind.choices)
     starts_at = models.DateTimeField()
     count = models.PositiveBigIntegerField(default=0)
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["profile", "kind", "starts_at"], name="one_usage_window_per_period")
+            models.UniqueConstraint(
+                fields=["contact", "kind", "starts_at"],
+                condition=~Q(kind="replies"),
+                name="one_usage_window_per_contact_period",
+            )
         ]
+        indexes = [models.Index(fields=["contact", "kind", "starts_at"], name="usage_window_lookup")]
 
     def __str__(self) -> str:
-        return f"{self.kind} of profile #{self.profile_id} from {self.starts_at:%Y-%m-%d %H:%M}"
+        return f"{self.kind} of contact #{self.contact_id} from {self.starts_at:%Y-%m-%d %H:%M}"
 
 
 class MonthlySpend(models.Model):

@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from conversations import notify
 from conversations.models import AuditEntry
+from conversations.services import budgets
 from profiles.models import EXTRACTABLE_FIELDS, ClientProfile, Contact
 
 # What a merge carries over and a split may restore: the person's details and their provenance.
@@ -48,6 +49,7 @@ def merge_contacts(*, target_id: int, source_id: int, user: User | None) -> Cont
         snapshot = {name: _jsonable(getattr(source, name)) for name in (*_DETAIL_FIELDS, "field_sources")}
         ClientProfile.objects.filter(contact=source).update(contact=target, updated_at=timezone.now())
         AuditEntry.objects.filter(contact=source).update(contact=target)
+        budgets.move_usage(source_id=source.pk, target_id=target.pk)
         source.delete()
         if source_number and not target.phone_number:
             target.phone_number = source_number

@@ -66,12 +66,11 @@ def count_spend(*, conversation: Conversation, answer: ModelAnswer) -> Decimal |
     now = timezone.now()
     if settings.BUDGET_TOKENS_PER_DAY and tokens:
         day = now.replace(hour=0, minute=0, second=0, microsecond=0)
-        UsageWindow.objects.get_or_create(
-            profile_id=conversation.profile_id, kind=UsageWindow.Kind.TOKENS, starts_at=day
+        contact_id = conversation.profile.contact_id
+        UsageWindow.objects.get_or_create(contact_id=contact_id, kind=UsageWindow.Kind.TOKENS, starts_at=day)
+        UsageWindow.objects.filter(contact_id=contact_id, kind=UsageWindow.Kind.TOKENS, starts_at=day).update(
+            count=F("count") + tokens
         )
-        UsageWindow.objects.filter(
-            profile_id=conversation.profile_id, kind=UsageWindow.Kind.TOKENS, starts_at=day
-        ).update(count=F("count") + tokens)
     if cost:
         month = month_start(now).date()
         MonthlySpend.objects.get_or_create(month=month)

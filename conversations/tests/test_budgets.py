@@ -1,5 +1,6 @@
-"""Budgets: replies per minute and tokens per day for each contact, a monthly spend cap from the
-price table; one notice, a flag for staff, nothing more spent, and limits that reset by themselves."""
+"""Budgets: replies per minute (a sliding minute) and tokens per day for each contact, whichever
+channels the person writes on, a monthly spend cap from the price table; one notice, a flag for
+staff, nothing more spent, and limits that reset by themselves."""
 
 from __future__ import annotations
 
@@ -10,11 +11,13 @@ import pytest
 from django.utils import timezone
 
 from conversations.ai import ModelReply
-from conversations.models import AuditEntry, Conversation, Message, ModelUsage
+from conversations.models import AuditEntry, Channel, Conversation, Message, ModelUsage, UsageWindow
 from conversations.services import budgets
 from conversations.services.budgets import LIMIT_NOTICE
+from conversations.services.contacts import merge_contacts
 from conversations.services.usage import get_month_spend, record_model_usage
-from conversations.tests.helpers import meta_text, post_meta
+from conversations.tests.helpers import meta_text, post_meta, post_twilio, twilio_params
+from profiles.models import ClientProfile, Contact
 from telemetry.prices import price_of
 
 pytestmark = pytest.mark.django_db
@@ -42,7 +45,7 @@ def test_a_contact_over_its_replies_per_minute_gets_one_notice_and_costs_nothing
     client, graph_ok, fake_openai, settings, monkeypatch
 ):
     settings.BUDGET_REPLIES_PER_MINUTE = 2
-    # One clock minute for all of it: the limit counts per minute, and a slow machine may cross one.
+    # One instant for all of it: the limit counts the last minute, and a slow machine may take one.
     now = timezone.now()
     monkeypatch.setattr(budgets.timezone, "now", lambda: now)
     for number in range(6):
@@ -70,6 +73,59 @@ def test_the_reply_rate_resets_by_itself(client, graph_ok, fake_openai, settings
 
     assert model_calls_for(fake_openai, "alice") == 2
     assert bot_texts(ALICE)[-1] == "Hello! How can I help?"
+
+
+def test_the_reply_rate_counts_the_last_minute_not_the_clock_minute(
+    client, graph_ok, fake_openai, settings, monkeypatch
+):
+    settings.BUDGET_REPLIES_PER_MINUTE = 2
+    minute = timezone.now().replace(second=0, microsecond=0)
+    clock = {"now": minute + timedelta(seconds=50)}
+    monkeypatch.setattr(budgets.timezone, "now", lambda: clock["now"])
+    write(client, "alice 1", "wamid.w1")
+    write(client, "alice 2", "wamid.w2")
+    clock["now"] = minute + timedelta(seconds=70)  # the next clock minute, 20 s later
+    write(client, "alice 3", "wamid.w3")
+    clock["now"] = minute + timedelta(seconds=111)  # 61 s after the first two
+    write(client, "alice 4", "wamid.w4")
+
+    assert model_calls_for(fake_openai, "alice") == 3
+    assert bot_texts(ALICE) == ["Hello! How can I help?"] * 2 + [LIMIT_NOTICE, "Hello! How can I help?"]
+
+
+def test_a_person_writing_on_two_channels_has_one_budget(
+    client, graph_ok, twilio_ok, fake_openai, settings, monkeypatch
+):
+    settings.BUDGET_REPLIES_PER_MINUTE = 2
+    now = timezone.now()
+    monkeypatch.setattr(budgets.timezone, "now", lambda: now)
+    write(client, "alice on whatsapp 1", "wamid.c1")
+    write(client, "alice on whatsapp 2", "wamid.c2")
+    sid = "SM" + "c" * 32
+    sms = {"From": f"+{ALICE}", "Body": "alice by sms", "MessageSid": sid, "SmsMessageSid": sid, "SmsSid": sid}
+    post_twilio(client, {**twilio_params("sms_inbound"), **sms})
+
+    identities = ClientProfile.objects.filter(phone_number__endswith=ALICE)
+    assert identities.count() == 2
+    assert len({identity.contact_id for identity in identities}) == 1  # one person, joined by number
+    assert model_calls_for(fake_openai, "alice") == 2
+    by_sms = Conversation.objects.get(channel=Channel.TWILIO_SMS)
+    assert list(by_sms.messages.filter(author=Message.Author.BOT).values_list("text", flat=True)) == [LIMIT_NOTICE]
+
+
+def test_contacts_merged_keep_what_both_used(settings):
+    ada, also_ada = Contact.objects.create(), Contact.objects.create()
+    day = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
+    UsageWindow.objects.create(contact=ada, kind=UsageWindow.Kind.TOKENS, starts_at=day, count=100)
+    UsageWindow.objects.create(contact=also_ada, kind=UsageWindow.Kind.TOKENS, starts_at=day, count=200)
+    UsageWindow.objects.create(contact=also_ada, kind=UsageWindow.Kind.NOTICE_TOKENS, starts_at=day, count=1)
+    UsageWindow.objects.create(contact=also_ada, kind=UsageWindow.Kind.REPLIES, starts_at=timezone.now(), count=1)
+
+    merge_contacts(target_id=ada.pk, source_id=also_ada.pk, user=None)
+
+    counts = {window.kind: window.count for window in UsageWindow.objects.filter(contact=ada)}
+    assert counts == {"tokens": 300, "notice_tokens": 1, "replies": 1}
+    assert UsageWindow.objects.count() == 3
 
 
 def test_a_contact_over_its_tokens_of_the_day_is_not_sent_to_the_model(client, graph_ok, fake_openai, settings):

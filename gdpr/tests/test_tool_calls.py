@@ -67,10 +67,10 @@ def test_retention_purges_tool_calls_older_than_the_cutoff():
 
 
 def test_the_purge_drops_budget_counters_of_periods_long_over():
-    profile = ClientProfile.objects.create(contact=Contact.objects.create(), provider="meta", external_id="15550002222")
+    contact = Contact.objects.create()
     now = timezone.now()
-    old = UsageWindow.objects.create(profile=profile, kind="replies", starts_at=now - timedelta(days=41), count=3)
-    current = UsageWindow.objects.create(profile=profile, kind="replies", starts_at=now, count=1)
+    old = UsageWindow.objects.create(contact=contact, kind="replies", starts_at=now - timedelta(days=41), count=3)
+    current = UsageWindow.objects.create(contact=contact, kind="replies", starts_at=now, count=1)
 
     summary = purge_expired(now=now)
 
