@@ -12,6 +12,23 @@ def on_starting(server) -> None:
 
     if error := configuration_error():
         sys.exit(error)
+    if directory := os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Before any worker starts: the metric files of processes gone since the last run would
+        # stay in /metrics' sums forever (telemetry/multiprocess.py).
+        from telemetry.multiprocess import remove_stale_files
+
+        remove_stale_files(directory)
+
+
+def child_exit(server, worker) -> None:
+    """A worker ended: its live gauges leave /metrics (its counters stay in the sums until the
+    next start, as prometheus-client's multiprocess mode asks)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        from telemetry.multiprocess import process_name
+
+        multiprocess.mark_process_dead(process_name(worker.pid))
 
 
 def _logconfig_dict() -> dict:

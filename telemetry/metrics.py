@@ -8,27 +8,27 @@ providers, channels, outcomes and statuses, configured model names and provider 
 With PROMETHEUS_MULTIPROC_DIR set (production: gunicorn's workers, the Celery worker and beat
 share a directory), each process writes its values to memory-mapped files there and `/metrics`
 sums them (ops/views.py). Files are named after host and pid, so containers that share the
-directory (docker-compose.yml) never write to the same file.
+directory (docker-compose.yml) never write to the same file; those of ended processes are removed
+at start (telemetry/multiprocess.py).
 """
 
 from __future__ import annotations
 
 import os
 import re
-import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from time import perf_counter
 
 from prometheus_client import Counter, Histogram, values
 
+from telemetry import multiprocess
 from telemetry.prices import price_of
 
 MULTIPROCESS_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
 if MULTIPROCESS_DIR:
-    _host = socket.gethostname()
     # Before any metric exists: their values are created with this class.
-    values.ValueClass = values.MultiProcessValue(lambda: f"{_host}-{os.getpid()}")
+    values.ValueClass = values.MultiProcessValue(lambda: multiprocess.claim_process_name(MULTIPROCESS_DIR))
 
 _CODE = re.compile(r"^[A-Za-z0-9_.:-]{1,40}$")
 # Seconds: from a webhook's milliseconds to a slow model's tens of seconds.

@@ -62,6 +62,18 @@ def _unbind_task_context(task=None, **kwargs) -> None:
         context.leave(tokens)
 
 
+@signals.worker_init.connect
+@signals.beat_init.connect
+def _remove_stale_metric_files(**kwargs) -> None:
+    """At start, before the pool runs anything: the metric files of processes gone since the
+    last run would stay in /metrics' sums forever (telemetry/multiprocess.py)."""
+    from telemetry.metrics import MULTIPROCESS_DIR
+    from telemetry.multiprocess import remove_stale_files
+
+    if MULTIPROCESS_DIR:
+        remove_stale_files(MULTIPROCESS_DIR)
+
+
 @app.on_configure.connect
 def _stop_on_configuration_error(sender, **kwargs) -> None:
     """`celery worker` and `celery beat` read the settings first thing, here: a configuration

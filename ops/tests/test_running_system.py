@@ -4,7 +4,8 @@ providers. One run, in steps, because starting it costs most of the time:
 
 1. metrics: webhooks spread over both gunicorn workers are counted once each in `/metrics`,
    summed from the files of several processes (Prometheus multiprocess mode), with the Celery
-   worker's counters (model calls, sends) in the same scrape;
+   worker's counters (model calls, sends) in the same scrape, and none of the counts a process
+   of an earlier run left in the directory;
 2. logs (LOG_FORMAT=json): every line of web, worker and beat parses as JSON; the request id a
    webhook was answered with is on the worker's lines for that message; no customer number or
    message text appears anywhere;
@@ -30,7 +31,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from prometheus_client.mmap_dict import MmapedDict
+from prometheus_client.mmap_dict import MmapedDict, mmap_key
 from prometheus_client.parser import text_string_to_metric_families
 
 from systemtests.harness import (
@@ -47,6 +48,7 @@ from systemtests.harness import (
     start_stack,
     stop_process,
 )
+from telemetry.multiprocess import HOST
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -141,6 +143,7 @@ def running(tmp_path: Path) -> Iterator[Running]:
         requests.post(f"http://127.0.0.1:{fake_port}/_bench/config", json=fake_config, timeout=10)
         metrics_dir = scratch / "metrics"
         metrics_dir.mkdir()
+        leave_a_file_of_an_earlier_run(metrics_dir)
         env = app_environment(
             database_url=postgres.create_database("whatsbot_ops"), redis_url=redis.url, web_port=port,
             fake_port=fake_port, scratch=scratch, extra={**SETTINGS, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)},
@@ -161,6 +164,18 @@ def test_the_running_system_reports_metrics_logs_and_readiness(running: Running)
     check_worker_and_beat_stop_in_json(running)
 
 
+EARLIER_RUN = f"counter_{HOST}-1.db"
+
+
+def leave_a_file_of_an_earlier_run(directory: Path) -> None:
+    """A gunicorn worker of this host's previous run counted 1000 webhooks."""
+    values = MmapedDict(str(directory / EARLIER_RUN))
+    labels = ["meta", "accepted"]
+    key = mmap_key("whatsbot_webhooks", "whatsbot_webhooks_total", ["provider", "outcome"], labels, "Earlier run.")
+    values.write_value(key, 1000.0, 0.0)
+    values.close()
+
+
 def check_metrics_are_summed_across_processes(running: Running) -> dict[str, str]:
     count = 16
     with ThreadPoolExecutor(max_workers=8) as pool:
@@ -171,7 +186,8 @@ def check_metrics_are_summed_across_processes(running: Running) -> dict[str, str
 
     samples = running.scrape()
     accepted = ("whatsbot_webhooks_total", frozenset({"provider": "meta", "outcome": "accepted"}.items()))
-    assert samples[accepted] == count
+    assert samples[accepted] == count  # not the earlier run's 1000 on top
+    assert not (running.metrics_dir / EARLIER_RUN).exists()  # removed before gunicorn's workers started
     assert samples[("whatsbot_webhook_ack_seconds_count", frozenset({"provider": "meta"}.items()))] == count
     assert samples[("whatsbot_recording_lag_seconds_count", frozenset())] == count
     assert samples[("whatsbot_reply_latency_seconds_count", frozenset({"channel": "meta_whatsapp"}.items()))] == count
