@@ -4,32 +4,15 @@ person's counters of one period added up, each reply row kept (the sliding reply
 from datetime import UTC, datetime
 
 import pytest
-from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
 
 BEFORE = [("conversations", "0008_message_search_index")]
 AFTER = [("conversations", "0009_usage_per_contact")]
 
 
-def migrate(targets):
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    executor.migrate(targets)
-    return executor.loader.project_state(targets).apps
-
-
-@pytest.fixture
-def back_to_the_latest_schema():
-    yield
-    executor = MigrationExecutor(connection)
-    executor.migrate(executor.loader.graph.leaf_nodes())
-
-
 # Real commits: migrations run outside the test's transaction (and the tables are flushed after).
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.usefixtures("back_to_the_latest_schema")
-def test_the_counters_of_one_persons_identities_become_the_contacts():
-    old = migrate(BEFORE)
+def test_the_counters_of_one_persons_identities_become_the_contacts(migrate_to):
+    old = migrate_to(BEFORE)
     Contact = old.get_model("profiles", "Contact")
     Identity = old.get_model("profiles", "ClientProfile")
     Window = old.get_model("conversations", "UsageWindow")
@@ -42,7 +25,7 @@ def test_the_counters_of_one_persons_identities_become_the_contacts():
         Window.objects.create(profile=identity, kind="tokens", starts_at=day, count=tokens)
         Window.objects.create(profile=identity, kind="replies", starts_at=minute, count=2)
 
-    new = migrate(AFTER)
+    new = migrate_to(AFTER)
 
     Window = new.get_model("conversations", "UsageWindow")
     tokens = dict(Window.objects.filter(kind="tokens").values_list("contact_id", "count"))

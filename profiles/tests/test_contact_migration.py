@@ -2,35 +2,16 @@
 the person's fields moved to the contact (a staff value first, then the newest), a STOP kept."""
 
 import pytest
-from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
 BEFORE = [("profiles", "0001_initial")]
 AFTER = [("profiles", "0004_person_fields_on_contact")]
 
 
-def migrate(targets):
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    executor.migrate(targets)
-    return executor.loader.project_state(targets).apps
-
-
-@pytest.fixture
-def back_to_the_latest_schema():
-    """Going back to profiles 0001 also unapplies what depends on it (other apps' migrations):
-    every test after this one needs them again."""
-    yield
-    executor = MigrationExecutor(connection)
-    executor.migrate(executor.loader.graph.leaf_nodes())
-
-
 # Real commits: migrations run outside the test's transaction (and the tables are flushed after).
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.usefixtures("back_to_the_latest_schema")
-def test_profiles_of_one_number_become_one_contact_with_the_persons_fields():
-    old = migrate(BEFORE)
+def test_profiles_of_one_number_become_one_contact_with_the_persons_fields(migrate_to):
+    old = migrate_to(BEFORE)
     Profile = old.get_model("profiles", "ClientProfile")
     stopped = timezone.now()
     Profile.objects.create(
@@ -54,7 +35,7 @@ def test_profiles_of_one_number_become_one_contact_with_the_persons_fields():
     Profile.objects.create(provider="webchat", external_id="visitor-1", first_name="Web")
     Profile.objects.create(provider="meta", external_id="US.2", phone_number="+15557654321")
 
-    new = migrate(AFTER)
+    new = migrate_to(AFTER)
 
     Contact = new.get_model("profiles", "Contact")
     Identity = new.get_model("profiles", "ClientProfile")
