@@ -148,8 +148,10 @@ import json, time
 import django
 django.setup()
 from django.test import Client
+client = Client()
+client.get("/healthz/")  # the URLs and views loaded, as in a process that has served before
 started = time.monotonic()
-response = Client().get("/readyz/")
+response = client.get("/readyz/")
 print(json.dumps({"status": response.status_code, "seconds": time.monotonic() - started,
                   "failing": [check["name"] for check in response.json()["checks"] if not check["ok"]]}))
 """
@@ -165,6 +167,7 @@ def test_readyz_answers_503_in_seconds_when_postgresql_and_redis_do_not_answer()
         port = silent.getsockname()[1]
         env = {
             **os.environ,
+            "DJANGO_SETTINGS_MODULE": "whatsbot_project.settings",
             "DATABASE_URL": f"postgres://whatsbot@127.0.0.1:{port}/whatsbot",
             "REDIS_URL": f"redis://127.0.0.1:{port}/0",
             "CELERY_BROKER_URL": f"redis://127.0.0.1:{port}/0",
@@ -178,7 +181,7 @@ def test_readyz_answers_503_in_seconds_when_postgresql_and_redis_do_not_answer()
     answer = json.loads(result.stdout.splitlines()[-1])
     assert answer["status"] == 503
     assert {"database", "broker"} <= set(answer["failing"])
-    assert answer["seconds"] < 4, answer
+    assert answer["seconds"] < 4, answer  # 2 s for PostgreSQL, 1 s for Redis
 
 
 @pytest.mark.postgres
