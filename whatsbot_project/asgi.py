@@ -14,6 +14,12 @@ os.environ.setdefault("WHATSBOT_ASGI", "1")
 
 if error := configuration_error():
     sys.exit(error)
+if metrics_directory := os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    # daphne is one process: its start is the only moment to remove what its last run left
+    # (telemetry/multiprocess.py).
+    from telemetry.multiprocess import remove_stale_files
+
+    remove_stale_files(metrics_directory)
 
 # Django must be set up before the consumers (and their models) are imported.
 django_asgi_app = get_asgi_application()

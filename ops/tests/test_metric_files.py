@@ -1,6 +1,6 @@
 """Prometheus multiprocess files (PROMETHEUS_MULTIPROC_DIR) across restarts: a start removes the
 files of processes that have ended, never those of a process still running (another container's
-included), and gunicorn marks a worker that ended dead."""
+included), every entry point starts so, and gunicorn marks a worker that ended dead."""
 
 from __future__ import annotations
 
@@ -104,3 +104,26 @@ def test_gunicorn_marks_an_ended_worker_dead(tmp_path: Path, monkeypatch) -> Non
 
     assert not live_gauge.exists()
     assert counters.exists()  # a counter of the run stays in the sums until the next start
+
+
+# How each entry point starts, up to the moment its workers would: gunicorn's master, daphne's
+# application, a Celery worker and beat.
+CELERY = "from celery import signals; import whatsbot_project.celery; signals.{}.send(sender=None)"
+STARTS = {
+    "gunicorn": "import runpy; runpy.run_path('gunicorn.conf.py')['on_starting'](None)",
+    "daphne": "import whatsbot_project.asgi",
+    "celery worker": CELERY.format("worker_init"),
+    "celery beat": CELERY.format("beat_init"),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("entry_point", STARTS)
+def test_every_entry_point_removes_what_an_earlier_run_left(tmp_path: Path, entry_point: str) -> None:
+    earlier = counter_file(tmp_path, f"{HOST}-1", 5)
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    env.setdefault("DJANGO_SETTINGS_MODULE", "whatsbot_project.settings")
+
+    subprocess.run([sys.executable, "-c", STARTS[entry_point]], cwd=ROOT, env=env, check=True, timeout=60)
+
+    assert not earlier.exists()
