@@ -95,6 +95,8 @@ class Conversation(models.Model):
         indexes = [
             # The inbox list's keyset pages: newest activity first, id breaking ties.
             models.Index(fields=["-updated_at", "-id"], name="conversation_page_idx"),
+            # The recorder asks whether a sender is one of our numbers (services/inbound.py).
+            models.Index(fields=["business_address"], name="conversation_business_idx"),
         ]
         # Staff actions no model permission names (the roles in accounts/roles.py grant them).
         permissions = [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 
@@ -158,6 +159,9 @@ class TwilioWebhookView(WebhookView):
 
 class TwilioInboundView(TwilioWebhookView):
     def handle(self, request: Request) -> HttpResponse:
+        if twilio.is_status_callback(request.POST):
+            _warn_of_misrouted_status_callbacks()
+            return _apply_twilio_status(request)
         self.is_duplicate = not receive_webhook(parsed=ParsedWebhook(messages=[twilio.parse_inbound(request.POST)]))
         # The answer comes later through the REST API: an empty TwiML response sends nothing now.
         return HttpResponse(EMPTY_TWIML, content_type="text/xml")
@@ -165,7 +169,21 @@ class TwilioInboundView(TwilioWebhookView):
 
 class TwilioStatusView(TwilioWebhookView):
     def handle(self, request: Request) -> HttpResponse:
-        update = twilio.parse_status(request.POST, client_ref=request.query_params.get("ref", ""))
-        if update is not None:
-            apply_status(update=update)
-        return HttpResponse(status=204)
+        return _apply_twilio_status(request)
+
+
+def _apply_twilio_status(request: Request) -> HttpResponse:
+    update = twilio.parse_status(request.POST, client_ref=request.query_params.get("ref", ""))
+    if update is not None:
+        apply_status(update=update)
+    return HttpResponse(status=204)
+
+
+@functools.cache
+def _warn_of_misrouted_status_callbacks() -> None:
+    # Once per process: a misconfigured number sends every status there, and one line says it.
+    logger.warning(
+        "Twilio posted a status callback to the incoming-message webhook (/webhooks/twilio/): applied as a "
+        "status. Clear the status callback URL of the number or Messaging Service, or set it to "
+        "/webhooks/twilio/status/."
+    )

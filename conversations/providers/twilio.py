@@ -62,6 +62,8 @@ _STATUSES = {
     "failed": Message.Status.FAILED,
     "canceled": Message.Status.FAILED,
 }
+# The statuses of a message Twilio received for us; any other is the status of one we sent.
+_INBOUND_STATUSES = frozenset({"receiving", "received"})
 _MEDIA_KINDS = {"image": Message.Kind.IMAGE, "audio": Message.Kind.AUDIO, "video": Message.Kind.VIDEO}
 
 
@@ -87,6 +89,14 @@ def with_fresh_message_sid(params: Mapping[str, str]) -> dict[str, str]:
     """The same inbound form under a new MessageSid, so a replay is not taken for a retry."""
     sid = ("MM" if int(params.get("NumMedia") or 0) else "SM") + uuid.uuid4().hex
     return {**params, **{name: sid for name in ("MessageSid", "SmsSid", "SmsMessageSid") if name in params}}
+
+
+def is_status_callback(params: Mapping[str, str]) -> bool:
+    """True for the status callback of a message we sent. Twilio posts those to the message's
+    StatusCallback URL, but a number or Messaging Service whose status callback URL is set to
+    the incoming-message webhook posts them there: From is then our own number, To the customer."""
+    status = params.get("MessageStatus") or params.get("SmsStatus") or ""
+    return bool(status) and status not in _INBOUND_STATUSES
 
 
 def parse_inbound(params: Mapping[str, str]) -> InboundMessage:

@@ -7,7 +7,8 @@ from datetime import datetime
 
 from django.conf import settings
 from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
-from django.db.models import F, Q, QuerySet, Subquery
+from django.db.models import Exists, F, OuterRef, Q, QuerySet, Subquery
+from django.db.models.fields.json import KeyTextTransform
 from django.utils import timezone
 
 from conversations import events, notify
@@ -155,19 +156,39 @@ def _record_batch(waiting: QuerySet[ProcessedMessage], *, limit: int) -> list[Me
             waiting.filter(pending__isnull=False, quarantined_at__isnull=True)
             .select_for_update(skip_locked=True)
             .order_by("record_attempts", "received_at", "pk")
-            .values_list("pk", "pending", "received_at")[:limit]
+            .annotate(is_from_our_number=_SENDER_IS_OUR_NUMBER)
+            .values_list("pk", "pending", "received_at", "is_from_our_number")[:limit]
         )
         if not rows:
             return []
-        messages = _store_inbound_batch(
-            [InboundMessage.from_json(pending or {}) for _, pending, _ in rows],
-            request_ids=[(pending or {}).get(PENDING_REQUEST_ID) or "" for _, pending, _ in rows],
+        customers, ours = [], 0
+        for _, pending, _, is_from_our_number in rows:
+            inbound = InboundMessage.from_json(pending or {})
+            if is_from_our_number or inbound.external_user_id == inbound.business_address:
+                ours += 1
+            else:
+                customers.append((inbound, (pending or {}).get(PENDING_REQUEST_ID) or ""))
+        if ours:
+            # A status callback posted to the wrong URL, or two of our numbers (two bots) writing
+            # to each other, which would answer each other forever.
+            logger.warning("%d message(s) from the business's own numbers not recorded: never a customer.", ours)
+        messages = (
+            _store_inbound_batch([inbound for inbound, _ in customers], request_ids=[rid for _, rid in customers])
+            if customers
+            else []
         )
-        ProcessedMessage.objects.filter(pk__in=[pk for pk, _, _ in rows]).update(pending=None)
+        ProcessedMessage.objects.filter(pk__in=[row[0] for row in rows]).update(pending=None)
     now = timezone.now()
-    for _, _, received_at in rows:
+    for _, _, received_at, _ in rows:
         metrics.observe_recording_lag((now - received_at).total_seconds())
     return messages
+
+
+# The sender is a number customers write to (read in the recorder's own statement): one of the
+# business's own numbers, which never becomes a customer.
+_SENDER_IS_OUR_NUMBER = Exists(
+    Conversation.objects.filter(business_address=KeyTextTransform("external_user_id", OuterRef("pending")))
+)
 
 
 class _AlreadyProcessed(Exception):

@@ -1,7 +1,11 @@
+import logging
+
 import pytest
 
 from conversations.models import Channel, Conversation, Message, ProcessedMessage
 from conversations.tests.fakes import TWILIO_MESSAGES
+from conversations.webhooks import _warn_of_misrouted_status_callbacks
+from profiles.models import ClientProfile
 
 from .helpers import PUBLIC_BASE_URL, post_twilio, twilio_params, twilio_signature
 
@@ -181,3 +185,70 @@ def test_a_status_callback_for_an_unknown_message_is_accepted_and_ignored(client
 
     assert response.status_code == 204
     assert not Message.objects.exists()
+
+
+@pytest.fixture
+def first_misrouted_status():
+    """The warning about misrouted status callbacks is logged once per process."""
+    _warn_of_misrouted_status_callbacks.cache_clear()
+    yield
+    _warn_of_misrouted_status_callbacks.cache_clear()
+
+
+def test_a_status_callback_posted_to_the_inbound_url_is_applied_and_makes_no_customer(
+    client, twilio_ok, first_misrouted_status, caplog
+):
+    # A number whose status callback URL is the incoming-message webhook: From is our number.
+    post_twilio(client, twilio_params("whatsapp_text"))
+    reply = Message.objects.get(author=Message.Author.BOT)
+    delivered, read = twilio_params("status_delivered"), twilio_params("status_read")
+    for params in (delivered, read):
+        params["MessageSid"] = params["SmsSid"] = reply.provider_message_id
+
+    with caplog.at_level(logging.WARNING):
+        responses = [post_twilio(client, params) for params in (delivered, read)]
+
+    assert [response.status_code for response in responses] == [204, 204]
+    reply.refresh_from_db()
+    assert reply.status == Message.Status.READ
+    assert ClientProfile.objects.get().external_id == "whatsapp:+15551234567"
+    assert Conversation.objects.count() == 1 and len(twilio_ok.sent(TWILIO_MESSAGES)) == 1
+    [warning] = [record for record in caplog.records if "status callback" in record.getMessage()]
+    assert warning.levelno == logging.WARNING
+    assert "1555" not in caplog.text  # neither our number nor the customer's
+
+
+def test_a_status_callback_of_an_unknown_message_at_the_inbound_url_stores_nothing(
+    client, twilio_ok, first_misrouted_status
+):
+    response = post_twilio(client, twilio_params("status_delivered"))
+
+    assert response.status_code == 204
+    assert not ProcessedMessage.objects.exists()
+    assert not ClientProfile.objects.exists() and not twilio_ok.sent(TWILIO_MESSAGES)
+
+
+def test_a_message_from_one_of_our_own_numbers_never_becomes_a_customer(client, twilio_ok, caplog):
+    post_twilio(client, twilio_params("whatsapp_text"))  # customers write to whatsapp:+15550001234
+    from_our_other_number = {
+        **twilio_params("whatsapp_text"),
+        "MessageSid": "SM00000000000000000000000000000002",
+        "From": "whatsapp:+15550001234",
+        "To": "whatsapp:+15550005678",
+    }
+    to_itself = {
+        **from_our_other_number,
+        "MessageSid": "SM00000000000000000000000000000003",
+        "To": "whatsapp:+15550009999",
+        "From": "whatsapp:+15550009999",
+    }
+
+    with caplog.at_level(logging.WARNING):
+        responses = [post_twilio(client, params) for params in (from_our_other_number, to_itself)]
+
+    assert [response.status_code for response in responses] == [200, 200]
+    assert list(ClientProfile.objects.values_list("external_id", flat=True)) == ["whatsapp:+15551234567"]
+    assert Conversation.objects.count() == 1
+    assert len(twilio_ok.sent(TWILIO_MESSAGES)) == 1  # the customer's reply; nothing to our numbers
+    assert ProcessedMessage.objects.filter(pending__isnull=False).count() == 0
+    assert "own numbers" in caplog.text and "1555" not in caplog.text
