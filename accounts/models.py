@@ -27,6 +27,9 @@ class SecurityEvent(models.Model):
         ERASURE = "gdpr.erase", "Personal data erased"
         TAKEOVER = "conversation.taken_over", "Conversation taken over"
         CONFIGURATION_CHANGED = "configuration.changed", "Configuration changed"
+        API_TOKEN_CREATED = "api_token.created", "API token created"
+        API_TOKEN_REFUSED = "api_token.refused", "API token for someone else refused"
+        API_TOKEN_REVOKED = "api_token.revoked", "API token revoked"
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     action = models.CharField(max_length=40, choices=Action.choices, db_index=True)

@@ -73,7 +73,7 @@ ROLES: dict[str, frozenset[str]] = {
         | _model("gdpr", "erasurerecord", "view")
         | _model("gdpr", "remotedeletion", "view")
     ),
-    # Users and their roles, lock-outs, two-factor resets and the security audit trail.
+    # Users and their roles, lock-outs, two-factor resets, API tokens and the security audit trail.
     ADMINISTRATOR: frozenset(
         _model("auth", "user", *_CRUD)
         | _model("auth", "group", "view")
@@ -83,6 +83,9 @@ ROLES: dict[str, frozenset[str]] = {
         | _model("otp_totp", "totpdevice", "view", "delete")
         | _model("otp_static", "staticdevice", "view", "delete")
         | _model("accounts", "securityevent", "view")
+        # API tokens act as their staff member: only an Administrator creates one for someone else.
+        | _model("integrations", "apitoken", "view", "add", "change")
+        | {"integrations.add_apitoken_for_others"}
     ),
 }
 

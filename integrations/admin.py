@@ -14,7 +14,7 @@ from django.http import HttpRequest, HttpResponse
 
 from conversations import events
 from integrations.models import ApiToken, Scope, WebhookDelivery, WebhookEndpoint
-from integrations.tokens import issue_key, revoke_api_tokens
+from integrations.tokens import revoke_api_tokens, save_new_api_token
 from integrations.webhooks import forget_subscriptions, resend_deliveries
 
 
@@ -24,12 +24,6 @@ class ApiTokenForm(forms.ModelForm):
     class Meta:
         model = ApiToken
         fields = ["name", "user", "scopes"]
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        user = self.fields.get("user")
-        if isinstance(user, forms.ModelChoiceField):
-            user.queryset = get_user_model().objects.filter(is_staff=True, is_active=True)
 
 
 @admin.register(ApiToken)
@@ -48,15 +42,26 @@ class ApiTokenAdmin(admin.ModelAdmin):
         # The key is not shown again, and a token does not change hands.
         return [*self.readonly_fields, "user"] if obj else self.readonly_fields
 
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "user":
+            # Active staff; only for oneself unless one may create tokens for others (tokens.py).
+            staff = get_user_model().objects.filter(is_staff=True, is_active=True)
+            if not request.user.has_perm("integrations.add_apitoken_for_others"):
+                staff = staff.filter(pk__in=[request.user.pk])
+                kwargs["initial"] = request.user.pk
+            kwargs["queryset"] = staff
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
     def save_model(self, request: HttpRequest, obj: ApiToken, form: forms.Form, change: bool) -> None:
-        key = None if change else issue_key(obj)
-        super().save_model(request, obj, form, change)
-        if key:
-            messages.warning(request, f"The key of {obj.name!r}, shown only now (only its hash is kept): {key}")
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        key = save_new_api_token(token=obj, created_by=request.user)
+        messages.warning(request, f"The key of {obj.name!r}, shown only now (only its hash is kept): {key}")
 
     @admin.action(description="Revoke the selected tokens", permissions=["change"])
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
-        count = revoke_api_tokens(token_ids=list(queryset.values_list("pk", flat=True)))
+        count = revoke_api_tokens(token_ids=list(queryset.values_list("pk", flat=True)), revoked_by=request.user)
         self.message_user(request, f"{count} token(s) revoked: they are refused from now on.")
 
 

@@ -36,6 +36,8 @@ class ApiToken(models.Model):
     class Meta:
         ordering = ["-created_at"]
         verbose_name = "API token"
+        # A token acts as its staff member: creating one for someone else is acting in their name.
+        permissions = [("add_apitoken_for_others", "Can create API tokens for other staff members")]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"

@@ -73,7 +73,7 @@ ADMIN_PAGES = {
     "otp_totp.totpdevice": {ADMINISTRATOR},
     "otp_static.staticdevice": {ADMINISTRATOR},
     "accounts.securityevent": {ADMINISTRATOR},
-    "integrations.apitoken": {SUPERVISOR},
+    "integrations.apitoken": {SUPERVISOR, ADMINISTRATOR},
     "integrations.webhookendpoint": {SUPERVISOR},
     "agents.tool": {SUPERVISOR},
     "agents.agent": {SUPERVISOR},
@@ -110,7 +110,7 @@ ADMIN_ACTIONS = {
     ("axes.accessfailurelog", "delete_selected"): set(),
     ("otp_totp.totpdevice", "delete_selected"): {ADMINISTRATOR},
     ("otp_static.staticdevice", "delete_selected"): {ADMINISTRATOR},
-    ("integrations.apitoken", "revoke"): {SUPERVISOR},
+    ("integrations.apitoken", "revoke"): {SUPERVISOR, ADMINISTRATOR},
     ("integrations.apitoken", "delete_selected"): {SUPERVISOR},
     ("integrations.webhookendpoint", "delete_selected"): {SUPERVISOR},
     ("integrations.webhookdelivery", "resend"): {SUPERVISOR},
@@ -269,7 +269,7 @@ def test_a_token_acts_only_within_its_staff_members_role(client, conversation):
     from integrations.tokens import create_api_token
 
     agent = user_with(AGENT)
-    _, key = create_api_token(name="CRM", user=agent, scopes=[Scope.READ_CONVERSATIONS])
+    _, key = create_api_token(name="CRM", user=agent, scopes=[Scope.READ_CONVERSATIONS], created_by=None)
     bearer = {"HTTP_AUTHORIZATION": f"Bearer {key}"}
     assert client.get("/api/conversations/", **bearer).status_code == 200
 

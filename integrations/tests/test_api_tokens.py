@@ -122,12 +122,14 @@ def test_each_documented_operation_takes_its_scope_refuses_the_others_and_a_revo
             url, method, body = _request_for(path, method, conversation, message)
             # Held by the token's staff member before each call, so writing is allowed.
             Conversation.objects.filter(pk=conversation.pk).update(mode=Conversation.Mode.HUMAN, assigned_to=staff_user)
-            _, allowed = create_api_token(name=f"{scope} only", user=staff_user, scopes=[scope])
+            _, allowed = create_api_token(name=f"{scope} only", user=staff_user, scopes=[scope], created_by=None)
             _, others = create_api_token(
-                name="all but", user=staff_user, scopes=[s for s in Scope.values if s != scope]
+                name="all but", user=staff_user, scopes=[s for s in Scope.values if s != scope], created_by=None
             )
-            revoked, revoked_key = create_api_token(name="revoked", user=staff_user, scopes=Scope.values)
-            revoke_api_tokens(token_ids=[revoked.pk])
+            revoked, revoked_key = create_api_token(
+                name="revoked", user=staff_user, scopes=Scope.values, created_by=None
+            )
+            revoke_api_tokens(token_ids=[revoked.pk], revoked_by=None)
 
             response = _call(client, url, method, body, bearer(allowed))
             assert response.status_code < 300, (method, url, response.status_code, response.content[:300])
@@ -140,7 +142,7 @@ def test_each_documented_operation_takes_its_scope_refuses_the_others_and_a_revo
 
 
 def test_tokens_are_stored_as_hashes_only(staff_user):
-    token, key = create_api_token(name="CRM", user=staff_user, scopes=[Scope.READ_CONVERSATIONS])
+    token, key = create_api_token(name="CRM", user=staff_user, scopes=[Scope.READ_CONVERSATIONS], created_by=None)
 
     stored = ApiToken.objects.filter(pk=token.pk).values().get()
     assert key not in str(stored)
@@ -149,7 +151,7 @@ def test_tokens_are_stored_as_hashes_only(staff_user):
 
 
 def test_a_token_of_a_staff_member_who_left_is_refused(client, staff_user):
-    _, key = create_api_token(name="CRM", user=staff_user, scopes=[Scope.READ_CONVERSATIONS])
+    _, key = create_api_token(name="CRM", user=staff_user, scopes=[Scope.READ_CONVERSATIONS], created_by=None)
     staff_user.is_active = False
     staff_user.save()
 
@@ -160,7 +162,7 @@ def test_a_token_needs_no_csrf_token_and_a_session_without_one_is_refused(conver
     from django.test import Client
 
     browser = Client(enforce_csrf_checks=True)
-    _, key = create_api_token(name="CRM", user=staff_user, scopes=[Scope.TAKE_OVER])
+    _, key = create_api_token(name="CRM", user=staff_user, scopes=[Scope.TAKE_OVER], created_by=None)
     url = f"/api/conversations/{conversation.pk}/takeover/"
 
     assert browser.post(url, **bearer(key)).status_code == 200
@@ -173,8 +175,8 @@ def test_requests_past_the_rate_limit_are_refused_per_token(client, staff_user, 
 
     # DRF reads the rates once, into the class: set there for this test only.
     monkeypatch.setattr(SimpleRateThrottle, "THROTTLE_RATES", {"api_token": "3/min"})
-    _, first = create_api_token(name="busy", user=staff_user, scopes=[Scope.READ_CONVERSATIONS])
-    _, second = create_api_token(name="quiet", user=staff_user, scopes=[Scope.READ_CONVERSATIONS])
+    _, first = create_api_token(name="busy", user=staff_user, scopes=[Scope.READ_CONVERSATIONS], created_by=None)
+    _, second = create_api_token(name="quiet", user=staff_user, scopes=[Scope.READ_CONVERSATIONS], created_by=None)
 
     codes = [client.get("/api/conversations/", **bearer(first)).status_code for _ in range(4)]
 
@@ -188,7 +190,7 @@ def test_a_text_to_a_contact_outside_the_24_hour_window_is_refused_and_a_templat
     Conversation.objects.filter(pk=conversation.pk).update(
         last_customer_message_at=timezone.now() - timedelta(hours=25)
     )
-    _, key = create_api_token(name="CRM", user=staff_user, scopes=[Scope.SEND_MESSAGES])
+    _, key = create_api_token(name="CRM", user=staff_user, scopes=[Scope.SEND_MESSAGES], created_by=None)
     url = f"/api/contacts/{conversation.profile.contact_id}/messages/"
 
     text = client.post(url, {"text": "Hi again"}, content_type="application/json", **bearer(key))
