@@ -50,10 +50,11 @@ _AGENT = {
 ROLES: dict[str, frozenset[str]] = {
     AGENT: frozenset(_AGENT),
     # Also the bot's configuration: assignment, labels and canned responses, the knowledge base,
-    # tools and agents (their budgets), the delivery queue, API tokens and outgoing webhooks.
+    # tools and agents (their budgets), the delivery queue, API tokens and outgoing webhooks, and
+    # the simulator to try it (where SIMULATOR_ENABLED).
     SUPERVISOR: frozenset(
         _AGENT
-        | {"conversations.assign", "conversations.view_auditentry"}
+        | {"conversations.assign", "conversations.view_auditentry", "conversations.use_simulator"}
         | _model("conversations", "processedmessage", "view", "change")
         | _model("conversations", "label", *_CRUD)
         | _model("conversations", "cannedresponse", *_CRUD)

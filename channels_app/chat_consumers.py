@@ -7,7 +7,7 @@ import re
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from channels_app.simulator import may_use_simulator
+from channels_app.simulator import may_open_simulator_socket
 from channels_app.tasks import deliver_simulated_webhook
 from channels_app.webchat import VISITOR_COOKIE, read_visitor_id
 from conversations.providers import simulator, webchat
@@ -23,7 +23,7 @@ class SimulatorConsumer(AsyncJsonWebsocketConsumer):
     """One simulated customer's phone: receives the bot's replies, sends back receipts."""
 
     async def connect(self) -> None:
-        if not await database_sync_to_async(may_use_simulator)(self.scope.get("user")):
+        if not await database_sync_to_async(may_open_simulator_socket)(self.scope):
             await self.close(code=FORBIDDEN)
             return
         self.customer_id = self.scope["url_route"]["kwargs"]["customer_id"]

@@ -3,35 +3,61 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.urls import reverse
 from rest_framework import serializers
+from rest_framework.exceptions import NotFound
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.access import has_socket_permission, has_staff_permission, is_session_verified
 from channels_app.tasks import deliver_simulated_webhook
 from conversations.ai import is_offline
 from conversations.providers import simulator
 
+SIMULATOR_PERMISSION = "conversations.use_simulator"
 
-def may_use_simulator(user) -> bool:
-    """Open to everyone in development; to staff only in production."""
-    return settings.DEBUG or bool(user and user.is_authenticated and user.is_staff)
+
+def is_simulator_open_to(user: Any, *, is_verified: bool) -> bool:
+    """Off unless SIMULATOR_ENABLED (on in development); then open to everyone with DEBUG, and
+    in production to staff with the permission, since a simulated customer reaches the real
+    model and the tools that change things."""
+    if not settings.SIMULATOR_ENABLED:
+        return False
+    return settings.DEBUG or has_staff_permission(user, SIMULATOR_PERMISSION, is_verified=is_verified)
+
+
+def may_open_simulator_socket(scope: dict) -> bool:
+    """The phone's websocket: the same rule, over the socket's user and session."""
+    if not settings.SIMULATOR_ENABLED:
+        return False
+    if settings.DEBUG:
+        return True
+    user, session = scope.get("user"), scope.get("session")
+    if user is None or not user.is_authenticated:
+        return False
+    return has_socket_permission(user.pk, getattr(session, "session_key", None), SIMULATOR_PERMISSION)
 
 
 class CanUseSimulator(BasePermission):
-    def has_permission(self, request, view) -> bool:
-        return may_use_simulator(request.user)
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        if not is_simulator_open_to(request.user, is_verified=is_session_verified(request.user)):
+            raise NotFound  # not 403: a simulator that is off or not yours does not exist
+        return True
 
 
 def simulator_page(request: HttpRequest) -> HttpResponse:
-    if not may_use_simulator(request.user):
-        return redirect_to_login(request.get_full_path())
+    if settings.SIMULATOR_ENABLED and not settings.DEBUG and not request.user.is_authenticated:
+        return redirect_to_login(request.get_full_path(), reverse("admin:login"))  # staff log in there
+    if not is_simulator_open_to(request.user, is_verified=is_session_verified(request.user)):
+        raise Http404
     return render(request, "chat/simulator.html", {"is_offline": is_offline()})
 
 

@@ -105,6 +105,7 @@ class Conversation(models.Model):
             ("assign", "Can assign conversations to staff"),
             ("triage", "Can resolve, reopen, snooze and label conversations"),
             ("add_private_note", "Can write private notes for colleagues"),
+            ("use_simulator", "Can write as a simulated customer in the simulator"),
         ]
 
     def __str__(self) -> str:

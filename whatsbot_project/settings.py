@@ -386,6 +386,10 @@ WHATSAPP_TYPING_INDICATOR = env.bool("WHATSAPP_TYPING_INDICATOR", default=True)
 # Simulator, web chat, webhook capture
 # ----------------------------------------------------------------------------------------------
 
+# The simulator writes as any customer through the real pipeline (the model, tools that change
+# things): on in development, in production only when set, and then for staff with
+# `conversations.use_simulator` (Supervisors). Off, its pages answer 404.
+SIMULATOR_ENABLED = env.bool("SIMULATOR_ENABLED", default=DEBUG)
 # Where the simulator (and `replay_webhook`) POST their signed webhooks; `run` sets it to its
 # own address. Default: PUBLIC_BASE_URL, else http://127.0.0.1:8000.
 SIMULATOR_WEBHOOK_URL = env.str("SIMULATOR_WEBHOOK_URL", default="")

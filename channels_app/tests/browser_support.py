@@ -190,9 +190,20 @@ def log_in_past_second_factor(page, base_url: str, user, next_url: str = "/live/
     page.goto(f"{base_url}{next_url}")
 
 
+def enable_simulator(settings, base_url: str, user) -> None:
+    """The simulator as production runs it when SIMULATOR_ENABLED is set, for `user` (given its
+    permission alone: a Supervisor, whose role has it, would owe a second factor), POSTing its
+    webhooks to this live server."""
+    from django.contrib.auth.models import Permission
+
+    settings.SIMULATOR_ENABLED = True
+    settings.SIMULATOR_WEBHOOK_URL = f"{base_url}/webhooks/meta/"
+    user.user_permissions.add(Permission.objects.get(codename="use_simulator"))
+
+
 def open_simulator_phone(page, base_url: str, user, *, name: str, phone_number: str):
     """A simulated customer's phone: another browser (its own cookies, a phone-sized window) on
-    the simulator, signed in as `user` (the simulator is for staff when DEBUG is off)."""
+    the simulator, signed in as `user` (see enable_simulator)."""
     phone = page.context.browser.new_context(viewport={"width": 420, "height": 760}).new_page()
     phone.goto(f"{base_url}/admin/login/?next=/simulator/")
     phone.fill("#id_username", user.username)

@@ -19,6 +19,7 @@ from channels_app.tests.browser_support import (
     ARTIFACTS,
     NEEDS_BROWSER,
     README_SCREENSHOT,
+    enable_simulator,
     log_in,
     log_in_past_second_factor,
     open_simulator_phone,
@@ -95,7 +96,7 @@ def test_a_customer_tapping_talk_to_a_person_raises_the_tab_count_and_requests_a
     browser_page, live_url, fake_providers, fake_openai, staff_user, settings
 ):
     fake_providers.add_passthru(live_url)
-    settings.SIMULATOR_WEBHOOK_URL = f"{live_url}/webhooks/meta/"
+    enable_simulator(settings, live_url, staff_user)
     inbox = browser_page
     inbox.add_init_script(NOTIFICATION_RECORDER)
     log_in(inbox, live_url, staff_user)
@@ -292,7 +293,7 @@ def test_staff_send_an_image_that_the_simulated_customer_receives(
 ):
     settings.MEDIA_ROOT = tmp_path / "media"
     fake_providers.add_passthru(live_url)
-    settings.SIMULATOR_WEBHOOK_URL = f"{live_url}/webhooks/meta/"
+    enable_simulator(settings, live_url, staff_user)
     inbox = browser_page
     log_in(inbox, live_url, staff_user)
     phone = open_simulator_phone(inbox, live_url, staff_user, name="Sim Photo", phone_number="+15550003333")

@@ -3,7 +3,7 @@ sources of an answer in the live inbox; the offline simulator answers from the d
 
 from __future__ import annotations
 
-from channels_app.tests.browser_support import ARTIFACTS, NEEDS_BROWSER, log_in, post_webhook
+from channels_app.tests.browser_support import ARTIFACTS, NEEDS_BROWSER, enable_simulator, log_in, post_webhook
 from conversations.tests.helpers import meta_text
 from knowledge.models import Chunk
 from knowledge.services import load_demo_knowledge
@@ -37,7 +37,7 @@ def test_the_offline_simulator_answers_from_the_demo_knowledge_base(
     browser_page, live_url, fake_providers, fake_openai, staff_user, settings
 ):
     fake_providers.add_passthru(live_url)  # the simulator POSTs to this daphne's webhook
-    settings.SIMULATOR_WEBHOOK_URL = f"{live_url}/webhooks/meta/"
+    enable_simulator(settings, live_url, staff_user)
     settings.OPENAI_API_KEY = ""
     load_demo_knowledge()
     phone = browser_page

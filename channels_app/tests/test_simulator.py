@@ -4,6 +4,8 @@ import pytest
 from asgiref.sync import async_to_sync
 from channels.testing import WebsocketCommunicator
 
+from accounts.roles import ADMINISTRATOR, AGENT, DATA_OFFICER, SUPERVISOR
+from accounts.tests.helpers import EVERY_ROLE, NO_ROLE, log_in, user_with
 from conversations.models import Message, ProcessedMessage
 from conversations.providers import simulator
 from conversations.tests.fakes import GRAPH_MESSAGES
@@ -20,7 +22,7 @@ CUSTOMER = {"customer_id": "SIM.abcdef123456", "phone_number": "+15550009999", "
 @pytest.fixture
 def simulator_on(settings, live_server, fake_providers):
     fake_providers.add_passthru(live_server.url)  # the simulator really POSTs to our webhook
-    settings.DEBUG = True
+    settings.DEBUG = settings.SIMULATOR_ENABLED = True
     settings.SIMULATOR_WEBHOOK_URL = f"{live_server.url}/webhooks/meta/"
     return settings
 
@@ -123,34 +125,65 @@ def test_the_phone_cannot_send_receipts_for_real_customers_messages(client, simu
     assert reply.status == Message.Status.SENT
 
 
-def test_the_simulator_is_for_staff_only_when_debug_is_off(client, settings, django_user_model):
+def test_the_simulator_is_off_unless_enabled_even_for_its_role(client, settings):
+    settings.DEBUG, settings.SIMULATOR_ENABLED = True, False
+    log_in(client, user_with(SUPERVISOR))
+
+    assert client.get("/simulator/").status_code == 404
+    assert invalid_location(client).status_code == 404
+    assert async_to_sync(connect_phone)(client) == (False, 4403)
     settings.DEBUG = False
+    assert client.get("/simulator/").status_code == 404
+
+
+# In production (DEBUG off, SIMULATOR_ENABLED set), by role: may use the simulator.
+SIMULATOR_ROLES = {AGENT: False, SUPERVISOR: True, DATA_OFFICER: False, ADMINISTRATOR: False, NO_ROLE: False}
+
+
+@pytest.mark.parametrize("role", EVERY_ROLE)
+def test_in_production_the_simulator_is_for_supervisors_only(client, settings, role):
+    settings.DEBUG, settings.SIMULATOR_ENABLED = False, True
+    log_in(client, user_with(role))
+    allowed = SIMULATOR_ROLES[role]
 
     page = client.get("/simulator/")
-    api = simulated_text(client)
+    api = invalid_location(client)  # 400 once past the permission: nothing is sent
 
-    assert page.status_code == 302
-    assert api.status_code == 403
-    staff = django_user_model.objects.create_user("staff", password="pw-staff-123", is_staff=True)
-    client.force_login(staff)
-    assert client.get("/simulator/").status_code == 200
+    assert page.status_code == (200 if allowed else 404)
+    assert api.status_code == (400 if allowed else 404)
+    assert async_to_sync(connect_phone)(client) == ((True, None) if allowed else (False, 4403))
 
 
-def test_the_simulator_websocket_refuses_anonymous_users_when_debug_is_off(settings):
-    settings.DEBUG = False
+def test_in_production_an_anonymous_visitor_is_sent_to_log_in(client, settings):
+    settings.DEBUG, settings.SIMULATOR_ENABLED = False, True
 
-    async def scenario():
-        phone = WebsocketCommunicator(
-            application, f"/ws/simulator/{CUSTOMER['customer_id']}/", headers=[(b"origin", b"http://localhost")]
-        )
-        connected, code = await phone.connect()
-        return connected, code
+    page = client.get("/simulator/")
 
-    assert async_to_sync(scenario)() == (False, 4403)
+    assert page.status_code == 302 and page["Location"].startswith("/admin/login/")
+    assert invalid_location(client).status_code == 404
+    assert async_to_sync(connect_phone)(client) == (False, 4403)
+
+
+def invalid_location(client):
+    return client.post("/simulator/api/messages/", {**CUSTOMER, "type": "location"}, content_type="application/json")
+
+
+async def connect_phone(client) -> tuple[bool, int | None]:
+    """Open the phone's websocket with the client's session; (connected, close code)."""
+    session = client.cookies.get("sessionid")
+    headers = [(b"origin", b"http://localhost")]
+    if session is not None:
+        headers.append((b"cookie", f"sessionid={session.value}".encode()))
+    phone = WebsocketCommunicator(application, f"/ws/simulator/{CUSTOMER['customer_id']}/", headers=headers)
+    connected, code = await phone.connect()
+    if connected:
+        await phone.disconnect()
+        return True, None
+    return connected, code
 
 
 def test_invalid_simulated_input_gets_a_clear_error(client, settings):
-    settings.DEBUG = True
+    settings.DEBUG = settings.SIMULATOR_ENABLED = True
 
     response = client.post(
         "/simulator/api/messages/", {**CUSTOMER, "type": "location"}, content_type="application/json"
@@ -200,7 +233,7 @@ def test_a_simulated_photo_reaches_the_model_as_pixels(client, simulator_on, fak
 def test_a_simulated_upload_of_the_wrong_kind_is_refused(client, settings):
     from django.core.files.uploadedfile import SimpleUploadedFile
 
-    settings.DEBUG = True
+    settings.DEBUG = settings.SIMULATOR_ENABLED = True
     script = SimpleUploadedFile("note.exe", b"MZ", content_type="application/octet-stream")
 
     response = client.post("/simulator/api/messages/", {**CUSTOMER, "type": "voice", "file": script})

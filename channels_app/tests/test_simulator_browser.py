@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 
-from channels_app.tests.browser_support import ARTIFACTS, NEEDS_BROWSER, log_in, open_simulator_phone
+from channels_app.tests.browser_support import ARTIFACTS, NEEDS_BROWSER, enable_simulator, log_in, open_simulator_phone
 from conversations.models import Message
 from conversations.providers import simulator
 
@@ -19,7 +19,7 @@ def test_a_simulated_customer_gets_a_reply_with_read_ticks_and_staff_see_it_live
 ):
     # The simulator really POSTs to the webhook of this daphne: let it through the Graph fake.
     fake_providers.add_passthru(live_url)
-    settings.SIMULATOR_WEBHOOK_URL = f"{live_url}/webhooks/meta/"
+    enable_simulator(settings, live_url, staff_user)
     fake_openai.answer("Of course! Our bakery opens at 7 every morning.")
     inbox = browser_page
     log_in(inbox, live_url, staff_user)  # the simulator is open to staff when DEBUG is off
