@@ -6,6 +6,7 @@ from typing import Any
 
 from axes.admin import AccessAttemptAdmin
 from axes.models import AccessAttempt
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
@@ -13,7 +14,7 @@ from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 
 from accounts.models import SecurityEvent
-from accounts.two_factor import has_two_factor, reset_two_factor
+from accounts.two_factor import has_two_factor, issue_setup_code, reset_two_factor
 
 User = get_user_model()
 
@@ -51,7 +52,7 @@ class StaffUserAdmin(UserAdmin):
 
     list_display = ["username", "email", "first_name", "last_name", "is_staff", "is_active", "roles", "two_factor"]
     list_filter = ["is_staff", "is_superuser", "is_active", "groups"]
-    actions = ["reset_second_factor"]
+    actions = ["reset_second_factor", "issue_setup_code"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
         return super().get_queryset(request).prefetch_related("groups")
@@ -82,6 +83,23 @@ class StaffUserAdmin(UserAdmin):
         for user in users:
             reset_two_factor(user=user, by=request.user)
         self.message_user(request, f"Two-factor login reset for {len(users)} user(s).", messages.SUCCESS)
+        self._issue_setup_codes(request, users)
+
+    @admin.action(description="Issue a two-factor set-up code", permissions=["change"])
+    def issue_setup_code(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        self._issue_setup_codes(request, [user for user in queryset if _may_manage(request, user)])
+
+    def _issue_setup_codes(self, request: HttpRequest, users: list[Any]) -> None:
+        # Shown once, like an API key: only their hashes are kept.
+        hours = settings.TWO_FACTOR_SETUP_CODE_HOURS
+        for user in users:
+            code = issue_setup_code(user=user, by=request.user)
+            self.message_user(
+                request,
+                f"Two-factor set-up code of {user.get_username()}, shown only now and valid {hours} hours: {code}. "
+                "Give it to them in person or by phone, not next to their password.",
+                messages.WARNING,
+            )
 
 
 admin.site.unregister(AccessAttempt)

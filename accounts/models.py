@@ -30,6 +30,7 @@ class SecurityEvent(models.Model):
         API_TOKEN_CREATED = "api_token.created", "API token created"
         API_TOKEN_REFUSED = "api_token.refused", "API token for someone else refused"
         API_TOKEN_REVOKED = "api_token.revoked", "API token revoked"
+        TWO_FACTOR_SETUP_CODE_ISSUED = "two_factor.setup_code_issued", "Two-factor set-up code issued"
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     action = models.CharField(max_length=40, choices=Action.choices, db_index=True)
@@ -48,3 +49,21 @@ class SecurityEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_action_display()} by {self.actor_label or 'system'}"
+
+
+class TwoFactorSetupCode(models.Model):
+    """A one-time code that lets a staff member set up an authenticator app where two-factor
+    login is required: the password alone never does, or whoever stole it would set up theirs
+    first. Issued by an Administrator (or a command), handed over out of band; at most one per
+    user, deleted when used. Only its SHA-256 is kept."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    code_hash = models.CharField(max_length=64)
+    issued_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"Two-factor set-up code of user #{self.user_id}"

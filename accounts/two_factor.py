@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
+import secrets
 from base64 import b32encode
+from datetime import timedelta
 from typing import Any
 
 import qrcode
@@ -14,17 +17,21 @@ from django.contrib.auth.models import Group
 from django.contrib.auth.signals import user_login_failed
 from django.db import transaction
 from django.db.models import Exists, OuterRef, Value
+from django.utils import timezone
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from accounts.audit import current_user, record_security_event
-from accounts.models import SecurityEvent
-from accounts.roles import TWO_FACTOR_ROLES
+from accounts.audit import current_user, record_security_event, target_of
+from accounts.models import SecurityEvent, TwoFactorSetupCode
+from accounts.roles import TWO_FACTOR_ROLES, is_two_factor_required
 
 RECOVERY_CODE_COUNT = 10
 APP_DEVICE_NAME = "Authenticator app"
 RECOVERY_DEVICE_NAME = "Recovery codes"
 _APP_CODE = re.compile(r"^\d{6}$")
+# Set-up codes: 12 characters (60 bits), none that reads as another (0/O, 1/I).
+_SETUP_CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+_SETUP_CODE_LENGTH = 12
 
 
 class CodeRefused(Exception):
@@ -65,6 +72,48 @@ def _second_factor_owed(user: Any) -> str | None:
     if state["has_app"]:
         return "verify"
     return "set_up" if state["is_required"] else None
+
+
+def needs_setup_code(user: Any) -> bool:
+    """Setting up a first authenticator app needs a set-up code where two-factor login is
+    required: the password alone would let whoever stole it set up their own app first."""
+    return is_two_factor_required(user)
+
+
+@transaction.atomic
+def issue_setup_code(*, user: Any, by: Any, by_label: str = "") -> str:
+    """A new one-time set-up code for `user`, valid TWO_FACTOR_SETUP_CODE_HOURS (an earlier one
+    stops working); audited. `by` is the Administrator (None: the operator of a command, named
+    by `by_label`)."""
+    code = "".join(secrets.choice(_SETUP_CODE_ALPHABET) for _ in range(_SETUP_CODE_LENGTH))
+    TwoFactorSetupCode.objects.filter(user=user).delete()
+    TwoFactorSetupCode.objects.create(
+        user=user,
+        code_hash=_hash_setup_code(code),
+        issued_by=by if getattr(by, "is_authenticated", False) else None,
+        expires_at=timezone.now() + timedelta(hours=settings.TWO_FACTOR_SETUP_CODE_HOURS),
+    )
+    record_security_event(
+        action=SecurityEvent.Action.TWO_FACTOR_SETUP_CODE_ISSUED, actor=by, actor_label=by_label, target=target_of(user)
+    )
+    return "-".join(code[start : start + 4] for start in range(0, _SETUP_CODE_LENGTH, 4))
+
+
+def redeem_setup_code(*, request: Any, user: Any, code: str) -> None:
+    """Use up `user`'s set-up code and forget any app key made before it; raises CodeRefused,
+    which counts as a failed login for the lock-out."""
+    is_valid = TwoFactorSetupCode.objects.filter(
+        user=user, code_hash=_hash_setup_code(code), expires_at__gt=timezone.now()
+    ).delete()[0]
+    if not is_valid:
+        _count_failure(request, user, step="setup_code")
+        raise CodeRefused("That set-up code is not valid or has expired: ask an Administrator for a new one.")
+    TOTPDevice.objects.filter(user=user, confirmed=False).delete()
+
+
+def _hash_setup_code(code: str) -> str:
+    # Random and short-lived, behind the lock-out: a fast hash is enough.
+    return hashlib.sha256(re.sub(r"[\s-]", "", code).upper().encode()).hexdigest()
 
 
 def pending_app_device(*, user: Any) -> TOTPDevice:
@@ -146,6 +195,13 @@ def verify_second_factor(*, request: Any, user: Any, code: str) -> Any:
             raise CodeRefused("Too many tries in a row: wait a few seconds, then enter the current code.")
         if device.verify_token(code):
             return device
-    record_security_event(action=SecurityEvent.Action.SECOND_FACTOR_FAILED, actor=user, target=f"auth.user #{user.pk}")
-    user_login_failed.send(sender=__name__, credentials={"username": user.get_username()}, request=request)
+    _count_failure(request, user)
     raise CodeRefused("That code is not valid.")
+
+
+def _count_failure(request: Any, user: Any, **detail: str) -> None:
+    """A wrong code: audited, and a failed login for django-axes' lock-out."""
+    record_security_event(
+        action=SecurityEvent.Action.SECOND_FACTOR_FAILED, actor=user, target=f"auth.user #{user.pk}", detail=detail
+    )
+    user_login_failed.send(sender=__name__, credentials={"username": user.get_username()}, request=request)

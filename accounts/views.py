@@ -23,13 +23,18 @@ from accounts.two_factor import (
     CodeRefused,
     confirm_app_device,
     has_two_factor,
+    needs_setup_code,
     pending_app_device,
     qr_code_svg,
+    redeem_setup_code,
     renew_recovery_codes,
     reset_two_factor,
     secret_of,
     verify_second_factor,
 )
+
+# The session gave the set-up code of this user id (accounts/two_factor.py: redeem_setup_code).
+_SETUP_CODE_GIVEN = "two_factor_setup_code_given"
 
 
 class CodeForm(forms.Form):
@@ -47,24 +52,30 @@ def _next_url(request: HttpRequest) -> str:
     return reverse("admin:index")
 
 
+def _lockout_response(request: HttpRequest) -> HttpResponse | None:
+    """Locked out (django-axes: failed passwords and codes): logged out, and told so."""
+    credentials = {"username": request.user.get_username()}
+    if getattr(request, "axes_locked_out", False) or AxesProxyHandler.is_locked(request, credentials):
+        logout(request)
+        return get_lockout_response(request, None, credentials)
+    return None
+
+
 @never_cache
 @login_required(login_url="admin:login")
 def verify(request: HttpRequest) -> HttpResponse:
     """The second step of a login: a code from the authenticator app, or a recovery code."""
     if not has_two_factor(request.user):
         return redirect(_next_url(request))
-    credentials = {"username": request.user.get_username()}
-    if AxesProxyHandler.is_locked(request, credentials):
-        logout(request)
-        return get_lockout_response(request, None, credentials)
+    if locked_out := _lockout_response(request):
+        return locked_out
     form = CodeForm(request.POST or None)
     if form.is_valid():
         try:
             device = verify_second_factor(request=request, user=request.user, code=form.cleaned_data["code"])
         except CodeRefused as refused:
-            if getattr(request, "axes_locked_out", False):
-                logout(request)
-                return get_lockout_response(request, None, credentials)
+            if locked_out := _lockout_response(request):
+                return locked_out
             form.add_error("code", str(refused))
         else:
             otp_login(request, device)
@@ -84,7 +95,22 @@ def two_factor(request: HttpRequest) -> HttpResponse:
         return redirect(f"{reverse('accounts:verify')}?{urlencode({'next': request.get_full_path()})}")
     context: dict = {"title": "Two-factor login", "required": is_two_factor_required(user), "next": _next_url(request)}
     action = request.POST.get("action")
-    form = CodeForm(request.POST if action in ("confirm", "turn_off") else None)
+    form = CodeForm(request.POST if action in ("confirm", "turn_off", "setup_code") else None)
+    if not has_two_factor(user) and needs_setup_code(user) and request.session.get(_SETUP_CODE_GIVEN) != user.pk:
+        # No key is made or shown before the code: the password alone sets up nothing.
+        if locked_out := _lockout_response(request):
+            return locked_out
+        if action == "setup_code" and form.is_valid():
+            try:
+                redeem_setup_code(request=request, user=user, code=form.cleaned_data["code"])
+            except CodeRefused as refused:
+                if locked_out := _lockout_response(request):
+                    return locked_out
+                form.add_error("code", str(refused))
+            else:
+                request.session[_SETUP_CODE_GIVEN] = user.pk
+                return redirect(request.get_full_path())
+        return render(request, "accounts/two_factor_setup_code.html", {**context, "form": form})
     if not has_two_factor(user):
         if action == "confirm" and form.is_valid():
             try:
@@ -93,6 +119,7 @@ def two_factor(request: HttpRequest) -> HttpResponse:
                 form.add_error("code", str(refused))
             else:
                 otp_login(request, device)
+                request.session.pop(_SETUP_CODE_GIVEN, None)
                 return render(request, "accounts/recovery_codes.html", {**context, "codes": codes})
         device = pending_app_device(user=user)
         context.update(form=form, qr_code=qr_code_svg(device), secret=secret_of(device))

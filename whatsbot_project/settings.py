@@ -206,6 +206,10 @@ if not DEBUG:
 # The roles Supervisor, Data officer and Administrator (and superusers) always need a second
 # factor; this makes it required for every staff member (Agents too).
 STAFF_TWO_FACTOR_REQUIRED = env.bool("STAFF_TWO_FACTOR_REQUIRED", default=False)
+# Hours a two-factor set-up code stays valid: where two-factor login is required, an
+# authenticator app is set up only with a code an Administrator (or the
+# `issue_two_factor_setup_code` command) issued, never with the password alone.
+TWO_FACTOR_SETUP_CODE_HOURS = env.int("TWO_FACTOR_SETUP_CODE_HOURS", default=72)
 # A staff session with no request for this long ends (0: only SESSION_COOKIE_AGE ends it).
 STAFF_SESSION_IDLE_MINUTES = env.int("STAFF_SESSION_IDLE_MINUTES", default=120)
 SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE_SECONDS", default=12 * 60 * 60)

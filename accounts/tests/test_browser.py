@@ -8,6 +8,7 @@ from django.test import Client
 
 from accounts.roles import ADMINISTRATOR, AGENT, SUPERVISOR
 from accounts.tests.helpers import code_for, log_in, make_staff
+from accounts.two_factor import issue_setup_code
 from channels_app.tests.browser_support import ARTIFACTS, NEEDS_BROWSER
 
 pytestmark = NEEDS_BROWSER
@@ -34,14 +35,25 @@ def submit_code(page, code: str) -> None:
     page.wait_for_load_state()
 
 
+def submit_setup_code(page, code: str) -> None:
+    page.fill("#id_code", code)
+    page.click("#setup-code-form input[type=submit]")
+    page.wait_for_load_state()
+
+
 def test_a_supervisor_sets_up_the_app_then_logs_in_with_a_code_or_a_recovery_code(browser_page, live_url):
     page = browser_page
-    make_staff("sup", SUPERVISOR)
+    setup_code = issue_setup_code(user=make_staff("sup", SUPERVISOR), by=make_staff("root", ADMINISTRATOR))
     make_staff("agent", AGENT)
 
     submit_password(page, live_url, "sup")
     page.wait_for_url(f"{live_url}/account/two-factor/?next=%2Flive%2F")
     assert "Your role needs two-factor login" in page.inner_text("#content")
+    # The password alone shows no key: first the set-up code an Administrator issued.
+    assert page.locator("#totp-secret").count() == 0
+    submit_setup_code(page, "ABCD-EFGH-JKLM")
+    assert "not valid or has expired" in page.inner_text("#content")
+    submit_setup_code(page, setup_code)
     key = b32decode(page.inner_text("#totp-secret"))
     assert page.locator(".qr-code svg").count() == 1
     page.fill("#id_code", code_for(key))

@@ -103,6 +103,7 @@ ADMIN_ACTIONS = {
     ("knowledge.knowledgeimport", "delete_selected"): {SUPERVISOR},
     ("auth.user", "delete_selected"): {ADMINISTRATOR},
     ("auth.user", "reset_second_factor"): {ADMINISTRATOR},
+    ("auth.user", "issue_setup_code"): {ADMINISTRATOR},
     ("auth.group", "delete_selected"): set(),
     ("axes.accessattempt", "delete_selected"): {ADMINISTRATOR},
     ("axes.accessattempt", "cleanup_expired_attempts"): {ADMINISTRATOR},

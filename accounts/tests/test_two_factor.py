@@ -8,20 +8,34 @@ from base64 import b32decode
 from datetime import timedelta
 
 import pytest
+from django.contrib.auth import SESSION_KEY, get_user_model
+from django.core.management import call_command
 from django.utils import timezone
 from django_otp.plugins.otp_static.models import StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from accounts.models import SecurityEvent
+from accounts.models import SecurityEvent, TwoFactorSetupCode
 from accounts.roles import ADMINISTRATOR, AGENT, DATA_OFFICER, SUPERVISOR
 from accounts.tests.helpers import code_for, log_in, make_staff
+from accounts.two_factor import issue_setup_code
 
 pytestmark = pytest.mark.django_db
 
 
+def give_setup_code(client, user) -> None:
+    """The set-up code an Administrator issued to `user`, typed on the set-up page."""
+    code = issue_setup_code(user=user, by=None)
+    page = client.post("/account/two-factor/", {"action": "setup_code", "code": code.lower()}, follow=True)
+    assert 'id="totp-secret"' in page.content.decode()  # the key, shown only now
+
+
 def set_up_app(client) -> tuple[bytes, list[str]]:
-    """What a person does on the set-up page: read the key, type the app's code."""
+    """What a person does on the set-up page: the set-up code where their role needs one, then
+    read the key, type the app's code."""
     page = client.get("/account/two-factor/").content.decode()
+    if 'id="setup-code-form"' in page:
+        give_setup_code(client, get_user_model().objects.get(pk=client.session[SESSION_KEY]))
+        page = client.get("/account/two-factor/").content.decode()
     secret = re.search(r'<code id="totp-secret">([A-Z2-7=]+)</code>', page).group(1)
     key = b32decode(secret)
     done = client.post("/account/two-factor/", {"action": "confirm", "code": code_for(key)})
@@ -72,7 +86,7 @@ def test_setting_up_the_app_turns_it_on_verifies_the_session_and_gives_ten_recov
 def test_a_wrong_code_does_not_turn_it_on(client):
     supervisor = make_staff("sup", SUPERVISOR)
     log_in(client, supervisor, second_factor=False)
-    client.get("/account/two-factor/")
+    give_setup_code(client, supervisor)
 
     page = client.post("/account/two-factor/", {"action": "confirm", "code": "000000"})
 
@@ -146,13 +160,19 @@ def test_an_administrator_resets_a_lost_phone_and_the_user_sets_it_up_again(clie
     administrator = make_staff("root", ADMINISTRATOR)
     admin_client = log_in(type(client)(), administrator)
 
-    admin_client.post("/admin/auth/user/", {"action": "reset_second_factor", "_selected_action": [supervisor.pk]})
+    reset = admin_client.post(
+        "/admin/auth/user/", {"action": "reset_second_factor", "_selected_action": [supervisor.pk]}, follow=True
+    )
 
     assert not TOTPDevice.objects.filter(user=supervisor).exists()
     log_in_again(client, supervisor)
     assert client.get("/admin/")["Location"].startswith("/account/two-factor/")
     event = SecurityEvent.objects.get(action="two_factor.disabled", target=f"auth.user #{supervisor.pk}")
     assert event.actor == administrator
+    # The reset gives the set-up code the user needs to set up their new phone.
+    [code] = re.findall(r"set-up code of sup, .*?: ([A-Z2-9-]{14})\.", reset.content.decode())
+    client.post("/account/two-factor/", {"action": "setup_code", "code": code})
+    assert 'id="totp-secret"' in client.get("/account/two-factor/").content.decode()
 
 
 def test_renewed_recovery_codes_replace_the_old_ones(client):
@@ -180,3 +200,96 @@ def test_a_password_alone_cannot_renew_the_recovery_codes_or_turn_it_off(client)
     assert renew["Location"].startswith("/account/verify/")
     assert set(StaticToken.objects.filter(device__user=supervisor).values_list("token", flat=True)) == set(codes)
     assert TOTPDevice.objects.filter(user=supervisor, confirmed=True).exists()
+
+
+def test_a_password_alone_cannot_set_up_an_app_where_two_factor_is_required(client):
+    # Someone with a stolen password, on an account that never set up its app.
+    supervisor = make_staff("sup", SUPERVISOR)
+    log_in(client, supervisor, second_factor=False)
+
+    page = client.get("/account/two-factor/").content.decode()
+    confirm = client.post("/account/two-factor/", {"action": "confirm", "code": "123456"}).content.decode()
+    guess = client.post("/account/two-factor/", {"action": "setup_code", "code": "ABCD-EFGH-JKLM"}).content.decode()
+
+    assert 'id="setup-code-form"' in page and 'id="totp-secret"' not in page
+    assert 'id="totp-secret"' not in confirm
+    assert "not valid or has expired" in guess
+    assert not TOTPDevice.objects.filter(user=supervisor).exists()  # no key was even made
+    failure = SecurityEvent.objects.get(action="login.second_factor_failed", actor=supervisor)
+    assert failure.detail == {"step": "setup_code"}
+    assert client.get("/live/").status_code == 302
+
+
+def test_a_setup_code_works_once_for_its_own_user_until_it_expires(client):
+    supervisor, officer = make_staff("sup", SUPERVISOR), make_staff("officer", DATA_OFFICER)
+    code = issue_setup_code(user=supervisor, by=None)
+    log_in(client, officer, second_factor=False)
+
+    someone_elses = client.post("/account/two-factor/", {"action": "setup_code", "code": code})
+    log_in_again(client, supervisor)
+    TwoFactorSetupCode.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
+    expired = client.post("/account/two-factor/", {"action": "setup_code", "code": code})
+    TwoFactorSetupCode.objects.update(expires_at=timezone.now() + timedelta(hours=1))
+    used = client.post("/account/two-factor/", {"action": "setup_code", "code": code})
+    log_in_again(client, supervisor)
+    again = client.post("/account/two-factor/", {"action": "setup_code", "code": code})
+
+    assert "not valid or has expired" in someone_elses.content.decode()
+    assert "not valid or has expired" in expired.content.decode()
+    assert used.status_code == 302
+    assert "not valid or has expired" in again.content.decode()  # a new session needs a new code
+
+
+def test_wrong_setup_codes_lock_the_account_out(client, settings):
+    settings.AXES_FAILURE_LIMIT = 2
+    supervisor = make_staff("sup", SUPERVISOR)
+    log_in(client, supervisor, second_factor=False)
+
+    client.post("/account/two-factor/", {"action": "setup_code", "code": "AAAA-AAAA-AAAA"})
+    locked = client.post("/account/two-factor/", {"action": "setup_code", "code": "BBBB-BBBB-BBBB"})
+
+    assert locked.status_code == 429
+    assert client.get("/account/two-factor/")["Location"].startswith("/admin/login/")  # logged out
+
+
+def test_an_administrator_issues_a_setup_code_in_the_admin_and_it_is_audited(client):
+    supervisor, administrator = make_staff("sup", SUPERVISOR), make_staff("root", ADMINISTRATOR)
+    admin_client = log_in(type(client)(), administrator)
+
+    page = admin_client.post(
+        "/admin/auth/user/", {"action": "issue_setup_code", "_selected_action": [supervisor.pk]}, follow=True
+    ).content.decode()
+
+    [code] = re.findall(r"set-up code of sup, .*?: ([A-Z2-9-]{14})\.", page)
+    event = SecurityEvent.objects.get(action="two_factor.setup_code_issued")
+    assert (event.actor, event.target) == (administrator, f"auth.user #{supervisor.pk}")
+    assert code not in str(event.detail) and TwoFactorSetupCode.objects.get().code_hash != code
+    log_in(client, supervisor, second_factor=False)
+    _, codes = set_up_app_with(client, code)
+    assert len(codes) == 10 and client.get("/live/").status_code == 200
+
+
+def test_an_administrator_cannot_issue_a_superusers_setup_code(client, admin_user):
+    administrator = make_staff("root", ADMINISTRATOR)
+    admin_client = log_in(type(client)(), administrator)
+
+    admin_client.post("/admin/auth/user/", {"action": "issue_setup_code", "_selected_action": [admin_user.pk]})
+
+    assert not TwoFactorSetupCode.objects.exists()
+
+
+def test_the_first_administrators_setup_code_comes_from_manage_py(client, capsys):
+    root = get_user_model().objects.create_superuser("root", password="correct-horse-battery-9")
+
+    call_command("issue_two_factor_setup_code", "root")
+
+    code = capsys.readouterr().out.strip().rsplit(" ", 1)[-1]
+    log_in(client, root, second_factor=False)
+    _, codes = set_up_app_with(client, code)
+    assert len(codes) == 10
+    assert SecurityEvent.objects.get(action="two_factor.setup_code_issued").actor_label.startswith("manage.py")
+
+
+def set_up_app_with(client, setup_code: str) -> tuple[bytes, list[str]]:
+    assert client.post("/account/two-factor/", {"action": "setup_code", "code": setup_code}).status_code == 302
+    return set_up_app(client)

@@ -3,6 +3,7 @@
 import hashlib
 import hmac
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -70,5 +71,6 @@ def test_run_serves_answers_a_webhook_with_its_own_worker_and_stops_cleanly(tmp_
     assert process.returncode == 0, output
     assert "OFFLINE RESPONDER" in output
     assert "created the local admin account 'admin'" in output
+    assert re.search(r"two-factor set-up code [A-Z2-9]{4}-[A-Z2-9]{4}-[A-Z2-9]{4} ", output)
     assert "process_inbound_message" in output and "succeeded" in output
     assert "whatsbot stopped." in output

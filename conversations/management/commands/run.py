@@ -14,6 +14,8 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
+from accounts.two_factor import issue_setup_code
+
 
 class Command(BaseCommand):
     help = (
@@ -61,11 +63,12 @@ class Command(BaseCommand):
         settings.SIMULATOR_WEBHOOK_URL = settings.SIMULATOR_WEBHOOK_URL or f"http://{host}:{port}/webhooks/meta/"
         self._print_banner(host, port, worker is not None)
         if first_admin:
-            username, password = first_admin
+            username, password, setup_code = first_admin
             self.stdout.write(
                 self.style.WARNING(
-                    f"  First run: created the local admin account '{username}' with password '{password}'.\n"
-                    "  It is shown only this once: change it in the admin (or run createsuperuser).\n"
+                    f"  First run: created the local admin account '{username}' with password '{password}'\n"
+                    f"  and two-factor set-up code {setup_code} (its first login sets up an authenticator app).\n"
+                    "  They are shown only this once: change the password in the admin (or run createsuperuser).\n"
                 )
             )
         try:
@@ -80,14 +83,15 @@ class Command(BaseCommand):
                 worker.stop(in_sighandler=False)
             self.stdout.write("whatsbot stopped.")
 
-    def _create_first_admin(self) -> tuple[str, str] | None:
-        """On a fresh development install, a staff login to reach the admin and the live inbox."""
+    def _create_first_admin(self) -> tuple[str, str, str] | None:
+        """On a fresh development install, a staff login to reach the admin and the live inbox:
+        its name, password and two-factor set-up code."""
         User = get_user_model()
         if not settings.DEBUG or User.objects.exists():
             return None
         password = secrets.token_urlsafe(12)
-        User.objects.create_superuser("admin", email="", password=password)
-        return "admin", password
+        admin = User.objects.create_superuser("admin", email="", password=password)
+        return "admin", password, issue_setup_code(user=admin, by=None, by_label="manage.py run (first run)")
 
     def _print_banner(self, host: str, port: int, has_worker: bool) -> None:
         base = f"http://{host}:{port}"
