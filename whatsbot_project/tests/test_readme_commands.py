@@ -16,7 +16,7 @@ What the test does beyond the README's text, and why:
   running app. Its `ID` placeholder becomes the capture's id, and `http://127.0.0.1:8000` the
   address of that app;
 - the erasure that asks for confirmation is answered "erase" on a terminal, and `createsuperuser`'s
-  prompts a name, an email and a password.
+  prompts a name, an email and a password; a `USERNAME` placeholder becomes that name.
 Excluded: `manage.py run`, which starts the server (the test starts it itself, above).
 """
 
@@ -51,6 +51,8 @@ SERVER_COMMANDS = {"run"}
 # Commands whose arguments name a person of the demo data.
 SUBJECT_COMMANDS = {"gdpr_export", "gdpr_erase"}
 README_APP_URL = "http://127.0.0.1:8000"
+# The account the README's `createsuperuser` makes.
+SUPERUSER = "readme-admin"
 
 
 def readme_commands() -> list[str]:
@@ -118,7 +120,7 @@ class Checkout:
             args[0], args[1:], cwd=str(self.path), env=fresh_environment(), encoding="utf-8", timeout=60
         )
         for prompt, reply in (
-            ("Username", "readme-admin"),
+            ("Username", SUPERUSER),
             ("Email address", "readme-admin@example.com"),
             ("Password", password),
             ("Password \\(again\\)", password),
@@ -142,7 +144,7 @@ def as_run(command: str, *, capture_id: str, app_url: str) -> list[str]:
         args[0] = ".venv/bin/python"
     if args[2] == "replay_webhook":
         args = [capture_id if arg == "ID" else arg for arg in args]
-    return args
+    return [SUPERUSER if arg == "USERNAME" else arg for arg in args]
 
 
 def assert_ok(result: subprocess.CompletedProcess, what: str) -> None:
@@ -262,6 +264,7 @@ def test_every_manage_py_command_of_the_readme_runs_as_written(developer_checkou
         "eval_knowledge",
         "gdpr_erase",
         "gdpr_export",
+        "issue_two_factor_setup_code",
         "purge_expired",
         "replay_webhook",
         "seed_demo",
