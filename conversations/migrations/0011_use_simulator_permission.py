@@ -6,7 +6,7 @@ from django.db import migrations
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('conversations', '0009_conversation_business_address_index'),
+        ('conversations', '0010_conversation_business_address_index'),
     ]
 
     operations = [

@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-    dependencies = [("conversations", "0008_message_search_index")]
+    dependencies = [("conversations", "0009_usage_per_contact")]
 
     operations = [
         migrations.AddIndex(
