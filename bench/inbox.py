@@ -65,20 +65,30 @@ def fill() -> None:
     from django.db import connection
 
     from conversations.models import Conversation, Label, Message
-    from profiles.models import ClientProfile
+    from profiles.models import ClientProfile, Contact
 
     with connection.cursor() as cursor:
-        tables = [m._meta.db_table for m in (Message, Conversation, ClientProfile, Label)]
+        tables = [m._meta.db_table for m in (Message, Conversation, ClientProfile, Contact, Label)]
         cursor.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
+    insert_rows(
+        Contact,
+        CONVERSATIONS,
+        {
+            "phone_number": "'+39333' || lpad(g::text, 7, '0')",
+            "email": "'customer' || g || '@example.com'",
+            "created_at": "now()",
+            "updated_at": "now()",
+        },
+    )
     insert_rows(
         ClientProfile,
         CONVERSATIONS,
         {
+            "contact_id": "g",
             "provider": "'meta'",
             "external_id": "'US.bench' || g",
             "phone_number": "'+39333' || lpad(g::text, 7, '0')",
             "display_name": "'Customer ' || g",
-            "email": "'customer' || g || '@example.com'",
             "created_at": "now()",
             "updated_at": "now()",
         },
@@ -152,15 +162,18 @@ def main() -> None:
 
     django.setup()
     from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
     from django.core.management import call_command
     from django.db import connection
     from django.test import Client
 
+    from accounts.roles import AGENT
     from conversations.models import Message
 
     call_command("migrate", verbosity=0)
     user_model = get_user_model()
     staff, _ = user_model.objects.get_or_create(pk=1, defaults={"username": "bench", "is_staff": True})
+    staff.groups.add(Group.objects.get(name=AGENT))  # what the inbox's support staff hold
     if not args.keep or not Message.objects.exists():
         started = time.perf_counter()
         fill()

@@ -17,10 +17,8 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.db.models import (
     Count,
     DecimalField,
-    Exists,
     IntegerField,
     OuterRef,
-    Prefetch,
     Q,
     QuerySet,
     Subquery,
@@ -159,10 +157,8 @@ def list_conversations_for_inbox(
     if before is not None:
         updated_at, pk = before
         queryset = queryset.filter(Q(updated_at__lt=updated_at) | Q(updated_at=updated_at, pk__lt=pk))
-    rows = _with_contact_channels(annotate_inbox_summary(queryset, viewer_id=viewer_id)).prefetch_related(
-        Prefetch("labels", queryset=Label.objects.order_by("name"))
-    )
-    return [_collect_contact_channels(row) for row in rows.order_by("-updated_at", "-id")[:limit]]
+    rows = _with_contact_channels(annotate_inbox_summary(queryset, viewer_id=viewer_id))
+    return _with_labels([_collect_contact_channels(row) for row in rows.order_by("-updated_at", "-id")[:limit]])
 
 
 def count_conversations_by_view(*, viewer_id: int, filters: InboxFilters | None = None) -> dict[str, int]:
@@ -179,20 +175,27 @@ def count_conversations_by_view(*, viewer_id: int, filters: InboxFilters | None 
 
 
 def _with_contact_channels(queryset: QuerySet[Conversation]) -> QuerySet[Conversation]:
-    """One flag per channel (a fixed, short list) the row's contact has a conversation on, and a
+    """One of the contact's conversations per channel (a fixed, short list) it has one on, and a
     name any of its identities was given: the inbox shows a person once, under one name, with a
-    badge per channel, still in one query."""
+    badge per channel, still in one query.
+
+    Scalar subqueries, not EXISTS: PostgreSQL may answer an EXISTS with a hashed subplan, which
+    reads every conversation of the channel (four scans of 100,000 rows, most of a 200-row page's
+    time in bench/inbox.py); a `LIMIT 1` subquery is an index look-up per row."""
     contact = OuterRef("profile__contact_id")
-    of_contact = Conversation.objects.filter(profile__contact_id=contact)
+    of_contact = Conversation.objects.filter(profile__contact_id=contact).order_by()
     named = ClientProfile.objects.filter(contact_id=contact).exclude(display_name="").order_by("pk")
     return queryset.annotate(
         contact_display_name=Subquery(named.values("display_name")[:1]),
-        **{f"uses_{channel}": Exists(of_contact.filter(channel=channel)) for channel in Channel.values},
+        **{
+            f"uses_{channel}": Subquery(of_contact.filter(channel=channel).values("pk")[:1])
+            for channel in Channel.values
+        },
     )
 
 
 def _collect_contact_channels(row: Conversation) -> Conversation:
-    row.contact_channels = [channel for channel in Channel.values if getattr(row, f"uses_{channel}")]  # type: ignore[attr-defined]
+    row.contact_channels = [channel for channel in Channel.values if getattr(row, f"uses_{channel}") is not None]  # type: ignore[attr-defined]
     return row
 
 
@@ -221,13 +224,25 @@ def get_unread_counts_by_agent(*, conversation_ids: list[int]) -> dict[int, dict
     return counts
 
 
+def _with_labels(rows: list[Conversation]) -> list[Conversation]:
+    """Each row's labels by name, as `inbox_labels` ({id, name, color}): one query of plain values
+    (a prefetch builds a Label object per row and label)."""
+    labels: dict[int, list[dict[str, Any]]] = {row.pk: [] for row in rows}
+    tagged = Conversation.labels.through.objects.filter(conversation_id__in=labels).order_by("label__name")
+    for conversation_id, label_id, name, color in tagged.values_list(
+        "conversation_id", "label_id", "label__name", "label__color"
+    ):
+        labels[conversation_id].append({"id": label_id, "name": name, "color": color})
+    for row in rows:
+        row.inbox_labels = labels[row.pk]  # type: ignore[attr-defined]
+    return rows
+
+
 def get_conversation_for_inbox(*, conversation_id: int, viewer_id: int | None = None) -> Conversation:
     queryset = _with_contact_channels(
         annotate_inbox_summary(Conversation.objects.filter(pk=conversation_id), viewer_id=viewer_id)
     )
-    return _collect_contact_channels(
-        queryset.prefetch_related(Prefetch("labels", queryset=Label.objects.order_by("name"))).get()
-    )
+    return _with_labels([_collect_contact_channels(queryset.get())])[0]
 
 
 def list_messages_for_inbox(
