@@ -157,8 +157,8 @@ def list_conversations_for_inbox(
     if before is not None:
         updated_at, pk = before
         queryset = queryset.filter(Q(updated_at__lt=updated_at) | Q(updated_at=updated_at, pk__lt=pk))
-    rows = _with_contact_channels(annotate_inbox_summary(queryset, viewer_id=viewer_id))
-    return _with_labels([_collect_contact_channels(row) for row in rows.order_by("-updated_at", "-id")[:limit]])
+    rows = _rows(queryset, viewer_id).order_by("-updated_at", "-id")[:limit]
+    return _with_labels([_collect_contact_channels(row) for row in rows])
 
 
 def count_conversations_by_view(*, viewer_id: int, filters: InboxFilters | None = None) -> dict[str, int]:
@@ -172,6 +172,21 @@ def count_conversations_by_view(*, viewer_id: int, filters: InboxFilters | None 
         **{view: Count("pk", filter=condition or None, distinct=distinct) for view, condition in conditions.items()}
     )
     return {view: counts[view] for view in VIEWS}
+
+
+# What a row never shows and may be long: the model's summary of the chat, the contact's field
+# sources (JSON decoded per row), the current agent's instructions.
+_NOT_IN_A_ROW = (
+    "summary",
+    "openai_conversation_id",
+    "profile__contact__field_sources",
+    "current_agent__instructions",
+    "current_agent__description",
+)
+
+
+def _rows(queryset: QuerySet[Conversation], viewer_id: int | None) -> QuerySet[Conversation]:
+    return _with_contact_channels(annotate_inbox_summary(queryset, viewer_id=viewer_id)).defer(*_NOT_IN_A_ROW)
 
 
 def _with_contact_channels(queryset: QuerySet[Conversation]) -> QuerySet[Conversation]:
@@ -239,10 +254,8 @@ def _with_labels(rows: list[Conversation]) -> list[Conversation]:
 
 
 def get_conversation_for_inbox(*, conversation_id: int, viewer_id: int | None = None) -> Conversation:
-    queryset = _with_contact_channels(
-        annotate_inbox_summary(Conversation.objects.filter(pk=conversation_id), viewer_id=viewer_id)
-    )
-    return _with_labels([_collect_contact_channels(queryset.get())])[0]
+    row = _rows(Conversation.objects.filter(pk=conversation_id), viewer_id).get()
+    return _with_labels([_collect_contact_channels(row)])[0]
 
 
 def list_messages_for_inbox(
