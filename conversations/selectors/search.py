@@ -45,6 +45,8 @@ def search_conversations(*, query: str, limit: int = 20) -> list[int]:
     words = search_words(query)
     if not words:
         return []
+    if connection.vendor == "postgresql":
+        return _search_conversations_on_postgresql(words, limit)
     condition = Q()
     for word in words:
         digits = word.lstrip("+")
@@ -62,6 +64,51 @@ def search_conversations(*, query: str, limit: int = 20) -> list[int]:
         )
     rows = Conversation.objects.filter(condition).order_by("-updated_at", "-id").values_list("pk", flat=True)
     return list(rows[:limit])
+
+
+# Migration 0009's trigram-indexed texts, one per table ({t}: a table alias): a word (\w+) never
+# spans two fields, and a number (E.164) holds only a word of digits, so a word in a text is a word
+# in one of its fields.
+_IDENTITY_TEXT = "lower({t}display_name || ' ' || {t}phone_number)"
+_CONTACT_TEXT = (
+    "lower({t}first_name || ' ' || {t}last_name || ' ' || {t}email || ' ' || {t}company"
+    " || ' ' || coalesce({t}phone_number, ''))"
+)
+# The identities whose text or whose contact's text holds a word (one may be listed twice); the
+# contacts' scan stops at its LIMIT (a join would first hash every contact holding a common word).
+_MATCHING = (
+    f"SELECT id FROM profiles_clientprofile WHERE {_IDENTITY_TEXT.format(t='')} LIKE %s"  # noqa: S608 (bound)
+    " UNION ALL SELECT identity.id FROM profiles_clientprofile identity JOIN"
+    f" (SELECT id FROM profiles_contact WHERE {_CONTACT_TEXT.format(t='')} LIKE %s LIMIT %s) contact"
+    " ON identity.contact_id = contact.id LIMIT %s"
+)
+# A conversation's identity or contact matching a word, checked on the row.
+_ROW_MATCHES = (
+    "EXISTS (SELECT 1 FROM profiles_clientprofile identity JOIN profiles_contact contact"  # noqa: S608 (bound)
+    " ON contact.id = identity.contact_id WHERE identity.id = conversations_conversation.profile_id"
+    f" AND ({_IDENTITY_TEXT.format(t='identity.')} LIKE %s OR {_CONTACT_TEXT.format(t='contact.')} LIKE %s))"
+)
+# More identities than this hold a common word: it is checked on the rows walked in
+# the list's order, most of which hold it, instead of as a set (up to a whole table's ids). A word
+# held by many people but none of the recent ones walks far: a few hundred ms over 100,000.
+COMMON_WORD_MATCHES = 1000
+
+
+def _search_conversations_on_postgresql(words: list[str], limit: int) -> list[int]:
+    """Each rare word narrows the search to the identities holding it, in their text or their
+    contact's (found through the trigram indexes); common words are checked on the rows, newest
+    first, until `limit` are found."""
+    conversations = Conversation.objects.all()
+    for word in words:
+        pattern = "%" + word.replace("_", "\\_") + "%"  # \w+: `_` is the only LIKE wildcard it holds
+        with connection.cursor() as cursor:
+            cursor.execute(_MATCHING, [pattern, pattern, COMMON_WORD_MATCHES + 1, COMMON_WORD_MATCHES + 1])
+            identities = [identity_id for (identity_id,) in cursor.fetchall()]
+        if len(identities) > COMMON_WORD_MATCHES:
+            conversations = conversations.filter(RawSQL(_ROW_MATCHES, [pattern, pattern], output_field=BooleanField()))  # noqa: S611 (bound)
+        else:
+            conversations = conversations.filter(profile_id__in=identities)
+    return list(conversations.order_by("-updated_at", "-id").values_list("pk", flat=True)[:limit])
 
 
 def search_messages(*, query: str, limit: int = 30) -> list[MessageHit]:
