@@ -13,7 +13,7 @@ revoked permission takes effect at the next request or message, without a new lo
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from functools import wraps
 from typing import TYPE_CHECKING, Any
 
@@ -78,14 +78,20 @@ def staff_permission_required(permission: str) -> Callable[[Callable[..., HttpRe
 
 def has_socket_permission(user_id: int, session_key: str | None, permission: str) -> bool:
     """A websocket's check, made for each message: the user and session as they are now."""
+    return socket_permissions(user_id, session_key, [permission])[permission]
+
+
+def socket_permissions(user_id: int, session_key: str | None, permissions: Iterable[str]) -> dict[str, bool]:
+    """has_socket_permission for several permissions, reading the session and the user once."""
+    permissions = list(permissions)
     session = session_store(session_key)
     # A logged-out (deleted) session loads empty; an idle one has ended: watching is no activity.
     if session_key is None or session.get(SESSION_KEY) != str(user_id) or is_idle(session):
-        return False
+        return dict.fromkeys(permissions, False)
     user = get_user_model().objects.filter(pk=user_id).first()
     if user is None:
-        return False
+        return dict.fromkeys(permissions, False)
     device_id = session.get(DEVICE_ID_SESSION_KEY)
     device = Device.from_persistent_id(device_id) if device_id else None
     is_verified = device is not None and device.user_id == user.pk and device.confirmed
-    return has_staff_permission(user, permission, is_verified=is_verified)
+    return {permission: has_staff_permission(user, permission, is_verified=is_verified) for permission in permissions}

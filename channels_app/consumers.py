@@ -11,6 +11,12 @@ whose user may no longer read the inbox is closed (4403); an action it may not d
 `{"type": "forbidden"}`. A User save that removes staff access closes the sockets at once, and
 a periodic re-check catches changes made without a save, or a session that was ended.
 
+What the viewer may do on the page (conversations.api.PAGE_ACTIONS: the page renders with them
+and reads them again from /api/me/ when its socket opens) is sent as
+`{"type": "permissions", "actions": {action: allowed}}` whenever it changes: at once when a
+user's roles or permissions change (channels_app/signals.py), else at the periodic re-check. The
+page hides the controls of what is not allowed.
+
 While a socket is open it keeps the live inbox marked as watched (conversations/notify.py):
 services build and send events only then.
 """
@@ -28,10 +34,11 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
-from accounts.access import has_socket_permission
+from accounts.access import has_socket_permission, socket_permissions
 from accounts.sessions import mark_session_active
 from channels_app.live import INBOX_GROUP, conversation_group, staff_group
 from conversations import notify
+from conversations.api import PAGE_ACTIONS
 
 # 4403: an application close code (4000-4999) that reads as "forbidden".
 CLOSE_FORBIDDEN = 4403
@@ -81,6 +88,8 @@ class LiveInboxConsumer(AsyncJsonWebsocketConsumer):
             return
         self.user_id = user.pk
         self.event_permissions: dict[str, tuple[float, bool]] = {}
+        # The page was just rendered (or reconnects and reads them from /api/me/) with these.
+        self.actions_sent = await self._actions()
         self.groups_joined = {INBOX_GROUP, staff_group(user.pk)}
         self.open_group: str | None = None
         for group in self.groups_joined:
@@ -140,6 +149,26 @@ class LiveInboxConsumer(AsyncJsonWebsocketConsumer):
     async def live_revoke(self, message: dict) -> None:
         await self.close(code=CLOSE_FORBIDDEN)
 
+    async def live_permissions(self, message: dict) -> None:
+        await self._send_actions()
+
+    async def _actions(self) -> dict[str, bool] | None:
+        """What the viewer may do on the page; None when they may no longer read the inbox (the
+        socket closes at its next message or check)."""
+        allowed = await database_sync_to_async(socket_permissions)(
+            self.user_id, self.session_key, [READ_INBOX, *PAGE_ACTIONS.values()]
+        )
+        if not allowed[READ_INBOX]:
+            return None
+        return {action: allowed[permission] for action, permission in PAGE_ACTIONS.items()}
+
+    async def _send_actions(self) -> None:
+        """What the viewer may do on the page, sent when it differs from what the page has."""
+        actions = await self._actions()
+        if actions is not None and actions != self.actions_sent:
+            self.actions_sent = actions
+            await self.send_json({"type": "permissions", "actions": actions})
+
     async def _may(self, permission: str, *, user_id: int | None = None) -> bool:
         return await database_sync_to_async(has_socket_permission)(
             user_id if user_id is not None else self.user_id, self.session_key, permission
@@ -164,6 +193,7 @@ class LiveInboxConsumer(AsyncJsonWebsocketConsumer):
             if not await self._may(READ_INBOX):
                 await self.close(code=CLOSE_FORBIDDEN)
                 return
+            await self._send_actions()
 
 
 ACTIONS = _declared_actions(LiveInboxConsumer)

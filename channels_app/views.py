@@ -9,13 +9,17 @@ from django.shortcuts import redirect, render
 from django.templatetags.static import static
 
 from accounts.access import staff_permission_required
+from conversations.api import viewer_actions
 from conversations.models import staff_name
 
 
 @staff_permission_required("conversations.view_conversation")
 @csp_replace({"style-src": ["'self'"], "img-src": ["'self'", "data:", "blob:"], "media-src": ["'self'"]})
 def live_inbox(request: HttpRequest) -> HttpResponse:
-    return render(request, "live/inbox.html", {"staff_name": staff_name(request.user)})
+    """The page, with what its viewer may do ({action: allowed}, conversations.api.PAGE_ACTIONS):
+    it shows no control the API would refuse; the socket tells it when that changes."""
+    context = {"staff_name": staff_name(request.user), "actions": viewer_actions(request.user)}
+    return render(request, "live/inbox.html", context)
 
 
 def home(request: HttpRequest) -> HttpResponse:

@@ -9,6 +9,8 @@ holds the view's `required_scope`. Each view also names the permission it needs 
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.core.exceptions import ObjectDoesNotExist
 from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.types import OpenApiTypes
@@ -19,6 +21,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.access import has_staff_permission, is_session_verified
 from conversations.models import Channel
 from conversations.selectors.contacts import get_contact_for_inbox
 from conversations.selectors.inbox import (
@@ -355,7 +358,8 @@ class TypingApi(InboxApi):
 
 
 class InboxSetupApi(InboxApi):
-    """What the page's menus offer: colleagues, labels and canned responses."""
+    """What the page's menus offer: colleagues, labels and canned responses; and what the caller
+    may do there (`actions`: {action: allowed}, PAGE_ACTIONS), read again when the page reconnects."""
 
     required_scope = READ_CONVERSATIONS
     required_permission = "conversations.view_conversation"
@@ -368,6 +372,7 @@ class InboxSetupApi(InboxApi):
                 "labels": LabelSerializer(many=True),
                 "canned_responses": CannedResponseSerializer(many=True),
                 "channels": serializers.ListField(child=serializers.DictField(child=serializers.CharField())),
+                "actions": serializers.DictField(child=serializers.BooleanField()),
             },
         )
     )
@@ -378,6 +383,7 @@ class InboxSetupApi(InboxApi):
                 "labels": LabelSerializer(list_labels(), many=True).data,
                 "canned_responses": CannedResponseSerializer(list_canned_responses(), many=True).data,
                 "channels": [{"value": value, "label": label} for value, label in Channel.choices],
+                "actions": viewer_actions(request.user),
             }
         )
 
@@ -523,3 +529,24 @@ class ContactMessageApi(InboxApi):
         message = send_to_contact(contact_id=contact_id, user=request.user, **data.validated_data)
         message.refresh_from_db()
         return Response(MessageSerializer(message).data, status=status.HTTP_201_CREATED)
+
+
+# The live inbox's actions, each by the permission of the view that does it: the page offers only
+# those its viewer may do (channels_app: the page's context and the socket's `permissions` event).
+PAGE_ACTIONS = {
+    "take_over": TakeOverApi.required_permission,  # and hand back
+    "write": SendMessageApi.required_permission,  # replies, files, templates
+    "assign": AssignApi.required_permission,
+    "triage": ResolveApi.required_permission,  # resolve, reopen, snooze, labels
+    "add_private_note": PrivateNoteApi.required_permission,
+    "change_contact": ContactApi.required_permission,  # edit, merge, split
+}
+
+
+def viewer_actions(user: Any) -> dict[str, bool]:
+    """{action: allowed} of PAGE_ACTIONS for the user of this request, as the API would decide."""
+    verified = is_session_verified(user)
+    return {
+        action: has_staff_permission(user, permission, is_verified=verified)
+        for action, permission in PAGE_ACTIONS.items()
+    }

@@ -201,6 +201,29 @@ def test_a_staff_member_whose_access_is_revoked_is_disconnected(staff_user):
     assert async_to_sync(scenario)() == {"type": "websocket.close", "code": 4403}
 
 
+def test_a_new_permission_is_sent_to_the_open_page_at_once(staff_user):
+    from django.contrib.auth.models import Permission
+
+    cookie = session_cookie(staff_user)
+    assign = Permission.objects.get(content_type__app_label="conversations", codename="assign")
+
+    async def scenario():
+        communicator, connected, _ = await open_socket(cookie)
+        assert connected
+        await sync_to_async(staff_user.user_permissions.add)(assign)
+        granted = await next_event(communicator, "permissions")
+        await sync_to_async(staff_user.user_permissions.remove)(assign)
+        revoked = await next_event(communicator, "permissions")
+        await communicator.disconnect()
+        return granted, revoked
+
+    granted, revoked = async_to_sync(scenario)()
+
+    assert granted["actions"]["assign"] is True
+    assert granted["actions"]["write"] is True  # the Agent's role still holds the rest
+    assert revoked["actions"]["assign"] is False
+
+
 def test_a_periodic_check_disconnects_staff_revoked_without_a_save_signal(staff_user, settings, django_user_model):
     settings.LIVE_ACCESS_RECHECK_SECONDS = 0.1
     cookie = session_cookie(staff_user)

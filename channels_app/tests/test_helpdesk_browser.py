@@ -9,7 +9,7 @@ import os
 import shutil
 import time
 
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import Group, Permission
 from django.core.files.base import ContentFile
 from PIL import Image
 from playwright.sync_api import expect
@@ -140,6 +140,16 @@ def test_assigning_to_a_colleague_shows_in_their_mine_tab_live(
     alice.locator("#chat-holder", has_text="Bob holds this conversation.").wait_for()
     alice.locator("#messages .note", has_text="Alice Staff assigned to Bob").wait_for()
     bob.screenshot(path=ARTIFACTS / "22-assigned-to-bob.png")
+
+    # Bob is an Agent: no assign menu (the API would refuse it), the rest of his work is there.
+    bob.locator(".conversation", has_text="Ada Lovelace").locator("button").click()
+    bob.locator("#chat-holder", has_text="You hold this conversation.").wait_for()
+    expect(bob.locator("#assign")).to_be_hidden()
+    expect(bob.locator("#resolve")).to_be_visible()
+    expect(bob.locator("#hand-back")).to_be_visible()
+    # Given the permission, his open page offers it at once, without a reload.
+    other_staff.user_permissions.add(Permission.objects.get(content_type__app_label="conversations", codename="assign"))
+    expect(bob.locator("#assign")).to_be_visible()
 
 
 def test_a_resolved_conversation_leaves_the_open_tab_and_comes_back_when_the_customer_writes(

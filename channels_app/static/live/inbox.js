@@ -29,6 +29,10 @@
     loadedAt: Date.now(),
   };
   const $ = (id) => document.getElementById(id);
+  // What the viewer may do ({action: allowed}, conversations.api.PAGE_ACTIONS): rendered into the
+  // page, read again on reconnect and sent by the socket when it changes. Other controls are hidden.
+  state.actions = JSON.parse($("viewer-actions").textContent);
+  const may = (action) => Boolean(state.actions[action]);
 
   function el(tag, className, text) {
     const node = document.createElement(tag);
@@ -403,14 +407,15 @@
     $("chat-holder").textContent = holderText;
     renderTriageActions(conversation);
     const takeOver = $("take-over");
-    takeOver.hidden = Boolean(isMine);
+    takeOver.hidden = Boolean(isMine) || !may("take_over");
     takeOver.textContent = conversation.mode === "human" && holder ? `Take over from ${holder.name}` : "Take over";
-    $("hand-back").hidden = !isMine;
+    $("hand-back").hidden = !isMine || !may("take_over");
 
     const windowClosed = !conversation.is_window_open;
-    const writingNote = composerMode() === "note";
-    $("composer").hidden = isMine && windowClosed && !writingNote;
-    $("template-form").hidden = !(isMine && windowClosed) || writingNote;
+    const writingNote = allowComposerModes() === "note";
+    const canWrite = writingNote || may("write");
+    $("composer").hidden = !canWrite || (isMine && windowClosed && !writingNote);
+    $("template-form").hidden = !(isMine && windowClosed) || writingNote || !may("write");
     $("composer-text").disabled = !isMine && !writingNote;
     $("send").disabled = !isMine && !writingNote;
     $("file-input").disabled = !isMine || writingNote;
@@ -448,10 +453,13 @@
     if (!contact) return;
     const form = $("profile-form");
     form.dataset.contactId = contact.id;
+    const editable = may("change_contact");
+    form.querySelector("button[type=submit]").hidden = !editable;
     $("profile-admin-link").href = `/admin/profiles/contact/${Number(contact.id)}/change/`;
     for (const name of ["first_name", "last_name", "company", "email"]) {
       const input = form.elements[name];
       if (force || document.activeElement !== input) input.value = contact[name] || "";
+      input.readOnly = !editable;
     }
     $("contact-opted-out").hidden = !contact.is_opted_out;
     $("contact-conversations").replaceChildren(
@@ -477,7 +485,7 @@
       ...contact.identities.map((identity) => {
         const who = identity.phone_number || identity.display_name || `#${identity.id}`;
         const item = el("li", null, `${identity.provider_label}: ${who}`);
-        if (contact.identities.length > 1) {
+        if (contact.identities.length > 1 && may("change_contact")) {
           const split = el("button", "small split", "Split off");
           split.type = "button";
           split.dataset.identityId = identity.id;
@@ -500,7 +508,7 @@
         return item;
       }),
     );
-    $("contact-suggestions-box").hidden = contact.suggestions.length === 0;
+    $("contact-suggestions-box").hidden = contact.suggestions.length === 0 || !may("change_contact");
   }
 
   async function contactAction(path, body) {
@@ -614,7 +622,15 @@
       applyContact(event.contact);
     } else if (event.type === "conversation_removed") {
       removeConversations(event.conversation_ids);
+    } else if (event.type === "permissions") {
+      applyActions(event.actions);
     }
+  }
+
+  function applyActions(actions) {
+    state.actions = actions;
+    renderChat();
+    fillContact(false);
   }
 
   function connect() {
@@ -623,6 +639,8 @@
     const socket = new WebSocket(`${scheme}//${window.location.host}/ws/live/`);
     state.socket = socket;
     socket.addEventListener("open", () => {
+      // What changed while the socket was down: colleagues, labels, answers, what the viewer may do.
+      if (state.retries > 0) loadSetup().catch((error) => showError(error.message));
       state.retries = 0;
       setConnection("live", "Live");
       if (state.openId !== null) sendSocket({ action: "open", conversation_id: state.openId });
@@ -752,16 +770,23 @@
   // --- Helpdesk: the setup (colleagues, labels, canned responses) and the menus ------------
   async function loadSetup() {
     state.setup = await api("setup/");
-    const channel = $("filters").elements.channel;
-    const agent = $("filters").elements.agent;
-    const label = $("filters").elements.label;
-    state.setup.channels.forEach((c) => channel.append(option(c.value, c.label)));
-    state.setup.staff.forEach((person) => agent.append(option(person.id, person.name)));
-    state.setup.labels.forEach((l) => label.append(option(l.id, l.name)));
-    state.setup.staff
-      .filter((person) => person.id !== myId)
-      .forEach((person) => $("assign").append(option(person.id, person.name)));
-    if (state.openConversation) renderChat();
+    const { channel, agent, label } = $("filters").elements;
+    fillMenu(channel, state.setup.channels.map((c) => option(c.value, c.label)));
+    fillMenu(agent, state.setup.staff.map((person) => option(person.id, person.name)));
+    fillMenu(label, state.setup.labels.map((l) => option(l.id, l.name)));
+    fillMenu(
+      $("assign"),
+      state.setup.staff.filter((person) => person.id !== myId).map((person) => option(person.id, person.name)),
+    );
+    applyActions(state.setup.actions);
+  }
+
+  // A menu's options after its fixed first ones ("Any", "The bot"…), keeping the choice made.
+  function fillMenu(select, options) {
+    const chosen = select.value;
+    select.querySelectorAll("option:not([data-fixed])").forEach((node) => node.remove());
+    select.append(...options);
+    select.value = [...select.options].some((node) => node.value === chosen) ? chosen : "";
   }
 
   function option(value, label) {
@@ -778,8 +803,11 @@
   }
 
   function renderTriageActions(conversation) {
-    $("resolve").hidden = Boolean(conversation.resolved_at);
-    $("reopen").hidden = !conversation.resolved_at;
+    const canTriage = may("triage");
+    $("resolve").hidden = !canTriage || Boolean(conversation.resolved_at);
+    $("reopen").hidden = !canTriage || !conversation.resolved_at;
+    $("snooze").hidden = !canTriage;
+    $("assign").hidden = !may("assign");
     $("assign").value = "";
     $("snooze").value = "";
     const box = $("chat-labels");
@@ -790,6 +818,7 @@
         const input = el("input");
         input.type = "checkbox";
         input.checked = chosen.has(label.id);
+        input.disabled = !canTriage;
         input.addEventListener("change", () => toggleLabel(label.id, input.checked));
         toggle.append(input, labelChip(label));
         return toggle;
@@ -851,6 +880,17 @@
     return checked ? checked.value : "reply";
   }
 
+  // Offers only the modes the viewer may write in (replies: `write`, notes: `add_private_note`)
+  // and leaves one of them chosen; returns the mode.
+  function allowComposerModes() {
+    const allowed = { reply: may("write"), note: may("add_private_note") };
+    const radios = [...document.querySelectorAll("#composer input[name=mode]")];
+    radios.forEach((radio) => (radio.closest("label").hidden = !allowed[radio.value]));
+    const usable = radios.find((radio) => allowed[radio.value]);
+    if (!allowed[composerMode()] && usable) usable.checked = true;
+    return composerMode();
+  }
+
   document.querySelectorAll("#composer input[name=mode]").forEach((radio) =>
     radio.addEventListener("change", () => {
       renderChat();
@@ -859,6 +899,7 @@
   );
 
   function setComposerMode(mode) {
+    if (!may(mode === "note" ? "add_private_note" : "write")) return;
     document.querySelector(`#composer input[name=mode][value=${mode}]`).checked = true;
     renderChat();
     $("composer-text").focus();
@@ -946,8 +987,8 @@
     const actions = {
       j: () => step(1),
       k: () => step(-1),
-      t: () => state.openConversation && $("take-over").click(),
-      e: () => resolveOrReopen(),
+      t: () => state.openConversation && !$("take-over").hidden && $("take-over").click(),
+      e: () => may("triage") && resolveOrReopen(),
       r: () => state.openConversation && setComposerMode("reply"),
       n: () => state.openConversation && setComposerMode("note"),
       "/": () => $("search-input").focus(),
