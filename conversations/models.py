@@ -97,6 +97,9 @@ class Conversation(models.Model):
             models.Index(fields=["-updated_at", "-id"], name="conversation_page_idx"),
             # The recorder asks whether a sender is one of our numbers (services/inbound.py).
             models.Index(fields=["business_address"], name="conversation_business_idx"),
+            # The *mine* tab (and the agent filter): one agent's conversations in the same order,
+            # without walking everyone else's.
+            models.Index(fields=["assigned_to", "-updated_at", "-id"], name="conversation_holder_page_idx"),
         ]
         # Staff actions no model permission names (the roles in accounts/roles.py grant them).
         permissions = [

@@ -33,6 +33,6 @@ def drop_indexes(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("conversations", "0008_message_search_index"), ("profiles", "0004_person_fields_on_contact")]
+    dependencies = [("conversations", "0011_use_simulator_permission"), ("profiles", "0004_person_fields_on_contact")]
 
     operations = [migrations.RunPython(create_indexes, drop_indexes, elidable=False)]
