@@ -12,7 +12,7 @@ whose user may no longer read the inbox is closed (4403); an action it may not d
 a periodic re-check catches changes made without a save, or a session that was ended.
 
 What the viewer may do on the page (conversations.api.PAGE_ACTIONS: the page renders with them
-and reads them again from /api/me/ when its socket opens) is sent as
+and reads them again from /api/setup/ when its socket reconnects) is sent as
 `{"type": "permissions", "actions": {action: allowed}}` whenever it changes: at once when a
 user's roles or permissions change (channels_app/signals.py), else at the periodic re-check. The
 page hides the controls of what is not allowed.
@@ -88,8 +88,6 @@ class LiveInboxConsumer(AsyncJsonWebsocketConsumer):
             return
         self.user_id = user.pk
         self.event_permissions: dict[str, tuple[float, bool]] = {}
-        # The page was just rendered (or reconnects and reads them from /api/me/) with these.
-        self.actions_sent = await self._actions()
         self.groups_joined = {INBOX_GROUP, staff_group(user.pk)}
         self.open_group: str | None = None
         for group in self.groups_joined:
@@ -99,6 +97,9 @@ class LiveInboxConsumer(AsyncJsonWebsocketConsumer):
         # skipped meanwhile is in what the page reads once the socket is open.
         await asyncio.sleep(notify.PRESENCE_CHECK_SECONDS)
         await self.accept()
+        # What the page was just rendered with (or reads from /api/setup/ on reconnect): read after
+        # the handshake, which it would slow; the socket's messages wait for it.
+        self.actions_sent = await self._actions()
         self.background = [
             asyncio.create_task(self._recheck_access_periodically()),
             asyncio.create_task(self._keep_watched()),
