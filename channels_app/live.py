@@ -66,10 +66,9 @@ def staff_access_revoked(*, user_id: int) -> None:
     transaction.on_commit(partial(_send, [(staff_group(user_id), {"type": "live.revoke"})]))
 
 
-def staff_permissions_changed() -> None:
-    """Every live-inbox socket re-reads what its viewer may do (a role or a permission changed:
-    rare, and which users a group change touches is the consumer's to find out)."""
-    transaction.on_commit(partial(_send, [(INBOX_GROUP, {"type": "live.permissions"})]))
+def staff_permissions_changed(*, user_id: int) -> None:
+    """The user's live-inbox sockets re-read what they may do (their roles or permissions changed)."""
+    transaction.on_commit(partial(_send, [(staff_group(user_id), {"type": "live.permissions"})]))
 
 
 def _publish_messages(message_ids: list[int], event_type: str = "message") -> None:
