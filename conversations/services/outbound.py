@@ -46,16 +46,16 @@ class _PartTaken(Exception):
     """A part of the message carries another sender's marker: not ours to send."""
 
 
-def send_message(*, message_id: int) -> Message | None:
+def send_message(*, message_id: int, new_parts: list[MessagePart] | None = None) -> Message | None:
     """Send one pending outbound message: pending -> sending -> sent | failed | unknown.
 
     The sending claim changes exactly one row, so a task run twice sends once. A send that
     may have reached the provider is never repeated here: it becomes `unknown` until a status,
     a lookup or one deliberate re-send settles it (services/unknown.py). Raises RetryLater when
     the provider failed transiently, or our side failed before the call, and attempts remain.
+    `new_parts`: the parts the caller stored with the message just now (parts.create_parts),
+    so they are not read back.
     """
-    if _discard_if_taken_over(message_id):
-        return None
     claimed = Message.objects.filter(pk=message_id, status=S.PENDING, direction=Message.Direction.OUTBOUND).update(
         status=S.SENDING,
         claimed_by=current_worker(),
@@ -65,13 +65,16 @@ def send_message(*, message_id: int) -> Message | None:
     )
     if not claimed:
         return None
+    moved = False
     try:
         message = Message.objects.select_related("conversation__profile__contact", "in_reply_to").get(pk=message_id)
         context.bind_conversation(message.conversation_id)
+        if _discard_if_taken_over(message):
+            return None
         if is_blocked_by_opt_out(message=message):
             _move(message, S.SENDING, S.FAILED, error_code="opted_out", error_title="The customer opted out (STOP)")
             return None
-        result = _send_through_provider(message)
+        result = _send_through_provider(message, new_parts or get_or_create_parts(message=message))
     except ObjectDoesNotExist:
         raise  # erased meanwhile: nothing left to send or to release
     except _PartTaken:
@@ -98,9 +101,8 @@ def send_message(*, message_id: int) -> Message | None:
         # A re-sent message keeps the note of why it was re-sent.
         cleared = {} if message.resend_count else {"error_code": "", "error_title": ""}
         # A status callback may have beaten us here (matched by uid): then only record the id.
-        moved = _move(
-            message, [S.SENDING, S.UNKNOWN], S.SENT, provider_message_id=result.provider_message_id, **cleared
-        )
+        sent = {"provider_message_id": result.provider_message_id, **cleared}
+        moved = _move(message, [S.SENDING, S.UNKNOWN], S.SENT, **sent)
         if not moved:
             Message.objects.filter(pk=message.pk, provider_message_id__isnull=True).update(
                 provider_message_id=result.provider_message_id
@@ -108,7 +110,12 @@ def send_message(*, message_id: int) -> Message | None:
         logger.info("Sent message %s via %s.", message.pk, message.provider)
     # Read before the refresh drops them: the status changed, not the conversation or the question.
     conversation, question = message.conversation, message.in_reply_to
-    message.refresh_from_db()
+    if moved:  # what the row now holds is known: no read back
+        message.status = S.SENT
+        for field, value in sent.items():
+            setattr(message, field, value)
+    else:
+        message.refresh_from_db()
     _report_send(message, channel=conversation.channel, question=question)
     notify.message_status_changed(message_id=message.pk)
     return message
@@ -131,30 +138,25 @@ def _report_send(message: Message, *, channel: str, question: Message | None) ->
         metrics.observe_reply_latency(channel=channel, seconds=seconds)
 
 
-def _discard_if_taken_over(message_id: int) -> bool:
-    """A bot reply stored just before a staff takeover is never sent: staff answer now."""
-    discarded = Message.objects.filter(
-        pk=message_id, status=S.PENDING, author=Message.Author.BOT, conversation__mode=Conversation.Mode.HUMAN
-    ).update(
-        status=S.FAILED,
-        error_code="taken_over",
-        error_title="Not sent: staff took over the conversation",
-        updated_at=timezone.now(),
-    )
-    if discarded:
-        logger.info("Bot message %s not sent: its conversation was taken over.", message_id)
-        notify.message_status_changed(message_id=message_id)
-    return bool(discarded)
+def _discard_if_taken_over(message: Message) -> bool:
+    """A bot reply stored just before a staff takeover is never sent: staff answer now. (Read
+    with the message after the claim: one statement fewer than a check before it, and as late.)"""
+    if message.author != Message.Author.BOT or message.conversation.mode != Conversation.Mode.HUMAN:
+        return False
+    taken_over = {"error_code": "taken_over", "error_title": "Not sent: staff took over the conversation"}
+    if _move(message, S.SENDING, S.FAILED, **taken_over):
+        logger.info("Bot message %s not sent: its conversation was taken over.", message.pk)
+        notify.message_status_changed(message_id=message.pk)
+    return True
 
 
-def _send_through_provider(message: Message) -> SendResult:
+def _send_through_provider(message: Message, parts: list[MessagePart]) -> SendResult:
     """Send the parts not sent yet, in order; the last part's id stands for the message.
 
     A part is marked sent as soon as the provider took it, so a retry after a failure on a
     later part resumes there and never sends a part twice.
     """
     transport = providers.for_conversation(message.conversation)
-    parts = get_or_create_parts(message=message)
     # Read before any provider call: the connection is given back while the provider answers.
     attachment = get_outbound_attachment(message=message)
     result: SendResult | None = None

@@ -19,14 +19,22 @@ def get_or_create_parts(*, message: Message) -> list[MessagePart]:
     parts = list(message.parts.order_by("index"))
     if parts:
         return parts
+    MessagePart.objects.bulk_create(_split(message), ignore_conflicts=True)
+    return list(message.parts.order_by("index"))
+
+
+def create_parts(*, message: Message) -> list[MessagePart]:
+    """The parts of a message stored in this same transaction, which has none yet: one INSERT
+    whose parts come back with their ids (read back only where the database cannot return them)."""
+    parts = MessagePart.objects.bulk_create(_split(message))
+    return parts if all(part.pk for part in parts) else list(message.parts.order_by("index"))
+
+
+def _split(message: Message) -> list[MessagePart]:
     texts = format_for_channel(
         message.text, channel=message.conversation.channel, is_markdown=message.author == Message.Author.BOT
     ) or [message.text]
-    MessagePart.objects.bulk_create(
-        [MessagePart(message=message, index=index, text=text) for index, text in enumerate(texts)],
-        ignore_conflicts=True,
-    )
-    return list(message.parts.order_by("index"))
+    return [MessagePart(message=message, index=index, text=text) for index, text in enumerate(texts)]
 
 
 def parts_in_doubt(*, attempted_before: datetime | None = None) -> QuerySet[MessagePart]:

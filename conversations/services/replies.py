@@ -17,13 +17,14 @@ from conversations import notify, providers
 from conversations.ai import ModelReply, ModelUnavailable, is_offline
 from conversations.dispatch import SEND_OUTBOUND, enqueue
 from conversations.media.services import add_images_to_turns, prepare_inbound_media
-from conversations.models import Conversation, Message
+from conversations.models import Conversation, Message, MessagePart
 from conversations.selectors.prompt import list_newer_customer_messages
 from conversations.services import agents, budgets, bursts, commands, context, knowledge
 from conversations.services.consent import apply_consent_keywords
 from conversations.services.handoff import HUMAN_COMING_REPLY, is_request_for_human, note_request_for_human
 from conversations.services.orphans import OPENAI_RESPONSE, hand_over_orphaned_copies
 from conversations.services.outbound import send_message
+from conversations.services.parts import create_parts
 from conversations.services.profiles import CLIENT_DETAILS, record_client_details
 from conversations.services.retries import RetryLater, backoff_delay
 from conversations.services.usage import count_spend
@@ -232,20 +233,22 @@ def _store_reply(inbound: Message, answer: ModelReply, *, unless_superseded: boo
                 agent_name=answer.agent,
                 cost=cost,
             )
+            # Split for the channel now, in this transaction: the send reads nothing back.
+            parts = create_parts(message=reply)
             _mark_handled(inbound)
             notify.message_created(reply)
-            transaction.on_commit(partial(_send_reply, reply.pk))
+            transaction.on_commit(partial(_send_reply, reply.pk, parts))
     except IntegrityError:
         # Another run of this task stored its reply first: one bot reply per message is a constraint.
         return Message.objects.filter(in_reply_to=inbound, author=Message.Author.BOT).first()
     return reply
 
 
-def _send_reply(reply_id: int) -> None:
+def _send_reply(reply_id: int, parts: list[MessagePart] | None = None) -> None:
     """Send a reply once it is stored, in this same task: no broker round trip, no second task.
     A send the provider asks us to retry later goes to the send task, with its backoff."""
     try:
-        send_message(message_id=reply_id)
+        send_message(message_id=reply_id, new_parts=parts)
     except RetryLater as exc:
         enqueue(SEND_OUTBOUND, reply_id, countdown=exc.countdown)
 
