@@ -589,6 +589,8 @@ if CELERY_BROKER_URL.startswith("memory://"):
 INBOUND_NOTIFY = env.bool("INBOUND_NOTIFY", default=True)
 # The recorder also looks for waiting deliveries this often, in case a NOTIFY was missed.
 INBOUND_RECORDER_POLL_SECONDS = env.float("INBOUND_RECORDER_POLL_SECONDS", default=1.0)
+# Woken, the recorder waits this long so messages arriving together are recorded in one batch.
+INBOUND_RECORDER_GATHER_SECONDS = env.float("INBOUND_RECORDER_GATHER_SECONDS", default=0.1)
 # Tries at recording one accepted delivery before it is quarantined for staff (admin).
 INBOUND_RECORD_MAX_ATTEMPTS = env.int("INBOUND_RECORD_MAX_ATTEMPTS", default=3)
 

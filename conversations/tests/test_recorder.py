@@ -1,5 +1,6 @@
 """The worker's inbound recorder, woken by the PostgreSQL trigger's NOTIFY (PostgreSQL only)."""
 
+import json
 import threading
 import time
 
@@ -7,6 +8,7 @@ import pytest
 from django.db import connection
 
 from conversations.models import Message, ProcessedMessage
+from conversations.services import recorder as recorder_module
 from conversations.services.recorder import CHANNEL, run_recorder
 from conversations.tests.fakes import GRAPH_MESSAGES
 
@@ -108,3 +110,30 @@ def test_the_recorder_survives_losing_its_listening_connection(client, graph_ok,
 
     wait_until(lambda: len(graph_ok.sent(GRAPH_MESSAGES)) == 1)
     assert ProcessedMessage.objects.get().pending is None
+
+
+def test_messages_arriving_together_are_recorded_in_one_batch(client, graph_ok, recorder, settings, monkeypatch):
+    settings.INBOUND_RECORDER_GATHER_SECONDS = 1.0
+    batches = []
+
+    def counted(**kwargs):
+        count = record(**kwargs)
+        if count:
+            batches.append(count)
+        return count
+
+    record = recorder_module.record_pending_inbound
+    monkeypatch.setattr(recorder_module, "record_pending_inbound", counted)
+    recorder()
+    time.sleep(0.5)
+
+    for customer in range(3):  # three customers' first messages, one webhook each
+        body = json.loads(meta_body("text"))
+        value = body["entry"][0]["changes"][0]["value"]
+        value["contacts"][0].update(wa_id=f"1555000{customer:04d}", user_id=f"US.{customer}")
+        value["messages"][0].update(id=f"wamid.GATHERED{customer}", from_user_id=f"US.{customer}")
+        value["messages"][0]["from"] = f"1555000{customer:04d}"
+        assert post_meta(client, json.dumps(body).encode()).status_code == 200
+
+    wait_until(lambda: len(graph_ok.sent(GRAPH_MESSAGES)) == 3)
+    assert batches == [3]
