@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from django.db.models import Count, IntegerField, Max, QuerySet, Subquery, Sum
+from django.db.models import BigIntegerField, Count, Exists, IntegerField, Max, OuterRef, QuerySet, Subquery, Sum
+from django.db.models.functions import Coalesce
 
 from conversations.models import Conversation, Message, ModelUsage
 from conversations.turns import Turn
@@ -72,10 +73,7 @@ def get_conversation_token_usage(*, conversation_id: int) -> dict[str, int]:
 
 def get_last_answered_message_id(*, conversation_id: int) -> int:
     """The newest customer message the bot answered (0 if none): later ones await a reply."""
-    answered = Message.objects.filter(conversation_id=conversation_id, author=Message.Author.BOT).aggregate(
-        last=Max("in_reply_to_id")
-    )
-    return answered["last"] or 0
+    return _bot_messages(conversation_id).aggregate(last=Max("in_reply_to_id"))["last"] or 0
 
 
 def list_customer_texts(*, message: Message, limit: int | None = None, after_id: int = 0) -> list[str]:
@@ -115,16 +113,28 @@ def has_newer_customer_message(*, message: Message) -> bool:
     return list_newer_customer_messages(message=message).exists()
 
 
+def newer_customer_message_exists() -> Exists:
+    """has_newer_customer_message as an expression, to read along with the message loaded anyway."""
+    newer = Message.objects.filter(
+        conversation_id=OuterRef("conversation_id"), author=Message.Author.CUSTOMER, id__gt=OuterRef("id")
+    )
+    return Exists(newer.exclude(text__startswith="/"))
+
+
 def get_first_unanswered_message_time(*, conversation_id: int) -> datetime | None:
-    """When the oldest customer message the bot has not answered yet arrived."""
-    answered = get_last_answered_message_id(conversation_id=conversation_id)
+    """When the oldest customer message the bot has not answered yet arrived (one statement)."""
+    answered = _bot_messages(conversation_id).order_by().values("conversation_id").annotate(last=Max("in_reply_to_id"))
     return (
         _customer_messages(conversation_id)
-        .filter(id__gt=answered)
+        .filter(id__gt=Coalesce(Subquery(answered.values("last"), output_field=BigIntegerField()), 0))
         .order_by("id")
         .values_list("created_at", flat=True)
         .first()
     )
+
+
+def _bot_messages(conversation_id: int) -> QuerySet[Message]:
+    return Message.objects.filter(conversation_id=conversation_id, author=Message.Author.BOT)
 
 
 def _customer_messages(conversation_id: int) -> QuerySet[Message]:

@@ -18,7 +18,7 @@ from conversations.ai import ModelReply, ModelUnavailable, is_offline
 from conversations.dispatch import SEND_OUTBOUND, enqueue
 from conversations.media.services import add_images_to_turns, prepare_inbound_media
 from conversations.models import Conversation, Message, MessagePart
-from conversations.selectors.prompt import list_newer_customer_messages
+from conversations.selectors.prompt import list_newer_customer_messages, newer_customer_message_exists
 from conversations.services import agents, budgets, bursts, commands, context, knowledge
 from conversations.services.consent import apply_consent_keywords
 from conversations.services.handoff import HUMAN_COMING_REPLY, is_request_for_human, note_request_for_human
@@ -61,7 +61,7 @@ def reply_to_message(*, message_id: int, attempt: int = 1) -> Message | None:
         return None
     inbound = (
         Message.objects.select_related("conversation__profile__contact")
-        .annotate(entry_agent_id=entry_agent_id())
+        .annotate(entry_agent_id=entry_agent_id(), has_newer=newer_customer_message_exists())
         .get(pk=message_id)
     )
     log_context.bind_conversation(inbound.conversation_id)
@@ -77,7 +77,8 @@ def reply_to_message(*, message_id: int, attempt: int = 1) -> Message | None:
     command_reply = commands.run_command(inbound=inbound)
     if command_reply is not None:
         return _store_reply(inbound, command_reply)
-    if bursts.is_superseded(inbound=inbound):
+    # `has_newer` was read with the message: only then is the burst looked at.
+    if inbound.has_newer and bursts.is_superseded(inbound=inbound):
         _mark_handled(inbound)  # the burst's newest message gets the one reply
         return None
     if attempt == 1:
