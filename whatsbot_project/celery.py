@@ -38,6 +38,24 @@ def _close_old_connections(sender=None, **kwargs) -> None:
     close_old_connections()
 
 
+@signals.worker_init.connect
+def _allow_database_calls_beside_the_live_sender(**kwargs) -> None:
+    """Under the gevent pool every thread is a greenlet of one OS thread, and the live inbox's
+    sender runs an asyncio loop in one of them (channels_app/live.py) once an event is sent:
+    Django then sees that loop running in every task and refuses all their database calls as
+    async code (SynchronousOnlyOperation), which they are not. Its check is off in this process."""
+    if is_gevent_patched():
+        os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+
+def is_gevent_patched() -> bool:
+    if "gevent" not in sys.modules:
+        return False
+    from gevent import monkey
+
+    return monkey.is_module_patched("threading")
+
+
 # The request id travels from the webhook (or API call) to every task it causes, and from a task
 # to the tasks it enqueues, in a message header: their log lines carry the id of the request.
 @signals.before_task_publish.connect

@@ -1,0 +1,42 @@
+"""The gevent worker: a live-inbox event must not stop every task's database calls."""
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.skipif(not settings.DATABASES["default"]["ENGINE"].endswith("postgresql"), reason="a real database")
+def test_under_gevent_a_running_live_sender_loop_leaves_task_database_calls_working():
+    # The worker's own set-up (monkey patching, worker_init), then the live sender's loop in a
+    # green thread, then a database call as a task makes it: in a process of its own.
+    script = textwrap.dedent(
+        """
+        from gevent import monkey; monkey.patch_all()
+        import asyncio, threading, time
+        import django; django.setup()
+        from celery import signals
+        import whatsbot_project.celery
+        signals.worker_init.send(sender=None)
+        loop = asyncio.new_event_loop()
+        def run():
+            asyncio.set_event_loop(loop)
+            loop.run_until_complete(asyncio.sleep(5))
+        threading.Thread(target=run, daemon=True).start()
+        time.sleep(0.2)
+        from django.db import connection
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            print("database call:", cursor.fetchone()[0])
+        """
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "whatsbot_project.settings", "PYTHONPATH": str(ROOT)}
+    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60)
+    assert "database call: 1" in done.stdout, done.stderr[-2000:]
