@@ -14,9 +14,11 @@ sends a `sent` status webhook for every message it took, also when the sender di
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -74,16 +76,25 @@ class Processes:
 
     def start(self, name: str, args: list[str], env: dict[str, str] | None = None) -> None:
         log = open(self.tmp_path / f"{name}.log", "wb")
-        self.running[name] = subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        # A session of its own: the worker's embedded beat (-B) is a child, stopped and killed with it.
+        self.running[name] = subprocess.Popen(
+            args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
 
     def stop(self, name: str) -> None:
         process = self.running.pop(name)
-        process.terminate()
+        os.killpg(process.pid, signal.SIGTERM)
         try:
             process.wait(timeout=15)
         except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+            self.kill(process)
+
+    @staticmethod
+    def kill(process: subprocess.Popen) -> None:
+        """SIGKILL to the process and its children, as a container's out-of-memory kill does."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
     def logs(self) -> str:
         return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}" for p in self.tmp_path.glob("*.log"))
@@ -394,9 +405,8 @@ def test_a_worker_killed_mid_send_and_restarted_sends_every_reply_exactly_once_w
     deadline = time.monotonic() + 60
     while len(graph.taken) < 4 and time.monotonic() < deadline:  # sends in flight at Graph
         time.sleep(0.05)
-    killed = processes.running.pop("worker")
-    killed.kill()  # SIGKILL: no shutdown, no acknowledgement, its claims left behind
-    killed.wait()
+    # SIGKILL: no shutdown, no acknowledgement, its claims left behind (its beat child too)
+    processes.kill(processes.running.pop("worker"))
     restarted = time.monotonic()
     start_worker(processes, env, name="worker-restarted")  # the same Celery node name
     ready = wait_for_worker_ready(processes, "worker-restarted")
