@@ -23,18 +23,25 @@ logger = logging.getLogger("django.db.backends.base")
 
 
 @pytest.hookimpl(trylast=True)
-def pytest_collection_modifyitems(items):
+def pytest_collection_modifyitems(config, items):
     """pytest-django puts transactional tests after the others (their flush would empty what the
     others expect, such as data migrations' rows) and tests without a database last. Slow tests
-    without a database go first instead: under xdist they then overlap the rest, not trail it."""
+    without a database (they start processes: the README's commands, a whole running system) go
+    first instead, those allowed the longest (their timeout) first: under xdist, handed out one
+    at a time (`--maxschedchunk 1`), they then run on both workers beside the rest instead of
+    trailing it."""
+    default_timeout = float(config.getini("timeout") or 0)
 
-    def slow_without_database(item) -> bool:
+    def order(item) -> tuple[bool, float]:
         uses_db = item.get_closest_marker("django_db") is not None or bool(
             {"db", "transactional_db", "live_server"} & set(getattr(item, "fixturenames", ()))
         )
-        return item.get_closest_marker("slow") is not None and not uses_db
+        if item.get_closest_marker("slow") is None or uses_db:
+            return (True, 0.0)
+        timeout = item.get_closest_marker("timeout")
+        return (False, -float(timeout.args[0] if timeout and timeout.args else default_timeout))
 
-    items.sort(key=lambda item: not slow_without_database(item))
+    items.sort(key=order)
 
 
 @pytest.fixture(autouse=True)

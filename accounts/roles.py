@@ -106,18 +106,20 @@ def is_two_factor_required(user: Any) -> bool:
 def sync_roles(*, group_model: Any, permission_model: Any) -> list[str]:
     """Make each role group hold exactly its permissions; returns the permissions not found.
 
-    Takes the models so the migration can pass its historical ones.
+    Takes the models so the migration can pass its historical ones. The permissions are read in
+    one query: this runs after every migrate, and after every flush of a transactional test.
     """
+    wanted_by_role = {name: sorted(wanted) for name, wanted in ROLES.items()}
+    codenames = {dotted.split(".", 1)[1] for wanted in wanted_by_role.values() for dotted in wanted}
+    found = {
+        f"{app_label}.{codename}": pk
+        for pk, app_label, codename in permission_model.objects.filter(codename__in=codenames).values_list(
+            "pk", "content_type__app_label", "codename"
+        )
+    }
     missing: list[str] = []
-    for name, wanted in ROLES.items():
+    for name, wanted in wanted_by_role.items():
         group, _ = group_model.objects.get_or_create(name=name)
-        found = []
-        for dotted in sorted(wanted):
-            app_label, codename = dotted.split(".", 1)
-            permission = permission_model.objects.filter(content_type__app_label=app_label, codename=codename).first()
-            if permission is None:
-                missing.append(f"{name}: {dotted}")
-            else:
-                found.append(permission)
-        group.permissions.set(found)
+        missing += [f"{name}: {dotted}" for dotted in wanted if dotted not in found]
+        group.permissions.set([found[dotted] for dotted in wanted if dotted in found])
     return missing

@@ -3,6 +3,11 @@
 With no OPENAI_API_KEY the reply service answers with the offline responder instead
 (services/knowledge.py), labelled OFFLINE_LABEL. (knowledge/vector_store.py also imports
 `openai`, for the files of the knowledge base's optional vector store.)
+
+The SDK is imported by the functions that call it, not with this module: importing it takes
+about 0.5 s, which every process loading the app (each `manage.py` command, the web server)
+would pay though most never call the model. The Celery worker imports it before it forks
+(whatsbot_project/celery.py), so a reply does not pay it either.
 """
 
 from __future__ import annotations
@@ -13,22 +18,18 @@ import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-import openai
 import pydantic
 from django.conf import settings
-from openai.types.responses import (
-    EasyInputMessageParam,
-    Response,
-    ResponseFunctionToolCall,
-    ResponseOutputMessage,
-    ResponseUsage,
-)
 
 from conversations.errors import RemoteDeletionError, parse_retry_after
 from conversations.turns import Turn
 from telemetry import metrics
+
+if TYPE_CHECKING:
+    import openai
+    from openai.types.responses import EasyInputMessageParam, Response, ResponseFunctionToolCall, ResponseUsage
 
 logger = logging.getLogger(__name__)
 
@@ -119,6 +120,8 @@ class DetailsTool:
 
 @functools.cache
 def _details_tool_definition(tool: DetailsTool) -> dict:
+    import openai
+
     # Built once: a strict JSON schema from pydantic takes milliseconds.
     function = openai.pydantic_function_tool(tool.schema, name=DETAILS_TOOL_NAME, description=tool.description)
     return {"type": "function", **function["function"]}
@@ -133,6 +136,8 @@ class ModelUnavailable(Exception):
 
 @contextmanager
 def _model_errors() -> Iterator[None]:
+    import openai
+
     try:
         yield
     except openai.APIStatusError as exc:
@@ -147,6 +152,8 @@ def is_offline() -> bool:
 
 @functools.cache
 def _client(api_key: str, base_url: str | None, timeout: float) -> openai.OpenAI:
+    import openai
+
     # max_retries=0: retries are ours (Celery, with backoff), so OPENAI_MAX_ATTEMPTS is the one cap.
     return openai.OpenAI(api_key=api_key, base_url=base_url, timeout=timeout, max_retries=0)
 
@@ -172,6 +179,8 @@ def generate_reply(
     turn at once (ModelReply.handover): the agent it names answers with its own instructions.
     `open_outputs` are the outputs a previous agent's hand-over call still needs.
     """
+    from openai.types.responses import ResponseFunctionToolCall
+
     if is_offline():
         raise ModelUnavailable("no model configured (OPENAI_API_KEY is unset)", is_transient=False)
     client = _configured_client()
@@ -260,6 +269,8 @@ def _create_response(client: openai.OpenAI, request: dict[str, Any]) -> Response
     `client.responses.create`: its typed transform of an already wire-ready request costs 1.4 ms
     of CPU per call with one turn and 5.9 ms with 20 turns and 5 tools, against 0.6 and 0.8 ms
     for this, on every round of every reply (bench/responses_call.py)."""
+    from openai.types.responses import Response
+
     with metrics.measure_model_call(model=request["model"], purpose="reply") as call, _model_errors():
         response = client.post("/responses", body=request, cast_to=Response)
         call.used(model=response.model, **dict(zip(_TOKEN_KINDS, _usage(response), strict=True)))
@@ -314,6 +325,8 @@ def _run(function: FunctionTool, arguments: str | None) -> str:
 
 def _cited_file_ids(response: Response) -> tuple[str, ...]:
     """The knowledge base's vector store files the answer cites (file_search annotations)."""
+    from openai.types.responses import ResponseOutputMessage
+
     cited: list[str] = []
     for item in response.output:
         if not isinstance(item, ResponseOutputMessage):
@@ -427,6 +440,8 @@ def add_conversation_items(*, conversation_id: str, turns: list[Turn]) -> None:
 
 def list_conversation_item_ids(*, conversation_id: str) -> list[str]:
     """Every item id of an OpenAI conversation (all pages); [] when the conversation is gone."""
+    import openai
+
     try:
         items = _deletion_client().conversations.items.list(conversation_id, limit=100)
         return [item.id for item in items if item.id]  # an item without an id cannot be deleted either
@@ -460,6 +475,8 @@ def _deletion_client() -> openai.OpenAI:
 
 
 def _delete(call: Callable[[openai.OpenAI], object]) -> bool:
+    import openai
+
     try:
         call(_deletion_client())
     except openai.NotFoundError:
@@ -470,6 +487,8 @@ def _delete(call: Callable[[openai.OpenAI], object]) -> bool:
 
 
 def _deletion_error(exc: openai.APIError) -> RemoteDeletionError:
+    import openai
+
     if isinstance(exc, openai.APIStatusError):
         unavailable = _unavailable_from(exc)
         return RemoteDeletionError(str(unavailable), is_transient=unavailable.is_transient)

@@ -5,6 +5,8 @@ deleted when it is deactivated or deleted; the model reaches them through the Re
 `file_search` tool (conversations/ai.py). Besides conversations/ai.py this is the only module
 that imports `openai`: the store is the knowledge base's, the model's calls are the
 conversation's. Articles hold no personal data, so erasure and retention never come here.
+Like conversations/ai.py it imports the SDK where it calls it: importing it costs about 0.5 s,
+which every process loading the app would pay otherwise.
 https://platform.openai.com/docs/api-reference/vector-stores-files
 """
 
@@ -14,12 +16,15 @@ import functools
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
-import openai
 from django.conf import settings
 from django.db import transaction
 
 from knowledge.models import Article
+
+if TYPE_CHECKING:
+    import openai
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +67,8 @@ def sync_article(*, article_id: int) -> str:
 
 def remove_file(*, file_id: str) -> None:
     """Take a file out of the store and delete it; a file already gone is fine."""
+    import openai
+
     with _errors():
         client = _client()
         try:
@@ -80,6 +87,8 @@ def record_failure(*, article_id: int, reason: str) -> None:
 
 @contextmanager
 def _errors() -> Iterator[None]:
+    import openai
+
     try:
         yield
     except openai.APIStatusError as exc:
@@ -99,5 +108,7 @@ def _client() -> openai.OpenAI:
 
 @functools.cache
 def _cached_client(api_key: str, base_url: str | None, timeout: float) -> openai.OpenAI:
+    import openai
+
     # max_retries=0: the Celery task retries, with backoff.
     return openai.OpenAI(api_key=api_key, base_url=base_url, timeout=timeout, max_retries=0)

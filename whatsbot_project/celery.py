@@ -92,6 +92,14 @@ def _remove_stale_metric_files(**kwargs) -> None:
         remove_stale_files(MULTIPROCESS_DIR)
 
 
+@signals.worker_init.connect
+def _import_the_model_sdk(**kwargs) -> None:
+    """conversations.ai imports the OpenAI SDK when it first calls the model (0.5 s that commands
+    and web processes need not pay). The worker imports it before it forks its processes, so no
+    reply waits for it."""
+    import openai  # noqa: F401
+
+
 @app.on_configure.connect
 def _stop_on_configuration_error(sender, **kwargs) -> None:
     """`celery worker` and `celery beat` read the settings first thing, here: a configuration

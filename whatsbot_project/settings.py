@@ -57,8 +57,10 @@ CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 # it requested, so behind a proxy the signature only checks against this public URL.
 PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="").rstrip("/")
 
+# Not "daphne": `manage.py run` and the ASGI deployment start daphne themselves, and as an app it
+# would import Twisted into every process (each `manage.py` command, gunicorn, Celery): 0.3 s.
+# (`runserver` is thus Django's own, without websockets: use `make run`.)
 INSTALLED_APPS = [
-    "daphne",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",

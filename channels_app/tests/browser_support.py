@@ -4,11 +4,14 @@ Daphne serves the real ASGI application (HTTP and websockets) from a thread of t
 the test database, so the HTTP-boundary fakes (OpenAI, Graph) answer it too. Webhooks are posted
 to it signed, as Meta would. Screenshots go to test-artifacts/browser/. The fixtures are
 registered as a plugin by the root conftest.py: one daphne per session (Twisted's reactor cannot restart).
+Consecutive browser tests of a worker share one Chromium, each in contexts of its own (cookies,
+storage, windows): starting Chromium and Playwright's driver took a second of CPU per test.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import threading
 import time
@@ -126,31 +129,64 @@ def daphne_server(django_db_setup, django_db_blocker):
 
 
 @pytest.fixture
-def live_url(daphne_server, settings, monkeypatch):
+def live_url(daphne_server, settings):
     # The daphne threads hold their own connections: close them after every request so the
     # test database can be flushed and dropped.
     max_age = connection.settings_dict["CONN_MAX_AGE"]
     connection.settings_dict["CONN_MAX_AGE"] = 0
     settings.SESSION_COOKIE_SECURE = settings.CSRF_COOKIE_SECURE = False
-    # Playwright's sync API keeps an event loop in this thread; the ORM calls here are still sync.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     yield daphne_server[0]
     connection.settings_dict["CONN_MAX_AGE"] = max_age
+
+
+class SharedChromium:
+    """Chromium for a run of consecutive browser tests of this process, stopped after the last
+    (pytest_runtest_teardown below). While it runs, Playwright's sync API keeps an event loop
+    running in this thread, so Django would refuse the tests' (sync) ORM calls, the flush after
+    each test included: DJANGO_ALLOW_ASYNC_UNSAFE is on exactly as long."""
+
+    playwright = None
+    browser = None
+
+    @classmethod
+    def get(cls):
+        if cls.browser is None:
+            sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+            cls.playwright = sync_playwright().start()
+            cls.browser = cls.playwright.chromium.launch(
+                executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
+            )
+        return cls.browser
+
+    @classmethod
+    def stop(cls) -> None:
+        if cls.playwright is not None:
+            cls.browser.close()
+            cls.playwright.stop()
+            cls.playwright = cls.browser = None
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item, nextitem):
+    yield  # the test's fixtures are torn down (its database flushed) with Chromium still running
+    if nextitem is None or "browser_page" not in getattr(nextitem, "fixturenames", ()):
+        SharedChromium.stop()
 
 
 @pytest.fixture
 def browser_page(live_url):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        page = browser.new_page(viewport={"width": 1280, "height": 760})
-        page.dialogs = []
-        page.console_errors = []
-        page.on("dialog", lambda dialog: (page.dialogs.append(dialog.message), dialog.dismiss()))
-        page.on("console", lambda msg: msg.type == "error" and page.console_errors.append(msg.text))
-        yield page
-        browser.close()
+    browser = SharedChromium.get()
+    page = browser.new_page(viewport={"width": 1280, "height": 760})
+    page.dialogs = []
+    page.console_errors = []
+    page.on("dialog", lambda dialog: (page.dialogs.append(dialog.message), dialog.dismiss()))
+    page.on("console", lambda msg: msg.type == "error" and page.console_errors.append(msg.text))
+    yield page
+    for context in browser.contexts:  # the page's, and any the test opened (a customer's phone)
+        context.close()
 
 
 def post_webhook(base_url: str, body: bytes) -> int:

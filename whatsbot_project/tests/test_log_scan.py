@@ -44,7 +44,7 @@ from systemtests.harness import (
     twilio_signature,
 )
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 META_CUSTOMER = "15557770001"
 TWILIO_CUSTOMER = "+15557770002"

@@ -1,0 +1,25 @@
+"""What loading the app costs every process (each `manage.py` command, gunicorn, Celery, the
+suite's own subprocesses): no library that only some of them use."""
+
+import pytest
+
+from .test_settings import PRODUCTION_ENV, manage
+
+# Imported where they are used: the OpenAI SDK by conversations/ai.py and knowledge/vector_store.py,
+# pypdf and BeautifulSoup by knowledge/parsers.py, Twisted by daphne (`manage.py run`, the ASGI
+# server). Loaded with the app they took about a second of CPU per process.
+LOADED_WHERE_USED = {"openai", "pypdf", "bs4", "twisted"}
+
+
+@pytest.mark.slow
+def test_a_management_command_does_not_import_what_only_some_processes_use():
+    result = manage("check", env={**PRODUCTION_ENV, "PYTHONPROFILEIMPORTTIME": "1"})
+
+    assert result.returncode == 0, result.stderr
+    imported = {
+        line.rpartition("|")[2].strip().split(".")[0]
+        for line in result.stderr.splitlines()
+        if line.startswith("import time:")
+    }
+    assert {"django", "celery", "whatsbot_project"} <= imported  # the import log is there
+    assert imported & LOADED_WHERE_USED == set()
