@@ -7,10 +7,12 @@ from __future__ import annotations
 import io
 import os
 import shutil
+import threading
 import time
 
 from django.contrib.auth.models import Group, Permission
 from django.core.files.base import ContentFile
+from django.db import connections
 from PIL import Image
 from playwright.sync_api import expect
 
@@ -147,8 +149,19 @@ def test_assigning_to_a_colleague_shows_in_their_mine_tab_live(
     expect(bob.locator("#assign")).to_be_hidden()
     expect(bob.locator("#resolve")).to_be_visible()
     expect(bob.locator("#hand-back")).to_be_visible()
-    # Given the permission, his open page offers it at once, without a reload.
-    other_staff.user_permissions.add(Permission.objects.get(content_type__app_label="conversations", codename="assign"))
+    # Given the permission (by an administrator's request: another thread, as Playwright's event
+    # loop runs in this one), his open page offers it at once, without a reload.
+    assign = Permission.objects.get(content_type__app_label="conversations", codename="assign")
+
+    def grant() -> None:
+        try:
+            other_staff.user_permissions.add(assign)
+        finally:
+            connections.close_all()
+
+    granting = threading.Thread(target=grant)
+    granting.start()
+    granting.join()
     expect(bob.locator("#assign")).to_be_visible()
 
 
