@@ -124,8 +124,11 @@ def test_messages_arriving_together_are_recorded_in_one_batch(client, graph_ok, 
 
     record = recorder_module.record_pending_inbound
     monkeypatch.setattr(recorder_module, "record_pending_inbound", counted)
+    # Another recorder on this test database (a real worker's that an earlier test is stopping)
+    # may be listening too: wait for this one's LISTEN, or the posts beat it.
+    others = listeners()
     recorder()
-    wait_until(is_listening)
+    wait_until(lambda: listeners() - others)
 
     for customer in range(3):  # three customers' first messages, one webhook each
         body = json.loads(meta_body("text"))
@@ -140,10 +143,11 @@ def test_messages_arriving_together_are_recorded_in_one_batch(client, graph_ok, 
     assert len(graph_ok.sent(GRAPH_MESSAGES)) == 3  # each customer answered
 
 
-def is_listening() -> bool:
+def listeners() -> set[int]:
+    """The backends whose last statement was the recorder's LISTEN on this database."""
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE query = %s AND datname = current_database()",
+            "SELECT pid FROM pg_stat_activity WHERE query = %s AND datname = current_database()",
             [f"LISTEN {CHANNEL}"],
         )
-        return cursor.fetchone()[0] > 0
+        return {pid for (pid,) in cursor.fetchall()}

@@ -5,6 +5,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from django.conf import settings
@@ -37,6 +38,9 @@ def test_under_gevent_a_running_live_sender_loop_leaves_task_database_calls_work
         """
     )
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "whatsbot_project.settings", "PYTHONPATH": str(ROOT)}
+    # The call needs a server, not the app's tables: the maintenance database always exists (the
+    # configured one may not: the suite's are test_… copies).
+    env["DATABASE_URL"] = urlunsplit(urlsplit(os.environ["DATABASE_URL"])._replace(path="/postgres"))
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
     done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60)
     assert "database call: 1" in done.stdout, done.stderr[-2000:]
