@@ -16,6 +16,7 @@ filled database.
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import statistics
 import sys
@@ -184,6 +185,7 @@ def main() -> None:
     client = Client()
     client.force_login(staff)
     second = client.get("/api/conversations/?view=all").json()[-1]
+    gc.freeze()  # the app loaded, as gunicorn.conf.py's post_worker_init does in production
     with connection.cursor() as cursor:
         cursor.execute("SELECT substr(md5('777777'), 1, 10)")  # the code of message 777,777
         code = cursor.fetchone()[0]
