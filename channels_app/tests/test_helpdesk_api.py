@@ -602,3 +602,25 @@ def test_notes_written_before_labels_existed_get_their_label_from_the_migration(
 
     labels = dict(Message.objects.filter(author="note").values_list("text", "staff_label"))
     assert labels == texts
+
+
+def test_a_list_row_is_exactly_what_the_serializers_declared_fields_describe(staff_user):
+    """The row is built in plain Python for speed (ConversationSerializer.to_representation); the
+    fields it declares are the API schema. DRF's own field-by-field rendering of those fields must
+    give the very same row, or the schema and the page's data have drifted apart."""
+    from rest_framework import serializers
+
+    from conversations.selectors.inbox import list_conversations_for_inbox
+    from conversations.serializers import ConversationSerializer
+
+    conversations = make_conversations(4, staff=staff_user)
+    conversations[1].labels.add(Label.objects.create(name="VIP", color="#aa0000"), Label.objects.create(name="Billing"))
+    conversations[2].resolved_at = conversations[2].snoozed_until = timezone.now()
+    conversations[2].save(update_fields=["resolved_at", "snoozed_until"])
+
+    rows = list_conversations_for_inbox(viewer_id=staff_user.pk)
+    assert len(rows) == 4
+    for row in rows:
+        serializer = ConversationSerializer(row)
+        assert serializer.data == serializers.ModelSerializer.to_representation(serializer, row)
+    assert any(row.assigned_to_id for row in rows) and any(row.inbox_labels for row in rows)
