@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Sum
+from django.db.models import Exists, F, OuterRef, Subquery, Sum
 from django.utils import timezone
 
 from conversations.models import AuditEntry, Message, UsageWindow
@@ -82,12 +82,13 @@ def note_limit_reached(*, inbound: Message, limit: Limit) -> str | None:
 def move_usage(*, source_id: int, target_id: int) -> None:
     """Contacts merged: the merged contact's counters count for the one it joins (added up
     where both counted the same period), so a merge gives nobody a fresh budget."""
-    periods = UsageWindow.objects.filter(contact_id=source_id).exclude(kind=UsageWindow.Kind.REPLIES)
-    for window in periods:
-        same = UsageWindow.objects.filter(contact_id=target_id, kind=window.kind, starts_at=window.starts_at)
-        if same.update(count=F("count") + window.count):
-            window.delete()
-    UsageWindow.objects.filter(contact_id=source_id).update(contact_id=target_id)
+    source = UsageWindow.objects.filter(contact_id=source_id)
+    periods = source.exclude(kind=UsageWindow.Kind.REPLIES)  # one row per period (the replies: per reply)
+    target = UsageWindow.objects.filter(contact_id=target_id)
+    counted_by_source = periods.filter(kind=OuterRef("kind"), starts_at=OuterRef("starts_at"))
+    target.filter(Exists(counted_by_source)).update(count=F("count") + Subquery(counted_by_source.values("count")))
+    periods.filter(Exists(target.filter(kind=OuterRef("kind"), starts_at=OuterRef("starts_at")))).delete()
+    source.update(contact_id=target_id)
 
 
 def _window_count(contact_id: int, kind: str, starts_at: datetime) -> int:

@@ -120,12 +120,13 @@ def test_contacts_merged_keep_what_both_used(settings):
     UsageWindow.objects.create(contact=also_ada, kind=UsageWindow.Kind.TOKENS, starts_at=day, count=200)
     UsageWindow.objects.create(contact=also_ada, kind=UsageWindow.Kind.NOTICE_TOKENS, starts_at=day, count=1)
     UsageWindow.objects.create(contact=also_ada, kind=UsageWindow.Kind.REPLIES, starts_at=timezone.now(), count=1)
+    UsageWindow.objects.create(contact=ada, kind=UsageWindow.Kind.NOTICE_REPLIES, starts_at=day, count=1)  # only hers
 
     merge_contacts(target_id=ada.pk, source_id=also_ada.pk, user=None)
 
     counts = {window.kind: window.count for window in UsageWindow.objects.filter(contact=ada)}
-    assert counts == {"tokens": 300, "notice_tokens": 1, "replies": 1}
-    assert UsageWindow.objects.count() == 3
+    assert counts == {"tokens": 300, "notice_tokens": 1, "replies": 1, "notice_replies": 1}
+    assert UsageWindow.objects.count() == 4
 
 
 def test_a_contact_over_its_tokens_of_the_day_is_not_sent_to_the_model(client, graph_ok, fake_openai, settings):
