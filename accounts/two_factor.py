@@ -23,7 +23,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.audit import current_user, record_security_event, target_of
 from accounts.models import SecurityEvent, TwoFactorSetupCode
-from accounts.roles import TWO_FACTOR_ROLES, is_two_factor_required
+from accounts.roles import TWO_FACTOR_ROLES
 
 RECOVERY_CODE_COUNT = 10
 APP_DEVICE_NAME = "Authenticator app"
@@ -72,12 +72,6 @@ def _second_factor_owed(user: Any) -> str | None:
     if state["has_app"]:
         return "verify"
     return "set_up" if state["is_required"] else None
-
-
-def needs_setup_code(user: Any) -> bool:
-    """Setting up a first authenticator app needs a set-up code where two-factor login is
-    required: the password alone would let whoever stole it set up their own app first."""
-    return is_two_factor_required(user)
 
 
 @transaction.atomic

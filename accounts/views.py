@@ -23,7 +23,6 @@ from accounts.two_factor import (
     CodeRefused,
     confirm_app_device,
     has_two_factor,
-    needs_setup_code,
     pending_app_device,
     qr_code_svg,
     redeem_setup_code,
@@ -96,21 +95,10 @@ def two_factor(request: HttpRequest) -> HttpResponse:
     context: dict = {"title": "Two-factor login", "required": is_two_factor_required(user), "next": _next_url(request)}
     action = request.POST.get("action")
     form = CodeForm(request.POST if action in ("confirm", "turn_off", "setup_code") else None)
-    if not has_two_factor(user) and needs_setup_code(user) and request.session.get(_SETUP_CODE_GIVEN) != user.pk:
-        # No key is made or shown before the code: the password alone sets up nothing.
-        if locked_out := _lockout_response(request):
-            return locked_out
-        if action == "setup_code" and form.is_valid():
-            try:
-                redeem_setup_code(request=request, user=user, code=form.cleaned_data["code"])
-            except CodeRefused as refused:
-                if locked_out := _lockout_response(request):
-                    return locked_out
-                form.add_error("code", str(refused))
-            else:
-                request.session[_SETUP_CODE_GIVEN] = user.pk
-                return redirect(request.get_full_path())
-        return render(request, "accounts/two_factor_setup_code.html", {**context, "form": form})
+    # Where it is required, no key is made or shown before a set-up code: the password alone sets
+    # up nothing (accounts/two_factor.py: redeem_setup_code).
+    if context["required"] and not has_two_factor(user) and request.session.get(_SETUP_CODE_GIVEN) != user.pk:
+        return _setup_code_step(request, context, form)
     if not has_two_factor(user):
         if action == "confirm" and form.is_valid():
             try:
@@ -136,6 +124,23 @@ def two_factor(request: HttpRequest) -> HttpResponse:
             messages.success(request, "Two-factor login is off.")
             return redirect("accounts:two-factor")
     return render(request, "accounts/two_factor.html", {**context, "form": form})
+
+
+def _setup_code_step(request: HttpRequest, context: dict, form: CodeForm) -> HttpResponse:
+    """The set-up code asked before an authenticator app may be set up; on to the app once given."""
+    if locked_out := _lockout_response(request):
+        return locked_out
+    if request.POST.get("action") == "setup_code" and form.is_valid():
+        try:
+            redeem_setup_code(request=request, user=request.user, code=form.cleaned_data["code"])
+        except CodeRefused as refused:
+            if locked_out := _lockout_response(request):
+                return locked_out
+            form.add_error("code", str(refused))
+        else:
+            request.session[_SETUP_CODE_GIVEN] = request.user.pk
+            return redirect(request.get_full_path())
+    return render(request, "accounts/two_factor_setup_code.html", {**context, "form": form})
 
 
 @require_POST
