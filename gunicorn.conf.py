@@ -24,8 +24,8 @@ def on_starting(server) -> None:
 def post_worker_init(worker) -> None:
     """The app is loaded (its URLs and views too): what it allocated lives as long as the worker,
     so it leaves the cyclic garbage collector's scans. Each full collection walked it all: the
-    live inbox's 200-row page had a p99 of 184-228 ms against a p50 of 51-57 ms, 85-105 ms
-    with the heap frozen (bench/inbox.py, bench/RESULTS.md)."""
+    live inbox's 200-row page had a p99 of 184-228 ms against a p50 of 51-57 ms, 85-161 ms
+    with the heap frozen (bench/inbox.py in one process, bench/RESULTS.md)."""
     from django.urls import get_resolver
 
     get_resolver().url_patterns  # noqa: B018 (imports every view now, not at the first request)
