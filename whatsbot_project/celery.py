@@ -44,11 +44,11 @@ def _allow_database_calls_beside_the_live_sender(**kwargs) -> None:
     sender runs an asyncio loop in one of them (channels_app/live.py) once an event is sent:
     Django then sees that loop running in every task and refuses all their database calls as
     async code (SynchronousOnlyOperation), which they are not. Its check is off in this process."""
-    if is_gevent_patched():
+    if _is_gevent_patched():
         os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 
-def is_gevent_patched() -> bool:
+def _is_gevent_patched() -> bool:
     if "gevent" not in sys.modules:
         return False
     from gevent import monkey
