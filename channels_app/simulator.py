@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
@@ -29,21 +30,25 @@ def is_simulator_open_to(user: Any, *, is_verified: bool) -> bool:
     """Off unless SIMULATOR_ENABLED (on in development); then open to everyone with DEBUG, and
     in production to staff with the permission, since a simulated customer reaches the real
     model and the tools that change things."""
-    if not settings.SIMULATOR_ENABLED:
-        return False
-    return settings.DEBUG or has_staff_permission(user, SIMULATOR_PERMISSION, is_verified=is_verified)
+    return _is_open(lambda permission: has_staff_permission(user, permission, is_verified=is_verified))
 
 
 def may_open_simulator_socket(scope: dict) -> bool:
     """The phone's websocket: the same rule, over the socket's user and session."""
+    user, session = scope.get("user"), scope.get("session")
+    return _is_open(
+        lambda permission: (
+            user is not None
+            and user.is_authenticated
+            and has_socket_permission(user.pk, getattr(session, "session_key", None), permission)
+        )
+    )
+
+
+def _is_open(has_permission: Callable[[str], bool]) -> bool:
     if not settings.SIMULATOR_ENABLED:
         return False
-    if settings.DEBUG:
-        return True
-    user, session = scope.get("user"), scope.get("session")
-    if user is None or not user.is_authenticated:
-        return False
-    return has_socket_permission(user.pk, getattr(session, "session_key", None), SIMULATOR_PERMISSION)
+    return settings.DEBUG or has_permission(SIMULATOR_PERMISSION)
 
 
 class CanUseSimulator(BasePermission):
