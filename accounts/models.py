@@ -28,6 +28,7 @@ class SecurityEvent(models.Model):
         TAKEOVER = "conversation.taken_over", "Conversation taken over"
         CONFIGURATION_CHANGED = "configuration.changed", "Configuration changed"
         API_TOKEN_CREATED = "api_token.created", "API token created"
+        API_TOKEN_CHANGED = "api_token.changed", "API token changed"
         API_TOKEN_REFUSED = "api_token.refused", "API token for someone else refused"
         API_TOKEN_REVOKED = "api_token.revoked", "API token revoked"
         TWO_FACTOR_SETUP_CODE_ISSUED = "two_factor.setup_code_issued", "Two-factor set-up code issued"

@@ -14,7 +14,7 @@ from django.http import HttpRequest, HttpResponse
 
 from conversations import events
 from integrations.models import ApiToken, Scope, WebhookDelivery, WebhookEndpoint
-from integrations.tokens import revoke_api_tokens, save_new_api_token
+from integrations.tokens import may_manage_api_token, revoke_api_tokens, save_changed_api_token, save_new_api_token
 from integrations.webhooks import forget_subscriptions, resend_deliveries
 
 
@@ -52,9 +52,20 @@ class ApiTokenAdmin(admin.ModelAdmin):
             kwargs["queryset"] = staff
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
+    def has_change_permission(self, request: HttpRequest, obj: ApiToken | None = None) -> bool:
+        # Another's token is read-only unless one may create tokens for others (tokens.py).
+        return super().has_change_permission(request, obj) and (
+            obj is None or may_manage_api_token(actor=request.user, owner_id=obj.user_id, action="change")
+        )
+
+    def has_delete_permission(self, request: HttpRequest, obj: ApiToken | None = None) -> bool:
+        return super().has_delete_permission(request, obj) and (
+            obj is None or may_manage_api_token(actor=request.user, owner_id=obj.user_id, action="delete")
+        )
+
     def save_model(self, request: HttpRequest, obj: ApiToken, form: forms.Form, change: bool) -> None:
         if change:
-            super().save_model(request, obj, form, change)
+            save_changed_api_token(token=obj, changed=form.changed_data, changed_by=request.user)
             return
         key = save_new_api_token(token=obj, created_by=request.user)
         messages.warning(request, f"The key of {obj.name!r}, shown only now (only its hash is kept): {key}")

@@ -26,25 +26,30 @@ def hash_key(key: str) -> str:
 def create_api_token(*, name: str, user: User, scopes: list[str], created_by: Any) -> tuple[ApiToken, str]:
     """A new token of `user` and its key (kept nowhere: only its hash is stored). `created_by`
     is the staff member asking (None: the operator, from a shell). Raises PermissionDenied."""
-    unknown = set(scopes) - set(Scope.values)
-    if unknown:
-        raise ValueError(f"unknown scopes: {sorted(unknown)}")
-    token = ApiToken(name=name, user=user, scopes=sorted(set(scopes)))
+    token = ApiToken(name=name, user=user, scopes=_known_scopes(scopes))
     return token, save_new_api_token(token=token, created_by=created_by)
 
 
-def _may_create_for(*, actor: Any, owner: User) -> bool:
-    """Staff who manage tokens create them for themselves; only an Administrator for someone
-    else, since a token acts in its staff member's name."""
-    if not actor.has_perm("integrations.add_apitoken"):
+def _known_scopes(scopes: list[str]) -> list[str]:
+    unknown = set(scopes) - set(Scope.values)
+    if unknown:
+        raise ValueError(f"unknown scopes: {sorted(unknown)}")
+    return sorted(set(scopes))
+
+
+def may_manage_api_token(*, actor: Any, owner_id: int, action: str) -> bool:
+    """Whether `actor` may `action` ("add", "change", "delete") a token of the staff member
+    `owner_id`: staff who manage tokens do so for their own; only an Administrator for someone
+    else's, since a token acts in its staff member's name (what it may do is done as them)."""
+    if not actor.has_perm(f"integrations.{action}_apitoken"):
         return False
-    return actor.pk == owner.pk or actor.has_perm("integrations.add_apitoken_for_others")
+    return actor.pk == owner_id or actor.has_perm("integrations.add_apitoken_for_others")
 
 
 def save_new_api_token(*, token: ApiToken, created_by: Any) -> str:
     """Store an unsaved token (create_api_token, the admin's add form) and return its key, to
     show once; audited. Raises PermissionDenied when `created_by` may not create it."""
-    if created_by is not None and not _may_create_for(actor=created_by, owner=token.user):
+    if created_by is not None and not may_manage_api_token(actor=created_by, owner_id=token.user_id, action="add"):
         record_security_event(
             action=SecurityEvent.Action.API_TOKEN_REFUSED, actor=created_by, target=target_of(token.user)
         )
@@ -59,6 +64,28 @@ def save_new_api_token(*, token: ApiToken, created_by: Any) -> str:
         detail={"for": target_of(token.user), "scopes": token.scopes},
     )
     return key
+
+
+def save_changed_api_token(*, token: ApiToken, changed: list[str], changed_by: Any) -> None:
+    """Store the edited name and scopes of a saved token (the admin's change form); audited with
+    the fields changed, never the name. Raises PermissionDenied when `changed_by` may not change
+    it, as save_new_api_token does for creating it: another's token is an Administrator's."""
+    owner_id = ApiToken.objects.values_list("user_id", flat=True).get(pk=token.pk)  # as stored
+    audited = {"for": f"auth.user #{owner_id}", "changed": sorted(changed)}
+    if changed_by is not None and not may_manage_api_token(actor=changed_by, owner_id=owner_id, action="change"):
+        record_security_event(
+            action=SecurityEvent.Action.API_TOKEN_REFUSED, actor=changed_by, target=target_of(token), detail=audited
+        )
+        raise PermissionDenied("Only an Administrator may change another staff member's API token.")
+    token.scopes = _known_scopes(token.scopes)
+    # Only these: a token does not change hands, and its key and dates are not edited.
+    token.save(update_fields=["name", "scopes"])
+    record_security_event(
+        action=SecurityEvent.Action.API_TOKEN_CHANGED,
+        actor=changed_by,
+        target=target_of(token),
+        detail={**audited, "scopes": token.scopes},
+    )
 
 
 def get_active_token(key: str) -> ApiToken | None:

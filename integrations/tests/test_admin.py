@@ -9,7 +9,7 @@ from accounts.models import SecurityEvent
 from accounts.roles import ADMINISTRATOR, AGENT, DATA_OFFICER, SUPERVISOR
 from accounts.tests.helpers import EVERY_ROLE, NO_ROLE, log_in, make_staff, user_with
 from integrations.models import ApiToken, Scope
-from integrations.tokens import create_api_token, hash_key
+from integrations.tokens import create_api_token, hash_key, save_changed_api_token
 
 pytestmark = pytest.mark.django_db
 
@@ -108,3 +108,88 @@ def test_creating_and_revoking_a_token_are_audited(client):
     assert (created.actor, created.target) == (administrator, f"integrations.apitoken #{token.pk}")
     assert created.detail == {"for": f"auth.user #{colleague.pk}", "scopes": [Scope.TAKE_OVER]}
     assert (revoked.actor, revoked.target) == (administrator, f"integrations.apitoken #{token.pk}")
+
+
+# Who may edit a token's name and scopes in the admin, by role: (their own, another staff
+# member's). What a token may do is done in its staff member's name, so editing someone else's
+# follows the creation rule: an Administrator's.
+TOKEN_EDITING = {
+    AGENT: (False, False),
+    SUPERVISOR: (True, False),
+    DATA_OFFICER: (False, False),
+    ADMINISTRATOR: (True, True),
+    NO_ROLE: (False, False),
+}
+
+
+@pytest.mark.parametrize("role", EVERY_ROLE)
+def test_only_an_administrator_edits_someone_elses_token(client, role):
+    actor, colleague = user_with(role), make_staff("colleague", AGENT)
+    own, _ = create_api_token(name="mine", user=actor, scopes=[Scope.READ_CONVERSATIONS], created_by=None)
+    theirs, _ = create_api_token(name="theirs", user=colleague, scopes=[Scope.READ_CONVERSATIONS], created_by=None)
+    log_in(client, actor)
+    may_edit_own, may_edit_theirs = TOKEN_EDITING[role]
+
+    for token in (own, theirs):
+        client.post(
+            f"/admin/integrations/apitoken/{token.pk}/change/",
+            {"name": "widened", "scopes": [Scope.READ_CONVERSATIONS, Scope.SEND_MESSAGES]},
+        )
+
+    widened = ("widened", [Scope.READ_CONVERSATIONS, Scope.SEND_MESSAGES])
+    for token, name, may in ((own, "mine", may_edit_own), (theirs, "theirs", may_edit_theirs)):
+        token.refresh_from_db()
+        assert (token.name, token.scopes) == (widened if may else (name, [Scope.READ_CONVERSATIONS]))
+    changed = SecurityEvent.objects.filter(action="api_token.changed", actor=actor)
+    assert sorted(changed.values_list("target", flat=True)) == sorted(
+        f"integrations.apitoken #{token.pk}" for token, may in ((own, may_edit_own), (theirs, may_edit_theirs)) if may
+    )
+
+
+def test_a_supervisor_sees_a_colleagues_token_read_only_and_cannot_delete_it(client):
+    supervisor, colleague = user_with(SUPERVISOR), make_staff("colleague", AGENT)
+    theirs, _ = create_api_token(name="theirs", user=colleague, scopes=[Scope.TAKE_OVER], created_by=None)
+    own, _ = create_api_token(name="mine", user=supervisor, scopes=[Scope.TAKE_OVER], created_by=None)
+    log_in(client, supervisor)
+
+    page = client.get(f"/admin/integrations/apitoken/{theirs.pk}/change/")
+    refused = client.post(f"/admin/integrations/apitoken/{theirs.pk}/delete/", {"post": "yes"})
+    client.post(f"/admin/integrations/apitoken/{own.pk}/delete/", {"post": "yes"})
+
+    assert page.status_code == 200 and 'name="name"' not in page.content.decode()
+    assert refused.status_code == 403
+    assert list(ApiToken.objects.values_list("name", flat=True)) == ["theirs"]
+
+
+def test_an_edit_is_audited_with_what_changed_never_the_name(client):
+    administrator, colleague = user_with(ADMINISTRATOR), make_staff("colleague", AGENT)
+    token, _ = create_api_token(name="CRM", user=colleague, scopes=[Scope.READ_CONVERSATIONS], created_by=None)
+    log_in(client, administrator)
+
+    client.post(
+        f"/admin/integrations/apitoken/{token.pk}/change/",
+        {"name": "CRM sync", "scopes": [Scope.READ_CONVERSATIONS, Scope.TAKE_OVER]},
+    )
+
+    changed = SecurityEvent.objects.get(action="api_token.changed")
+    assert (changed.actor, changed.target) == (administrator, f"integrations.apitoken #{token.pk}")
+    assert changed.detail == {
+        "for": f"auth.user #{colleague.pk}",
+        "changed": ["name", "scopes"],
+        "scopes": [Scope.READ_CONVERSATIONS, Scope.TAKE_OVER],
+    }
+
+
+def test_the_service_refuses_a_supervisors_edit_of_someone_elses_token_and_audits_it():
+    supervisor, colleague = user_with(SUPERVISOR), make_staff("colleague", AGENT)
+    token, _ = create_api_token(name="CRM", user=colleague, scopes=[Scope.READ_CONVERSATIONS], created_by=None)
+    token.scopes = [*Scope.values]
+
+    with pytest.raises(PermissionDenied):
+        save_changed_api_token(token=token, changed=["scopes"], changed_by=supervisor)
+
+    token.refresh_from_db()
+    assert token.scopes == [Scope.READ_CONVERSATIONS]
+    refused = SecurityEvent.objects.get(action="api_token.refused")
+    assert (refused.actor, refused.target) == (supervisor, f"integrations.apitoken #{token.pk}")
+    assert refused.detail == {"for": f"auth.user #{colleague.pk}", "changed": ["scopes"]}
