@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
+from collections import Counter
 
 from csp.decorators import csp_exempt
 from django.conf import settings
@@ -19,7 +20,7 @@ from rest_framework.views import APIView
 
 from conversations.models import CapturedWebhook, Provider
 from conversations.providers import meta, twilio
-from conversations.providers.base import InvalidPayload, ParsedWebhook
+from conversations.providers.base import FROM_OWN_NUMBER, InvalidPayload, ParsedWebhook
 from conversations.services.captures import capture_webhook_request
 from conversations.services.inbound import apply_status, receive_webhook
 from telemetry import metrics
@@ -101,6 +102,7 @@ class MetaWebhookView(WebhookView):
             return _plain(400, str(exc))
         accepted = receive_webhook(parsed=parsed)
         self.is_duplicate = bool(parsed.messages) and not accepted
+        _note_ignored(parsed, Provider.META)
         if parsed.refused:
             # Still 200: the rest is received, and a retry would refuse the same elements again.
             # The reasons name fields only; bodies and numbers stay out of the log.
@@ -110,6 +112,21 @@ class MetaWebhookView(WebhookView):
                 "; ".join(sorted(set(parsed.refused))),
             )
         return _plain(200, "ok")
+
+
+def _note_ignored(parsed: ParsedWebhook, provider: str) -> None:
+    """One line per delivery for the messages the business sent itself, counted by reason,
+    never a number: a warning for its own number (a misrouted number, two bots answering each
+    other), information for echoes (expected where the WhatsApp Business app is used too)."""
+    if not parsed.ignored:
+        return
+    counts = sorted(Counter(parsed.ignored).items())
+    logger.log(
+        logging.WARNING if FROM_OWN_NUMBER in parsed.ignored else logging.INFO,
+        "%s webhook: not recorded, never a customer's: %s",
+        provider,
+        "; ".join(f"{count} {reason}" for reason, count in counts),
+    )
 
 
 def _twilio_request_is_genuine(request: Request) -> bool:
@@ -162,7 +179,9 @@ class TwilioInboundView(TwilioWebhookView):
         if twilio.is_status_callback(request.POST):
             _warn_of_misrouted_status_callbacks()
             return _apply_twilio_status(request)
-        self.is_duplicate = not receive_webhook(parsed=ParsedWebhook(messages=[twilio.parse_inbound(request.POST)]))
+        parsed = twilio.parse_inbound(request.POST)
+        self.is_duplicate = bool(parsed.messages) and not receive_webhook(parsed=parsed)
+        _note_ignored(parsed, Provider.TWILIO)
         # The answer comes later through the REST API: an empty TwiML response sends nothing now.
         return HttpResponse(EMPTY_TWIML, content_type="text/xml")
 

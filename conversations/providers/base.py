@@ -85,6 +85,13 @@ class ParsedWebhook:
     # Why each message or status left out was refused (field names, never values): one bad
     # element is refused on its own, so the provider does not retry the whole delivery forever.
     refused: list[str] = field(default_factory=list)
+    # The messages the business sent itself, received and left out on purpose (one of the
+    # reasons below each): never a customer's, so never recorded or answered.
+    ignored: list[str] = field(default_factory=list)
+
+
+FROM_OWN_NUMBER = "message(s) from the business's own number"
+MESSAGE_ECHO = "message echo(es) of what the business wrote in the WhatsApp Business app"
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,8 @@ from conversations.errors import RemoteDeletionError, parse_retry_after
 from conversations.models import Channel, Message, Provider
 
 from .base import (
+    FROM_OWN_NUMBER,
+    MESSAGE_ECHO,
     DeliveryUnknown,
     InboundMessage,
     InvalidPayload,
@@ -53,6 +55,7 @@ from .validation import (
     echoed_ref,
     free_text,
     identifier,
+    is_own_number,
     nested,
     unix_time,
 )
@@ -128,16 +131,31 @@ def parse_webhook(raw_body: bytes) -> ParsedWebhook:
         raise InvalidPayload("not a WhatsApp Business Account webhook")
 
     parsed = ParsedWebhook()
-    for value in _message_values(payload):
+    for field_name, value in _changes(payload):
+        if field_name == _ECHOES:
+            # Coexistence: what the business wrote in the WhatsApp Business app, told back to us.
+            # Only counted, so a shape we do not read never refuses the delivery.
+            echoes = value.get("message_echoes")
+            if isinstance(echoes, list):
+                parsed.ignored.extend([MESSAGE_ECHO] * len(echoes))
+            continue
         _log_reported_errors(value)
         contacts = [contact for contact in _envelope_list(value, "contacts") if isinstance(contact, dict)]
+        # The conversation knows the business by its phone number id; its own messages come
+        # from the number people see.
+        own_number = _display_number(value)
         for message in _envelope_list(value, "messages"):
             try:
-                parsed.messages.append(_parse_message(message, value, contacts))
+                inbound = _parse_message(message, value, contacts)
             except Refused as exc:
                 parsed.refused.append(f"message: {exc}")
             except (KeyError, TypeError, AttributeError, ValueError):
                 parsed.refused.append("message: malformed")
+            else:
+                if is_own_number(inbound.phone_number, own_number):
+                    parsed.ignored.append(FROM_OWN_NUMBER)
+                else:
+                    parsed.messages.append(inbound)
         for status in _envelope_list(value, "statuses"):
             try:
                 update = _parse_status(status)
@@ -160,24 +178,37 @@ def _envelope_list(container: dict[str, Any], key: str) -> list[Any]:
     return value
 
 
-def _message_values(payload: dict[str, Any]) -> list[dict[str, Any]]:
-    """The `value` of every `messages` change: the envelope, whose shape is the delivery's."""
-    values = []
+# The field of the changes that echo the business's own messages (WhatsApp Business app coexistence).
+_ECHOES = "smb_message_echoes"
+
+
+def _changes(payload: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """The field and `value` of every `messages` and echoes change: the envelope, whose shape
+    is the delivery's. Other fields (account or template updates) are not read."""
+    changes = []
     for entry in _envelope_list(payload, "entry"):
         if not isinstance(entry, dict):
             raise InvalidPayload("entry is not an object")
         for change in _envelope_list(entry, "changes"):
             if not isinstance(change, dict):
                 raise InvalidPayload("change is not an object")
-            if change.get("field") != "messages":
+            field_name = change.get("field")
+            if field_name not in ("messages", _ECHOES):
                 continue
             value = change.get("value")
             if value is None:
                 continue
             if not isinstance(value, dict):
                 raise InvalidPayload("change value is not an object")
-            values.append(value)
-    return values
+            changes.append((field_name, value))
+    return changes
+
+
+def _display_number(value: dict[str, Any]) -> str:
+    """The business's number as people see it (`metadata.display_phone_number`), "" if absent."""
+    metadata = value.get("metadata")
+    number = metadata.get("display_phone_number") if isinstance(metadata, dict) else None
+    return number if isinstance(number, str) else ""
 
 
 def _log_reported_errors(value: dict[str, Any]) -> None:

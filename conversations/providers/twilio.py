@@ -26,9 +26,11 @@ from conversations.errors import RemoteDeletionError
 from conversations.models import Channel, Message, Provider
 
 from .base import (
+    FROM_OWN_NUMBER,
     InboundMessage,
     InvalidPayload,
     MediaRef,
+    ParsedWebhook,
     PermanentProviderError,
     SendResult,
     StatusUpdate,
@@ -50,6 +52,7 @@ from .validation import (
     echoed_ref,
     free_text,
     identifier,
+    is_own_number,
 )
 
 _WHATSAPP_PREFIX = "whatsapp:"
@@ -99,13 +102,17 @@ def is_status_callback(params: Mapping[str, str]) -> bool:
     return bool(status) and status not in _INBOUND_STATUSES
 
 
-def parse_inbound(params: Mapping[str, str]) -> InboundMessage:
-    """The one message of an inbound request. Twilio sends one message per request, so a
-    message that cannot be passed on clean and bounded refuses the request (InvalidPayload)."""
+def parse_inbound(params: Mapping[str, str]) -> ParsedWebhook:
+    """The one message of an inbound request, left out when it is from the number it was sent
+    to (the business's own). Twilio sends one message per request, so a message that cannot be
+    passed on clean and bounded refuses the request (InvalidPayload)."""
     try:
-        return _parse_inbound(params)
+        inbound = _parse_inbound(params)
     except Refused as exc:
         raise InvalidPayload(str(exc)) from exc
+    if is_own_number(inbound.external_user_id, inbound.business_address):
+        return ParsedWebhook(ignored=[FROM_OWN_NUMBER])
+    return ParsedWebhook(messages=[inbound])
 
 
 def _parse_inbound(params: Mapping[str, str]) -> InboundMessage:

@@ -102,6 +102,25 @@ def e164(digits: str) -> str:
     return ""
 
 
+# What may surround the digits of a number written for people: "+1 555-000-1234".
+_NUMBER_PUNCTUATION = str.maketrans("", "", " -().")
+
+
+def is_own_number(sender: str, business_number: str) -> bool:
+    """Whether a message's sender is the business's own number: the same address, or the same
+    phone number however each is written (Meta's `from` and `display_phone_number` are digits,
+    with or without `+`, spaces or dashes). Its messages are the business's, never a customer's:
+    a test from the business's own phone, a bot answering itself."""
+    if not sender or not business_number:
+        return False
+    number = _as_number(sender)
+    return sender == business_number or (bool(number) and number == _as_number(business_number))
+
+
+def _as_number(address: str) -> str:
+    return e164(address.translate(_NUMBER_PUNCTUATION))
+
+
 def unix_time(value: Any) -> datetime | None:
     """Unix seconds (Meta sends a string of digits) as an aware datetime; None when they are not
     a plausible time. The time is only informative: a message is not refused for it."""

@@ -164,7 +164,7 @@ def _record_batch(waiting: QuerySet[ProcessedMessage], *, limit: int) -> list[Me
         customers, ours = [], 0
         for _, pending, _, is_from_our_number in rows:
             inbound = InboundMessage.from_json(pending or {})
-            if is_from_our_number or inbound.external_user_id == inbound.business_address:
+            if is_from_our_number:
                 ours += 1
             else:
                 customers.append((inbound, (pending or {}).get(PENDING_REQUEST_ID) or ""))
@@ -185,7 +185,8 @@ def _record_batch(waiting: QuerySet[ProcessedMessage], *, limit: int) -> list[Me
 
 
 # The sender is a number customers write to (read in the recorder's own statement): one of the
-# business's own numbers, which never becomes a customer.
+# business's own numbers, which never becomes a customer. (One from the very number it wrote to
+# never gets here: the provider module leaves it out, providers/validation.is_own_number.)
 _SENDER_IS_OUR_NUMBER = Exists(
     Conversation.objects.filter(business_address=KeyTextTransform("external_user_id", OuterRef("pending")))
 )

@@ -1,4 +1,5 @@
 import json
+import logging
 
 import pytest
 
@@ -6,7 +7,7 @@ from conversations.models import Conversation, Message, ProcessedMessage
 from conversations.tests.fakes import GRAPH_MESSAGES
 from profiles.models import ClientProfile
 
-from .helpers import VERIFY_TOKEN, meta_body, meta_signature, post_meta
+from .helpers import VERIFY_TOKEN, meta_body, meta_signature, meta_text, post_meta
 
 pytestmark = pytest.mark.django_db
 
@@ -240,3 +241,63 @@ def test_a_conversation_is_opened_once_per_customer_and_number(client, graph_ok)
     assert conversation.messages.filter(direction=Message.Direction.INBOUND).count() == 2
     assert conversation.business_address == "110000000000001"
     assert conversation.last_customer_message_at is not None
+
+
+# Meta writes the display number as digits; the rule compares numbers, however they are spelt.
+@pytest.mark.parametrize("display_number", ["15550001234", "+1 555-000-1234"])
+def test_a_message_from_the_business_own_number_never_becomes_a_customer(client, graph_ok, caplog, display_number):
+    """The business's number writing to itself (a test from the WhatsApp Business app, a bot
+    loop): its `from` is the display number, never the phone number id the conversation keeps."""
+    body = json.loads(meta_text("Hi! What are your opening hours?", "wamid.CUSTOMER"))
+    value = body["entry"][0]["changes"][0]["value"]
+    value["metadata"]["display_phone_number"] = display_number
+    ours = json.loads(meta_text("a test from our phone", "wamid.OURS", wa_id="15550001234", user_id="US.ours"))
+    value["contacts"] += ours["entry"][0]["changes"][0]["value"]["contacts"]
+    value["messages"] += ours["entry"][0]["changes"][0]["value"]["messages"]
+
+    with caplog.at_level(logging.INFO):
+        response = post_meta(client, json.dumps(body).encode())
+
+    assert response.status_code == 200
+    assert list(ProcessedMessage.objects.values_list("provider_message_id", flat=True)) == [
+        ProcessedMessage.key_for("wamid.CUSTOMER")
+    ]
+    assert list(ClientProfile.objects.values_list("phone_number", flat=True)) == ["+15551234567"]
+    assert [sent["to"] for sent in graph_ok.sent(GRAPH_MESSAGES)] == ["+15551234567"]
+    assert "1 message(s) from the business's own number" in caplog.text and "1555" not in caplog.text
+
+
+def test_message_echoes_are_acknowledged_and_never_recorded(client, graph_ok, caplog):
+    """Coexistence: what the business writes in the WhatsApp Business app comes back as an
+    `smb_message_echoes` change, `from` being its own number. Not a customer's message."""
+    echo = {"from": "15550001234", "to": "15551234567", "id": "wamid.ECHO", "timestamp": "1767268800"}
+    body = {
+        "object": "whatsapp_business_account",
+        "entry": [
+            {
+                "id": "120000000000001",
+                "changes": [
+                    {
+                        "field": "smb_message_echoes",
+                        "value": {
+                            "messaging_product": "whatsapp",
+                            "metadata": {"display_phone_number": "15550001234", "phone_number_id": "110000000000001"},
+                            "message_echoes": [
+                                {**echo, "type": "text", "text": {"body": "We open at 9."}},
+                                {**echo, "id": "wamid.ECHO2", "type": "text", "text": {"body": "See you!"}},
+                            ],
+                        },
+                    }
+                ],
+            }
+        ],
+    }
+
+    with caplog.at_level(logging.INFO):
+        response = post_meta(client, json.dumps(body).encode())
+
+    assert response.status_code == 200
+    assert not ProcessedMessage.objects.exists() and not ClientProfile.objects.exists()
+    assert not Message.objects.exists() and not graph_ok.sent(GRAPH_MESSAGES)
+    [line] = [record.getMessage() for record in caplog.records if "echo" in record.getMessage()]
+    assert "2 message echo(es)" in line and "1555" not in line
