@@ -14,6 +14,7 @@ never pass a limit together.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -35,6 +36,11 @@ LIMIT_NOTICE = (
 )
 
 
+# The budgets' clock. Tests replace it to replay minutes and days (`monkeypatch.setattr(budgets,
+# "clock", …)`) without patching django.utils.timezone.now, every other module's clock too.
+clock: Callable[[], datetime] = timezone.now
+
+
 @dataclass(frozen=True)
 class Limit:
     name: str  # replies_per_minute | tokens_per_day | monthly_spend
@@ -45,7 +51,7 @@ class Limit:
 def take_reply_allowance(*, inbound: Message) -> Limit | None:
     """Count one model reply for the contact of `inbound`; the limit that stops it, if any
     (then nothing was counted and the model must not be called)."""
-    now = timezone.now()
+    now = clock()
     contact_id = inbound.conversation.profile.contact_id
     cap = settings.BUDGET_MONTHLY_SPEND_CAP
     if cap is not None and get_month_spend(now=now) >= cap:

@@ -47,7 +47,7 @@ def test_a_contact_over_its_replies_per_minute_gets_one_notice_and_costs_nothing
     settings.BUDGET_REPLIES_PER_MINUTE = 2
     # One instant for all of it: the limit counts the last minute, and a slow machine may take one.
     now = timezone.now()
-    monkeypatch.setattr(budgets.timezone, "now", lambda: now)
+    monkeypatch.setattr(budgets, "clock", lambda: now)
     for number in range(6):
         write(client, f"alice {number}", f"wamid.f{number}")
     write(client, "bob here", "wamid.bob", wa_id=BOB)
@@ -68,7 +68,7 @@ def test_the_reply_rate_resets_by_itself(client, graph_ok, fake_openai, settings
     assert bot_texts(ALICE)[-1] == LIMIT_NOTICE
 
     later = timezone.now() + timedelta(minutes=1)
-    monkeypatch.setattr(budgets.timezone, "now", lambda: later)
+    monkeypatch.setattr(budgets, "clock", lambda: later)
     write(client, "alice 3", "wamid.r3")
 
     assert model_calls_for(fake_openai, "alice") == 2
@@ -81,7 +81,7 @@ def test_the_reply_rate_counts_the_last_minute_not_the_clock_minute(
     settings.BUDGET_REPLIES_PER_MINUTE = 2
     minute = timezone.now().replace(second=0, microsecond=0)
     clock = {"now": minute + timedelta(seconds=50)}
-    monkeypatch.setattr(budgets.timezone, "now", lambda: clock["now"])
+    monkeypatch.setattr(budgets, "clock", lambda: clock["now"])
     write(client, "alice 1", "wamid.w1")
     write(client, "alice 2", "wamid.w2")
     clock["now"] = minute + timedelta(seconds=70)  # the next clock minute, 20 s later
@@ -98,7 +98,7 @@ def test_a_person_writing_on_two_channels_has_one_budget(
 ):
     settings.BUDGET_REPLIES_PER_MINUTE = 2
     now = timezone.now()
-    monkeypatch.setattr(budgets.timezone, "now", lambda: now)
+    monkeypatch.setattr(budgets, "clock", lambda: now)
     write(client, "alice on whatsapp 1", "wamid.c1")
     write(client, "alice on whatsapp 2", "wamid.c2")
     sid = "SM" + "c" * 32
