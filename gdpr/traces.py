@@ -15,7 +15,9 @@ from urllib.parse import parse_qsl, unquote_plus
 
 from django.contrib.admin.models import LogEntry
 from django.contrib.contenttypes.models import ContentType
-from django.db.models import Model, Q, QuerySet
+from django.db.models import BooleanField, Func, Model, Q, QuerySet, TextField, Value
+from django.db.models.functions import Lower, StrIndex
+from django.db.models.lookups import GreaterThan
 
 from conversations.models import Attachment, AuditEntry, CapturedWebhook, Conversation, Message
 from gdpr.models import ErasedIdentifier
@@ -66,18 +68,73 @@ def is_from_erased_subject(*, provider: str, body: bytes) -> bool:
 def list_subject_captures(subject: Subject) -> list[CapturedWebhook]:
     """Captures that mention any identifier of the subject (also URL-encoded, in form bodies).
 
-    Bodies are opaque bytes, so they are searched in Python; captures live only hours, so there
-    are few. A phone number is searched by its digits: every spelling of it contains them.
+    The database keeps those that may (`_candidate_captures`); each of them is confirmed here,
+    on the body decoded and URL-decoded, case ignored. A phone number is searched by its digits:
+    every spelling of it contains them.
     """
     tokens = {identifier.lstrip("+") for identifier in subject_identifiers(subject)}
     tokens.discard("")
+    if not tokens:
+        return []
     found = []
-    for capture in CapturedWebhook.objects.order_by("pk").iterator():
+    for capture in _candidate_captures(tokens).order_by("pk").iterator():
         raw = bytes(capture.body).decode("utf-8", errors="replace")
         texts = (raw, unquote_plus(raw), capture.path, unquote_plus(capture.path))
         if any(token in text or token.lower() in text.lower() for token in tokens for text in texts):
             found.append(capture)
     return found
+
+
+def _candidate_captures(tokens: set[str]) -> QuerySet[CapturedWebhook]:
+    """Every capture whose body or path may mention a token: one that holds the token's longest
+    plain run (letters, digits, `.-_~`, which neither JSON nor form encoding escapes), any case,
+    or a percent-escape of such a character (needless, so it may hide a run). Whatever the
+    confirmation above matches is among them, but for the odd non-ASCII letter Python's case
+    folding turns into an ASCII one (the Kelvin sign into k), which no provider writes."""
+    runs = {max(_PLAIN_RUN.findall(token.lower()), key=len, default="") for token in tokens}
+    if "" in runs:
+        return CapturedWebhook.objects.all()  # nothing plain to narrow by
+    body, path = _BodyText("body"), Lower("path")
+    may_mention = Q(_HasNeedlessEscape(body)) | Q(_HasNeedlessEscape(path))
+    for run in runs:
+        may_mention |= Q(GreaterThan(StrIndex(body, Value(run)), 0)) | Q(GreaterThan(StrIndex(path, Value(run)), 0))
+    return CapturedWebhook.objects.filter(may_mention)
+
+
+# What JSON and form encoding leave as it is (lower case: the texts searched are folded).
+_PLAIN_RUN = re.compile(r"[a-z0-9._~-]+")
+# A percent-escape of a plain character: %30-%39, %41-%5a, %61-%7a, %2d, %2e, %5f, %7e.
+_NEEDLESS_ESCAPE = "%(3[0-9]|[46][1-9a-f]|[57][0-9a]|2[de]|5f|7e)"
+_NEEDLESS_ESCAPE_GLOBS = ("*%3[0-9]*", "*%[46][1-9a-f]*", "*%[57][0-9a]*", "*%2[de]*", "*%5f*", "*%7e*")
+
+
+class _BodyText(Func):
+    """A capture's body (bytes, perhaps not UTF-8, perhaps with a NUL) as text with its ASCII
+    letters in lower case: PostgreSQL writes the other bytes as escapes, SQLite keeps them."""
+
+    output_field = TextField()
+    template = "lower(encode(%(expressions)s, 'escape'))"
+
+    def as_sqlite(self, compiler: Any, connection: Any, **extra_context: Any) -> tuple[str, tuple[str | int, ...]]:
+        # Without its NULs: GLOB stops at the first.
+        template = "lower(replace(CAST(%(expressions)s AS TEXT), char(0), ''))"
+        return super().as_sql(compiler, connection, template=template, **extra_context)
+
+
+class _HasNeedlessEscape(Func):
+    """Whether a lower-case text holds a percent-escape of a plain character (a regular
+    expression on PostgreSQL, GLOB patterns on SQLite, whose REGEXP would need UTF-8)."""
+
+    output_field = BooleanField()
+
+    def as_postgresql(self, compiler: Any, connection: Any, **extra_context: Any) -> tuple[str, tuple[str | int, ...]]:
+        sql, params = compiler.compile(self.source_expressions[0])
+        return f"({sql} ~ %s)", (*params, _NEEDLESS_ESCAPE)
+
+    def as_sqlite(self, compiler: Any, connection: Any, **extra_context: Any) -> tuple[str, tuple[str | int, ...]]:
+        sql, params = compiler.compile(self.source_expressions[0])
+        matches = " OR ".join(f"{sql} GLOB %s" for _ in _NEEDLESS_ESCAPE_GLOBS)
+        return f"({matches})", tuple(value for glob in _NEEDLESS_ESCAPE_GLOBS for value in (*params, glob))
 
 
 def list_subject_admin_log(subject: Subject) -> QuerySet[LogEntry]:

@@ -35,6 +35,7 @@ from gdpr.models import ErasedIdentifier, ErasureRecord, RemoteDeletion
 from gdpr.remote import run_remote_deletions
 from gdpr.subjects import find_subject, hash_identifier
 from gdpr.tasks import delete_remote_copies, retry_pending_remote_deletions
+from gdpr.traces import list_subject_captures
 from profiles.models import ClientProfile, Contact
 from whatsbot_project.celery import app as celery_app
 
@@ -556,3 +557,38 @@ def test_an_erasure_removes_the_private_notes_staff_wrote_about_the_person(clien
     assert rows_mentioning(["secret code 7731"]) == []
     assert not Message.objects.filter(author=Message.Author.PRIVATE_NOTE).exists()
     assert AuditEntry.objects.filter(action="conversation.private_note").exists() is False
+
+
+def test_the_capture_search_finds_every_spelling_and_reads_only_the_captures_that_may_match(
+    client, graph_ok, settings, monkeypatch
+):
+    """The database narrows the captures (SQLite and PostgreSQL alike), Python confirms: every
+    spelling the scan found is still found, and captures naming no one of hers are never read."""
+    post_meta(client, meta_body("text"))  # +1 555 123 4567, US.1000000000000000001
+    ada = ClientProfile.objects.get(external_id=ADA["bsuid"])
+    Contact.objects.filter(pk=ada.contact_id).update(email="ada+shop@example.com")
+    hers = [
+        ("/webhooks/meta/", b'{"from": "15551234567"}'),  # JSON, as Meta writes it
+        ("/webhooks/twilio/", b"From=whatsapp%3A%2B15551234567&Body=hi"),  # form-encoded
+        ("/webhooks/twilio/", b"Body=ADA%2bSHOP%40EXAMPLE.COM"),  # lower-case escapes, upper case
+        ("/webhooks/twilio/", b"Body=ada%2Bshop@example.com"),  # half encoded
+        ("/webhooks/twilio/", b"Body=ada%2Bshop%40%65xample.com"),  # a letter escaped for nothing
+        ("/webhooks/twilio/?From=%2B15551234567", b""),  # in the query string only
+        ("/webhooks/meta/", b"\xff\x00 garbage naming US.1000000000000000001"),  # not UTF-8, a NUL
+    ]
+    others = [
+        ("/webhooks/meta/", b'{"from": "15557654321"}'),
+        ("/webhooks/twilio/", b"Body=write+to+grace%40example.org"),
+        ("/webhooks/meta/", b"\xff\xfe garbage"),
+    ]
+    CapturedWebhook.objects.all().delete()
+    for path, body in hers + others:
+        CapturedWebhook.objects.create(provider="meta", path=path, body=body)
+    read = []
+    from_db = CapturedWebhook.from_db.__func__
+    monkeypatch.setattr(CapturedWebhook, "from_db", classmethod(lambda *args: read.append(1) or from_db(*args)))
+
+    found = list_subject_captures(find_subject(identifier=ADA["bsuid"]))
+
+    assert sorted((capture.path, bytes(capture.body)) for capture in found) == sorted(hers)
+    assert len(read) == len(hers)
