@@ -15,9 +15,7 @@ from urllib.parse import parse_qsl, unquote_plus
 
 from django.contrib.admin.models import LogEntry
 from django.contrib.contenttypes.models import ContentType
-from django.db.models import BooleanField, Func, Model, Q, QuerySet, TextField, Value
-from django.db.models.functions import Lower, StrIndex
-from django.db.models.lookups import GreaterThan
+from django.db.models import BooleanField, F, Func, Model, Q, QuerySet, TextField
 
 from conversations.models import Attachment, AuditEntry, CapturedWebhook, Conversation, Message
 from gdpr.models import ErasedIdentifier
@@ -91,14 +89,12 @@ def _candidate_captures(tokens: set[str]) -> QuerySet[CapturedWebhook]:
     or a percent-escape of such a character (needless, so it may hide a run). Whatever the
     confirmation above matches is among them, but for the odd non-ASCII letter Python's case
     folding turns into an ASCII one (the Kelvin sign into k), which no provider writes."""
-    runs = {max(_PLAIN_RUN.findall(token.lower()), key=len, default="") for token in tokens}
+    runs = sorted({max(_PLAIN_RUN.findall(token.lower()), key=len, default="") for token in tokens})
     if "" in runs:
         return CapturedWebhook.objects.all()  # nothing plain to narrow by
-    body, path = _BodyText("body"), Lower("path")
-    may_mention = Q(_HasNeedlessEscape(body)) | Q(_HasNeedlessEscape(path))
-    for run in runs:
-        may_mention |= Q(GreaterThan(StrIndex(body, Value(run)), 0)) | Q(GreaterThan(StrIndex(path, Value(run)), 0))
-    return CapturedWebhook.objects.filter(may_mention)
+    return CapturedWebhook.objects.filter(
+        Q(_MayMention(_BodyText("body"), runs=runs)) | Q(_MayMention(F("path"), runs=runs))
+    )
 
 
 # What JSON and form encoding leave as it is (lower case: the texts searched are folded).
@@ -109,32 +105,41 @@ _NEEDLESS_ESCAPE_GLOBS = ("*%3[0-9]*", "*%[46][1-9a-f]*", "*%[57][0-9a]*", "*%2[
 
 
 class _BodyText(Func):
-    """A capture's body (bytes, perhaps not UTF-8, perhaps with a NUL) as text with its ASCII
-    letters in lower case: PostgreSQL writes the other bytes as escapes, SQLite keeps them."""
+    """A capture's body (bytes, perhaps not UTF-8, perhaps with a NUL) as text: PostgreSQL
+    writes the bytes that are not ASCII as escapes, SQLite keeps them."""
 
     output_field = TextField()
-    template = "lower(encode(%(expressions)s, 'escape'))"
+    template = "encode(%(expressions)s, 'escape')"
 
     def as_sqlite(self, compiler: Any, connection: Any, **extra_context: Any) -> tuple[str, tuple[str | int, ...]]:
         # Without its NULs: GLOB stops at the first.
-        template = "lower(replace(CAST(%(expressions)s AS TEXT), char(0), ''))"
+        template = "replace(CAST(%(expressions)s AS TEXT), char(0), '')"
         return super().as_sql(compiler, connection, template=template, **extra_context)
 
 
-class _HasNeedlessEscape(Func):
-    """Whether a lower-case text holds a percent-escape of a plain character (a regular
-    expression on PostgreSQL, GLOB patterns on SQLite, whose REGEXP would need UTF-8)."""
+class _MayMention(Func):
+    """Whether a text holds one of `runs` in any (ASCII) case or a needless percent-escape: one
+    case-insensitive regular expression on PostgreSQL (the text read once per row); instr and
+    GLOB on SQLite, whose REGEXP is Python's and needs UTF-8."""
 
     output_field = BooleanField()
 
+    def __init__(self, text: Any, *, runs: list[str]) -> None:
+        super().__init__(text)
+        self.runs = runs
+
     def as_postgresql(self, compiler: Any, connection: Any, **extra_context: Any) -> tuple[str, tuple[str | int, ...]]:
         sql, params = compiler.compile(self.source_expressions[0])
-        return f"({sql} ~ %s)", (*params, _NEEDLESS_ESCAPE)
+        # A backslash before a character that is not alphanumeric makes it literal, as in Python.
+        pattern = "|".join([*(re.escape(run) for run in self.runs), _NEEDLESS_ESCAPE])
+        return f"({sql} ~* %s)", (*params, pattern)
 
     def as_sqlite(self, compiler: Any, connection: Any, **extra_context: Any) -> tuple[str, tuple[str | int, ...]]:
         sql, params = compiler.compile(self.source_expressions[0])
-        matches = " OR ".join(f"{sql} GLOB %s" for _ in _NEEDLESS_ESCAPE_GLOBS)
-        return f"({matches})", tuple(value for glob in _NEEDLESS_ESCAPE_GLOBS for value in (*params, glob))
+        tests = [f"instr(lower({sql}), %s) > 0" for _ in self.runs]
+        tests += [f"lower({sql}) GLOB %s" for _ in _NEEDLESS_ESCAPE_GLOBS]
+        values = [*self.runs, *_NEEDLESS_ESCAPE_GLOBS]
+        return f"({' OR '.join(tests)})", tuple(part for value in values for part in (*params, value))
 
 
 def list_subject_admin_log(subject: Subject) -> QuerySet[LogEntry]:
