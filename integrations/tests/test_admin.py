@@ -44,8 +44,9 @@ def test_a_token_can_only_act_as_active_staff(admin_client, django_user_model):
     assert not ApiToken.objects.exists()
 
 
-# Who may create a token in the admin, by role: (for themselves, for another staff member). A
-# token acts as its staff member, so one made for someone else acts in their name.
+# Who may create a token in the admin, or edit its name and scopes, by role: (for themselves,
+# for another staff member). A token acts as its staff member, so one made or widened for someone
+# else acts in their name.
 TOKEN_CREATION = {
     AGENT: (False, False),
     SUPERVISOR: (True, False),
@@ -110,25 +111,13 @@ def test_creating_and_revoking_a_token_are_audited(client):
     assert (revoked.actor, revoked.target) == (administrator, f"integrations.apitoken #{token.pk}")
 
 
-# Who may edit a token's name and scopes in the admin, by role: (their own, another staff
-# member's). What a token may do is done in its staff member's name, so editing someone else's
-# follows the creation rule: an Administrator's.
-TOKEN_EDITING = {
-    AGENT: (False, False),
-    SUPERVISOR: (True, False),
-    DATA_OFFICER: (False, False),
-    ADMINISTRATOR: (True, True),
-    NO_ROLE: (False, False),
-}
-
-
 @pytest.mark.parametrize("role", EVERY_ROLE)
 def test_only_an_administrator_edits_someone_elses_token(client, role):
     actor, colleague = user_with(role), make_staff("colleague", AGENT)
     own, _ = create_api_token(name="mine", user=actor, scopes=[Scope.READ_CONVERSATIONS], created_by=None)
     theirs, _ = create_api_token(name="theirs", user=colleague, scopes=[Scope.READ_CONVERSATIONS], created_by=None)
     log_in(client, actor)
-    may_edit_own, may_edit_theirs = TOKEN_EDITING[role]
+    may_edit_own, may_edit_theirs = TOKEN_CREATION[role]  # the same rule as creating
 
     for token in (own, theirs):
         client.post(
