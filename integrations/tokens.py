@@ -77,6 +77,8 @@ def save_changed_api_token(*, token: ApiToken, changed: list[str], changed_by: A
             action=SecurityEvent.Action.API_TOKEN_REFUSED, actor=changed_by, target=target_of(token), detail=audited
         )
         raise PermissionDenied("Only an Administrator may change another staff member's API token.")
+    if not changed:
+        return  # saved unchanged: nothing to store or audit
     token.scopes = _known_scopes(token.scopes)
     # Only these: a token does not change hands, and its key and dates are not edited.
     token.save(update_fields=["name", "scopes"])
