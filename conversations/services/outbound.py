@@ -46,15 +46,17 @@ class _PartTaken(Exception):
     """A part of the message carries another sender's marker: not ours to send."""
 
 
-def send_message(*, message_id: int, new_parts: list[MessagePart] | None = None) -> Message | None:
+class _Stopped(Exception):
+    """Staff took the conversation over, or its person opted out, since the message was read."""
+
+
+def send_message(*, message_id: int) -> Message | None:
     """Send one pending outbound message: pending -> sending -> sent | failed | unknown.
 
     The sending claim changes exactly one row, so a task run twice sends once. A send that
     may have reached the provider is never repeated here: it becomes `unknown` until a status,
     a lookup or one deliberate re-send settles it (services/unknown.py). Raises RetryLater when
     the provider failed transiently, or our side failed before the call, and attempts remain.
-    `new_parts`: the parts the caller stored with the message just now (parts.create_parts),
-    so they are not read back.
     """
     claimed = Message.objects.filter(pk=message_id, status=S.PENDING, direction=Message.Direction.OUTBOUND).update(
         status=S.SENDING,
@@ -65,20 +67,43 @@ def send_message(*, message_id: int, new_parts: list[MessagePart] | None = None)
     )
     if not claimed:
         return None
-    moved = False
     try:
-        message = Message.objects.select_related("conversation__profile__contact", "in_reply_to").get(pk=message_id)
-        context.bind_conversation(message.conversation_id)
-        if _discard_if_taken_over(message):
-            return None
-        if is_blocked_by_opt_out(message=message):
-            _move(message, S.SENDING, S.FAILED, error_code="opted_out", error_title="The customer opted out (STOP)")
-            return None
-        result = _send_through_provider(message, new_parts or get_or_create_parts(message=message))
+        message = _read_claimed(message_id)
     except ObjectDoesNotExist:
         raise  # erased meanwhile: nothing left to send or to release
+    except Exception as exc:
+        _after_our_failure(message_id, exc)
+        return None
+    return _send_claimed(message, parts=None)
+
+
+def send_stored_reply(*, reply: Message, parts: list[MessagePart]) -> Message | None:
+    """Send a reply its task stored just now already claimed (`sending`, one attempt, this
+    worker's name; replies.py), with the parts stored beside it and the conversation, contact
+    and question it was written for in hand: nothing is claimed or read back. A staff takeover
+    or an opt-out committed since is still honoured: the first part's marker is only set while
+    neither happened (see _mark_attempted)."""
+    return _send_claimed(reply, parts=parts)
+
+
+def _read_claimed(message_id: int) -> Message:
+    return Message.objects.select_related("conversation__profile__contact", "in_reply_to").get(pk=message_id)
+
+
+def _send_claimed(message: Message, *, parts: list[MessagePart] | None) -> Message | None:
+    """The send of a message this worker claimed, read with its conversation, contact and question."""
+    moved = False
+    try:
+        context.bind_conversation(message.conversation_id)
+        if _is_stopped(message):
+            return None
+        result = _send_through_provider(message, parts or get_or_create_parts(message=message))
+    except ObjectDoesNotExist:
+        raise  # erased meanwhile: nothing left to send or to release
+    except _Stopped:
+        return None
     except _PartTaken:
-        logger.info("A part of message %s carries another sender's marker; leaving it to them.", message_id)
+        logger.info("A part of message %s carries another sender's marker; leaving it to them.", message.pk)
         return None
     except TransientProviderError as exc:
         if message.send_attempts < settings.SEND_MAX_ATTEMPTS:
@@ -95,7 +120,7 @@ def send_message(*, message_id: int, new_parts: list[MessagePart] | None = None)
         logger.warning("Send of message %s has an unknown outcome (%s); waiting for statuses.", message.pk, exc)
         _move(message, S.SENDING, S.UNKNOWN, error_code=exc.code, error_title=exc.title)
     except Exception as exc:
-        _after_our_failure(message_id, exc)
+        _after_our_failure(message.pk, exc)
         return None
     else:
         # A re-sent message keeps the note of why it was re-sent.
@@ -138,14 +163,20 @@ def _report_send(message: Message, *, channel: str, question: Message | None) ->
         metrics.observe_reply_latency(channel=channel, seconds=seconds)
 
 
-def _discard_if_taken_over(message: Message) -> bool:
-    """A bot reply stored just before a staff takeover is never sent: staff answer now. (Read
-    with the message after the claim: one statement fewer than a check before it, and as late.)"""
-    if message.author != Message.Author.BOT or message.conversation.mode != Conversation.Mode.HUMAN:
+def _is_stopped(message: Message) -> bool:
+    """A bot message not to send (any more), moved to failed with the reason: staff took its
+    conversation over (they answer now), or its person opted out (the confirmation of that
+    opt-out aside). Decided on the conversation and contact read with the message."""
+    if message.author != Message.Author.BOT:
         return False
-    taken_over = {"error_code": "taken_over", "error_title": "Not sent: staff took over the conversation"}
-    if _move(message, S.SENDING, S.FAILED, **taken_over):
-        logger.info("Bot message %s not sent: its conversation was taken over.", message.pk)
+    if message.conversation.mode == Conversation.Mode.HUMAN:
+        reason = {"error_code": "taken_over", "error_title": "Not sent: staff took over the conversation"}
+    elif is_blocked_by_opt_out(message=message):
+        reason = {"error_code": "opted_out", "error_title": "The customer opted out (STOP)"}
+    else:
+        return False
+    if _move(message, S.SENDING, S.FAILED, **reason):
+        logger.info("Bot message %s not sent: %s.", message.pk, reason["error_code"])
         notify.message_status_changed(message_id=message.pk)
     return True
 
@@ -160,15 +191,14 @@ def _send_through_provider(message: Message, parts: list[MessagePart]) -> SendRe
     # Read before any provider call: the connection is given back while the provider answers.
     attachment = get_outbound_attachment(message=message)
     result: SendResult | None = None
+    # Checked once per send, as the first part not sent yet is marked (see _mark_attempted).
+    guarded = message.author == Message.Author.BOT
     for part in parts:
         if part.provider_message_id:
             result = SendResult(provider_message_id=part.provider_message_id)
             continue
-        # Its own committed UPDATE: from here on the part may reach the provider.
-        if not MessagePart.objects.filter(pk=part.pk, attempted_at__isnull=True, provider_message_id="").update(
-            attempted_at=timezone.now()
-        ):
-            raise _PartTaken
+        _mark_attempted(message, part, guarded=guarded)
+        guarded = False
         release_connection()  # while the provider answers
         try:
             result = _send_part(transport, message, part, is_last=part.index == parts[-1].index, attachment=attachment)
@@ -185,6 +215,26 @@ def _send_through_provider(message: Message, parts: list[MessagePart]) -> SendRe
     if result is None:  # get_or_create_parts gives at least one part, unless the message was deleted meanwhile
         raise PermanentProviderError("no_parts", "Nothing to send")
     return result
+
+
+def _mark_attempted(message: Message, part: MessagePart, *, guarded: bool) -> None:
+    """Mark the part attempted in its own committed UPDATE: from here on it may reach the provider,
+    and nobody else sends it. `guarded` (a bot message's first part of this send): only while its
+    conversation is the bot's and its person has not opted out, in the same statement, since what
+    the send has in hand may be older than a takeover or a STOP (send_stored_reply reads nothing
+    back after the reply's transaction). When that stops it, the message is read again and
+    decided on what it says now. Raises _Stopped, or _PartTaken when another sender marked it."""
+    unmarked = MessagePart.objects.filter(pk=part.pk, attempted_at__isnull=True, provider_message_id="")
+    if guarded:
+        answerable = Conversation.objects.filter(
+            pk=message.conversation_id, mode=Conversation.Mode.BOT, profile__contact__opted_out_at__isnull=True
+        )
+        if unmarked.filter(Exists(answerable)).update(attempted_at=timezone.now()):
+            return
+        if _is_stopped(_read_claimed(message.pk)):
+            raise _Stopped
+    if not unmarked.update(attempted_at=timezone.now()):
+        raise _PartTaken
 
 
 def _send_part(

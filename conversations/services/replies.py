@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import timedelta
 from functools import partial
 from pathlib import Path
@@ -17,13 +18,13 @@ from conversations import notify, providers
 from conversations.ai import ModelReply, ModelUnavailable, is_offline
 from conversations.dispatch import SEND_OUTBOUND, enqueue
 from conversations.media.services import add_images_to_turns, prepare_inbound_media
-from conversations.models import Conversation, Message, MessagePart
+from conversations.models import Conversation, Message
 from conversations.selectors.prompt import list_newer_customer_messages, newer_customer_message_exists
 from conversations.services import agents, budgets, bursts, commands, context, knowledge
 from conversations.services.consent import apply_consent_keywords
 from conversations.services.handoff import HUMAN_COMING_REPLY, is_request_for_human, note_request_for_human
 from conversations.services.orphans import OPENAI_RESPONSE, hand_over_orphaned_copies
-from conversations.services.outbound import send_message
+from conversations.services.outbound import send_message, send_stored_reply
 from conversations.services.parts import create_parts
 from conversations.services.profiles import CLIENT_DETAILS, record_client_details
 from conversations.services.retries import RetryLater, backoff_delay
@@ -225,7 +226,11 @@ def _store_reply(inbound: Message, answer: ModelReply, *, unless_superseded: boo
                 direction=Message.Direction.OUTBOUND,
                 provider=conversation.provider,
                 text=answer.text,
-                status=Message.Status.PENDING,
+                # Claimed already by this task, which sends it after commit (send_stored_reply):
+                # no claim and no read back. If the task stops first, the sweep takes it back.
+                status=Message.Status.SENDING,
+                claimed_by=current_worker(),
+                send_attempts=1,
                 model=answer.model,
                 input_tokens=answer.input_tokens,
                 output_tokens=answer.output_tokens,
@@ -238,18 +243,19 @@ def _store_reply(inbound: Message, answer: ModelReply, *, unless_superseded: boo
             parts = create_parts(message=reply)
             _mark_handled(inbound)
             notify.message_created(reply)
-            transaction.on_commit(partial(_send_reply, reply.pk, parts))
+            send = partial(send_stored_reply, reply=reply, parts=parts)
+            transaction.on_commit(partial(_send_reply, reply.pk, send))
     except IntegrityError:
         # Another run of this task stored its reply first: one bot reply per message is a constraint.
         return Message.objects.filter(in_reply_to=inbound, author=Message.Author.BOT).first()
     return reply
 
 
-def _send_reply(reply_id: int, parts: list[MessagePart] | None = None) -> None:
-    """Send a reply once it is stored, in this same task: no broker round trip, no second task.
-    A send the provider asks us to retry later goes to the send task, with its backoff."""
+def _send_reply(reply_id: int, send: Callable[[], object]) -> None:
+    """Send a reply in this same task: no broker round trip, no second task. A send the provider
+    asks us to retry later goes to the send task, with its backoff."""
     try:
-        send_message(message_id=reply_id, new_parts=parts)
+        send()
     except RetryLater as exc:
         enqueue(SEND_OUTBOUND, reply_id, countdown=exc.countdown)
 
@@ -261,7 +267,7 @@ def _send_unsent_reply(message_id: int) -> None:
         .first()
     )
     if reply_id is not None:
-        _send_reply(reply_id)
+        _send_reply(reply_id, partial(send_message, message_id=reply_id))
 
 
 def _mark_handled(message: Message) -> None:

@@ -1,4 +1,6 @@
 import pytest
+from django.db import connection
+from django.utils import timezone
 
 from conversations.models import AuditEntry, Message
 from conversations.services.outbound import send_message
@@ -115,6 +117,26 @@ def test_send_message_refuses_a_bot_message_to_a_person_who_opted_out(client, gr
     late.refresh_from_db()
     assert (late.status, late.error_code) == ("failed", "opted_out")
     assert sent_texts(graph_ok) == ["Hello! How can I help?"]
+
+
+# Real commits: the fake OpenAI server's thread writes through its own database connection.
+@pytest.mark.django_db(transaction=True)
+def test_a_reply_written_while_the_person_opted_out_is_never_sent(client, graph_ok, fake_openai):
+    def stop_committed_mid_call(request_body):
+        try:
+            Contact.objects.update(opted_out_at=timezone.now())
+        finally:
+            connection.close()  # this runs in the fake server's thread
+
+    fake_openai.during_request = stop_committed_mid_call
+
+    ada_says(client, "Are you open on Sunday?")
+
+    # The reply was read with a contact that had not opted out; its send is stopped all the same.
+    reply = Message.objects.get(author="bot")
+    assert (reply.status, reply.error_code) == ("failed", "opted_out")
+    assert sent_texts(graph_ok) == []
+    assert not reply.parts.filter(attempted_at__isnull=False).exists()
 
 
 def test_staff_messages_still_reach_a_person_who_opted_out_of_the_bot(client, graph_ok, fake_openai):

@@ -38,19 +38,20 @@ class WorkerKilled(BaseException):
 
 
 class DatabaseBlip:
-    """Fails the next `failures` queries after the send claim (pending -> sending) committed."""
+    """Fails `failures` queries in a row once the send is claimed, from its first part's marker
+    (the statement just before the provider call) on. A reply's claim commits with the reply
+    (replies.py), so nothing of the send's own runs before that marker."""
 
     def __init__(self, failures: int) -> None:
         self.failures = failures
         self.armed = False
 
     def __call__(self, execute, sql, params, many, context):
+        self.armed = self.armed or sql.startswith('UPDATE "conversations_messagepart" SET "attempted_at"')
         if self.armed and self.failures:
             self.failures -= 1
             raise OperationalError("server closed the connection unexpectedly")
-        result = execute(sql, params, many, context)
-        self.armed = self.armed or '"send_attempts" +' in sql
-        return result
+        return execute(sql, params, many, context)
 
 
 @pytest.fixture
@@ -94,7 +95,7 @@ def test_a_database_error_between_the_claim_and_the_provider_call_is_retried_and
 def test_a_database_outage_that_outlasts_the_release_leaves_the_send_to_the_sweep_which_sends_it_once(
     client, graph_ok, quick_recovery
 ):
-    # The message cannot even be read, nor the claim given back: the task gives up.
+    # The part cannot even be marked, nor the claim given back: the task gives up.
     with connection.execute_wrapper(DatabaseBlip(failures=2)):
         post_meta(client, meta_body("text"))
     reply = bot_reply()

@@ -9,7 +9,9 @@ from django.db import connection
 from django.utils import timezone
 
 from conversations.models import AuditEntry, Conversation, Message
+from conversations.services import replies
 from conversations.services.handoff import HUMAN_COMING_REPLY
+from conversations.services.outbound import send_stored_reply
 from conversations.services.staff import (
     NotHolder,
     WindowClosed,
@@ -51,6 +53,23 @@ def test_taking_over_while_a_reply_is_being_generated_means_that_reply_is_not_se
     assert Message.objects.get(author=Message.Author.CUSTOMER).status == Message.Status.HANDLED
     conversation = Conversation.objects.get()
     assert (conversation.mode, conversation.assigned_to) == (Conversation.Mode.HUMAN, staff_user)
+
+
+def test_a_takeover_committed_between_storing_a_reply_and_sending_it_stops_the_send(
+    client, graph_ok, staff_user, monkeypatch
+):
+    def take_over_first(**kwargs):
+        take_over_conversation(conversation_id=Conversation.objects.get().pk, user=staff_user)
+        return send_stored_reply(**kwargs)
+
+    # The reply and its conversation are in the task's hands, read before the takeover.
+    monkeypatch.setattr(replies, "send_stored_reply", take_over_first)
+
+    post_meta(client, meta_body("text"))
+
+    assert graph_ok.sent(GRAPH_MESSAGES) == []
+    reply = Message.objects.get(author=Message.Author.BOT)
+    assert (reply.status, reply.error_code) == (Message.Status.FAILED, "taken_over")
 
 
 def test_a_bot_reply_stored_just_before_the_takeover_is_never_sent(client, graph_ok, staff_user):
