@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db.models import Subquery
-
 from agents.models import Agent, Tool
 
 
@@ -20,12 +18,6 @@ class AgentSetup:
     tools: tuple[Tool, ...]
     handoffs: tuple[Agent, ...]
     knowledge_tags: tuple[str, ...]
-
-
-def entry_agent_id() -> Subquery:
-    """The entry agent's id (or NULL) as a subquery, to read along with a row the caller loads
-    anyway: a reply without agents then costs no statement of its own."""
-    return Subquery(Agent.objects.filter(is_entry=True).values("pk")[:1])
 
 
 def get_agent_setup(*, agent_id: int | None) -> AgentSetup | None:

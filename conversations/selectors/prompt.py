@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from django.db.models import BigIntegerField, Count, Exists, IntegerField, Max, OuterRef, QuerySet, Subquery, Sum
+from django.db.models import BigIntegerField, Max, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
 
 from conversations.models import Conversation, Message, ModelUsage
@@ -89,21 +89,6 @@ def list_customer_texts(*, message: Message, limit: int | None = None, after_id:
     return list(reversed(texts[:limit] if limit is not None else texts))
 
 
-def customer_message_count(*, message: Message) -> Subquery:
-    """How many messages the customer wrote in the conversation, up to and including `message`,
-    as an SQL expression (for a statement that decides on it)."""
-    counted = (
-        Message.objects.filter(
-            conversation_id=message.conversation_id, author=Message.Author.CUSTOMER, id__lte=message.id
-        )
-        .order_by()
-        .values("conversation_id")
-        .annotate(count=Count("id"))
-        .values("count")
-    )
-    return Subquery(counted, output_field=IntegerField())
-
-
 def list_newer_customer_messages(*, message: Message) -> QuerySet[Message]:
     """The customer's messages after `message` (commands aside): a burst's newer ones."""
     return _customer_messages(message.conversation_id).filter(id__gt=message.id)
@@ -111,14 +96,6 @@ def list_newer_customer_messages(*, message: Message) -> QuerySet[Message]:
 
 def has_newer_customer_message(*, message: Message) -> bool:
     return list_newer_customer_messages(message=message).exists()
-
-
-def newer_customer_message_exists() -> Exists:
-    """has_newer_customer_message as an expression, to read along with the message loaded anyway."""
-    newer = Message.objects.filter(
-        conversation_id=OuterRef("conversation_id"), author=Message.Author.CUSTOMER, id__gt=OuterRef("id")
-    )
-    return Exists(newer.exclude(text__startswith="/"))
 
 
 def get_first_unanswered_message_time(*, conversation_id: int) -> datetime | None:

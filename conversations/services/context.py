@@ -13,12 +13,11 @@ import re
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db.models import Q, Value
+from django.db import connection
 
 from conversations import ai
 from conversations.models import Channel, Conversation, Message, ModelUsage
 from conversations.selectors.prompt import (
-    customer_message_count,
     get_last_answered_message_id,
     list_customer_texts,
     list_other_channel_messages,
@@ -154,19 +153,31 @@ def _details_request(conversation: Conversation, inbound: Message) -> str:
     missing = contact.missing_fields
     if not missing or contact.details_declined_at is not None:
         return ""
-    # One statement decides and records it: the turn is this message's customer-message count,
-    # and a concurrent reply in the same conversation cannot ask a second time.
-    turn = customer_message_count(message=inbound)
-    is_due = Q(details_asked_at_turn__isnull=True) | Q(
-        details_asked_at_turn__lte=turn - Value(settings.PROFILE_ASK_EVERY_TURNS)
-    )
-    if not Conversation.objects.filter(is_due, pk=conversation.pk).update(details_asked_at_turn=turn):
+    if not _record_details_asked(inbound):
         return ""
     labels = ", ".join(_FIELD_LABELS[name] for name in missing)
     return (
         f"We do not know the customer's {labels} yet. If it fits naturally, ask for them in this "
         "reply, briefly and politely; answer the customer's question first. If they decline, accept it."
     )
+
+
+def _record_details_asked(inbound: Message) -> bool:
+    """One statement decides and records it: the turn is this message's customer-message count,
+    and a concurrent reply in the same conversation cannot ask a second time. SQL: the ORM took
+    ten times longer to build it than the database to run it (selectors/answering.py)."""
+    turn = (
+        "(SELECT COUNT(*) FROM conversations_message counted WHERE counted.conversation_id = %s"
+        " AND counted.author = %s AND counted.id <= %s)"
+    )
+    counted = [inbound.conversation_id, Message.Author.CUSTOMER, inbound.pk]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE conversations_conversation SET details_asked_at_turn = {turn} WHERE id = %s"  # noqa: S608 (ours)
+            f" AND (details_asked_at_turn IS NULL OR details_asked_at_turn <= {turn} - %s)",
+            [*counted, inbound.conversation_id, *counted, settings.PROFILE_ASK_EVERY_TURNS],
+        )
+        return cursor.rowcount == 1
 
 
 def _refreshed_summary(conversation: Conversation, inbound: Message) -> str:
