@@ -17,6 +17,8 @@ from django.db import connection
 from django.db.models import Model
 
 from conversations.models import Conversation, Message
+from conversations.selectors.prompt import prompt_role
+from conversations.turns import Turn
 from profiles.models import ClientProfile, Contact
 
 
@@ -71,6 +73,22 @@ def get_message_to_answer(*, message_id: int) -> Message:
     message.entry_agent_id = entry_agent_id
     message.has_newer = bool(has_newer)
     return message
+
+
+def list_turns_for_prompt(*, message: Message, limit: int) -> list[Turn]:
+    """The last `limit` messages with words in them, up to and including `message`, oldest first
+    (which messages: selectors/prompt.py's _prompt_messages, also used for the summary)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT m.author, m.text FROM conversations_message m"
+            " LEFT JOIN conversations_message question ON question.id = m.in_reply_to_id"
+            " WHERE m.conversation_id = %s AND m.id <= %s AND m.text <> '' AND m.author <> %s AND m.status <> %s"
+            " AND m.text NOT LIKE '/%%' AND (question.id IS NULL OR question.text NOT LIKE '/%%')"
+            " ORDER BY m.id DESC LIMIT %s",
+            [message.conversation_id, message.pk, Message.Author.PRIVATE_NOTE, Message.Status.FAILED, limit],
+        )
+        recent = cursor.fetchall()
+    return [Turn(role=prompt_role(author), text=text) for author, text in reversed(recent)]
 
 
 Converter = Callable[[Any, Any, Any], Any]

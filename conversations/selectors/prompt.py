@@ -14,15 +14,13 @@ from django.db.models.functions import Coalesce
 from conversations.models import Conversation, Message, ModelUsage
 from conversations.turns import Turn
 
-
-def list_turns_for_prompt(*, message: Message, limit: int) -> list[Turn]:
-    """The last `limit` messages with words in them, up to and including `message`, oldest first."""
-    recent = _prompt_messages(message).order_by("-id").values_list("author", "text")[:limit]
-    return [Turn(role=_ROLES.get(author, "assistant"), text=text) for author, text in reversed(recent)]
-
-
 # Staff and bot both speak for the business; internal notes (takeover, hand-back) instruct the model.
 _ROLES = {Message.Author.CUSTOMER: "user", Message.Author.NOTE: "developer"}
+
+
+def prompt_role(author: str) -> str:
+    """The role a message of `author` plays in the model's input."""
+    return _ROLES.get(author, "assistant")
 
 
 def list_turns_to_summarize(*, message: Message, window: int, after_id: int | None) -> tuple[int | None, list[Turn]]:
@@ -36,7 +34,7 @@ def list_turns_to_summarize(*, message: Message, window: int, after_id: int | No
         eligible.filter(id__lt=window_ids[-1], id__gt=after_id or 0).order_by("id").values_list("id", "author", "text")
     )
     rows = list(older)
-    turns = [Turn(role=_ROLES.get(author, "assistant"), text=text) for _, author, text in rows]
+    turns = [Turn(role=prompt_role(author), text=text) for _, author, text in rows]
     return (rows[-1][0] if rows else after_id), turns
 
 
@@ -121,7 +119,8 @@ def _customer_messages(conversation_id: int) -> QuerySet[Message]:
 
 
 def _prompt_messages(message: Message) -> QuerySet[Message]:
-    """Messages with words in them, up to and including `message`."""
+    """Messages with words in them, up to and including `message` (written as SQL for the
+    prompt's window: selectors/answering.py's list_turns_for_prompt)."""
     return (
         Message.objects.filter(conversation_id=message.conversation_id, id__lte=message.id)
         .exclude(text="")

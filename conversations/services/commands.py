@@ -9,7 +9,7 @@ from django.db import IntegrityError, transaction
 from conversations import events
 from conversations.ai import ModelReply
 from conversations.models import Conversation, Message
-from conversations.selectors.prompt import list_turns_for_prompt
+from conversations.selectors.answering import list_turns_for_prompt
 
 logger = logging.getLogger(__name__)
 

@@ -17,11 +17,11 @@ from django.db import connection
 
 from conversations import ai
 from conversations.models import Channel, Conversation, Message, ModelUsage
+from conversations.selectors.answering import list_turns_for_prompt
 from conversations.selectors.prompt import (
     get_last_answered_message_id,
     list_customer_texts,
     list_other_channel_messages,
-    list_turns_for_prompt,
     list_turns_to_summarize,
 )
 from conversations.services.usage import record_model_usage

@@ -15,7 +15,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist
-from django.db import InterfaceError, OperationalError
+from django.db import InterfaceError, OperationalError, connection
 from django.db.models import Exists, F
 from django.utils import timezone
 
@@ -224,17 +224,34 @@ def _mark_attempted(message: Message, part: MessagePart, *, guarded: bool) -> No
     the send has in hand may be older than a takeover or a STOP (send_stored_reply reads nothing
     back after the reply's transaction). When that stops it, the message is read again and
     decided on what it says now. Raises _Stopped, or _PartTaken when another sender marked it."""
-    unmarked = MessagePart.objects.filter(pk=part.pk, attempted_at__isnull=True, provider_message_id="")
     if guarded:
-        answerable = Conversation.objects.filter(
-            pk=message.conversation_id, mode=Conversation.Mode.BOT, profile__contact__opted_out_at__isnull=True
-        )
-        if unmarked.filter(Exists(answerable)).update(attempted_at=timezone.now()):
+        if _set_marker(part, unless_stopped=message.conversation_id):
             return
         if _is_stopped(_read_claimed(message.pk)):
             raise _Stopped
-    if not unmarked.update(attempted_at=timezone.now()):
+    if not _set_marker(part):
         raise _PartTaken
+
+
+def _set_marker(part: MessagePart, *, unless_stopped: int | None = None) -> bool:
+    """Set the part's marker unless another sender set it (or it was sent); with `unless_stopped`
+    (a conversation id), only while that conversation is the bot's and its person has not opted
+    out. SQL: the ORM took ten times longer to build it than the database to run it."""
+    sql = (
+        "UPDATE conversations_messagepart SET attempted_at = %s"
+        " WHERE id = %s AND attempted_at IS NULL AND provider_message_id = ''"
+    )
+    params: list[object] = [connection.ops.adapt_datetimefield_value(timezone.now()), part.pk]
+    if unless_stopped is not None:
+        sql += (
+            " AND EXISTS(SELECT 1 FROM conversations_conversation c"
+            " JOIN profiles_clientprofile p ON p.id = c.profile_id JOIN profiles_contact k ON k.id = p.contact_id"
+            " WHERE c.id = %s AND c.mode = %s AND k.opted_out_at IS NULL)"
+        )
+        params += [unless_stopped, Conversation.Mode.BOT]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount == 1
 
 
 def _send_part(

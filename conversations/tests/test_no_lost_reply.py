@@ -47,7 +47,7 @@ class DatabaseBlip:
         self.armed = False
 
     def __call__(self, execute, sql, params, many, context):
-        self.armed = self.armed or sql.startswith('UPDATE "conversations_messagepart" SET "attempted_at"')
+        self.armed = self.armed or sql.replace('"', "").startswith("UPDATE conversations_messagepart SET attempted_at")
         if self.armed and self.failures:
             self.failures -= 1
             raise OperationalError("server closed the connection unexpectedly")

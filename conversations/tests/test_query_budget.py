@@ -22,7 +22,7 @@ from .helpers import meta_body
 pytestmark = pytest.mark.django_db(transaction=True)
 
 # A new customer's text message: its reply (knowledge retrieval included), the send after it.
-REPLY_BUDGET = 14
+REPLY_BUDGET = 12
 # Any number of accepted deliveries, recorded together.
 RECORD_BUDGET = 10
 
