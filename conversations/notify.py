@@ -17,6 +17,7 @@ in what the page reads.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable
 from functools import partial
@@ -46,6 +47,7 @@ _publisher: Publisher | None = None
 class _Presence:
     checked_at = -float("inf")
     watched = False
+    refreshing = threading.Lock()
 
 
 _presence = _Presence()
@@ -65,16 +67,21 @@ def mark_watched() -> None:
 
 def is_watched() -> bool:
     """True while a live-inbox page may be open, as of at most PRESENCE_CHECK_SECONDS ago."""
-    now = time.monotonic()
-    if now - _presence.checked_at < PRESENCE_CHECK_SECONDS:
+    if time.monotonic() - _presence.checked_at < PRESENCE_CHECK_SECONDS:
         return _presence.watched
-    try:
-        watched = bool(cache.get(PRESENCE_KEY))
-    except Exception:  # the cache is down: better an event nobody reads than a page left behind
-        logger.warning("Live inbox presence unknown (cache unavailable); publishing.", exc_info=True)
-        watched = True
-    _presence.checked_at, _presence.watched = now, watched
-    return watched
+    # One caller asks the cache; the others (a worker's greenlets, all due at once) wait for its
+    # answer instead of each opening a cache connection of its own.
+    with _presence.refreshing:
+        now = time.monotonic()
+        if now - _presence.checked_at < PRESENCE_CHECK_SECONDS:
+            return _presence.watched
+        try:
+            watched = bool(cache.get(PRESENCE_KEY))
+        except Exception:  # the cache is down: better an event nobody reads than a page left behind
+            logger.warning("Live inbox presence unknown (cache unavailable); publishing.", exc_info=True)
+            watched = True
+        _presence.checked_at, _presence.watched = now, watched
+        return watched
 
 
 def messages_created(messages: Iterable[Message]) -> None:
