@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 from django.db import connection
@@ -170,7 +171,7 @@ def _record_details_asked(inbound: Message) -> bool:
         "(SELECT COUNT(*) FROM conversations_message counted WHERE counted.conversation_id = %s"
         " AND counted.author = %s AND counted.id <= %s)"
     )
-    counted = [inbound.conversation_id, Message.Author.CUSTOMER, inbound.pk]
+    counted: list[Any] = [inbound.conversation_id, Message.Author.CUSTOMER, inbound.pk]
     with connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE conversations_conversation SET details_asked_at_turn = {turn} WHERE id = %s"  # noqa: S608 (ours)

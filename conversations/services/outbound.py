@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist
@@ -241,7 +242,7 @@ def _set_marker(part: MessagePart, *, unless_stopped: int | None = None) -> bool
         "UPDATE conversations_messagepart SET attempted_at = %s"
         " WHERE id = %s AND attempted_at IS NULL AND provider_message_id = ''"
     )
-    params: list[object] = [connection.ops.adapt_datetimefield_value(timezone.now()), part.pk]
+    params: list[Any] = [connection.ops.adapt_datetimefield_value(timezone.now()), part.pk]
     if unless_stopped is not None:
         sql += (
             " AND EXISTS(SELECT 1 FROM conversations_conversation c"

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
@@ -75,7 +76,7 @@ def reply_to_message(*, message_id: int, attempt: int = 1) -> Message | None:
     if command_reply is not None:
         return _store_reply(inbound, command_reply)
     # `has_newer` was read with the message: only then is the burst looked at.
-    if inbound.has_newer and bursts.is_superseded(inbound=inbound):
+    if getattr(inbound, "has_newer", True) and bursts.is_superseded(inbound=inbound):
         _mark_handled(inbound)  # the burst's newest message gets the one reply
         return None
     if attempt == 1:
@@ -248,7 +249,7 @@ def _touch_while_bots(inbound: Message, *, unless_newer: bool) -> bool:
     """Touch (and so lock) the conversation while it is the bot's and, `unless_newer`, while no
     newer customer message waits; False when it changed nothing. SQL: see selectors/answering.py."""
     sql = "UPDATE conversations_conversation SET updated_at = %s WHERE id = %s AND mode = %s"
-    params: list[object] = [connection.ops.adapt_datetimefield_value(timezone.now()), inbound.conversation_id]
+    params: list[Any] = [connection.ops.adapt_datetimefield_value(timezone.now()), inbound.conversation_id]
     params.append(Conversation.Mode.BOT)
     if unless_newer:
         sql += f" AND NOT EXISTS({newer_customer_message_sql(conversation='%s', message='%s')})"
