@@ -124,7 +124,7 @@ def _conversation_rows(conversation_ids: list[int]) -> list[tuple[str, dict]]:
     """Rows for every page. `unread_count` is the team's; `unread_by` holds each agent's own count
     where they have read the conversation, and each page shows its agent's."""
     rows = list_conversations_for_inbox(ids=conversation_ids, limit=len(conversation_ids))
-    unread_by = get_unread_counts_by_agent(conversation_ids=[row.pk for row in rows])
+    unread_by = get_unread_counts_by_agent(conversation_ids=[row["id"] for row in rows])
     return [
         (
             INBOX_GROUP,
@@ -133,7 +133,7 @@ def _conversation_rows(conversation_ids: list[int]) -> list[tuple[str, dict]]:
                     "type": "conversation",
                     "conversation": {
                         **ConversationSerializer(row).data,
-                        "unread_by": {str(user_id): count for user_id, count in unread_by.get(row.pk, {}).items()},
+                        "unread_by": {str(user_id): count for user_id, count in unread_by.get(row["id"], {}).items()},
                     },
                 }
             ),

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
@@ -120,11 +120,14 @@ class Conversation(models.Model):
 
     @property
     def is_window_open(self) -> bool:
-        """True while WhatsApp allows free-form messages (SMS and web chat have no window)."""
-        if self.channel in (Channel.TWILIO_SMS, Channel.WEBCHAT):
-            return True
-        last = self.last_customer_message_at
-        return last is not None and timezone.now() - last < CUSTOMER_SERVICE_WINDOW
+        return is_window_open(channel=self.channel, last_customer_message_at=self.last_customer_message_at)
+
+
+def is_window_open(*, channel: str, last_customer_message_at: datetime | None) -> bool:
+    """True while WhatsApp allows free-form messages (SMS and web chat have no window)."""
+    if channel in (Channel.TWILIO_SMS, Channel.WEBCHAT):
+        return True
+    return last_customer_message_at is not None and timezone.now() - last_customer_message_at < CUSTOMER_SERVICE_WINDOW
 
 
 class Message(models.Model):

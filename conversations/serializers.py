@@ -8,13 +8,24 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 from django.urls import reverse
 from rest_framework import serializers
 
-from conversations.models import Attachment, CannedResponse, Channel, Conversation, Label, Message, ToolCall, staff_name
-from profiles.models import ClientProfile, Contact
+from conversations.models import (
+    Attachment,
+    CannedResponse,
+    Channel,
+    Conversation,
+    Label,
+    Message,
+    ToolCall,
+    is_window_open,
+    staff_name,
+)
+from profiles.models import ClientProfile, Contact, Provider, identity_name, person_name
 
 
 class StaffSerializer(serializers.Serializer):
@@ -195,18 +206,34 @@ class ContactDetailSerializer(ContactSerializer):
         fields = [*ContactSerializer.Meta.fields, "identities", "conversations", "suggestions"]
 
 
-class ConversationSerializer(serializers.ModelSerializer):
-    """A row of the inbox list; needs `selectors.inbox.list_conversations_for_inbox` (or
-    `get_conversation_for_inbox`).
+class ChannelBadgeSerializer(serializers.Serializer):
+    channel = serializers.CharField()
+    label = serializers.CharField()
 
-    The fields below describe the row (the API schema); `to_representation` builds it in plain
-    Python: DRF's per-field calls for 200 rows of ~30 fields with three nested objects were most of a
-    list page's time (bench/inbox.py)."""
+
+class InboxContactSerializer(serializers.Serializer):
+    """The person behind an inbox row: the inbox shows each contact once, under the same name
+    whichever identity's conversation the row shows, with a badge per channel."""
+
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    is_opted_out = serializers.BooleanField()
+    channels = ChannelBadgeSerializer(many=True)
+
+
+class ConversationSerializer(serializers.ModelSerializer):
+    """A row of the inbox list: give it a row of `selectors.inbox.list_conversations_for_inbox`
+    (or `get_conversation_for_inbox`), plain values.
+
+    The fields below describe the row (the API schema) as a conversation model would give it;
+    `to_representation` builds the same row in plain Python from the selector's values: DRF's
+    per-field calls for 200 rows of ~30 fields with three nested objects were most of a list
+    page's time (bench/inbox.py)."""
 
     channel_label = serializers.CharField(source="get_channel_display")
     holder = StaffSerializer(source="assigned_to", allow_null=True)
     profile = ProfileSerializer()
-    contact = serializers.SerializerMethodField()
+    contact = InboxContactSerializer()
     is_window_open = serializers.BooleanField()
     last_message_preview = serializers.CharField(allow_null=True)
     last_message_kind = serializers.CharField(allow_null=True)
@@ -219,8 +246,8 @@ class ConversationSerializer(serializers.ModelSerializer):
     # answering it now.
     cost = serializers.DecimalField(max_digits=14, decimal_places=6)
     contact_cost = serializers.DecimalField(max_digits=14, decimal_places=6)
-    currency = serializers.SerializerMethodField()
-    agent = serializers.SerializerMethodField()
+    currency = serializers.CharField()
+    agent = serializers.CharField()
     labels = LabelSerializer(many=True, read_only=True)
 
     class Meta:
@@ -255,72 +282,67 @@ class ConversationSerializer(serializers.ModelSerializer):
             "updated_at",
         ]
 
-    def get_currency(self, conversation: Conversation) -> str:
-        return settings.MODEL_PRICE_CURRENCY
-
-    def get_agent(self, conversation: Conversation) -> str:
-        return conversation.current_agent.name if conversation.current_agent else ""
-
-    def get_contact(self, conversation: Conversation) -> dict:
-        """The person behind the row: the inbox shows each contact once, with a badge per channel."""
-        contact = conversation.profile.contact
+    def to_representation(self, row: dict[str, Any]) -> dict:
+        holder_id = row["assigned_to_id"]
+        profile_name = identity_name(
+            full_name=person_name(row["profile__contact__first_name"], row["profile__contact__last_name"]),
+            display_name=row["profile__display_name"],
+            phone_number=row["profile__phone_number"],
+            external_id=row["profile__external_id"],
+        )
         return {
-            "id": contact.pk,
-            # The same name whichever identity's conversation the row shows.
-            "name": contact.full_name
-            or getattr(conversation, "contact_display_name", None)
-            or str(conversation.profile),
-            "is_opted_out": contact.opted_out_at is not None,
-            "channels": [
-                {"channel": channel, "label": _CHANNEL_LABELS[channel]}
-                for channel in getattr(conversation, "contact_channels", [])
-            ],
-        }
-
-    def to_representation(self, conversation: Conversation) -> dict:
-        profile = conversation.profile
-        holder = conversation.assigned_to
-        return {
-            "id": conversation.pk,
-            "channel": conversation.channel,
-            "channel_label": _CHANNEL_LABELS[conversation.channel],
-            "status": conversation.status,
-            "mode": conversation.mode,
-            "needs_human": conversation.needs_human,
-            "holder": None if holder is None else {"id": holder.pk, "name": staff_name(holder)},
-            "taken_over_at": _time(conversation.taken_over_at),
+            "id": row["id"],
+            "channel": row["channel"],
+            "channel_label": _CHANNEL_LABELS[row["channel"]],
+            "status": row["status"],
+            "mode": row["mode"],
+            "needs_human": row["needs_human"],
+            "holder": None if holder_id is None else {"id": holder_id, "name": _holder_name(row)},
+            "taken_over_at": _time(row["taken_over_at"]),
             "profile": {
-                "id": profile.pk,
-                "contact_id": profile.contact_id,
-                "name": str(profile),
-                "provider": profile.provider,
-                "provider_label": profile.get_provider_display(),
-                "phone_number": profile.phone_number,
-                "display_name": profile.display_name,
-                "updated_at": _time(profile.updated_at),
+                "id": row["profile_id"],
+                "contact_id": row["profile__contact_id"],
+                "name": profile_name,
+                "provider": row["profile__provider"],
+                "provider_label": _PROVIDER_LABELS[row["profile__provider"]],
+                "phone_number": row["profile__phone_number"],
+                "display_name": row["profile__display_name"],
+                "updated_at": _time(row["profile__updated_at"]),
             },
-            "contact": self.get_contact(conversation),
-            "is_window_open": conversation.is_window_open,
-            "last_customer_message_at": _time(conversation.last_customer_message_at),
-            "last_message_preview": conversation.last_message_preview,  # type: ignore[attr-defined]
-            "last_message_kind": conversation.last_message_kind,  # type: ignore[attr-defined]
-            "last_message_author": conversation.last_message_author,  # type: ignore[attr-defined]
-            "last_message_at": _time(conversation.last_message_at),  # type: ignore[attr-defined]
-            "delivery_status": conversation.delivery_status,  # type: ignore[attr-defined]
-            "delivery_error": conversation.delivery_error,  # type: ignore[attr-defined]
-            "unread_count": conversation.unread_count,  # type: ignore[attr-defined]
-            "cost": _money(conversation.cost),  # type: ignore[attr-defined]
-            "contact_cost": _money(conversation.contact_cost),  # type: ignore[attr-defined]
+            "contact": {
+                "id": row["profile__contact_id"],
+                "name": person_name(row["profile__contact__first_name"], row["profile__contact__last_name"])
+                or row["contact_display_name"]
+                or profile_name,
+                "is_opted_out": row["profile__contact__opted_out_at"] is not None,
+                "channels": [
+                    {"channel": channel, "label": _CHANNEL_LABELS[channel]} for channel in row["contact_channels"]
+                ],
+            },
+            "is_window_open": is_window_open(
+                channel=row["channel"], last_customer_message_at=row["last_customer_message_at"]
+            ),
+            "last_customer_message_at": _time(row["last_customer_message_at"]),
+            "last_message_preview": row["last_message_preview"],
+            "last_message_kind": row["last_message_kind"],
+            "last_message_author": row["last_message_author"],
+            "last_message_at": _time(row["last_message_at"]),
+            "delivery_status": row["delivery_status"],
+            "delivery_error": row["delivery_error"],
+            "unread_count": row["unread_count"],
+            "cost": _money(row["cost"]),
+            "contact_cost": _money(row["contact_cost"]),
             "currency": settings.MODEL_PRICE_CURRENCY,
-            "agent": self.get_agent(conversation),
-            "resolved_at": _time(conversation.resolved_at),
-            "snoozed_until": _time(conversation.snoozed_until),
-            "labels": conversation.inbox_labels,  # type: ignore[attr-defined]
-            "updated_at": _time(conversation.updated_at),
+            "agent": row["current_agent__name"] or "",
+            "resolved_at": _time(row["resolved_at"]),
+            "snoozed_until": _time(row["snoozed_until"]),
+            "labels": row["labels"],
+            "updated_at": _time(row["updated_at"]),
         }
 
 
 _CHANNEL_LABELS = dict(Channel.choices)
+_PROVIDER_LABELS = dict(Provider.choices)
 # DRF's own formats (ISO 8601 in the current time zone; a fixed-point string), field objects made once.
 _DATETIME = serializers.DateTimeField()
 _MONEY = serializers.DecimalField(max_digits=14, decimal_places=6)
@@ -332,3 +354,8 @@ def _time(value: datetime | None) -> str | None:
 
 def _money(value: Decimal) -> str:
     return _MONEY.to_representation(value)
+
+
+def _holder_name(row: dict[str, Any]) -> str:
+    # staff_name() of the row's holder: the default User's full name, else its login.
+    return person_name(row["assigned_to__first_name"], row["assigned_to__last_name"]) or row["assigned_to__username"]

@@ -11,6 +11,16 @@ class Provider(models.TextChoices):
     WEBCHAT = "webchat", "Web chat"
 
 
+def person_name(first_name: str, last_name: str) -> str:
+    return f"{first_name} {last_name}".strip()
+
+
+def identity_name(*, full_name: str, display_name: str, phone_number: str, external_id: str) -> str:
+    """How a channel identity is named: its contact's name, else what the provider knows it by
+    (also for the live inbox's rows, read as plain values)."""
+    return full_name or display_name or phone_number or external_id
+
+
 # The details a customer can give about themselves in chat (the only fields extraction may write).
 EXTRACTABLE_FIELDS = ("first_name", "last_name", "company", "email")
 
@@ -46,7 +56,7 @@ class Contact(models.Model):
 
     @property
     def full_name(self) -> str:
-        return f"{self.first_name} {self.last_name}".strip()
+        return person_name(self.first_name, self.last_name)
 
     @property
     def missing_fields(self) -> list[str]:
@@ -79,4 +89,9 @@ class ClientProfile(models.Model):
         indexes = [models.Index(fields=["phone_number"])]
 
     def __str__(self) -> str:
-        return self.contact.full_name or self.display_name or self.phone_number or self.external_id
+        return identity_name(
+            full_name=self.contact.full_name,
+            display_name=self.display_name,
+            phone_number=self.phone_number,
+            external_id=self.external_id,
+        )

@@ -604,23 +604,68 @@ def test_notes_written_before_labels_existed_get_their_label_from_the_migration(
     assert labels == texts
 
 
-def test_a_list_row_is_exactly_what_the_serializers_declared_fields_describe(staff_user):
-    """The row is built in plain Python for speed (ConversationSerializer.to_representation); the
-    fields it declares are the API schema. DRF's own field-by-field rendering of those fields must
-    give the very same row, or the schema and the page's data have drifted apart."""
+def test_a_list_row_is_exactly_what_the_serializers_declared_fields_describe(staff_user, django_user_model):
+    """The row is built in plain Python from plain values for speed (the selector's values,
+    ConversationSerializer.to_representation); the fields it declares are the API schema. DRF's
+    own field-by-field rendering of those fields over the conversation *models* (the summary
+    annotated as the admin reads it; the contact, currency and agent composed here from the
+    models) must give the very same row, or the schema, the models' own rules (names, the
+    WhatsApp window, labels) and the page's data have drifted apart."""
+    from django.conf import settings
     from rest_framework import serializers
 
-    from conversations.selectors.inbox import list_conversations_for_inbox
+    from agents.models import Agent
+    from conversations.selectors.inbox import annotate_inbox_summary, list_conversations_for_inbox
     from conversations.serializers import ConversationSerializer
+    from profiles.models import ClientProfile, Provider
 
-    conversations = make_conversations(4, staff=staff_user)
+    conversations = make_conversations(5, staff=staff_user)
     conversations[1].labels.add(Label.objects.create(name="VIP", color="#aa0000"), Label.objects.create(name="Billing"))
     conversations[2].resolved_at = conversations[2].snoozed_until = timezone.now()
-    conversations[2].save(update_fields=["resolved_at", "snoozed_until"])
+    conversations[2].current_agent = Agent.objects.create(name="billing", instructions="Bills.")
+    conversations[2].save(update_fields=["resolved_at", "snoozed_until", "current_agent"])
+    # A holder known by login only; a named, opted-out contact; a contact whose name is another
+    # identity's, which also has an SMS conversation; a model cost.
+    conversations[3].assigned_to = django_user_model.objects.create_user(username="carol", is_staff=True)
+    conversations[3].save(update_fields=["assigned_to"])
+    Contact.objects.filter(pk=conversations[0].profile.contact_id).update(
+        first_name="Maria", last_name="Rossi", opted_out_at=timezone.now()
+    )
+    ClientProfile.objects.filter(pk=conversations[4].profile_id).update(display_name="")
+    sms = ClientProfile.objects.create(
+        contact_id=conversations[4].profile.contact_id,
+        provider=Provider.TWILIO,
+        external_id="+15550000004",
+        display_name="Gianni",
+    )
+    Conversation.objects.create(profile=sms, channel=Channel.TWILIO_SMS, business_address="+15550000000")
+    conversations[4].messages.filter(author="bot").update(cost="0.001250")
 
     rows = list_conversations_for_inbox(viewer_id=staff_user.pk)
-    assert len(rows) == 4
+    assert len(rows) == 6
+    models = {row.pk: row for row in annotate_inbox_summary(Conversation.objects.all(), viewer_id=staff_user.pk)}
     for row in rows:
+        conversation = models[row["id"]]
+        contact = conversation.profile.contact
+        names = [identity.display_name for identity in contact.identities.order_by("pk") if identity.display_name]
+        used = set(contact.identities.values_list("conversations__channel", flat=True))
+        conversation.contact = {
+            "id": contact.pk,
+            "name": contact.full_name or (names[0] if names else "") or str(conversation.profile),
+            "is_opted_out": contact.opted_out_at is not None,
+            "channels": [{"channel": c.value, "label": c.label} for c in Channel if c.value in used],
+        }
+        conversation.currency = settings.MODEL_PRICE_CURRENCY
+        conversation.agent = conversation.current_agent.name if conversation.current_agent else ""
         serializer = ConversationSerializer(row)
-        assert serializer.data == serializers.ModelSerializer.to_representation(serializer, row)
-    assert any(row.assigned_to_id for row in rows) and any(row.inbox_labels for row in rows)
+        assert serializer.data == serializers.ModelSerializer.to_representation(serializer, conversation)
+    shown = {row["id"]: ConversationSerializer(row).data for row in rows}
+    assert shown[conversations[0].pk]["contact"]["name"] == "Maria Rossi"
+    assert shown[conversations[0].pk]["contact"]["is_opted_out"] is True
+    assert shown[conversations[3].pk]["holder"]["name"] == "carol"
+    assert shown[conversations[1].pk]["holder"]["name"] == "Alice Staff"
+    assert shown[conversations[4].pk]["contact"]["name"] == "Gianni"
+    assert len(shown[conversations[4].pk]["contact"]["channels"]) == 2
+    assert shown[conversations[4].pk]["contact_cost"] != "0.000000"
+    assert shown[conversations[2].pk]["agent"] == "billing"
+    assert [label["name"] for label in shown[conversations[1].pk]["labels"]] == ["Billing", "VIP"]

@@ -147,7 +147,7 @@ def list_conversations_for_inbox(
     viewer_id: int | None = None,
     filters: InboxFilters | None = None,
     before: tuple[datetime, int] | None = None,
-) -> list[Conversation]:
+) -> list[InboxRow]:
     """The most recently active conversations, newest first, with their summaries, labels and the
     channels their contact uses (`contact_channels`); `before` (the last row's updated_at and id)
     asks for the next page."""
@@ -174,19 +174,56 @@ def count_conversations_by_view(*, viewer_id: int, filters: InboxFilters | None 
     return {view: counts[view] for view in VIEWS}
 
 
-# What a row never shows and may be long: the model's summary of the chat, the contact's field
-# sources (JSON decoded per row), the current agent's instructions.
-_NOT_IN_A_ROW = (
-    "summary",
-    "openai_conversation_id",
-    "profile__contact__field_sources",
-    "current_agent__instructions",
-    "current_agent__description",
+# An inbox row: plain values (`ROW_FIELDS` and the summary's annotations), not model objects.
+# Building a conversation, its identity, contact, holder and agent as models was a third of
+# a 200-row page's CPU time (bench/inbox.py); every other column is left unread.
+InboxRow = dict[str, Any]
+
+ROW_FIELDS = (
+    "id",
+    "channel",
+    "status",
+    "mode",
+    "needs_human",
+    "taken_over_at",
+    "last_customer_message_at",
+    "resolved_at",
+    "snoozed_until",
+    "updated_at",
+    "assigned_to_id",
+    "assigned_to__first_name",
+    "assigned_to__last_name",
+    "assigned_to__username",
+    "current_agent__name",
+    "profile_id",
+    "profile__contact_id",
+    "profile__provider",
+    "profile__external_id",
+    "profile__phone_number",
+    "profile__display_name",
+    "profile__updated_at",
+    "profile__contact__first_name",
+    "profile__contact__last_name",
+    "profile__contact__opted_out_at",
+)
+_SUMMARY = (
+    "last_message_preview",
+    "last_message_kind",
+    "last_message_author",
+    "last_message_at",
+    "delivery_status",
+    "delivery_error",
+    "unread_count",
+    "cost",
+    "contact_cost",
+    "contact_display_name",
+    *(f"uses_{channel}" for channel in Channel.values),
 )
 
 
-def _rows(queryset: QuerySet[Conversation], viewer_id: int | None) -> QuerySet[Conversation]:
-    return _with_contact_channels(annotate_inbox_summary(queryset, viewer_id=viewer_id)).defer(*_NOT_IN_A_ROW)
+def _rows(queryset: QuerySet[Conversation], viewer_id: int | None) -> QuerySet[Conversation, InboxRow]:
+    summarised = _with_contact_channels(annotate_inbox_summary(queryset, viewer_id=viewer_id))
+    return summarised.values(*ROW_FIELDS, *_SUMMARY)
 
 
 def _with_contact_channels(queryset: QuerySet[Conversation]) -> QuerySet[Conversation]:
@@ -209,8 +246,8 @@ def _with_contact_channels(queryset: QuerySet[Conversation]) -> QuerySet[Convers
     )
 
 
-def _collect_contact_channels(row: Conversation) -> Conversation:
-    row.contact_channels = [channel for channel in Channel.values if getattr(row, f"uses_{channel}") is not None]  # type: ignore[attr-defined]
+def _collect_contact_channels(row: InboxRow) -> InboxRow:
+    row["contact_channels"] = [channel for channel in Channel.values if row.pop(f"uses_{channel}") is not None]
     return row
 
 
@@ -239,21 +276,20 @@ def get_unread_counts_by_agent(*, conversation_ids: list[int]) -> dict[int, dict
     return counts
 
 
-def _with_labels(rows: list[Conversation]) -> list[Conversation]:
-    """Each row's labels by name, as `inbox_labels` ({id, name, color}): one query of plain values
-    (a prefetch builds a Label object per row and label)."""
-    labels: dict[int, list[dict[str, Any]]] = {row.pk: [] for row in rows}
+def _with_labels(rows: list[InboxRow]) -> list[InboxRow]:
+    """Each row's labels by name, as `labels` ({id, name, color}): one query of plain values."""
+    labels: dict[int, list[dict[str, Any]]] = {row["id"]: [] for row in rows}
     tagged = Conversation.labels.through.objects.filter(conversation_id__in=labels).order_by("label__name")
     for conversation_id, label_id, name, color in tagged.values_list(
         "conversation_id", "label_id", "label__name", "label__color"
     ):
         labels[conversation_id].append({"id": label_id, "name": name, "color": color})
     for row in rows:
-        row.inbox_labels = labels[row.pk]  # type: ignore[attr-defined]
+        row["labels"] = labels[row["id"]]
     return rows
 
 
-def get_conversation_for_inbox(*, conversation_id: int, viewer_id: int | None = None) -> Conversation:
+def get_conversation_for_inbox(*, conversation_id: int, viewer_id: int | None = None) -> InboxRow:
     row = _rows(Conversation.objects.filter(pk=conversation_id), viewer_id).get()
     return _with_labels([_collect_contact_channels(row)])[0]
 
