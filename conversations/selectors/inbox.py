@@ -148,9 +148,9 @@ def list_conversations_for_inbox(
     filters: InboxFilters | None = None,
     before: tuple[datetime, int] | None = None,
 ) -> list[InboxRow]:
-    """The most recently active conversations, newest first, with their summaries, labels and the
-    channels their contact uses (`contact_channels`); `before` (the last row's updated_at and id)
-    asks for the next page."""
+    """The most recently active conversations, newest first, as rows of plain values (`InboxRow`)
+    with their summaries, `labels` and the channels their contact uses (`contact_channels`);
+    `before` (the last row's updated_at and id) asks for the next page."""
     queryset = _filtered(filters, viewer_id) if filters is not None else Conversation.objects.all()
     if ids is not None:
         queryset = queryset.filter(pk__in=ids)
@@ -174,12 +174,12 @@ def count_conversations_by_view(*, viewer_id: int, filters: InboxFilters | None 
     return {view: counts[view] for view in VIEWS}
 
 
-# An inbox row: plain values (`ROW_FIELDS` and the summary's annotations), not model objects.
+# An inbox row: plain values (`_ROW_FIELDS` and every annotation of the summary), not model objects.
 # Building a conversation, its identity, contact, holder and agent as models was a third of
 # a 200-row page's CPU time (bench/inbox.py); every other column is left unread.
 InboxRow = dict[str, Any]
 
-ROW_FIELDS = (
+_ROW_FIELDS = (
     "id",
     "channel",
     "status",
@@ -206,24 +206,11 @@ ROW_FIELDS = (
     "profile__contact__last_name",
     "profile__contact__opted_out_at",
 )
-_SUMMARY = (
-    "last_message_preview",
-    "last_message_kind",
-    "last_message_author",
-    "last_message_at",
-    "delivery_status",
-    "delivery_error",
-    "unread_count",
-    "cost",
-    "contact_cost",
-    "contact_display_name",
-    *(f"uses_{channel}" for channel in Channel.values),
-)
 
 
 def _rows(queryset: QuerySet[Conversation], viewer_id: int | None) -> QuerySet[Conversation, InboxRow]:
     summarised = _with_contact_channels(annotate_inbox_summary(queryset, viewer_id=viewer_id))
-    return summarised.values(*ROW_FIELDS, *_SUMMARY)
+    return summarised.values(*_ROW_FIELDS, *summarised.query.annotations)
 
 
 def _with_contact_channels(queryset: QuerySet[Conversation]) -> QuerySet[Conversation]:
