@@ -284,8 +284,9 @@ class ConversationSerializer(serializers.ModelSerializer):
 
     def to_representation(self, row: dict[str, Any]) -> dict:
         holder_id = row["assigned_to_id"]
+        contact_name = person_name(row["profile__contact__first_name"], row["profile__contact__last_name"])
         profile_name = identity_name(
-            full_name=person_name(row["profile__contact__first_name"], row["profile__contact__last_name"]),
+            full_name=contact_name,
             display_name=row["profile__display_name"],
             phone_number=row["profile__phone_number"],
             external_id=row["profile__external_id"],
@@ -304,16 +305,14 @@ class ConversationSerializer(serializers.ModelSerializer):
                 "contact_id": row["profile__contact_id"],
                 "name": profile_name,
                 "provider": row["profile__provider"],
-                "provider_label": _PROVIDER_LABELS[row["profile__provider"]],
+                "provider_label": _PROVIDER_LABELS.get(row["profile__provider"], row["profile__provider"]),
                 "phone_number": row["profile__phone_number"],
                 "display_name": row["profile__display_name"],
                 "updated_at": _time(row["profile__updated_at"]),
             },
             "contact": {
                 "id": row["profile__contact_id"],
-                "name": person_name(row["profile__contact__first_name"], row["profile__contact__last_name"])
-                or row["contact_display_name"]
-                or profile_name,
+                "name": contact_name or row["contact_display_name"] or profile_name,
                 "is_opted_out": row["profile__contact__opted_out_at"] is not None,
                 "channels": [
                     {"channel": channel, "label": _CHANNEL_LABELS[channel]} for channel in row["contact_channels"]
