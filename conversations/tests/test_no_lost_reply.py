@@ -27,7 +27,7 @@ from .chat import graph_messages, say
 from .helpers import meta_body, post_meta, post_twilio, twilio_params
 from .test_split_sending import LONG_REPLY
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 S = Message.Status
 ACCEPTED = {"messaging_product": "whatsapp", "messages": [{"id": "wamid.ACCEPTED"}]}

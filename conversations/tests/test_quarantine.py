@@ -19,7 +19,7 @@ from conversations.tests.fakes import GRAPH_MESSAGES
 
 from .helpers import meta_body, meta_text, post_meta
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 
 def unrecordable(number: int, **pending) -> ProcessedMessage:

@@ -19,7 +19,7 @@ from conversations.tests.fakes import GRAPH_MESSAGES
 
 from .helpers import meta_body
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 # A new customer's text message: its reply (knowledge retrieval included), the send after it.
 REPLY_BUDGET = 12
