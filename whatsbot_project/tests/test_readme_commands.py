@@ -1,9 +1,10 @@
 """Every `manage.py` command README.md writes runs as written, on a fresh clone.
 
 The tracked files are copied to a temporary directory (no .env, no database), `make .env` writes
-the development settings as `make run` does on a first start, the database is migrated, and then
-each command is taken from README.md (code blocks and inline code) and run in an environment
-without DEBUG, SECRET_KEY, DATABASE_URL or any other setting. It must exit 0, without a traceback.
+the development settings as `make run` does on a first start, `manage.py run` migrates the
+database and serves, and then each command is taken from README.md (code blocks and inline code)
+and run in an environment without DEBUG, SECRET_KEY, DATABASE_URL or any other setting. It must
+exit 0, without a traceback.
 
 What the test does beyond the README's text, and why:
 - `python` and a bare `manage.py` are run with the project's Python (`.venv/bin/python`, as the
@@ -164,16 +165,16 @@ def checkout(tmp_path):
 
 @pytest.fixture
 def developer_checkout(checkout):
-    """The checkout after `make run`'s first steps: `make .env` and the migrations."""
+    """The checkout after `make run`'s first step: `make .env`."""
     result = checkout.run(["make", ".env"])
     assert result.returncode == 0, result.stdout + result.stderr
-    assert_ok(checkout.manage("migrate", "--no-input"), "manage.py migrate")
     return checkout
 
 
 @pytest.fixture
 def running_app(developer_checkout, tmp_path):
-    """`manage.py run` (what `make run` starts), keeping raw webhooks for the replays."""
+    """`manage.py run` (what `make run` starts; it migrates the new database first), keeping raw
+    webhooks for the replays."""
     checkout = developer_checkout
     port = free_port()
     log = (tmp_path / "run.log").open("w")
