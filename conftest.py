@@ -46,6 +46,52 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings, tmp_path_factory):
+    """On SQLite, the xdist workers of a run migrate one test database, not one each: the first to
+    need it migrates and leaves a copy in the run's temporary directory, the others read that
+    copy into their in-memory database (as Django's own parallel runner clones one migrated
+    database). Migrating costs some 4.5 s of CPU a worker; the workers reach their first
+    database test at different times, behind the slow tests without one."""
+    from django.conf import settings as django_settings
+    from django.db import connections
+
+    connection = connections["default"]
+    if os.environ.get("PYTEST_XDIST_WORKER") is None or not connection.creation.is_in_memory_db(
+        connection.creation._get_test_db_name()
+    ):
+        yield
+        return
+    migrated = tmp_path_factory.getbasetemp().parent / "migrated.sqlite3"
+    create_test_db = connection.creation.create_test_db
+
+    def create_or_copy(*args, **kwargs):
+        import fcntl
+        import sqlite3
+
+        with open(f"{migrated}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+            if not migrated.exists():
+                name = create_test_db(*args, **kwargs)
+                with sqlite3.connect(migrated) as copy:
+                    connection.connection.backup(copy)
+                copy.close()
+                return name
+        name = connection.creation._get_test_db_name()
+        connection.close()
+        connection.settings_dict["NAME"] = name
+        django_settings.DATABASES[connection.alias]["NAME"] = name
+        connection.ensure_connection()
+        with sqlite3.connect(migrated) as original:
+            original.backup(connection.connection)
+        original.close()
+        return name
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(connection.creation, "create_test_db", create_or_copy)
+        yield
+
+
+@pytest.fixture(scope="session")
 def django_db_setup(django_db_setup, django_db_blocker):
     """After a transactional test the tables are emptied (flush) and, in Django, every app's
     `post_migrate` handlers run again to put back what `migrate` left: content types,
@@ -245,7 +291,7 @@ def cache_per_worker():
         yield
         return
     url = urlsplit(cache["LOCATION"])
-    database = 14 + int(worker.removeprefix("gw")) % 2  # beside the broker's and the benches' (11)
+    database = 15 - int(worker.removeprefix("gw")) % 4  # the top four: beside the broker's and the benches' (11)
     location = url._replace(path=f"/{database}").geturl()
     with override_settings(CACHES={**settings.CACHES, "default": {**cache, "LOCATION": location}}):
         yield
