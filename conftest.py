@@ -1,5 +1,6 @@
 """What every app's tests share: the fixture plugins, commit hooks run where a commit would be,
-a fast password hasher, and one channel-layer prefix per xdist worker.
+a fast password hasher, one migrated test database copied to every xdist worker (SQLite), the
+rows migrate left written back after each flush, and one channel-layer prefix per xdist worker.
 
 Most tests run inside a transaction rolled back at the end (plain `django_db`). Those that need
 committed data (another thread, process, live server or browser reads or writes it) say so with
