@@ -57,8 +57,10 @@ def django_db_modify_db_settings(django_db_modify_db_settings, tmp_path_factory)
     from django.db import connections
 
     connection = connections["default"]
-    if os.environ.get("PYTEST_XDIST_WORKER") is None or not connection.creation.is_in_memory_db(
-        connection.creation._get_test_db_name()
+    if (
+        os.environ.get("PYTEST_XDIST_WORKER") is None
+        or connection.vendor != "sqlite"
+        or not connection.creation.is_in_memory_db(connection.creation._get_test_db_name())
     ):
         yield
         return
