@@ -46,18 +46,32 @@ NEEDS_BROWSER = [
 
 
 class DroppableSockets:
-    """Wraps the ASGI app so a test can cut every open websocket, as a network drop would."""
+    """Wraps the ASGI app so a test can cut every open websocket, as a network drop would, and
+    wait for the HTTP requests in flight (a closed page's last ones) before the tables are
+    flushed: on SQLite (one shared in-memory database) a request still reading locks its tables."""
 
     def __init__(self, application) -> None:
         self.application = application
         self.sends: list = []
         self.loop: asyncio.AbstractEventLoop | None = None
+        self.requests_in_flight = 0
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "websocket":
             self.loop = asyncio.get_running_loop()
             self.sends.append(send)
-        return await self.application(scope, receive, send)
+        if scope["type"] != "http":
+            return await self.application(scope, receive, send)
+        self.requests_in_flight += 1  # daphne calls the app on its one event loop thread
+        try:
+            return await self.application(scope, receive, send)
+        finally:
+            self.requests_in_flight -= 1
+
+    def wait_for_requests(self, seconds: float = 10) -> None:
+        deadline = time.monotonic() + seconds
+        while self.requests_in_flight and time.monotonic() < deadline:
+            time.sleep(0.02)
 
     def drop_all(self) -> None:
         for send in self.sends:
@@ -136,6 +150,7 @@ def live_url(daphne_server, settings):
     connection.settings_dict["CONN_MAX_AGE"] = 0
     settings.SESSION_COOKIE_SECURE = settings.CSRF_COOKIE_SECURE = False
     yield daphne_server[0]
+    daphne_server[1].wait_for_requests()
     connection.settings_dict["CONN_MAX_AGE"] = max_age
 
 
