@@ -37,9 +37,8 @@ run: install .env
 ## Python's bytecode cache on, whatever the shell says (container images often set
 ## PYTHONDONTWRITEBYTECODE): the suite starts some 60 Python processes, and each would compile
 ## the project's modules again (0.4 s of CPU), each xdist worker rewrite every test module's asserts.
-## mypy runs beside pytest, niced: without its cache (a fresh clone, CI) it takes some 15 s of one
-## core, which pytest leaves idle while its tests wait on processes and servers. Its report is
-## printed after pytest's, and either failing fails the target.
+## mypy runs beside pytest, niced (without its cache, as in a fresh clone or CI, some 15 s of one
+## core); its report is printed after pytest's, and either failing fails the target.
 test: export PYTHONDONTWRITEBYTECODE =
 test: install-dev
 	$(BIN)/ruff check .
