@@ -70,10 +70,11 @@ def signed_bodies(count: int, run_id: str, secret: str) -> list[tuple[bytes, str
     message, contact = value["messages"][0], value["contacts"][0]
     bodies = []
     for i in range(count):
-        # A new message each time, from one of 5,000 customers (each its own BSUID and number).
+        # A new message each time, from one of 5,000 customers (each its own BSUID and number;
+        # 1556…, never the fixture's own display number 15550001234, whose messages are ignored).
         customer = i % 5000
         message["id"] = f"wamid.BENCH.{run_id}.{i}"
-        message["from"] = contact["wa_id"] = f"1555{customer:07d}"
+        message["from"] = contact["wa_id"] = f"1556{customer:07d}"
         message["from_user_id"] = contact["user_id"] = f"US.BENCH{customer:07d}"
         body = json.dumps(template).encode()
         bodies.append((body, "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()))
