@@ -244,6 +244,10 @@ def main() -> None:
     if args.url:
         run(args.url, args, "server")
         return
+    if os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://")):
+        from purge import ensure_database  # bench/purge.py, beside this file (its import sets nothing then)
+
+        ensure_database(os.environ["DATABASE_URL"])  # a fresh machine has no whatsbot_bench yet
     results: dict[str, list[dict]] = {}
     # Rounds interleave the setups (A, B, A, B…) so the machine's noise falls on all of them.
     for _ in range(args.rounds):

@@ -59,7 +59,9 @@ def reply_to_message(*, message_id: int, attempt: int = 1) -> Message | None:
     Raises RetryLater when the model failed transiently and attempts remain.
     """
     if not _claim(message_id):
-        _send_unsent_reply(message_id)  # a run of this task that stopped between storing and sending
+        # Answered already. Its reply, if the sweep gave it back to `pending` (the run that stored
+        # it stopped before sending; it was stored `sending` in that run's name), is sent now.
+        _send_unsent_reply(message_id)
         return None
     inbound = get_message_to_answer(message_id=message_id)
     log_context.bind_conversation(inbound.conversation_id)
