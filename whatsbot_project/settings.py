@@ -651,10 +651,14 @@ else:
 
 # Channels: the staff live inbox, the simulator and the web chat push over this layer.
 if REDIS_URL:
+    # A socket's receive blocks in Redis (BZPOPMIN) for up to 5 s (channels_redis'
+    # `brpop_timeout`), and redis-py 8 gives every socket a 5 s read timeout by default: the two
+    # raced, and an idle socket's receive failed with "Timeout reading from …" (redis-py #4091).
+    # The read timeout outlasts the blocking wait and still ends a read from a dead server.
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL]},
+            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 15}]},
         }
     }
 else:
