@@ -278,6 +278,25 @@ def channel_layer_per_worker():
         yield
 
 
+@pytest.fixture(autouse=True)
+def channel_layer_per_test():
+    """On Redis, every test gets a channel-layer instance of its own. One instance keeps receive
+    state (locks, the loop receiving) that may serve one event loop at a time, and this process
+    has several: daphne's thread for the browser tests, the tests' own loops for socket tests,
+    the live sender's thread. A socket test receiving while a page's socket from an earlier
+    browser test still did failed on "Two event loops…" or a lock "bound to a different event
+    loop". In production a process has one loop that receives."""
+    from channels import DEFAULT_CHANNEL_LAYER
+    from channels.layers import channel_layers
+
+    if "CONFIG" not in channel_layers.configs.get(DEFAULT_CHANNEL_LAYER, {}):
+        yield
+        return
+    channel_layers.backends.pop(DEFAULT_CHANNEL_LAYER, None)  # built anew on first use
+    yield
+    channel_layers.backends.pop(DEFAULT_CHANNEL_LAYER, None)
+
+
 @pytest.fixture(autouse=True, scope="session")
 def cache_per_worker():
     """xdist workers share REDIS_URL: each gets a Redis database of its own for the cache, so one
