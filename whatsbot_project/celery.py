@@ -134,3 +134,20 @@ def _print_through_logging() -> None:
         app.log.redirect_stdouts(app.conf.worker_redirect_stdouts_level)
     notices = logging.getLogger("celery.apps.worker")
     worker.safe_say = lambda msg, f=None: notices.info(msg.strip())
+    if _is_gevent_patched():
+        _log_gevent_failures()
+
+
+def _log_gevent_failures() -> None:
+    """gevent's hub prints a greenlet's uncaught error line by line to stderr, which the redirect
+    turned into one record per line: it is one record with its traceback instead. The greenlet
+    is named by its type only: its repr shows the call's arguments (bodies, numbers)."""
+    from gevent.hub import Hub
+
+    failures = logging.getLogger("gevent.hub")
+
+    def log_failure(hub, context, kind, value, tb) -> None:
+        where = context if isinstance(context, str) else type(context).__name__
+        failures.error("%s failed with %s", where, getattr(kind, "__name__", "exception"), exc_info=(kind, value, tb))
+
+    Hub.print_exception = log_failure

@@ -1,5 +1,7 @@
-"""The gevent worker: a live-inbox event must not stop every task's database calls."""
+"""The gevent worker: a live-inbox event must not stop every task's database calls, and a
+greenlet's failure is logged like any other error."""
 
+import json
 import os
 import subprocess
 import sys
@@ -11,6 +13,7 @@ import pytest
 from django.conf import settings
 
 ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow  # each test starts a Python process
 
 
 @pytest.mark.skipif(not settings.DATABASES["default"]["ENGINE"].endswith("postgresql"), reason="a real database")
@@ -44,3 +47,30 @@ def test_under_gevent_a_running_live_sender_loop_leaves_task_database_calls_work
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
     done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60)
     assert "database call: 1" in done.stdout, done.stderr[-2000:]
+
+
+def test_under_gevent_with_json_logs_a_greenlets_failure_is_one_record_without_its_arguments():
+    # A worker's logging set-up (LOG_FORMAT=json), then a greenlet that fails on a customer's text.
+    script = textwrap.dedent(
+        """
+        from gevent import monkey; monkey.patch_all()
+        import gevent
+        import django; django.setup()
+        from celery import signals
+        import whatsbot_project.celery
+        signals.setup_logging.send(sender=None)
+        def answer(text):
+            raise ValueError("no answer")
+        gevent.spawn(answer, "my secret order").join()
+        """
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "whatsbot_project.settings", "PYTHONPATH": str(ROOT)}
+    env |= {"LOG_FORMAT": "json", "DEBUG": "true", "DATABASE_URL": "sqlite://:memory:"}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60)
+
+    lines = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
+    records = [json.loads(line) for line in lines]  # every line one JSON object
+    failures = [record for record in records if "ValueError: no answer" in json.dumps(record)]
+    assert len(failures) == 1, lines
+    assert "failed with ValueError" in failures[0]["message"]
+    assert "my secret order" not in done.stdout + done.stderr
