@@ -90,7 +90,7 @@ class Page:
 
     def next_event(self) -> dict:
         async def receive() -> dict:
-            return await asyncio.wait_for(self.layer.receive(self.channel), timeout=2)
+            return await asyncio.wait_for(self.layer.receive(self.channel), timeout=10)  # a busy Redis
 
         return async_to_sync(receive)()
 
