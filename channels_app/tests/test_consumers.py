@@ -31,7 +31,7 @@ async def open_socket(cookie: bytes | None = None, origin: bytes = b"http://loca
     from whatsbot_project.asgi import application
 
     communicator = WebsocketCommunicator(application, "/ws/live/", headers=headers)
-    connected, code = await communicator.connect(timeout=5)
+    connected, code = await communicator.connect(timeout=10)
     return communicator, connected, code
 
 

@@ -37,7 +37,7 @@ async def open_phone(customer_id: str = CUSTOMER["customer_id"]) -> WebsocketCom
     phone = WebsocketCommunicator(
         application, f"/ws/simulator/{customer_id}/", headers=[(b"origin", b"http://localhost")]
     )
-    connected, _ = await phone.connect()
+    connected, _ = await phone.connect(timeout=10)
     assert connected
     return phone
 
@@ -175,11 +175,9 @@ async def connect_phone(client) -> tuple[bool, int | None]:
     if session is not None:
         headers.append((b"cookie", f"sessionid={session.value}".encode()))
     phone = WebsocketCommunicator(application, f"/ws/simulator/{CUSTOMER['customer_id']}/", headers=headers)
-    connected, code = await phone.connect()
-    if connected:
-        await phone.disconnect()
-        return True, None
-    return connected, code
+    connected, code = await phone.connect(timeout=10)
+    await phone.disconnect(timeout=10)  # refused too: a consumer left running is cancelled at loop close
+    return (True, None) if connected else (connected, code)
 
 
 def test_invalid_simulated_input_gets_a_clear_error(client, settings):

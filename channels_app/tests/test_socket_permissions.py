@@ -37,7 +37,7 @@ async def open_socket(cookie: bytes):
     communicator = WebsocketCommunicator(
         application, "/ws/live/", headers=[(b"origin", b"http://localhost"), (b"cookie", cookie)]
     )
-    connected, _ = await communicator.connect(timeout=5)
+    connected, _ = await communicator.connect(timeout=10)
     return communicator, connected
 
 
@@ -60,6 +60,7 @@ def test_each_role_connects_sends_and_receives_exactly_what_its_permissions_allo
     async def scenario():
         communicator, connected = await open_socket(cookie)
         if not connected:
+            await communicator.disconnect(timeout=10)
             return connected, {}, {}
         answers = {}
         for action in ACTIONS:

@@ -22,8 +22,17 @@ async def open_widget(cookie: str | None, path: str = "/ws/chat/") -> tuple[Webs
     if cookie is not None:
         headers.append((b"cookie", f"{VISITOR_COOKIE}={cookie}".encode()))
     widget = WebsocketCommunicator(application, path, headers=headers)
-    connected, code = await widget.connect()
+    # A connect that times out cancels the consumer mid-call, which could hang the test's loop on
+    # a busy machine: generous.
+    connected, code = await widget.connect(timeout=10)
     return widget, connected, code
+
+
+async def try_widget(cookie: str | None, path: str = "/ws/chat/") -> tuple[bool, int]:
+    """Open the widget's socket and close it again, accepted or not; (connected, close code)."""
+    widget, connected, code = await open_widget(cookie, path)
+    await widget.disconnect(timeout=10)
+    return connected, code
 
 
 def chat(cookie: str, *messages: dict, replies: int = 0) -> list[dict]:
@@ -98,13 +107,13 @@ def test_a_forged_cookie_is_refused_and_reads_nothing(client, fake_openai):
     visitor_id = alice.split(":")[0]
     forged = f"{visitor_id}:not-a-valid-signature"
 
-    _, connected, code = async_to_sync(open_widget)(forged)
+    connected, code = async_to_sync(try_widget)(forged)
 
     assert (connected, code) == (False, 4401)
 
 
 def test_no_cookie_no_websocket():
-    _, connected, code = async_to_sync(open_widget)(None)
+    connected, code = async_to_sync(try_widget)(None)
 
     assert (connected, code) == (False, 4401)
 
@@ -117,7 +126,7 @@ def test_the_widget_page_and_websocket_refuse_another_visitors_conversation(clie
     mallory = visitor_cookie(other)
 
     page = other.get(f"/chat/?conversation={conversation.pk}")
-    _, connected, code = async_to_sync(open_widget)(mallory, f"/ws/chat/{conversation.pk}/")
+    connected, code = async_to_sync(try_widget)(mallory, f"/ws/chat/{conversation.pk}/")
     own_page = client.get(f"/chat/?conversation={conversation.pk}")
 
     assert page.status_code == 404
