@@ -35,7 +35,7 @@ async def open_socket(cookie: bytes | None = None, origin: bytes = b"http://loca
     return communicator, connected, code
 
 
-async def next_event(communicator, event_type: str, timeout: float = 5) -> dict:
+async def next_event(communicator, event_type: str, timeout: float = 15) -> dict:
     """The next event of `event_type`, skipping the others the same action caused."""
     async with asyncio.timeout(timeout):
         while True:
@@ -194,7 +194,7 @@ def test_a_staff_member_whose_access_is_revoked_is_disconnected(staff_user):
         assert connected
         staff_user.is_staff = False
         await sync_to_async(staff_user.save)()
-        closed = await communicator.receive_output(timeout=5)
+        closed = await communicator.receive_output(timeout=15)
         await communicator.disconnect()
         return closed
 
@@ -232,7 +232,7 @@ def test_a_periodic_check_disconnects_staff_revoked_without_a_save_signal(staff_
         communicator, connected, _ = await open_socket(cookie)
         assert connected
         await sync_to_async(django_user_model.objects.filter(pk=staff_user.pk).update)(is_active=False)
-        closed = await communicator.receive_output(timeout=5)
+        closed = await communicator.receive_output(timeout=15)
         await communicator.disconnect()
         return closed
 

@@ -39,12 +39,12 @@ def chat(cookie: str, *messages: dict, replies: int = 0) -> list[dict]:
     async def scenario():
         widget, connected, _ = await open_widget(cookie)
         assert connected
-        events = [await widget.receive_json_from(timeout=5)]  # history
+        events = [await widget.receive_json_from(timeout=15)]  # history
         for message in messages:
             await widget.send_json_to(message)
-            events.append(await widget.receive_json_from(timeout=10))
+            events.append(await widget.receive_json_from(timeout=15))
         for _ in range(replies):
-            events.append(await widget.receive_json_from(timeout=10))
+            events.append(await widget.receive_json_from(timeout=15))
         await widget.disconnect()
         return events
 
@@ -87,7 +87,7 @@ def test_receipts_move_only_the_visitors_own_replies(client, fake_openai):
     def read_as(cookie):
         async def scenario():
             widget, _, _ = await open_widget(cookie)
-            await widget.receive_json_from(timeout=5)
+            await widget.receive_json_from(timeout=15)
             await widget.send_json_to({"type": "receipt", "id": reply["id"], "status": "read"})
             # The consumer handles its messages in order: the disconnect returns once the receipt
             # was handled (however busy the machine; not a fixed wait).
