@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import uuid
 
 import pytest
+import requests
 import responses
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
@@ -181,6 +183,25 @@ def test_meta_reaches_a_customer_without_a_phone_number_by_their_user_id(graph_o
 
     [sent] = graph_ok.sent(GRAPH_MESSAGES)
     assert (sent["recipient"], "to" in sent) == ("US.1000000000000000077", False)
+
+
+def test_meta_sends_through_the_environments_proxy_and_ca_bundle_read_once(graph_ok, monkeypatch):
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example.com:3128")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/company-ca.pem")
+    meta._environment_settings.cache_clear()
+    reads = []
+    monkeypatch.setattr(requests.utils, "getproxies", lambda: reads.append(1) or {"https": os.environ["HTTPS_PROXY"]})
+    transport = providers.for_conversation(meta_conversation())
+    try:
+        transport.send_text("Hello", client_ref="")
+        transport.send_text("Hello again", client_ref="")
+    finally:
+        meta._environment_settings.cache_clear()
+
+    for call in graph_ok.calls:
+        assert call.request.req_kwargs["proxies"]["https"] == "http://proxy.example.com:3128"
+        assert call.request.req_kwargs["verify"] == "/etc/ssl/company-ca.pem"
+    assert len(reads) == 1  # not once per call
 
 
 def test_meta_sends_audio_without_a_caption_and_refuses_a_sticker_by_link(graph_ok):
