@@ -3,11 +3,17 @@
 The database is the source of truth. If the broker is down the publish fails fast, is logged
 and forgotten: a periodic sweep finds the work still waiting in the database and enqueues it
 again. Tasks are looked up by name so services never import the task layer above them.
+
+In a Celery worker whose pool runs tasks in its own process (gevent, threads), work the worker
+enqueues for itself can skip the broker: a runner registered by conversations/bootsteps.py
+takes it into the pool directly (`run_here`). The database stays the source of truth there
+too: what such a run leaves undone, the sweep finds as it finds a lost task's.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -24,11 +30,29 @@ PROCESS_INBOUND = "conversations.tasks.process_inbound_message"
 SEND_OUTBOUND = "conversations.tasks.send_outbound_message"
 
 
-def enqueue(task_name: str, *args: Any, countdown: float | None = None, request_id: str = "") -> bool:
-    """Publish one task now; False (logged) when the broker is unavailable. `request_id`: the
-    request that caused it, when it is not the one being served (the recorder's batches)."""
+# (task name, args, countdown, request id) -> True when the work was taken in this process.
+Runner = Callable[[str, tuple[Any, ...], float | None, str], bool]
+
+_runner: Runner | None = None
+
+
+def run_here(runner: Runner | None) -> None:
+    """Called by the worker when its pool starts (None when it stops): `enqueue` offers the
+    runner each task first and publishes only what it declines."""
+    global _runner
+    _runner = runner
+
+
+def enqueue(task_name: str, *args: Any, countdown: float | None = None, request_id: str = "", retries: int = 0) -> bool:
+    """Publish one task now (or hand it to this worker's pool, see `run_here`); False (logged)
+    when the broker is unavailable. `request_id`: the request that caused it, when it is not the
+    one being served (the recorder's batches). `retries`: the task's retries so far."""
+    if _runner is not None and not retries and _runner(task_name, args, countdown, request_id):
+        return True
     task = current_app.tasks[task_name]
     options: dict[str, Any] = {"headers": {context.TASK_HEADER: request_id}} if request_id else {}
+    if retries:
+        options["retries"] = retries
     try:
         if countdown is None:
             task.apply_async(args=args, **options)

@@ -7,6 +7,7 @@ import logging
 from celery import shared_task
 from django.core.exceptions import ObjectDoesNotExist
 
+from conversations.dispatch import PROCESS_INBOUND, enqueue
 from conversations.services.captures import purge_expired_captures as purge_captures
 from conversations.services.inbound import record_accepted
 from conversations.services.outbound import send_message
@@ -27,9 +28,24 @@ def record_inbound_message(processed_id: int) -> None:
 @shared_task(bind=True, acks_late=True, max_retries=None)
 def process_inbound_message(self, message_id: int) -> None:
     try:
-        reply_to_message(message_id=message_id, attempt=self.request.retries + 1)
+        _answer(message_id, attempt=self.request.retries + 1)
     except RetryLater as exc:
         raise self.retry(countdown=exc.countdown) from exc
+
+
+def process_inbound_message_here(message_id: int) -> None:
+    """process_inbound_message run in the worker's pool without the broker (bootsteps.LocalRuns):
+    its first attempt; a retry the model asks for goes through the broker, as the task's would
+    (if the broker is down, the message waits `received` for the sweep)."""
+    try:
+        _answer(message_id, attempt=1)
+    except RetryLater as exc:
+        enqueue(PROCESS_INBOUND, message_id, countdown=exc.countdown, retries=1)
+
+
+def _answer(message_id: int, *, attempt: int) -> None:
+    try:
+        reply_to_message(message_id=message_id, attempt=attempt)
     except ObjectDoesNotExist:
         # Erased (GDPR) while the task waited or ran: there is no one left to answer.
         logger.info("Message %s or its conversation is gone; reply abandoned.", message_id)

@@ -9,7 +9,7 @@ import sys
 from celery import Celery, signals
 from celery.signals import setup_logging
 
-from conversations.bootsteps import BrokerConnected, InboundRecorder, Recovery
+from conversations.bootsteps import BrokerConnected, InboundRecorder, LocalRuns, Recovery
 from telemetry import context
 from whatsbot_project.startup import configuration_error
 
@@ -20,6 +20,7 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 app.steps["worker"].add(InboundRecorder)
 app.steps["worker"].add(Recovery)
+app.steps["worker"].add(LocalRuns)
 app.steps["consumer"].add(BrokerConnected)
 
 

@@ -20,7 +20,9 @@ from .helpers import meta_body
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
-ANSWERED = re.compile(r"process_inbound_message\[[^\]]+\] succeeded")
+# The reply was stored and its send tried (Graph is unreachable here), whichever way the worker
+# ran the reply work: a task, or in its own pool straight from the recording (bootsteps.LocalRuns).
+ANSWERED = re.compile(r"Send of message \d+ failed \(connection_refused")
 
 
 def free_port() -> int:
@@ -83,5 +85,5 @@ def test_run_serves_answers_a_webhook_with_its_own_worker_and_stops_cleanly(tmp_
     assert "OFFLINE RESPONDER" in output
     assert "created the local admin account 'admin'" in output
     assert re.search(r"two-factor set-up code [A-Z2-9]{4}-[A-Z2-9]{4}-[A-Z2-9]{4} ", output)
-    assert ANSWERED.search(output), output  # the reply task's own line, not any task's
+    assert ANSWERED.search(output), output
     assert "whatsbot stopped." in output
