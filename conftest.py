@@ -328,22 +328,3 @@ def nobody_watching_after_the_test():
     from conversations.notify import PRESENCE_KEY
 
     cache.delete(PRESENCE_KEY)
-
-
-@pytest.fixture
-def migrate_to():
-    """Migrate the test database to `targets` (a list of (app, migration)) and get their
-    historical apps; back to the latest schema afterwards, since going back also unapplies what
-    depends on the targets in other apps. Needs real commits: `django_db(transaction=True)`."""
-    from django.db import connection
-    from django.db.migrations.executor import MigrationExecutor
-
-    def migrate(targets):
-        executor = MigrationExecutor(connection)
-        executor.loader.build_graph()
-        executor.migrate(targets)
-        return executor.loader.project_state(targets).apps
-
-    yield migrate
-    executor = MigrationExecutor(connection)
-    executor.migrate(executor.loader.graph.leaf_nodes())

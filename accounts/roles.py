@@ -1,7 +1,7 @@
 """The four staff roles, defined here and nowhere else.
 
 Each role is a Django group holding exactly the permissions listed below. Migration
-`accounts.0002_roles` creates the groups and every `migrate` (post_migrate) resets them to this
+`accounts.0001_initial` creates the groups and every `migrate` (post_migrate) resets them to this
 table, so a role is what this file says, reviewable in a diff. To give one person more, add a
 second role or a permission to the user. A new model or endpoint adds its permission here, in
 the role(s) that need it (docs/architecture.md, "Staff permissions").

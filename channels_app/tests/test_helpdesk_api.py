@@ -604,31 +604,6 @@ def _explain_into(plans: list[str]):
     return explain
 
 
-def test_notes_written_before_labels_existed_get_their_label_from_the_migration(conversation):
-    import importlib
-
-    from django.apps import apps
-
-    migration = importlib.import_module("conversations.migrations.0007_helpdesk")
-    texts = {
-        "Staff member Alice Staff took over this conversation. Until it is handed back, …": "Alice Staff took over",
-        "Staff member Bob handed this conversation back to you. Read what they wrote above: …": (
-            "Bob handed back to the bot"
-        ),
-        "Staff handed this conversation back to you after a period of inactivity. Read …": (
-            "Staff handed back to the bot (idle)"
-        ),
-        "Something else entirely": "",
-    }
-    for text in texts:
-        Message.objects.create(conversation=conversation, direction="out", author="note", text=text, status="handled")
-
-    migration.label_existing_notes(apps, None)
-
-    labels = dict(Message.objects.filter(author="note").values_list("text", "staff_label"))
-    assert labels == texts
-
-
 def test_a_list_row_is_exactly_what_the_serializers_declared_fields_describe(staff_user, django_user_model):
     """The row is built in plain Python from plain values for speed (the selector's values,
     ConversationSerializer.to_representation); the fields it declares are the API schema. DRF's

@@ -66,7 +66,7 @@ def search_conversations(*, query: str, limit: int = 20) -> list[int]:
     return list(rows[:limit])
 
 
-# Migration 0012's trigram-indexed texts, one per table ({t}: a table alias): a word (\w+) never
+# The trigram-indexed texts of profiles' migration 0001, one per table ({t}: a table alias): a word (\w+) never
 # spans two fields, and a number (E.164) holds only a word of digits, so a word in a text is a word
 # in one of its fields.
 _IDENTITY_TEXT = "lower({t}display_name || ' ' || {t}phone_number)"
