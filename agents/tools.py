@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-import jsonschema
 from django.core.exceptions import ValidationError
 from uritemplate import URITemplate
 
@@ -47,6 +46,8 @@ class PreparedCall:
 
 def check_tool(tool: Tool) -> None:
     """Raise ValidationError (by field) when a tool's configuration cannot work."""
+    import jsonschema  # see prepare_call
+
     errors: dict[str, str] = {}
     try:
         jsonschema.Draft202012Validator.check_schema(tool.parameters)
@@ -88,6 +89,11 @@ def _mapping(value: object, name: str, errors: dict[str, str]) -> dict:
 def prepare_call(tool: Tool, arguments: dict[str, Any]) -> PreparedCall:
     """The request for validated arguments; raises ToolError when they do not fit the schema
     or a secret header's variable is unset."""
+    # Loaded on the first call, not with the app: every process (each manage.py command, the
+    # suite's) loads this module through the admin, few check or call a tool; jsonschema costs
+    # some 0.08 s of CPU to load.
+    import jsonschema
+
     validator = jsonschema.Draft202012Validator(tool.parameters)
     error = jsonschema.exceptions.best_match(validator.iter_errors(arguments))
     if error is not None:

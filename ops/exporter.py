@@ -12,7 +12,6 @@ import ipaddress
 import logging
 from collections.abc import Iterator
 
-import redis
 from django.conf import settings
 from django.db.models import Max, Min
 from django.http import HttpRequest
@@ -73,6 +72,8 @@ def _queue_depths() -> Iterator[Metric]:
     url = settings.CELERY_BROKER_URL
     if not url.startswith(("redis://", "rediss://")):
         return
+    import redis  # here: every process loads this module, only a scrape needs it
+
     gauge = GaugeMetricFamily("whatsbot_celery_queue_depth", "Tasks waiting in a Celery queue.", labels=["queue"])
     client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
     try:

@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
-import redis
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Max, Min
@@ -48,6 +47,8 @@ def check_broker() -> Check:
         return Check("broker", True, "in-memory (one process)")
     try:
         if url.startswith(("redis://", "rediss://")):
+            import redis  # here: every process loads this module, few ask for readiness
+
             client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
             try:
                 client.ping()
