@@ -148,15 +148,12 @@ def test_a_twilio_20009_is_retried_by_the_task_until_the_message_is_deleted(clie
     assert not RemoteDeletion.objects.filter(status="pending").exists()
 
 
-def test_a_deletion_refused_for_now_stays_pending_for_the_sweep(client, twilio_ok, processors, settings):
+def test_a_deletion_refused_for_now_stays_pending_for_the_sweep(client, twilio_ok, processors, monkeypatch):
     post_twilio(client, twilio_params("whatsapp_text"))
     sid = twilio_params("whatsapp_text")["MessageSid"]
     processors["twilio"]["in_flight"][sid] = 10_000
-    delete_remote_copies.max_retries = 2
-    try:
-        record = erase_subject(subject=find_subject(identifier=ADA["phone"]))
-    finally:
-        delete_remote_copies.max_retries = 100
+    monkeypatch.setattr(delete_remote_copies, "max_retries", 2)
+    record = erase_subject(subject=find_subject(identifier=ADA["phone"]))
 
     deletion = record.remote_deletions.get(remote_id=sid)
     assert deletion.status == "pending" and "20009" in deletion.last_error
