@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import uuid
 from typing import Any
 
 from celery import bootsteps
@@ -166,7 +167,8 @@ class LocalRuns(bootsteps.StartStopStep):
 
         from telemetry import context
 
-        tokens = context.enter(request=request_id)
+        # An id of its own, as the task it stands for would have: its log lines stay one unit.
+        tokens = context.enter(request=request_id, task=uuid.uuid4().hex)
         try:
             close_old_connections()  # as around a task (whatsbot_project/celery.py)
             function(*args)

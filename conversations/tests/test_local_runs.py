@@ -1,6 +1,7 @@
 """A worker answers the messages it records in its own pool, without a broker round trip
 (conversations/bootsteps.py LocalRuns), with a real Celery thread pool and timer."""
 
+import logging
 import threading
 import time
 from types import SimpleNamespace
@@ -12,6 +13,7 @@ from celery.utils.timer2 import Timer
 from conversations.bootsteps import LocalRuns
 from conversations.dispatch import PROCESS_INBOUND
 from conversations.models import Message
+from telemetry import context
 from whatsbot_project.celery import app as celery_app
 
 from .fakes import GRAPH_MESSAGES
@@ -76,6 +78,29 @@ def test_a_recorded_message_is_answered_in_the_pool_not_published(
     [reply] = replies()
     assert reply.status == Message.Status.SENT
     assert reply.in_reply_to.status == Message.Status.HANDLED
+
+
+def test_a_local_runs_log_lines_carry_an_id_of_their_own_and_the_request_id(
+    client, graph_ok, fake_openai, worker, settings
+):
+    """As a task's do (LOG_FORMAT=json reads these): operators follow one run, and one message."""
+    settings.BURST_WINDOW_SECONDS = 0
+    seen: list[tuple[str, str, str]] = []
+
+    class Recorder(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:  # in the logging thread: its context
+            seen.append((record.getMessage(), context.task_id.get(), context.request_id.get()))
+
+    handler = Recorder()
+    logging.getLogger("conversations").addHandler(handler)
+    try:
+        assert post_meta(client, meta_body("text")).status_code == 200
+        wait_until_sent(graph_ok, worker)
+    finally:
+        logging.getLogger("conversations").removeHandler(handler)
+
+    [(_, task, request)] = [line for line in seen if line[0].startswith("Sent message")]
+    assert task and request
 
 
 def test_without_a_free_slot_the_work_is_published(client, graph_ok, fake_openai, worker, published, settings):
