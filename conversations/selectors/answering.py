@@ -63,7 +63,7 @@ def get_message_to_answer(*, message_id: int) -> Message:
     instances, start = [], 0
     for model in _ANSWERED:
         end = start + len(model._meta.concrete_fields)
-        instances.append(_instance(model, row[start:end]))
+        instances.append(instance_from_row(model, row[start:end]))
         start = end
     message, conversation, profile, contact = instances
     entry_agent_id, has_newer = row[start:]
@@ -94,8 +94,9 @@ def list_turns_for_prompt(*, message: Message, limit: int) -> list[Turn]:
 Converter = Callable[[Any, Any, Any], Any]
 
 
-def _instance(model: type[Model], row: Sequence[Any]) -> Any:
-    """The model from its columns, the values converted as the ORM converts them."""
+def instance_from_row(model: type[Model], row: Sequence[Any]) -> Any:
+    """The model from its columns (all concrete fields, in order), the values converted as the
+    ORM converts them."""
     values = []
     for value, (column, converters) in zip(row, _converters(model, connection.vendor), strict=True):
         for converter in converters:

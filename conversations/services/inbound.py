@@ -16,6 +16,7 @@ from conversations.dispatch import PROCESS_INBOUND, RECORD_INBOUND, enqueue_afte
 from conversations.media.services import record_inbound_media
 from conversations.models import Conversation, Message, MessagePart, ProcessedMessage
 from conversations.providers.base import InboundMessage, ParsedWebhook, StatusUpdate
+from conversations.selectors.recording import list_identities, list_open_conversations
 from profiles.models import ClientProfile, Contact
 from telemetry import context, metrics
 
@@ -358,15 +359,9 @@ def _find_profiles(
     by_key: dict[tuple[str, str], InboundMessage], *, numbers: set[str]
 ) -> tuple[dict[tuple[str, str], ClientProfile], dict[str, list[ClientProfile]]]:
     """The identities with these keys, and (one statement for both) those with these numbers."""
-    ids_by_provider: dict[str, list[str]] = {}
-    for provider, external_id in by_key:
-        ids_by_provider.setdefault(provider, []).append(external_id)
-    matches = Q(phone_number__in=sorted(numbers)) if numbers else Q(pk__in=[])
-    for provider, external_ids in ids_by_provider.items():
-        matches |= Q(provider=provider, external_id__in=external_ids)
     found: dict[tuple[str, str], ClientProfile] = {}
     same_number: dict[str, list[ClientProfile]] = {}
-    for profile in ClientProfile.objects.filter(matches).select_related("contact"):
+    for profile in list_identities(keys=by_key, numbers=numbers):
         if (profile.provider, profile.external_id) in by_key:
             found[(profile.provider, profile.external_id)] = profile
         if profile.phone_number in numbers:
@@ -412,12 +407,9 @@ def _find_open_conversations(
     wanted: dict[tuple[str, str, str, str], InboundMessage], profiles: dict[tuple[str, str], ClientProfile]
 ) -> dict[tuple[str, str, str, str], Conversation]:
     profile_keys = {profile.pk: key for key, profile in profiles.items()}
-    candidates = Conversation.objects.filter(
-        profile_id__in=sorted({profiles[_profile_key(inbound)].pk for inbound in wanted.values()}),
-        status=Conversation.Status.OPEN,
-    )
+    profile_ids = [profiles[_profile_key(inbound)].pk for inbound in wanted.values()]
     found = {}
-    for conversation in candidates:
+    for conversation in list_open_conversations(profile_ids=profile_ids):
         key = (*profile_keys[conversation.profile_id], conversation.channel, conversation.business_address)
         if key in wanted:
             found[key] = conversation

@@ -1,0 +1,72 @@
+"""The inbound recorder's look-ups, written as SQL: run in every batch the recorder stores.
+
+Why not the ORM here: as on the reply path (selectors/answering.py), building these statements
+costs Django more CPU than PostgreSQL takes to run them, and the recorder's batches run in the
+worker whose CPU per message limits how many customers it answers (bench/RESULTS.md, "End to
+end"). Each function keeps the meaning of the ORM rule named in it (test_recorder_sql.py
+checks them against it); plain SQL that SQLite and PostgreSQL both run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from functools import cache
+
+from django.db import connection
+
+from conversations.models import Conversation
+from conversations.selectors.answering import instance_from_row
+from profiles.models import ClientProfile, Contact
+
+
+@cache
+def _columns(model: type, alias: str) -> str:
+    return ", ".join(f"{alias}.{connection.ops.quote_name(field.column)}" for field in model._meta.concrete_fields)
+
+
+def list_identities(*, keys: Iterable[tuple[str, str]], numbers: Iterable[str]) -> list[ClientProfile]:
+    """The identities with these (provider, external id) keys or these phone numbers, each with
+    its contact loaded: ClientProfile.objects.filter(Q(phone_number__in=numbers) |
+    Q(provider=…, external_id__in=…) | …).select_related("contact")."""
+    conditions, params = [], []
+    numbers = sorted(numbers)
+    if numbers:
+        conditions.append(f"p.phone_number IN ({', '.join(['%s'] * len(numbers))})")
+        params.extend(numbers)
+    ids_by_provider: dict[str, list[str]] = {}
+    for provider, external_id in keys:
+        ids_by_provider.setdefault(provider, []).append(external_id)
+    for provider, external_ids in ids_by_provider.items():
+        conditions.append(f"(p.provider = %s AND p.external_id IN ({', '.join(['%s'] * len(external_ids))}))")
+        params.extend([provider, *external_ids])
+    if not conditions:
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {_columns(ClientProfile, 'p')}, {_columns(Contact, 'k')} FROM profiles_clientprofile p"  # noqa: S608 (ours)
+            f" JOIN profiles_contact k ON k.id = p.contact_id WHERE {' OR '.join(conditions)}",
+            params,
+        )
+        rows = cursor.fetchall()
+    split = len(ClientProfile._meta.concrete_fields)
+    identities = []
+    for row in rows:
+        identity = instance_from_row(ClientProfile, row[:split])
+        identity.contact = instance_from_row(Contact, row[split:])
+        identities.append(identity)
+    return identities
+
+
+def list_open_conversations(*, profile_ids: Iterable[int]) -> list[Conversation]:
+    """The open conversations of these identities: Conversation.objects.filter(profile_id__in=…,
+    status=Conversation.Status.OPEN)."""
+    ids = sorted(set(profile_ids))
+    if not ids:
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {_columns(Conversation, 'c')} FROM conversations_conversation c"  # noqa: S608 (ours)
+            f" WHERE c.profile_id IN ({', '.join(['%s'] * len(ids))}) AND c.status = %s",
+            [*ids, Conversation.Status.OPEN],
+        )
+        return [instance_from_row(Conversation, row) for row in cursor.fetchall()]
