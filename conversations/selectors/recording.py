@@ -10,11 +10,12 @@ checks them against it); plain SQL that SQLite and PostgreSQL both run.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 from functools import cache
 
 from django.db import connection
 
-from conversations.models import Conversation
+from conversations.models import Conversation, ProcessedMessage
 from conversations.selectors.answering import instance_from_row
 from profiles.models import ClientProfile, Contact
 
@@ -70,3 +71,51 @@ def list_open_conversations(*, profile_ids: Iterable[int]) -> list[Conversation]
             [*ids, Conversation.Status.OPEN],
         )
         return [instance_from_row(Conversation, row) for row in cursor.fetchall()]
+
+
+def lock_waiting_deliveries(
+    *, limit: int, processed_id: int | None = None, received_before: datetime | None = None
+) -> list[tuple[ProcessedMessage, bool]]:
+    """Up to `limit` accepted deliveries waiting to be recorded, not quarantined (the one with
+    `processed_id`, or those received before `received_before`), fewest attempts and oldest
+    first, locked, skipping those another recorder has locked; each with whether its sender is
+    one of the business's own numbers (a conversation's business address). As the ORM's
+    ProcessedMessage.objects.filter(pending__isnull=False, quarantined_at__isnull=True, …)
+    .select_for_update(skip_locked=True).order_by("record_attempts", "received_at", "pk")
+    .annotate(is_from_our_number=Exists(Conversation.objects.filter(business_address=
+    KeyTextTransform("external_user_id", OuterRef("pending"))))). Call inside a transaction."""
+    conditions, params = ["pm.pending IS NOT NULL", "pm.quarantined_at IS NULL"], []
+    if processed_id is not None:
+        conditions.append("pm.id = %s")
+        params.append(processed_id)
+    if received_before is not None:
+        conditions.append("pm.received_at < %s")
+        params.append(connection.ops.adapt_datetimefield_value(received_before))
+    sender = _SENDER[connection.vendor]
+    lock = " FOR UPDATE OF pm SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {_columns(ProcessedMessage, 'pm')}, EXISTS(SELECT 1 FROM conversations_conversation c"  # noqa: S608 (ours)
+            f" WHERE c.business_address = {sender}) FROM conversations_processedmessage pm"
+            f" WHERE {' AND '.join(conditions)} ORDER BY pm.record_attempts, pm.received_at, pm.id LIMIT %s{lock}",
+            [*params, limit],
+        )
+        rows = cursor.fetchall()
+    return [(instance_from_row(ProcessedMessage, row[:-1]), bool(row[-1])) for row in rows]
+
+
+# The sender's id in a delivery's pending JSON, as text (what Django's KeyTextTransform writes).
+_SENDER = {
+    "postgresql": "(pm.pending ->> 'external_user_id')",
+    "sqlite": "JSON_EXTRACT(pm.pending, '$.external_user_id')",
+}
+
+
+def clear_pending(*, processed_ids: Iterable[int]) -> None:
+    """Mark these deliveries recorded: ProcessedMessage.objects.filter(pk__in=…).update(pending=None)."""
+    ids = list(processed_ids)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE conversations_processedmessage SET pending = NULL WHERE id IN ({', '.join(['%s'] * len(ids))})",  # noqa: S608 (ours)
+            ids,
+        )

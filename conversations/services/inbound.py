@@ -7,8 +7,7 @@ from datetime import datetime
 
 from django.conf import settings
 from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
-from django.db.models import Exists, F, OuterRef, Q, QuerySet, Subquery
-from django.db.models.fields.json import KeyTextTransform
+from django.db.models import F, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from conversations import events, notify
@@ -16,7 +15,12 @@ from conversations.dispatch import PROCESS_INBOUND, RECORD_INBOUND, enqueue_afte
 from conversations.media.services import record_inbound_media
 from conversations.models import Conversation, Message, MessagePart, ProcessedMessage
 from conversations.providers.base import InboundMessage, ParsedWebhook, StatusUpdate
-from conversations.selectors.recording import list_identities, list_open_conversations
+from conversations.selectors.recording import (
+    clear_pending,
+    list_identities,
+    list_open_conversations,
+    lock_waiting_deliveries,
+)
 from profiles.models import ClientProfile, Contact
 from telemetry import context, metrics
 
@@ -85,7 +89,7 @@ def record_accepted(*, processed_id: int) -> Message | None:
 def _record(processed_id: int) -> tuple[Message | None, bool]:
     """record_accepted, and whether this attempt failed."""
     try:
-        recorded = _record_batch(ProcessedMessage.objects.filter(pk=processed_id), limit=1)
+        recorded = _record_batch(limit=1, processed_id=processed_id)
     except (OperationalError, InterfaceError):
         raise
     except Exception as exc:
@@ -132,7 +136,7 @@ def record_pending_inbound(*, received_before: datetime | None = None, limit: in
     while done < limit:
         size = min(RECORD_BATCH, limit - done)
         try:
-            count = len(_record_batch(waiting, limit=size))
+            count = len(_record_batch(limit=size, received_before=received_before))
         except (OperationalError, InterfaceError):
             raise  # the database is unreachable: nothing else would succeed either
         except Exception:
@@ -147,50 +151,42 @@ def record_pending_inbound(*, received_before: datetime | None = None, limit: in
     return done
 
 
-def _record_batch(waiting: QuerySet[ProcessedMessage], *, limit: int) -> list[Message]:
-    """Record up to `limit` of the `waiting` deliveries in one transaction: the messages, in the
-    order they arrived. Empty when none waits (or all are being recorded by another recorder)."""
+def _record_batch(
+    *, limit: int, processed_id: int | None = None, received_before: datetime | None = None
+) -> list[Message]:
+    """Record up to `limit` waiting deliveries (the one with `processed_id`, or those received
+    before `received_before`) in one transaction: the messages, in the order they arrived.
+    Empty when none waits (or all are being recorded by another recorder)."""
     with transaction.atomic():
         # The row locks make a concurrent recorder skip these rows; once this commits, their
         # `pending` is emptied and nobody records them again.
-        rows = list(
-            waiting.filter(pending__isnull=False, quarantined_at__isnull=True)
-            .select_for_update(skip_locked=True)
-            .order_by("record_attempts", "received_at", "pk")
-            .annotate(is_from_our_number=_SENDER_IS_OUR_NUMBER)
-            .values_list("pk", "pending", "received_at", "is_from_our_number")[:limit]
-        )
+        rows = lock_waiting_deliveries(limit=limit, processed_id=processed_id, received_before=received_before)
         if not rows:
             return []
         customers, ours = [], 0
-        for _, pending, _, is_from_our_number in rows:
-            inbound = InboundMessage.from_json(pending or {})
+        for processed, is_from_our_number in rows:
+            pending = processed.pending or {}
+            inbound = InboundMessage.from_json(pending)
             if is_from_our_number:
+                # A status callback posted to the wrong URL, or two of our numbers (two bots)
+                # writing to each other, which would answer each other forever. (One from the
+                # very number it wrote to never gets here: the provider module leaves it out,
+                # providers/validation.is_own_number.)
                 ours += 1
             else:
-                customers.append((inbound, (pending or {}).get(PENDING_REQUEST_ID) or ""))
+                customers.append((inbound, pending.get(PENDING_REQUEST_ID) or ""))
         if ours:
-            # A status callback posted to the wrong URL, or two of our numbers (two bots) writing
-            # to each other, which would answer each other forever.
             logger.warning("%d message(s) from the business's own numbers not recorded: never a customer.", ours)
         messages = (
             _store_inbound_batch([inbound for inbound, _ in customers], request_ids=[rid for _, rid in customers])
             if customers
             else []
         )
-        ProcessedMessage.objects.filter(pk__in=[row[0] for row in rows]).update(pending=None)
+        clear_pending(processed_ids=[processed.pk for processed, _ in rows])
     now = timezone.now()
-    for _, _, received_at, _ in rows:
-        metrics.observe_recording_lag((now - received_at).total_seconds())
+    for processed, _ in rows:
+        metrics.observe_recording_lag((now - processed.received_at).total_seconds())
     return messages
-
-
-# The sender is a number customers write to (read in the recorder's own statement): one of the
-# business's own numbers, which never becomes a customer. (One from the very number it wrote to
-# never gets here: the provider module leaves it out, providers/validation.is_own_number.)
-_SENDER_IS_OUR_NUMBER = Exists(
-    Conversation.objects.filter(business_address=KeyTextTransform("external_user_id", OuterRef("pending")))
-)
 
 
 class _AlreadyProcessed(Exception):

@@ -1,12 +1,21 @@
 """The recorder's statements written as SQL (selectors/recording.py) find what the ORM rule
 each names finds: checked against it on SQLite and on PostgreSQL."""
 
+from datetime import timedelta
+
 import pytest
-from django.db.models import Q
+from django.db import transaction
+from django.db.models import Exists, OuterRef, Q
+from django.db.models.fields.json import KeyTextTransform
 from django.utils import timezone
 
-from conversations.models import Conversation
-from conversations.selectors.recording import list_identities, list_open_conversations
+from conversations.models import Conversation, ProcessedMessage
+from conversations.selectors.recording import (
+    clear_pending,
+    list_identities,
+    list_open_conversations,
+    lock_waiting_deliveries,
+)
 from profiles.models import ClientProfile, Contact
 
 pytestmark = pytest.mark.django_db
@@ -78,3 +87,68 @@ def test_open_conversations_are_the_ones_the_orm_rule_selects():
     assert [fields(c) for c in found] == [fields(c) for c in orm]
     assert len(found) == 3
     assert list_open_conversations(profile_ids=[]) == []
+
+
+def test_the_waiting_deliveries_are_the_ones_the_orm_rule_locks_in_its_order_with_the_own_number_guard():
+    contact = Contact.objects.create()
+    Conversation.objects.create(profile=identity(contact, "meta", "1"), channel="whatsapp", business_address="15550100")
+    now = timezone.now()
+
+    def accepted(n: int, sender: str, *, minutes_ago: int, **fields) -> ProcessedMessage:
+        processed = ProcessedMessage.objects.create(
+            provider="meta",
+            provider_message_id=f"wamid.{n}",
+            pending={"external_user_id": sender, "text": f"{n} \u00e9"},
+        )
+        ProcessedMessage.objects.filter(pk=processed.pk).update(
+            received_at=now - timedelta(minutes=minutes_ago), **fields
+        )
+        return processed
+
+    accepted(1, "15550001", minutes_ago=5)
+    accepted(2, "15550100", minutes_ago=4)  # from one of the business's own numbers
+    accepted(3, "15550002", minutes_ago=9, record_attempts=2)  # failed before: after the others
+    accepted(4, "15550003", minutes_ago=1)
+    accepted(5, "15550004", minutes_ago=7, quarantined_at=now)
+    accepted(6, "15550005", minutes_ago=8, pending=None)  # recorded
+    single = accepted(7, "15550006", minutes_ago=2, record_attempts=1)
+
+    def orm(limit: int, **filters) -> list:
+        rows = (
+            ProcessedMessage.objects.filter(pending__isnull=False, quarantined_at__isnull=True, **filters)
+            .order_by("record_attempts", "received_at", "pk")
+            .annotate(
+                ours=Exists(
+                    Conversation.objects.filter(
+                        business_address=KeyTextTransform("external_user_id", OuterRef("pending"))
+                    )
+                )
+            )[:limit]
+        )
+        return [(fields(row), row.ours) for row in rows]
+
+    for limit, filters, sql in [
+        (100, {}, {}),
+        (2, {}, {}),
+        (100, {"received_at__lt": now - timedelta(minutes=3)}, {"received_before": now - timedelta(minutes=3)}),
+        (1, {"pk": single.pk}, {"processed_id": single.pk}),
+    ]:
+        with transaction.atomic():
+            locked = lock_waiting_deliveries(limit=limit, **sql)
+        assert [(fields(processed), ours) for processed, ours in locked] == orm(limit, **filters)
+    with transaction.atomic():
+        locked = lock_waiting_deliveries(limit=100)
+    assert [(processed.provider_message_id, ours) for processed, ours in locked] == [
+        ("wamid.1", False),
+        ("wamid.2", True),
+        ("wamid.4", False),
+        ("wamid.7", False),
+        ("wamid.3", False),
+    ]
+
+    clear_pending(processed_ids=[processed.pk for processed, _ in locked[:2]])
+    assert list(
+        ProcessedMessage.objects.filter(pending__isnull=True)
+        .values_list("provider_message_id", flat=True)
+        .order_by("pk")
+    ) == ["wamid.1", "wamid.2", "wamid.6"]
