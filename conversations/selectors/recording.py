@@ -9,7 +9,7 @@ checks them against it); plain SQL that SQLite and PostgreSQL both run.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from functools import cache
 
@@ -118,4 +118,25 @@ def clear_pending(*, processed_ids: Iterable[int]) -> None:
         cursor.execute(
             f"UPDATE conversations_processedmessage SET pending = NULL WHERE id IN ({', '.join(['%s'] * len(ids))})",  # noqa: S608 (ours)
             ids,
+        )
+
+
+def mark_customer_wrote(*, conversation_ids: Sequence[int], at: datetime) -> None:
+    """The customers of these conversations wrote `at`: each reopened if resolved and woken if
+    snoozed (the ORM's .filter(pk__in=…).update(last_customer_message_at=at, updated_at=at,
+    resolved_at=None, snoozed_until=None)). Several are locked first in id order, so two
+    recorders touching the same conversations cannot deadlock. Call inside a transaction."""
+    ids = sorted(conversation_ids)
+    placeholders = ", ".join(["%s"] * len(ids))
+    with connection.cursor() as cursor:
+        if len(ids) > 1 and connection.features.has_select_for_update:
+            cursor.execute(
+                f"SELECT id FROM conversations_conversation WHERE id IN ({placeholders}) ORDER BY id FOR UPDATE",  # noqa: S608 (ours)
+                ids,
+            )
+        at_value = connection.ops.adapt_datetimefield_value(at)
+        cursor.execute(
+            "UPDATE conversations_conversation SET last_customer_message_at = %s, updated_at = %s,"  # noqa: S608 (ours)
+            f" resolved_at = NULL, snoozed_until = NULL WHERE id IN ({placeholders})",
+            [at_value, at_value, *ids],
         )

@@ -20,6 +20,7 @@ from conversations.selectors.recording import (
     list_identities,
     list_open_conversations,
     lock_waiting_deliveries,
+    mark_customer_wrote,
 )
 from profiles.models import ClientProfile, Contact
 from telemetry import context, metrics
@@ -222,14 +223,8 @@ def _store_inbound_batch(inbounds: list[InboundMessage], *, request_ids: list[st
     profiles, are_new = _profiles_for(inbounds)
     conversations = _open_conversations_for(inbounds, profiles, are_new=are_new)
     now = timezone.now()
-    conversation_ids = sorted({conversation.pk for conversation in conversations.values()})
-    if len(conversation_ids) > 1:
-        # Locked in id order, so two recorders touching the same conversations cannot deadlock.
-        list(Conversation.objects.select_for_update().filter(pk__in=conversation_ids).order_by("pk").values_list("pk"))
     # A customer who writes again reopens a resolved conversation and wakes a snoozed one.
-    Conversation.objects.filter(pk__in=conversation_ids).update(
-        last_customer_message_at=now, updated_at=now, resolved_at=None, snoozed_until=None
-    )
+    mark_customer_wrote(conversation_ids=list({conversation.pk for conversation in conversations.values()}), at=now)
     messages = Message.objects.bulk_create(
         [
             Message(

@@ -15,6 +15,7 @@ from conversations.selectors.recording import (
     list_identities,
     list_open_conversations,
     lock_waiting_deliveries,
+    mark_customer_wrote,
 )
 from profiles.models import ClientProfile, Contact
 
@@ -152,3 +153,45 @@ def test_the_waiting_deliveries_are_the_ones_the_orm_rule_locks_in_its_order_wit
         .values_list("provider_message_id", flat=True)
         .order_by("pk")
     ) == ["wamid.1", "wamid.2", "wamid.6"]
+
+
+def test_a_customer_writing_changes_the_conversations_as_the_orm_update_does():
+    contact = Contact.objects.create()
+    earlier = timezone.now() - timedelta(days=2)
+    pairs = []
+    for n in range(3):  # twins: one changed by the ORM, one by the SQL
+        twins = [
+            Conversation.objects.create(
+                profile=identity(contact, "meta", f"{n}{side}"),
+                channel="whatsapp",
+                business_address="1555",
+                status=Conversation.Status.CLOSED if n else Conversation.Status.OPEN,
+                resolved_at=earlier if n else None,
+                snoozed_until=earlier if n == 2 else None,
+                last_customer_message_at=earlier,
+            )
+            for side in "ab"
+        ]
+        pairs.append(twins)
+    untouched = Conversation.objects.create(
+        profile=identity(contact, "meta", "x"), channel="whatsapp", business_address="1555", resolved_at=earlier
+    )
+    at = timezone.now()
+
+    with transaction.atomic():
+        Conversation.objects.filter(pk__in=[orm.pk for orm, _ in pairs]).update(
+            last_customer_message_at=at, updated_at=at, resolved_at=None, snoozed_until=None
+        )
+        mark_customer_wrote(conversation_ids=[sql.pk for _, sql in pairs[::-1]], at=at)
+    mark_customer_wrote(conversation_ids=[pairs[0][1].pk], at=at)  # one alone: nothing to lock
+
+    def changed(conversation: Conversation) -> dict:
+        conversation.refresh_from_db()
+        return {
+            key: value for key, value in fields(conversation).items() if key not in ("id", "profile_id", "created_at")
+        }
+
+    for orm, sql in pairs:
+        assert changed(sql) == changed(orm)
+        assert (sql.last_customer_message_at, sql.resolved_at, sql.snoozed_until) == (at, None, None)
+    assert changed(untouched)["resolved_at"] == earlier
