@@ -9,7 +9,7 @@ checks them against it); plain SQL that SQLite and PostgreSQL both run.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Sequence, Sized
 from datetime import datetime
 from functools import cache
 
@@ -18,6 +18,16 @@ from django.db import connection
 from conversations.models import Conversation, ProcessedMessage
 from conversations.selectors.answering import instance_from_row
 from profiles.models import ClientProfile, Contact
+
+
+def _rows(sql: str, params: Sequence[object]) -> list[tuple]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+def _placeholders(values: Sized) -> str:
+    return ", ".join(["%s"] * len(values))
 
 
 @cache
@@ -32,23 +42,21 @@ def list_identities(*, keys: Iterable[tuple[str, str]], numbers: Iterable[str]) 
     conditions, params = [], []
     numbers = sorted(numbers)
     if numbers:
-        conditions.append(f"p.phone_number IN ({', '.join(['%s'] * len(numbers))})")
+        conditions.append(f"p.phone_number IN ({_placeholders(numbers)})")
         params.extend(numbers)
     ids_by_provider: dict[str, list[str]] = {}
     for provider, external_id in keys:
         ids_by_provider.setdefault(provider, []).append(external_id)
     for provider, external_ids in ids_by_provider.items():
-        conditions.append(f"(p.provider = %s AND p.external_id IN ({', '.join(['%s'] * len(external_ids))}))")
+        conditions.append(f"(p.provider = %s AND p.external_id IN ({_placeholders(external_ids)}))")
         params.extend([provider, *external_ids])
     if not conditions:
         return []
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT {_columns(ClientProfile, 'p')}, {_columns(Contact, 'k')} FROM profiles_clientprofile p"  # noqa: S608 (ours)
-            f" JOIN profiles_contact k ON k.id = p.contact_id WHERE {' OR '.join(conditions)}",
-            params,
-        )
-        rows = cursor.fetchall()
+    rows = _rows(
+        f"SELECT {_columns(ClientProfile, 'p')}, {_columns(Contact, 'k')} FROM profiles_clientprofile p"  # noqa: S608 (ours)
+        f" JOIN profiles_contact k ON k.id = p.contact_id WHERE {' OR '.join(conditions)}",
+        params,
+    )
     split = len(ClientProfile._meta.concrete_fields)
     identities = []
     for row in rows:
@@ -64,13 +72,12 @@ def list_open_conversations(*, profile_ids: Iterable[int]) -> list[Conversation]
     ids = sorted(set(profile_ids))
     if not ids:
         return []
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT {_columns(Conversation, 'c')} FROM conversations_conversation c"  # noqa: S608 (ours)
-            f" WHERE c.profile_id IN ({', '.join(['%s'] * len(ids))}) AND c.status = %s",
-            [*ids, Conversation.Status.OPEN],
-        )
-        return [instance_from_row(Conversation, row) for row in cursor.fetchall()]
+    rows = _rows(
+        f"SELECT {_columns(Conversation, 'c')} FROM conversations_conversation c"  # noqa: S608 (ours)
+        f" WHERE c.profile_id IN ({_placeholders(ids)}) AND c.status = %s",
+        [*ids, Conversation.Status.OPEN],
+    )
+    return [instance_from_row(Conversation, row) for row in rows]
 
 
 def lock_waiting_deliveries(
@@ -93,14 +100,12 @@ def lock_waiting_deliveries(
         params.append(connection.ops.adapt_datetimefield_value(received_before))
     sender = _SENDER[connection.vendor]
     lock = " FOR UPDATE OF pm SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT {_columns(ProcessedMessage, 'pm')}, EXISTS(SELECT 1 FROM conversations_conversation c"  # noqa: S608 (ours)
-            f" WHERE c.business_address = {sender}) FROM conversations_processedmessage pm"
-            f" WHERE {' AND '.join(conditions)} ORDER BY pm.record_attempts, pm.received_at, pm.id LIMIT %s{lock}",
-            [*params, limit],
-        )
-        rows = cursor.fetchall()
+    rows = _rows(
+        f"SELECT {_columns(ProcessedMessage, 'pm')}, EXISTS(SELECT 1 FROM conversations_conversation c"  # noqa: S608 (ours)
+        f" WHERE c.business_address = {sender}) FROM conversations_processedmessage pm"
+        f" WHERE {' AND '.join(conditions)} ORDER BY pm.record_attempts, pm.received_at, pm.id LIMIT %s{lock}",
+        [*params, limit],
+    )
     return [(instance_from_row(ProcessedMessage, row[:-1]), bool(row[-1])) for row in rows]
 
 
@@ -116,7 +121,7 @@ def clear_pending(*, processed_ids: Iterable[int]) -> None:
     ids = list(processed_ids)
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE conversations_processedmessage SET pending = NULL WHERE id IN ({', '.join(['%s'] * len(ids))})",  # noqa: S608 (ours)
+            f"UPDATE conversations_processedmessage SET pending = NULL WHERE id IN ({_placeholders(ids)})",  # noqa: S608 (ours)
             ids,
         )
 
@@ -127,7 +132,7 @@ def mark_customer_wrote(*, conversation_ids: Sequence[int], at: datetime) -> Non
     resolved_at=None, snoozed_until=None)). Several are locked first in id order, so two
     recorders touching the same conversations cannot deadlock. Call inside a transaction."""
     ids = sorted(conversation_ids)
-    placeholders = ", ".join(["%s"] * len(ids))
+    placeholders = _placeholders(ids)
     with connection.cursor() as cursor:
         if len(ids) > 1 and connection.features.has_select_for_update:
             cursor.execute(
