@@ -1,4 +1,5 @@
-"""The inbound recorder's look-ups, written as SQL: run in every batch the recorder stores.
+"""The inbound recorder's hottest statements, written as SQL: run in every batch it stores (its
+reads, and the two small writes that go with them: services/inbound.py's _record_batch).
 
 Why not the ORM here: as on the reply path (selectors/answering.py), building these statements
 costs Django more CPU than PostgreSQL takes to run them, and the recorder's batches run in the
