@@ -36,11 +36,7 @@ _ANSWERED = (Message, Conversation, ClientProfile, Contact)
 
 @cache
 def _message_to_answer_sql() -> str:
-    columns = ", ".join(
-        f"{alias}.{connection.ops.quote_name(field.column)}"
-        for model, alias in zip(_ANSWERED, ("m", "c", "p", "k"), strict=True)
-        for field in model._meta.concrete_fields
-    )
+    columns = ", ".join(columns_of(model, alias) for model, alias in zip(_ANSWERED, ("m", "c", "p", "k"), strict=True))
     # agents.selectors' entry agent (at most one: a constraint), and whether a newer message waits.
     entry_agent = "SELECT agent.id FROM agents_agent agent WHERE agent.is_entry"
     newer = newer_customer_message_sql(conversation="m.conversation_id", message="m.id")
@@ -92,6 +88,12 @@ def list_turns_for_prompt(*, message: Message, limit: int) -> list[Turn]:
 
 
 Converter = Callable[[Any, Any, Any], Any]
+
+
+@cache
+def columns_of(model: type[Model], alias: str) -> str:
+    """Every concrete column of `model` under `alias`, in the order `instance_from_row` reads."""
+    return ", ".join(f"{alias}.{connection.ops.quote_name(field.column)}" for field in model._meta.concrete_fields)
 
 
 def instance_from_row(model: type[Model], row: Sequence[Any]) -> Any:

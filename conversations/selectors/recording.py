@@ -12,12 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence, Sized
 from datetime import datetime
-from functools import cache
 
 from django.db import connection
 
 from conversations.models import Conversation, ProcessedMessage
-from conversations.selectors.answering import instance_from_row
+from conversations.selectors.answering import columns_of, instance_from_row
 from profiles.models import ClientProfile, Contact
 
 
@@ -29,11 +28,6 @@ def _rows(sql: str, params: Sequence[object]) -> list[tuple]:
 
 def _placeholders(values: Sized) -> str:
     return ", ".join(["%s"] * len(values))
-
-
-@cache
-def _columns(model: type, alias: str) -> str:
-    return ", ".join(f"{alias}.{connection.ops.quote_name(field.column)}" for field in model._meta.concrete_fields)
 
 
 def list_identities(*, keys: Iterable[tuple[str, str]], numbers: Iterable[str]) -> list[ClientProfile]:
@@ -54,7 +48,7 @@ def list_identities(*, keys: Iterable[tuple[str, str]], numbers: Iterable[str]) 
     if not conditions:
         return []
     rows = _rows(
-        f"SELECT {_columns(ClientProfile, 'p')}, {_columns(Contact, 'k')} FROM profiles_clientprofile p"  # noqa: S608 (ours)
+        f"SELECT {columns_of(ClientProfile, 'p')}, {columns_of(Contact, 'k')} FROM profiles_clientprofile p"  # noqa: S608 (ours)
         f" JOIN profiles_contact k ON k.id = p.contact_id WHERE {' OR '.join(conditions)}",
         params,
     )
@@ -74,7 +68,7 @@ def list_open_conversations(*, profile_ids: Iterable[int]) -> list[Conversation]
     if not ids:
         return []
     rows = _rows(
-        f"SELECT {_columns(Conversation, 'c')} FROM conversations_conversation c"  # noqa: S608 (ours)
+        f"SELECT {columns_of(Conversation, 'c')} FROM conversations_conversation c"  # noqa: S608 (ours)
         f" WHERE c.profile_id IN ({_placeholders(ids)}) AND c.status = %s",
         [*ids, Conversation.Status.OPEN],
     )
@@ -102,7 +96,7 @@ def lock_waiting_deliveries(
     sender = _SENDER[connection.vendor]
     lock = " FOR UPDATE OF pm SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
     rows = _rows(
-        f"SELECT {_columns(ProcessedMessage, 'pm')}, EXISTS(SELECT 1 FROM conversations_conversation c"  # noqa: S608 (ours)
+        f"SELECT {columns_of(ProcessedMessage, 'pm')}, EXISTS(SELECT 1 FROM conversations_conversation c"  # noqa: S608 (ours)
         f" WHERE c.business_address = {sender}) FROM conversations_processedmessage pm"
         f" WHERE {' AND '.join(conditions)} ORDER BY pm.record_attempts, pm.received_at, pm.id LIMIT %s{lock}",
         [*params, limit],
