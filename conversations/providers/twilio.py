@@ -37,6 +37,7 @@ from .base import (
     TransientProviderError,
     Transport,
     classify_requests_exception,
+    keep_connections,
 )
 from .validation import (
     BUSINESS_ADDRESS_CHARS,
@@ -223,7 +224,9 @@ def _configured_client() -> Client:
 
 @functools.cache
 def _client(account_sid: str, auth_token: str, api_url: str, timeout: float) -> Client:
-    client = Client(account_sid, auth_token, http_client=TwilioHttpClient(timeout=timeout))
+    http_client = TwilioHttpClient(timeout=timeout)
+    http_client.session = keep_connections(requests.Session())  # the SDK's keeps cpu_count + 4
+    client = Client(account_sid, auth_token, http_client=http_client)
     # The SDK hard-codes api.twilio.com; TWILIO_API_URL points it at a proxy or a test double.
     client.api.base_url = api_url.rstrip("/")
     return client

@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
@@ -422,3 +425,73 @@ def test_remote_copies_are_deleted_by_the_transport_of_the_provider_that_holds_t
     assert providers.for_provider(Provider.TWILIO).delete_remote_copy(remote_id=sid) is True
     assert providers.for_provider(Provider.META).delete_remote_copy(remote_id="1000000000000555") is False
     assert [call.request.method for call in fake_providers.calls] == ["DELETE", "DELETE"]
+
+
+# --- Connections ------------------------------------------------------------------------------------
+class AnswerTogether(ThreadingHTTPServer):
+    """A provider on 127.0.0.1 counting connections; it answers once `together` has as many
+    calls waiting as it counts (so they are all in flight at once, each on a connection of its own)."""
+
+    def __init__(self, answer: tuple[int, dict]) -> None:
+        self.connections = 0
+        self.together = threading.Barrier(1)
+        status, body = answer
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as Graph and Twilio
+
+            def setup(handler) -> None:
+                super().setup()
+                self.connections += 1
+
+            def do_POST(handler) -> None:
+                handler.rfile.read(int(handler.headers["Content-Length"]))
+                self.together.wait()
+                encoded = json.dumps(body).encode()
+                handler.send_response(status)
+                handler.send_header("Content-Type", "application/json")
+                handler.send_header("Content-Length", str(len(encoded)))
+                handler.end_headers()
+                handler.wfile.write(encoded)
+
+            def log_message(handler, *args: object) -> None:
+                pass
+
+        super().__init__(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server_address[1]}"
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+
+@pytest.mark.parametrize(
+    "channel, answer",
+    [
+        (Channel.META_WHATSAPP, (200, {"messages": [{"id": "wamid.OUT1"}]})),
+        (
+            Channel.TWILIO_WHATSAPP,
+            (201, {"sid": "SM" + "0" * 32, "status": "queued", "account_sid": helpers.TWILIO_SID}),
+        ),
+    ],
+)
+def test_sends_at_once_keep_their_connections_for_the_next_ones(channel, answer, settings, caplog):
+    """A busy moment's connections are kept for the next one, beyond requests' 10 a host: no
+    "pool is full, discarding" and no new TCP (and TLS) handshake per call under load."""
+    calls = 30
+    provider = AnswerTogether(answer)
+    settings.WHATSAPP_GRAPH_URL = settings.TWILIO_API_URL = provider.url
+    transport = providers.for_conversation(
+        meta_conversation() if channel == Channel.META_WHATSAPP else twilio_whatsapp_conversation()
+    )
+    try:
+        transport.send_text("First", client_ref="")  # builds the process's client before the threads share it
+        provider.together = threading.Barrier(calls, timeout=10)
+        for _ in range(2):
+            with ThreadPoolExecutor(calls) as pool:
+                results = list(pool.map(lambda n: transport.send_text(f"Reply {n}", client_ref=""), range(calls)))
+            assert all(result.provider_message_id for result in results)
+    finally:
+        provider.shutdown()
+        provider.server_close()
+        meta._session.close()  # its connections were to this server
+
+    assert provider.connections == calls  # the second round reused the first round's connections
+    assert "pool is full" not in caplog.text
