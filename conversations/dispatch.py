@@ -13,11 +13,12 @@ too: what such a run leaves undone, the sweep finds as it finds a lost task's.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from functools import partial
 from typing import Any
 
 from celery import current_app
+from django.conf import settings
 from django.db import transaction
 from kombu.exceptions import OperationalError
 
@@ -67,3 +68,27 @@ def enqueue(task_name: str, *args: Any, countdown: float | None = None, request_
 def enqueue_after_commit(task_name: str, *args: Any, countdown: float | None = None, request_id: str = "") -> None:
     """Publish one task once the current transaction commits (at once outside a transaction)."""
     transaction.on_commit(partial(enqueue, task_name, *args, countdown=countdown, request_id=request_id))
+
+
+def queue_names() -> list[str]:
+    """Every queue tasks are published to: the default one and any a route names."""
+    routed = {route.get("queue") for route in (getattr(settings, "CELERY_TASK_ROUTES", None) or {}).values()}
+    return sorted({getattr(settings, "CELERY_TASK_DEFAULT_QUEUE", "celery"), *filter(None, routed)})
+
+
+def queue_depths(queues: Iterable[str]) -> dict[str, int] | None:
+    """Tasks waiting in each broker queue (Redis); None when the broker is not Redis or does not
+    answer within a second."""
+    url = settings.CELERY_BROKER_URL
+    if not url.startswith(("redis://", "rediss://")):
+        return None
+    import redis  # here: only the sweep and a metrics scrape need it
+
+    client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
+    try:
+        return {queue: client.llen(queue) for queue in queues}
+    except redis.RedisError as exc:
+        logger.warning("Queue depths not read: broker unavailable (%s).", type(exc).__name__)
+        return None
+    finally:
+        client.close()

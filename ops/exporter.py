@@ -20,6 +20,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, generate_latest, mult
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from conversations.dispatch import queue_depths, queue_names
 from conversations.models import Message, ProcessedMessage, WorkerHeartbeat
 from telemetry.metrics import MULTIPROCESS_DIR
 
@@ -63,27 +64,13 @@ class _SystemState(Collector):
         yield from _waiting_ages()
 
 
-def _queue_names() -> list[str]:
-    routed = {route.get("queue") for route in (getattr(settings, "CELERY_TASK_ROUTES", None) or {}).values()}
-    return sorted({getattr(settings, "CELERY_TASK_DEFAULT_QUEUE", "celery"), *filter(None, routed)})
-
-
 def _queue_depths() -> Iterator[Metric]:
-    url = settings.CELERY_BROKER_URL
-    if not url.startswith(("redis://", "rediss://")):
+    depths = queue_depths(queue_names())
+    if depths is None:
         return
-    import redis  # here: every process loads this module, only a scrape needs it
-
     gauge = GaugeMetricFamily("whatsbot_celery_queue_depth", "Tasks waiting in a Celery queue.", labels=["queue"])
-    client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
-    try:
-        for queue in _queue_names():
-            gauge.add_metric([queue], client.llen(queue))
-    except redis.RedisError as exc:
-        logger.warning("Queue depths not scraped: broker unavailable (%s).", type(exc).__name__)
-        return
-    finally:
-        client.close()
+    for queue, depth in depths.items():
+        gauge.add_metric([queue], depth)
     yield gauge
 
 

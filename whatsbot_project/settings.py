@@ -602,7 +602,8 @@ INBOUND_RECORD_MAX_ATTEMPTS = env.int("INBOUND_RECORD_MAX_ATTEMPTS", default=3)
 # and takes back the claims of a worker silent for WORKER_HEARTBEAT_STALE_SECONDS (or restarted).
 SWEEP_INTERVAL_SECONDS = env.float("SWEEP_INTERVAL_SECONDS", default=10)
 SWEEP_REQUEUE_AFTER_SECONDS = env.float("SWEEP_REQUEUE_AFTER_SECONDS", default=15)
-# A claim this old is taken back even from a live worker (one that lost track of it).
+# A claim this old is taken back even from a live worker (one that lost track of it); while tasks
+# wait in the broker, a message or send this old is re-enqueued (younger, it waits its turn).
 SWEEP_STALE_AFTER_SECONDS = env.float("SWEEP_STALE_AFTER_SECONDS", default=120)
 WORKER_HEARTBEAT_SECONDS = env.float("WORKER_HEARTBEAT_SECONDS", default=5)
 WORKER_HEARTBEAT_STALE_SECONDS = env.float("WORKER_HEARTBEAT_STALE_SECONDS", default=15)

@@ -17,7 +17,7 @@ from django.db.models import Exists, Q, QuerySet
 from django.utils import timezone
 
 from conversations import notify
-from conversations.dispatch import PROCESS_INBOUND, SEND_OUTBOUND, enqueue
+from conversations.dispatch import PROCESS_INBOUND, SEND_OUTBOUND, enqueue, queue_depths, queue_names
 from conversations.models import Message
 from conversations.services.inbound import record_pending_inbound
 from conversations.services.parts import parts_in_doubt
@@ -67,9 +67,18 @@ def requeue_stalled_messages(*, requeue_after: float | None = None) -> dict[str,
     `pending`, except a send with a part that may have reached the provider: that one becomes
     `unknown` (services/unknown.py settles it), never re-sent blindly. Received messages and
     pending sends idle for `requeue_after` seconds (SWEEP_REQUEUE_AFTER_SECONDS) get a new task.
+
+    While tasks wait in the broker (a surge beyond what the workers answer at once), a message
+    idle that long is most likely waiting its turn there, not lost: it is re-enqueued only after
+    SWEEP_STALE_AFTER_SECONDS. Otherwise every sweep of a long surge would queue another copy of
+    each waiting task (1,000 a sweep at 200 webhooks/s), each copy costing a worker a task's run
+    to find its message already claimed. A broker (re)connection (`requeue_after`) does not wait.
     """
     now = timezone.now()
     cutoff = now - timedelta(seconds=settings.SWEEP_REQUEUE_AFTER_SECONDS if requeue_after is None else requeue_after)
+    turn_cutoff = cutoff
+    if requeue_after is None and sum((queue_depths(queue_names()) or {}).values()):
+        turn_cutoff = min(cutoff, now - timedelta(seconds=settings.SWEEP_STALE_AFTER_SECONDS))
     orphaned = is_orphaned(now)
     in_doubt = Exists(parts_in_doubt())
     # Longer than any provider call takes: had the call ended, its outcome would be recorded.
@@ -95,8 +104,8 @@ def requeue_stalled_messages(*, requeue_after: float | None = None) -> dict[str,
         sending.exclude(in_doubt).filter(orphaned | Q(updated_at__lt=cutoff)), status=S.PENDING, **unclaimed
     )
     reclaimed = _take(Message.objects.filter(status=S.PROCESSING).filter(orphaned), status=S.RECEIVED, **unclaimed)
-    inbound = reclaimed + _take(_waiting(S.RECEIVED, cutoff), updated_at=now)
-    outbound = released + _take(_waiting(S.PENDING, cutoff), updated_at=now)
+    inbound = reclaimed + _take(_waiting(S.RECEIVED, turn_cutoff), updated_at=now)
+    outbound = released + _take(_waiting(S.PENDING, turn_cutoff), updated_at=now)
     enqueued = _enqueue(PROCESS_INBOUND, inbound) and _enqueue(SEND_OUTBOUND, outbound)
 
     counts = {"accepted": accepted, "inbound": len(inbound), "outbound": len(outbound), "unknown": len(unknown)}

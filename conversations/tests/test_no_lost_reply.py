@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import uuid
 from datetime import timedelta
 from email.utils import format_datetime
 from urllib.parse import parse_qs, urlsplit
@@ -395,6 +397,43 @@ def test_the_sweep_leaves_a_send_to_its_retry_until_the_retry_is_overdue(client,
     Message.objects.filter(pk=message.pk).update(retry_at=timezone.now() - timedelta(seconds=11))
     assert requeue_stalled_messages()["outbound"] == 1
     assert Message.objects.get(pk=message.pk).status == S.SENT
+
+
+@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs REDIS_URL: the broker's queue")
+def test_while_tasks_wait_in_the_broker_a_waiting_message_is_queued_again_only_once_it_is_stale(
+    client, graph_ok, settings
+):
+    """In a surge the broker holds the tasks the workers have not reached: a message idle past
+    SWEEP_REQUEUE_AFTER_SECONDS is waiting its turn there, and another copy of its task would
+    only cost a worker a run. After a broker reconnection, or once stale, or with nothing
+    queued, it gets one."""
+    import redis
+
+    post_meta(client, meta_body("text"))
+    inbound = Message.objects.get(direction=Message.Direction.INBOUND)
+    settings.CELERY_BROKER_URL = os.environ["REDIS_URL"]
+    settings.CELERY_TASK_DEFAULT_QUEUE = queue = f"whatsbot-test-{uuid.uuid4().hex}"
+    broker = redis.Redis.from_url(os.environ["REDIS_URL"])
+
+    def waiting_for(seconds: float) -> None:
+        idle_since = timezone.now() - timedelta(seconds=seconds)
+        Message.objects.filter(pk=inbound.pk).update(status=S.RECEIVED, updated_at=idle_since)
+
+    try:
+        broker.rpush(queue, "another customer's task")
+        waiting_for(settings.SWEEP_REQUEUE_AFTER_SECONDS + 30)
+        assert requeue_stalled_messages()["inbound"] == 0
+        assert requeue_stalled_messages(requeue_after=2)["inbound"] == 1  # the broker reconnected
+
+        waiting_for(settings.SWEEP_STALE_AFTER_SECONDS + 1)
+        assert requeue_stalled_messages()["inbound"] == 1
+
+        broker.delete(queue)
+        waiting_for(settings.SWEEP_REQUEUE_AFTER_SECONDS + 1)
+        assert requeue_stalled_messages()["inbound"] == 1
+    finally:
+        broker.delete(queue)
+        broker.close()
 
 
 def test_a_part_marked_by_another_sender_is_never_sent_again(client, graph_ok):
