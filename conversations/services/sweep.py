@@ -49,7 +49,10 @@ def run_sweeps(stop: threading.Event, *, after: threading.Event, wake: threading
         try:
             if not sweeps:
                 forget_silent_workers()
-            requeue_stalled_messages(requeue_after=_JUST_QUEUED if reconnected else None)
+            # At a worker's start its predecessor may have taken tasks with it: trust no queue.
+            requeue_stalled_messages(
+                requeue_after=_JUST_QUEUED if reconnected else None, trust_broker=bool(sweeps) and not reconnected
+            )
             sweeps, failing = sweeps + 1, False
         except Exception as exc:
             if not failing:
@@ -60,7 +63,7 @@ def run_sweeps(stop: threading.Event, *, after: threading.Event, wake: threading
         wake.wait(settings.SWEEP_INTERVAL_SECONDS)
 
 
-def requeue_stalled_messages(*, requeue_after: float | None = None) -> dict[str, int]:
+def requeue_stalled_messages(*, requeue_after: float | None = None, trust_broker: bool = True) -> dict[str, int]:
     """Record waiting deliveries, take back orphaned claims and re-enqueue what waits too long.
 
     `processing` and `sending` claims of a worker that is gone go back to `received` and
@@ -68,16 +71,17 @@ def requeue_stalled_messages(*, requeue_after: float | None = None) -> dict[str,
     `unknown` (services/unknown.py settles it), never re-sent blindly. Received messages and
     pending sends idle for `requeue_after` seconds (SWEEP_REQUEUE_AFTER_SECONDS) get a new task.
 
-    While tasks wait in the broker (a surge beyond what the workers answer at once), a message
-    idle that long is most likely waiting its turn there, not lost: it is re-enqueued only after
-    SWEEP_STALE_AFTER_SECONDS. Otherwise every sweep of a long surge would queue another copy of
-    each waiting task (1,000 a sweep at 200 webhooks/s), each copy costing a worker a task's run
-    to find its message already claimed. A broker (re)connection (`requeue_after`) does not wait.
+    `trust_broker`: while tasks wait in the broker (a surge beyond what the workers answer at
+    once), a message idle that long is most likely waiting its turn there, not lost, and is
+    re-enqueued only after SWEEP_STALE_AFTER_SECONDS. Otherwise every sweep of a long surge
+    would queue another copy of each waiting task (1,000 a sweep at 200 webhooks/s), each copy
+    costing a worker a task's run to find its message already claimed.
     """
     now = timezone.now()
     cutoff = now - timedelta(seconds=settings.SWEEP_REQUEUE_AFTER_SECONDS if requeue_after is None else requeue_after)
     turn_cutoff = cutoff
-    if requeue_after is None and sum((queue_depths(queue_names()) or {}).values()):
+    depths = queue_depths(queue_names()) if trust_broker else None
+    if depths and any(depths.values()):
         turn_cutoff = min(cutoff, now - timedelta(seconds=settings.SWEEP_STALE_AFTER_SECONDS))
     orphaned = is_orphaned(now)
     in_doubt = Exists(parts_in_doubt())
