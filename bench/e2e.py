@@ -298,6 +298,7 @@ def start_bench_stack(
     stack = Stack(
         checkout.path, checkout.python, name, port, env, logs, web_workers=args.web_workers,
         concurrency=args.concurrency, pool=args.pool, worker_processes=args.worker_processes,
+        worker_nice=args.worker_nice,
     )  # fmt: skip
     if sampler is None:
         return start_stack(stack)
@@ -706,6 +707,7 @@ def run_one(checkout: Checkout, load: Load, postgres: Postgres, args, fake_port:
         print(f"  stack stopped in {time.monotonic() - began:.1f} s", flush=True)
     shape = (args.worker_processes, args.pool, args.concurrency)
     worker = f" [{args.worker_processes}x {args.pool} {args.concurrency}]" if shape != (1, "gevent", 200) else ""
+    worker += f" [worker nice {args.worker_nice}]" if args.worker_nice else ""
     row["checkout"] = checkout.label + worker + (" (profiled)" if profile else "")
     row["profile_file"] = str(logs / f"profile-{name}.txt") if profile else ""
     return row
@@ -740,6 +742,9 @@ def main() -> None:
         "--pool", default="gevent", choices=["threads", "gevent"], help="the worker's pool (compose: gevent)"
     )
     parser.add_argument("--worker-processes", type=int, default=1, help="Celery workers, each with its pool")
+    parser.add_argument(
+        "--worker-nice", type=int, default=0, help="the workers' nice value (their CPU share under the web tier's)"
+    )
     parser.add_argument("--env", action="append", default=[], help="extra KEY=VALUE for the app's environment")
     parser.add_argument("--postgres", default="postgres://postgres@127.0.0.1:5432/postgres", help="admin URL")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/11", help="flushed before each load")

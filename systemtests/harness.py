@@ -735,6 +735,8 @@ class Stack:
     concurrency: int = 200
     pool: str = "gevent"
     worker_processes: int = 1  # roles "worker", "worker2", … (one pool each, as compose's replicas)
+    # The workers' CPU priority (nice): what a deployment gives them under the web tier's.
+    worker_nice: int = 0
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
     starts: Counter[str] = field(default_factory=Counter)
     # Held while a role is killed or started: a supervisor must not restart it meanwhile.
@@ -743,8 +745,9 @@ class Stack:
     def command(self, role: str) -> list[str]:
         python = self.python
         if role.startswith("worker"):
-            return [python, "-m", "celery", "-A", "whatsbot_project", "worker", "--pool", self.pool, "--concurrency",
-                    str(self.concurrency), "--loglevel", "INFO", "--hostname", f"{role}@%h"]  # fmt: skip
+            return ["nice", "-n", str(self.worker_nice), python, "-m", "celery", "-A", "whatsbot_project", "worker",
+                    "--pool", self.pool, "--concurrency", str(self.concurrency), "--loglevel", "INFO",
+                    "--hostname", f"{role}@%h"]  # fmt: skip
         return {
             "web": [python, "-m", "gunicorn", "whatsbot_project.wsgi:application", "--bind", f"127.0.0.1:{self.port}",
                     "--workers", str(self.web_workers), "--access-logfile", "-", "--no-control-socket"],
