@@ -6,9 +6,11 @@ Nothing outside `conversations/providers/` knows what a Meta or Twilio payload l
 
 from __future__ import annotations
 
+import functools
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
+from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -139,11 +141,36 @@ class Unsupported(PermanentProviderError):
 KEPT_CONNECTIONS = 200
 
 
-def keep_connections(session: requests.Session) -> requests.Session:
-    """`session` with up to KEPT_CONNECTIONS reusable connections per host, over HTTPS and HTTP."""
-    for prefix in ("https://", "http://"):
-        session.mount(prefix, HTTPAdapter(pool_maxsize=KEPT_CONNECTIONS))
-    return session
+class ProviderSession(requests.Session):
+    """A provider's HTTP session, one per process, shared by its calls: it keeps up to
+    KEPT_CONNECTIONS connections per host, and reads the environment's proxy and CA bundle
+    settings once per address, not on every call as requests does (with netrc: ~0.25 ms of a
+    worker's CPU per call, a fifth of what a send costs it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.trust_env = False  # the environment is read once per address, below; netrc never
+        for prefix in ("https://", "http://"):
+            self.mount(prefix, HTTPAdapter(pool_maxsize=KEPT_CONNECTIONS))
+
+    def merge_environment_settings(
+        self, url: str, proxies: dict[str, str] | None, stream: bool | None, verify: bool | str | None, cert: Any
+    ) -> dict[str, Any]:
+        parts = urlsplit(url)
+        environment = _environment_settings(parts.scheme, parts.netloc)
+        # As requests merges them: explicit proxies win, an explicit bundle or False stays.
+        proxies = {**environment["proxies"], **(proxies or {})}
+        if verify is None or verify is True:
+            verify = environment["verify"]
+        return super().merge_environment_settings(url, proxies, stream, verify, cert)
+
+
+@functools.cache
+def _environment_settings(scheme: str, netloc: str) -> dict[str, Any]:
+    """What requests would take from the environment for this address (HTTPS_PROXY, NO_PROXY,
+    REQUESTS_CA_BUNDLE…), read the way it reads them."""
+    merged = requests.Session().merge_environment_settings(f"{scheme}://{netloc}/", {}, None, None, None)
+    return {"proxies": merged["proxies"], "verify": merged["verify"]}
 
 
 def classify_requests_exception(exc: requests.RequestException) -> ProviderError:

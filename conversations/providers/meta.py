@@ -6,7 +6,6 @@ and https://developers.facebook.com/documentation/business-messaging/whatsapp/me
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import hmac
 import json
@@ -32,13 +31,13 @@ from .base import (
     MediaRef,
     ParsedWebhook,
     PermanentProviderError,
+    ProviderSession,
     SendResult,
     StatusUpdate,
     TransientProviderError,
     Transport,
     Unsupported,
     classify_requests_exception,
-    keep_connections,
 )
 from .validation import (
     BUSINESS_ADDRESS_CHARS,
@@ -80,31 +79,7 @@ _STATUSES = {
 _TRANSIENT_CODES = {1, 2, 4, 80007, 130429, 131000, 131056}
 
 
-class _GraphSession(requests.Session):
-    """One pooled session per process: sends reuse TLS connections to Graph (keep_connections). The environment's
-    proxy and CA bundle settings are read once per Graph address, not on every call as requests
-    does (with netrc: ~0.25 ms of a worker's CPU per call, a fifth of what a send costs it)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.trust_env = False
-
-    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
-        parts = urlsplit(url)
-        for key, value in _environment_settings(parts.scheme, parts.netloc).items():
-            kwargs.setdefault(key, value)
-        return super().request(method, url, *args, **kwargs)
-
-
-@functools.cache
-def _environment_settings(scheme: str, netloc: str) -> dict[str, Any]:
-    """What requests would take from the environment for this address (HTTPS_PROXY, NO_PROXY,
-    REQUESTS_CA_BUNDLE…), read the way it reads them."""
-    merged = requests.Session().merge_environment_settings(f"{scheme}://{netloc}/", {}, None, None, None)
-    return {"proxies": merged["proxies"], "verify": merged["verify"]}
-
-
-_session = keep_connections(_GraphSession())
+_session = ProviderSession()
 
 
 def verify_handshake(params: dict[str, str]) -> str | None:

@@ -32,12 +32,12 @@ from .base import (
     MediaRef,
     ParsedWebhook,
     PermanentProviderError,
+    ProviderSession,
     SendResult,
     StatusUpdate,
     TransientProviderError,
     Transport,
     classify_requests_exception,
-    keep_connections,
 )
 from .validation import (
     BUSINESS_ADDRESS_CHARS,
@@ -225,7 +225,8 @@ def _configured_client() -> Client:
 @functools.cache
 def _client(account_sid: str, auth_token: str, api_url: str, timeout: float) -> Client:
     http_client = TwilioHttpClient(timeout=timeout)
-    http_client.session = keep_connections(requests.Session())  # the SDK's keeps cpu_count + 4
+    # The SDK's own session keeps cpu_count + 4 connections and reads the environment each call.
+    http_client.session = ProviderSession()
     client = Client(account_sid, auth_token, http_client=http_client)
     # The SDK hard-codes api.twilio.com; TWILIO_API_URL points it at a proxy or a test double.
     client.api.base_url = api_url.rstrip("/")

@@ -19,7 +19,7 @@ from django.core.files.base import ContentFile
 
 from conversations import providers, safe_http
 from conversations.models import Channel, Conversation, Message, Provider
-from conversations.providers import meta, simulator, twilio, webchat
+from conversations.providers import base, meta, simulator, twilio, webchat
 from conversations.providers.base import Unsupported
 from conversations.services.outbound import send_message
 from conversations.services.staff import TemplatesUnsupported, send_template_message, take_over_conversation
@@ -188,20 +188,27 @@ def test_meta_reaches_a_customer_without_a_phone_number_by_their_user_id(graph_o
     assert (sent["recipient"], "to" in sent) == ("US.1000000000000000077", False)
 
 
-def test_meta_sends_through_the_environments_proxy_and_ca_bundle_read_once(graph_ok, monkeypatch):
+@pytest.mark.parametrize("channel", [Channel.META_WHATSAPP, Channel.TWILIO_WHATSAPP])
+def test_providers_send_through_the_environments_proxy_and_ca_bundle_read_once(
+    channel, graph_ok, twilio_ok, monkeypatch
+):
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example.com:3128")
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/company-ca.pem")
-    meta._environment_settings.cache_clear()
+    base._environment_settings.cache_clear()
     reads = []
     monkeypatch.setattr(requests.utils, "getproxies", lambda: reads.append(1) or {"https": os.environ["HTTPS_PROXY"]})
-    transport = providers.for_conversation(meta_conversation())
+    transport = providers.for_conversation(
+        meta_conversation() if channel == Channel.META_WHATSAPP else twilio_whatsapp_conversation()
+    )
     try:
         transport.send_text("Hello", client_ref="")
         transport.send_text("Hello again", client_ref="")
     finally:
-        meta._environment_settings.cache_clear()
+        base._environment_settings.cache_clear()
 
-    for call in graph_ok.calls:
+    calls = graph_ok.calls  # one fake for both: Graph's and Twilio's addresses
+    assert len(calls) == 2
+    for call in calls:
         assert call.request.req_kwargs["proxies"]["https"] == "http://proxy.example.com:3128"
         assert call.request.req_kwargs["verify"] == "/etc/ssl/company-ca.pem"
     assert len(reads) == 1  # not once per call
@@ -432,6 +439,8 @@ class AnswerTogether(ThreadingHTTPServer):
     """A provider on 127.0.0.1 counting connections; it answers once `together` has as many
     calls waiting as it counts (so they are all in flight at once, each on a connection of its own)."""
 
+    request_queue_size = 64  # all of a round's connections at once (the default, 5, drops some SYNs)
+
     def __init__(self, answer: tuple[int, dict]) -> None:
         self.connections = 0
         self.together = threading.Barrier(1)
@@ -478,12 +487,13 @@ def test_sends_at_once_keep_their_connections_for_the_next_ones(channel, answer,
     calls = 30
     provider = AnswerTogether(answer)
     settings.WHATSAPP_GRAPH_URL = settings.TWILIO_API_URL = provider.url
+    settings.PROVIDER_TIMEOUT_SECONDS = 60  # a busy machine may take seconds to start 30 threads
     transport = providers.for_conversation(
         meta_conversation() if channel == Channel.META_WHATSAPP else twilio_whatsapp_conversation()
     )
     try:
         transport.send_text("First", client_ref="")  # builds the process's client before the threads share it
-        provider.together = threading.Barrier(calls, timeout=10)
+        provider.together = threading.Barrier(calls, timeout=50)
         for _ in range(2):
             with ThreadPoolExecutor(calls) as pool:
                 results = list(pool.map(lambda n: transport.send_text(f"Reply {n}", client_ref=""), range(calls)))
