@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 import json
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -99,3 +100,18 @@ def meta_text(text: str, wamid: str, *, wa_id: str = "15551234567", user_id: str
     message.update(id=wamid, text={"body": text})
     message.update({"from": wa_id, "from_user_id": user_id})
     return json.dumps(body).encode()
+
+
+class JSONHandler(BaseHTTPRequestHandler):
+    """The request handler of a provider faked on 127.0.0.1: JSON answers, no access log."""
+
+    def answer_json(self, status: int, body: object) -> None:
+        raw = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(raw)))
+        self.end_headers()
+        self.wfile.write(raw)
+
+    def log_message(self, *args: object) -> None:
+        pass

@@ -25,7 +25,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -36,7 +36,7 @@ from werkzeug import Response
 
 from conversations.models import Message, ProcessedMessage
 
-from .helpers import APP_SECRET, meta_body, meta_signature, meta_text
+from .helpers import APP_SECRET, JSONHandler, meta_body, meta_signature, meta_text
 
 # Real commits: the daphne and Celery worker processes share the test database.
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True), pytest.mark.postgres, pytest.mark.redis]
@@ -287,34 +287,23 @@ class FakeGraph(ThreadingHTTPServer):
             return Counter(body.get("biz_opaque_callback_data", "") for body in self.taken)
 
 
-class _GraphHandler(BaseHTTPRequestHandler):
+class _GraphHandler(JSONHandler):
     server: FakeGraph
 
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         if body.get("status") == "read":
-            self._answer({"success": True})
+            self.answer_json(200, {"success": True})
             return
         wamid = self.server.take(body)
         time.sleep(self.server.delay)
         try:
-            self._answer({"messaging_product": "whatsapp", "messages": [{"id": wamid}]})
+            self.answer_json(200, {"messaging_product": "whatsapp", "messages": [{"id": wamid}]})
         except OSError:
             pass  # the sender died waiting: the message is taken all the same, as at Meta
         threading.Thread(
             target=self.server.send_status, args=(wamid, body.get("biz_opaque_callback_data", "")), daemon=True
         ).start()
-
-    def _answer(self, payload: dict) -> None:
-        raw = json.dumps(payload).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(raw)))
-        self.end_headers()
-        self.wfile.write(raw)
-
-    def log_message(self, *args) -> None:
-        pass
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import os
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 
 import pytest
 import requests
@@ -446,7 +446,7 @@ class AnswerTogether(ThreadingHTTPServer):
         self.together = threading.Barrier(1)
         status, body = answer
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(helpers.JSONHandler):
             protocol_version = "HTTP/1.1"  # keep-alive, as Graph and Twilio
 
             def setup(handler) -> None:
@@ -456,15 +456,7 @@ class AnswerTogether(ThreadingHTTPServer):
             def do_POST(handler) -> None:
                 handler.rfile.read(int(handler.headers["Content-Length"]))
                 self.together.wait()
-                encoded = json.dumps(body).encode()
-                handler.send_response(status)
-                handler.send_header("Content-Type", "application/json")
-                handler.send_header("Content-Length", str(len(encoded)))
-                handler.end_headers()
-                handler.wfile.write(encoded)
-
-            def log_message(handler, *args: object) -> None:
-                pass
+                handler.answer_json(status, body)
 
         super().__init__(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server_address[1]}"
