@@ -33,7 +33,7 @@ os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/whatsb
 os.environ.setdefault("ALLOWED_HOSTS", "testserver")  # Django's test client
 os.environ.setdefault("SECURE_SSL_REDIRECT", "false")  # served in-process, no proxy in front
 
-from purge import ensure_database, insert_rows  # noqa: E402  (bench/purge.py, beside this file)
+from purge import insert_rows, set_up_django  # noqa: E402  (bench/purge.py, beside this file)
 
 CONVERSATIONS = 100_000
 MESSAGES_PER_CONVERSATION = 10
@@ -154,24 +154,15 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--keep", action="store_true", help="Reuse the filled database.")
     args = parser.parse_args()
-    url = os.environ["DATABASE_URL"]
-    if not url.startswith(("postgres://", "postgresql://")):
-        sys.exit("bench/inbox.py needs PostgreSQL: set DATABASE_URL=postgres://…/whatsbot_inbox_bench")
-    ensure_database(url)
-
-    import django
-
-    django.setup()
+    set_up_django(os.environ["DATABASE_URL"], script="bench/inbox.py", example_name="whatsbot_inbox_bench")
     from django.contrib.auth import get_user_model
     from django.contrib.auth.models import Group
-    from django.core.management import call_command
     from django.db import connection
     from django.test import Client
 
     from accounts.roles import AGENT
     from conversations.models import Message
 
-    call_command("migrate", verbosity=0)
     user_model = get_user_model()
     staff, _ = user_model.objects.get_or_create(pk=1, defaults={"username": "bench", "is_staff": True})
     staff.groups.add(Group.objects.get(name=AGENT))  # what the inbox's support staff hold

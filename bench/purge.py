@@ -44,6 +44,20 @@ def ensure_database(url: str) -> None:
             conn.execute(f'CREATE DATABASE "{name}"')
 
 
+def set_up_django(url: str, *, script: str, example_name: str) -> None:
+    """Django on the benchmark's own PostgreSQL database, created if missing and migrated."""
+    if not url.startswith(("postgres://", "postgresql://")):
+        sys.exit(f"{script} needs PostgreSQL: set DATABASE_URL=postgres://…/{example_name}")
+    ensure_database(url)
+
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+
+
 def insert_rows(model, count: int, expressions: dict[str, str]) -> None:
     """INSERT ... SELECT over generate_series, filling every other column with its Django default,
     so the benchmark keeps working when fields are added to the model. A literal % is written %%."""
@@ -137,21 +151,12 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=None, help="Default: PURGE_BATCH_SIZE (2000).")
     args = parser.parse_args()
 
-    url = os.environ["DATABASE_URL"]
-    if not url.startswith(("postgres://", "postgresql://")):
-        sys.exit("bench/purge.py needs PostgreSQL: set DATABASE_URL=postgres://…/whatsbot_bench")
-    ensure_database(url)
-
-    import django
-
-    django.setup()
+    set_up_django(os.environ["DATABASE_URL"], script="bench/purge.py", example_name="whatsbot_bench")
     from django.conf import settings
-    from django.core.management import call_command
 
     from conversations.models import Message
     from gdpr.retention import purge_expired
 
-    call_command("migrate", verbosity=0)
     started = time.perf_counter()
     fill(args.messages)
     print(f"filled {Message.objects.count():,} messages in {time.perf_counter() - started:.1f}s")
