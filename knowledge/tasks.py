@@ -16,13 +16,19 @@ def import_knowledge_file(import_id: int) -> None:
 _RETRIES = 5
 
 
+def _retry_if_transient(task: Task[..., None], exc: vector_store.VectorStoreUnavailable) -> None:
+    """Retry the task (30 s, 60 s, 120 s…) while the failure is transient and tries remain;
+    return when it is time to give up."""
+    if exc.is_transient and task.request.retries < _RETRIES:
+        raise task.retry(countdown=30 * 2**task.request.retries) from exc
+
+
 @shared_task(bind=True, max_retries=_RETRIES)
 def sync_article_with_vector_store(self: Task[[int], None], article_id: int) -> None:
     try:
         vector_store.sync_article(article_id=article_id)
     except vector_store.VectorStoreUnavailable as exc:
-        if exc.is_transient and self.request.retries < _RETRIES:
-            raise self.retry(countdown=30 * 2**self.request.retries) from exc
+        _retry_if_transient(self, exc)
         vector_store.record_failure(article_id=article_id, reason=str(exc))
 
 
@@ -31,6 +37,5 @@ def remove_file_from_vector_store(self: Task[[str], None], file_id: str) -> None
     try:
         vector_store.remove_file(file_id=file_id)
     except vector_store.VectorStoreUnavailable as exc:
-        if exc.is_transient and self.request.retries < _RETRIES:
-            raise self.retry(countdown=30 * 2**self.request.retries) from exc
+        _retry_if_transient(self, exc)
         raise
