@@ -33,7 +33,7 @@ os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/whatsb
 os.environ.setdefault("ALLOWED_HOSTS", "testserver")  # Django's test client
 os.environ.setdefault("SECURE_SSL_REDIRECT", "false")  # served in-process, no proxy in front
 
-from purge import insert_rows, set_up_django  # noqa: E402  (bench/purge.py, beside this file)
+from purge import insert_conversations, insert_rows, set_up_django, truncate  # noqa: E402  (bench/purge.py, beside this file)
 
 CONVERSATIONS = 100_000
 MESSAGES_PER_CONVERSATION = 10
@@ -68,39 +68,13 @@ def fill() -> None:
     from conversations.models import Conversation, Label, Message
     from profiles.models import ClientProfile, Contact
 
-    with connection.cursor() as cursor:
-        tables = [m._meta.db_table for m in (Message, Conversation, ClientProfile, Contact, Label)]
-        cursor.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
-    insert_rows(
-        Contact,
+    truncate(Message, Conversation, ClientProfile, Contact, Label)
+    insert_conversations(
         CONVERSATIONS,
-        {
-            "phone_number": "'+39333' || lpad(g::text, 7, '0')",
-            "email": "'customer' || g || '@example.com'",
-            "created_at": "now()",
-            "updated_at": "now()",
-        },
-    )
-    insert_rows(
-        ClientProfile,
-        CONVERSATIONS,
-        {
-            "contact_id": "g",
-            "provider": "'meta'",
-            "external_id": "'US.bench' || g",
-            "phone_number": "'+39333' || lpad(g::text, 7, '0')",
-            "display_name": "'Customer ' || g",
-            "created_at": "now()",
-            "updated_at": "now()",
-        },
-    )
-    insert_rows(
-        Conversation,
-        CONVERSATIONS,
-        {
-            "profile_id": "g",
+        contact={"phone_number": "'+39333' || lpad(g::text, 7, '0')", "email": "'customer' || g || '@example.com'"},
+        profile={"phone_number": "'+39333' || lpad(g::text, 7, '0')", "display_name": "'Customer ' || g"},
+        conversation={
             "channel": "(ARRAY['meta_whatsapp','twilio_whatsapp','twilio_sms','webchat'])[1 + g %% 4]",
-            "business_address": "'110000000000001'",
             "status": "'open'",
             "mode": "CASE WHEN g %% 4 = 0 THEN 'human' ELSE 'bot' END",
             "assigned_to_id": "CASE WHEN g %% 4 = 0 THEN 1 ELSE NULL END",

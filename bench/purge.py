@@ -83,35 +83,48 @@ def insert_rows(model, count: int, expressions: dict[str, str]) -> None:
         cursor.execute(sql, [*args, count])
 
 
+def truncate(*models) -> None:
+    from django.db import connection
+
+    tables = [model._meta.db_table for model in models]
+    with connection.cursor() as cursor:
+        cursor.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
+
+
+def insert_conversations(
+    count: int, *, contact: dict[str, str], profile: dict[str, str], conversation: dict[str, str]
+) -> None:
+    """`count` contacts, each with one Meta identity and one conversation on it (all three numbered g);
+    the columns given add to or replace the ones every benchmark fills."""
+    from conversations.models import Conversation
+    from profiles.models import ClientProfile, Contact
+
+    now = {"created_at": "now()", "updated_at": "now()"}
+    insert_rows(Contact, count, {**now, **contact})
+    insert_rows(
+        ClientProfile,
+        count,
+        {"contact_id": "g", "provider": "'meta'", "external_id": "'US.bench' || g", **now, **profile},
+    )
+    insert_rows(
+        Conversation,
+        count,
+        {"profile_id": "g", "channel": "'meta_whatsapp'", "business_address": "'110000000000001'", **conversation},
+    )
+
+
 def fill(messages: int) -> None:
     from django.db import connection
 
     from conversations.models import Attachment, Conversation, Message, ProcessedMessage
     from profiles.models import ClientProfile, Contact
 
-    with connection.cursor() as cursor:
-        models = (Attachment, Message, Conversation, ProcessedMessage, ClientProfile, Contact)
-        tables = [m._meta.db_table for m in models]
-        cursor.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
-    insert_rows(Contact, CONVERSATIONS, {"created_at": "now()", "updated_at": "now()"})
-    insert_rows(
-        ClientProfile,
+    truncate(Attachment, Message, Conversation, ProcessedMessage, ClientProfile, Contact)
+    insert_conversations(
         CONVERSATIONS,
-        {
-            "contact_id": "g",
-            "provider": "'meta'",
-            "external_id": "'US.bench' || g",
-            "created_at": "now()",
-            "updated_at": "now()",
-        },
-    )
-    insert_rows(
-        Conversation,
-        CONVERSATIONS,
-        {
-            "profile_id": "g",
-            "channel": "'meta_whatsapp'",
-            "business_address": "'110000000000001'",
+        contact={},
+        profile={},
+        conversation={
             "status": "'closed'",
             "created_at": "now() - interval '500 days'",
             "updated_at": "now() - interval '400 days'",
