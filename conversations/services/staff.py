@@ -254,8 +254,7 @@ def send_staff_message(*, conversation_id: int, user: User, text: str) -> Messag
     with transaction.atomic():
         conversation = Conversation.objects.select_for_update().get(pk=conversation_id)
         _require_holder(conversation, user)
-        if not conversation.is_window_open:
-            raise WindowClosed("The customer's last message is over 24 hours old: send an approved template.")
+        _require_open_window(conversation)
         message = _queue_outbound(conversation, user, text=text)
         _audit(user, "message.sent_by_staff", conversation, {"message_id": message.pk})
     return message
@@ -293,8 +292,7 @@ def send_to_contact(*, contact_id: int, user: User, text: str = "", template: di
             Contact.objects.get(pk=contact_id)  # an unknown contact is a 404
             raise NoConversation("The contact has no open conversation to write in.")
         if template is None:
-            if not conversation.is_window_open:
-                raise WindowClosed("The customer's last message is over 24 hours old: send an approved template.")
+            _require_open_window(conversation)
             message = _queue_outbound(conversation, user, text=text)
         else:
             transport = providers.transport_class_for(conversation)
@@ -317,8 +315,7 @@ def send_staff_file(*, conversation_id: int, user: User, upload: UploadedFile, c
         transport = providers.transport_class_for(conversation)
         if not transport.has_media:
             raise FileRefused(f"{transport.label} cannot send files.")
-        if not conversation.is_window_open:
-            raise WindowClosed("The customer's last message is over 24 hours old: send an approved template.")
+        _require_open_window(conversation)
         message = _queue_outbound(conversation, user, text=caption, kind=kind)
         attachment = Attachment(
             message=message,
@@ -401,6 +398,11 @@ def _require_holder(conversation: Conversation, user: User) -> None:
     if conversation.mode != HUMAN or conversation.assigned_to_id != user.pk:
         holder = staff_name(conversation.assigned_to) if conversation.assigned_to_id else ""
         raise NotHolder(f"{holder} holds this conversation." if holder else "Take the conversation over first.")
+
+
+def _require_open_window(conversation: Conversation) -> None:
+    if not conversation.is_window_open:
+        raise WindowClosed("The customer's last message is over 24 hours old: send an approved template.")
 
 
 def _hand_back(conversation: Conversation, *, actor: User | None, reason: str) -> None:
