@@ -63,7 +63,7 @@ def run_sweeps(stop: threading.Event, *, after: threading.Event, wake: threading
         wake.wait(settings.SWEEP_INTERVAL_SECONDS)
 
 
-def requeue_stalled_messages(*, requeue_after: float | None = None, trust_broker: bool = True) -> dict[str, int]:
+def requeue_stalled_messages(*, requeue_after: float | None = None, trust_broker: bool = False) -> dict[str, int]:
     """Record waiting deliveries, take back orphaned claims and re-enqueue what waits too long.
 
     `processing` and `sending` claims of a worker that is gone go back to `received` and
@@ -71,9 +71,9 @@ def requeue_stalled_messages(*, requeue_after: float | None = None, trust_broker
     `unknown` (services/unknown.py settles it), never re-sent blindly. Received messages and
     pending sends idle for `requeue_after` seconds (SWEEP_REQUEUE_AFTER_SECONDS) get a new task.
 
-    `trust_broker`: while tasks wait in the broker (a surge beyond what the workers answer at
-    once), a message idle that long is most likely waiting its turn there, not lost, and is
-    re-enqueued only after SWEEP_STALE_AFTER_SECONDS. Otherwise every sweep of a long surge
+    `trust_broker` (the periodic sweep): while tasks wait in the broker (a surge beyond what the
+    workers answer at once), a message idle that long is most likely waiting its turn there, not
+    lost, and is re-enqueued only after SWEEP_STALE_AFTER_SECONDS. Otherwise every sweep of a long surge
     would queue another copy of each waiting task (1,000 a sweep at 200 webhooks/s), each copy
     costing a worker a task's run to find its message already claimed.
     """
