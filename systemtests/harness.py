@@ -34,6 +34,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections import Counter
@@ -51,6 +52,8 @@ ROOT = Path(__file__).resolve().parent.parent
 META_FIXTURE = ROOT / "conversations" / "tests" / "fixtures" / "meta" / "text.json"
 TWILIO_FIXTURE = ROOT / "conversations" / "tests" / "fixtures" / "twilio" / "whatsapp_text.json"
 RESULTS_FILE = ROOT / "bench" / "RESULTS.md"
+# The database of migrated_postgres_template's clusters.
+TEMPLATE_DATABASE = "whatsbot"
 
 APP_SECRET = "e2e-meta-app-secret"
 ACCESS_TOKEN = "e2e-graph-token"
@@ -607,7 +610,8 @@ class LocalPostgres:
     committed (the OS still has the pages). PostgreSQL refuses to run as root: as root the
     cluster belongs to the `postgres` user."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, template: Path | None = None) -> None:
+        """A new cluster (`initdb`), or a copy of `template`, the data directory of a stopped one."""
         binaries = postgres_binaries()
         if binaries is None:
             raise RuntimeError("initdb not found (apt-get install postgresql)")
@@ -616,7 +620,13 @@ class LocalPostgres:
         self.user = "postgres" if os.geteuid() == 0 else None
         if self.user:
             shutil.chown(directory, self.user)
-        self.run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync")
+        if template is None:
+            self.run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync")
+            return
+        shutil.copytree(template, self.data, symlinks=True)
+        if self.user:
+            for path in [self.data, *self.data.rglob("*")]:
+                shutil.chown(path, self.user)
 
     @property
     def admin_url(self) -> str:
@@ -653,6 +663,45 @@ class LocalPostgres:
         with psycopg.connect(self.admin_url, autocommit=True) as connection:
             connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
         return self.url(name)
+
+
+def migrated_postgres_template(home: Path, log: Path) -> Path:
+    """The data directory of a stopped cluster whose database `TEMPLATE_DATABASE` is migrated
+    (LocalPostgres copies it), made in `home` by the first caller; the others (the other xdist
+    workers of a run) wait for it. initdb and migrate cost each cluster some 4 s of CPU (its
+    server's included) and more of wall; a copy costs a tenth of a second."""
+    import fcntl
+
+    template = home / "postgres-template"
+    with open(home / "postgres-template.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if template.exists():
+            return template
+        # Not under `home` while it runs: as root the cluster belongs to `postgres`, which may
+        # not enter pytest's directories.
+        scratch = Path(tempfile.mkdtemp(prefix="whatsbot-pg-template-"))
+        try:
+            postgres = LocalPostgres(scratch)
+            postgres.start()
+            try:
+                database_url = postgres.create_database(TEMPLATE_DATABASE)
+                env = app_environment(
+                    database_url=database_url, redis_url="", web_port=0, fake_port=0, scratch=scratch, extra={}
+                )
+                migrate(ROOT, sys.executable, env, log)
+            finally:
+                postgres.stop("fast")
+            shutil.move(postgres.data, home / "postgres-template.partial")
+            os.rename(home / "postgres-template.partial", template)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+    return template
+
+
+def run_directory(basetemp: Path) -> Path:
+    """The directory of this pytest run, shared by its xdist workers (each has its own basetemp in
+    it); without xdist the basetemp itself."""
+    return basetemp.parent if os.environ.get("PYTEST_XDIST_WORKER") else basetemp
 
 
 class LocalRedis:

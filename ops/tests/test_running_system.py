@@ -36,14 +36,16 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from systemtests.harness import (
     ROOT,
+    TEMPLATE_DATABASE,
     Customers,
     LocalPostgres,
     LocalRedis,
     Stack,
     app_environment,
     free_port,
-    migrate,
+    migrated_postgres_template,
     postgres_binaries,
+    run_directory,
     start_fakes,
     start_stack,
     stop_process,
@@ -119,7 +121,7 @@ def wait_for(condition: Callable[[], bool], seconds: float, what: str) -> None:
 
 
 @pytest.fixture
-def running(tmp_path: Path) -> Iterator[Running]:
+def running(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     if postgres_binaries() is None or not shutil.which("redis-server"):
         pytest.skip("needs PostgreSQL's initdb/pg_ctl and redis-server")
     with contextlib.ExitStack() as cleanup:
@@ -129,7 +131,8 @@ def running(tmp_path: Path) -> Iterator[Running]:
         # A directory of its own (as root the cluster belongs to `postgres`): systemtests/conftest.py.
         cluster = Path(tempfile.mkdtemp(prefix="whatsbot-ops-pg-"))
         cleanup.callback(shutil.rmtree, cluster, ignore_errors=True)
-        postgres = LocalPostgres(cluster)
+        template = migrated_postgres_template(run_directory(tmp_path_factory.getbasetemp()), logs / "migrate.log")
+        postgres = LocalPostgres(cluster, template=template)
         postgres.start()
         cleanup.callback(lambda: postgres.stop("immediate") if postgres.is_running() else None)
         redis = LocalRedis(logs)
@@ -145,10 +148,9 @@ def running(tmp_path: Path) -> Iterator[Running]:
         metrics_dir.mkdir()
         leave_a_file_of_an_earlier_run(metrics_dir)
         env = app_environment(
-            database_url=postgres.create_database("whatsbot_ops"), redis_url=redis.url, web_port=port,
-            fake_port=fake_port, scratch=scratch, extra={**SETTINGS, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)},
+            database_url=postgres.url(TEMPLATE_DATABASE), redis_url=redis.url, web_port=port, fake_port=fake_port,
+            scratch=scratch, extra={**SETTINGS, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)},
         )  # fmt: skip
-        migrate(ROOT, sys.executable, env, logs / "migrate.log")
         stack = QuietStack(ROOT, sys.executable, "ops", port, env, logs, web_workers=2, concurrency=4)
         start_stack(stack)
         cleanup.callback(stack.stop)

@@ -29,6 +29,7 @@ import requests
 from systemtests.harness import (
     META_FIXTURE,
     ROOT,
+    TEMPLATE_DATABASE,
     TWILIO_BUSINESS,
     TWILIO_FIXTURE,
     TWILIO_SID,
@@ -38,8 +39,9 @@ from systemtests.harness import (
     app_environment,
     free_port,
     meta_signature,
-    migrate,
+    migrated_postgres_template,
     postgres_binaries,
+    run_directory,
     start_stack,
     twilio_signature,
 )
@@ -125,25 +127,27 @@ def logs(tmp_path_factory) -> Iterator[Path]:
     yield tmp_path_factory.mktemp("logscan")
 
 
-def test_web_worker_beat_and_commands_log_no_number_email_or_body(logs: Path) -> None:
+def test_web_worker_beat_and_commands_log_no_number_email_or_body(logs: Path, tmp_path_factory) -> None:
     # Not under pytest's temporary directory: as root the cluster belongs to `postgres`.
     directory = Path(tempfile.mkdtemp(prefix="whatsbot-logscan-"))
-    postgres, redis, stack = LocalPostgres(directory), LocalRedis(logs), None
+    postgres, redis, stack = None, None, None
     fakes = ThreadingHTTPServer(("127.0.0.1", 0), FakeProviders)
     threading.Thread(target=fakes.serve_forever, daemon=True).start()
     try:
+        template = migrated_postgres_template(run_directory(tmp_path_factory.getbasetemp()), logs / "migrate.log")
+        postgres = LocalPostgres(directory, template=template)
         postgres.start()
+        redis = LocalRedis(logs)  # its port taken now, not before the template's processes ran
         redis.start()
         port = free_port()
         env = app_environment(
-            database_url=postgres.create_database("whatsbot_logscan"),
+            database_url=postgres.url(TEMPLATE_DATABASE),
             redis_url=redis.url,
             web_port=port,
             fake_port=fakes.server_address[1],
             scratch=logs,
             extra={"LOG_LEVEL": "INFO", "SEND_MAX_ATTEMPTS": "1", "PURGE_INTERVAL_SECONDS": "2"},
         )
-        migrate(ROOT, sys.executable, env, logs / "migrate.log")
         stack = start_stack(Stack(ROOT, sys.executable, "logscan", port, env, logs, web_workers=1, concurrency=4))
         base = f"http://127.0.0.1:{port}"
         post_meta_text(base, f"{BODIES[0]} write to {EMAIL}")
@@ -160,13 +164,16 @@ def test_web_worker_beat_and_commands_log_no_number_email_or_body(logs: Path) ->
                     [sys.executable, "manage.py", *command], cwd=ROOT, env={**env, "GDPR_EXPORT_DIR": str(logs)},
                     stdout=subprocess.DEVNULL, stderr=log, check=True, timeout=120,
                 )  # fmt: skip
-        time.sleep(3)  # a beat tick or two (the purge every 2 s)
+        # Beat's purge (every 2 s) run once more by the worker, on what the commands left.
+        purges = _purges(stack)
+        wait_for(lambda: _purges(stack) > purges, "a purge after the commands", stack)
     finally:
         if stack is not None:
             stack.stop()
         fakes.shutdown()
-        redis.stop()
-        if postgres.is_running():
+        if redis is not None:
+            redis.stop()
+        if postgres is not None and postgres.is_running():
             postgres.stop("immediate")
         shutil.rmtree(directory, ignore_errors=True)
 
@@ -217,3 +224,9 @@ def wait_for(condition, what: str, stack: Stack, seconds: float = 90) -> None:
 
 def _count(logs: Path, text: str) -> int:
     return sum(path.read_text(errors="replace").count(text) for path in logs.glob("*.log"))
+
+
+def _purges(stack: Stack) -> int:
+    """Runs of beat's purge the worker finished (Celery's line for each)."""
+    lines = stack.log("worker").read_text(errors="replace").splitlines()
+    return sum("gdpr.tasks.purge_expired_data[" in line and " succeeded in " in line for line in lines)
