@@ -9,8 +9,6 @@ from base64 import b32encode
 from datetime import timedelta
 from typing import Any
 
-import qrcode
-import qrcode.image.svg
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
@@ -118,6 +116,9 @@ def pending_app_device(*, user: Any) -> TOTPDevice:
 
 def qr_code_svg(device: TOTPDevice) -> str:
     """The otpauth:// URL as an inline SVG, for the authenticator app to scan."""
+    import qrcode  # only the set-up page draws one
+    import qrcode.image.svg
+
     image = qrcode.make(device.config_url, image_factory=qrcode.image.svg.SvgPathImage, box_size=8)
     return image.to_string(encoding="unicode")
 

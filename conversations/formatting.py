@@ -8,16 +8,19 @@ emphasis come out right.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
+from typing import TYPE_CHECKING
 
 from django.conf import settings
-from markdown_it import MarkdownIt
-from markdown_it.tree import SyntaxTreeNode
 
 from conversations.models import Channel
 
-_PARSER = MarkdownIt("commonmark").enable(["strikethrough", "table"])
+if TYPE_CHECKING:
+    from markdown_it import MarkdownIt
+    from markdown_it.tree import SyntaxTreeNode
+
 _WHATSAPP_MARKS = {"strong": "*", "em": "_", "s": "~"}
 _MONO = "```"
 # One character outside GSM-7 turns a whole SMS into UCS-2 (70 instead of 160 per segment):
@@ -65,12 +68,22 @@ def to_plain_text(markdown: str) -> str:
     return _Renderer(whatsapp=False).render(markdown).translate(_GSM_FRIENDLY)
 
 
+@functools.cache
+def _parser() -> MarkdownIt:
+    # Loaded when a reply is formatted: markdown-it is some 60 modules every process would load.
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt("commonmark").enable(["strikethrough", "table"])
+
+
 class _Renderer:
     def __init__(self, *, whatsapp: bool) -> None:
         self.whatsapp = whatsapp
 
     def render(self, markdown: str) -> str:
-        tree = SyntaxTreeNode(_PARSER.parse(markdown))
+        from markdown_it.tree import SyntaxTreeNode
+
+        tree = SyntaxTreeNode(_parser().parse(markdown))
         return self._blocks(tree.children).strip()
 
     def _blocks(self, nodes: list[SyntaxTreeNode], separator: str = "\n\n") -> str:

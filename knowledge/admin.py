@@ -7,6 +7,8 @@ the list of imports.
 
 from __future__ import annotations
 
+import functools
+
 from django.conf import settings
 from django.contrib import admin, messages
 from django.db import models, transaction
@@ -14,15 +16,20 @@ from django.db.models import Case, Count, FloatField, Value, When
 from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
-from markdown_it import MarkdownIt
 
 from knowledge import tasks
 from knowledge.models import NO_PERSONAL_DATA, Article, Chunk, KnowledgeImport, Tag
 from knowledge.selectors import search_knowledge
 from knowledge.services import delete_article, index_article, run_import, set_articles_active
 
-# Raw HTML in an article is shown as text, never rendered; links are checked by markdown-it.
-_markdown = MarkdownIt("commonmark", {"html": False})
+
+@functools.cache
+def _markdown():
+    """Raw HTML in an article is shown as text, never rendered; links are checked by markdown-it
+    (loaded for a preview, not with the admin by every process)."""
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt("commonmark", {"html": False})
 
 
 class _NoPersonalDataNotice:
@@ -73,7 +80,7 @@ class ArticleAdmin(_NoPersonalDataNotice, admin.ModelAdmin):
     def preview(self, article: Article) -> str:
         if not article.pk:
             return "Save to see the preview."
-        return format_html('<div class="knowledge-preview">{}</div>', mark_safe(_markdown.render(article.body)))  # noqa: S308
+        return format_html('<div class="knowledge-preview">{}</div>', mark_safe(_markdown().render(article.body)))  # noqa: S308
 
     @admin.display(description="Passages the bot searches")
     def passage_list(self, article: Article) -> str:

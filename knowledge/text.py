@@ -15,8 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import snowballstemmer
-
 # Language code → Snowball stemmer, which is also the name of PostgreSQL's text search
 # configuration. Any other language is searched word for word ('simple').
 STEMMERS = {
@@ -100,6 +98,8 @@ def _term(language: str, word: str) -> str:
 
 @functools.cache
 def _stemmer(name: str) -> Any:  # snowballstemmer ships no types
+    import snowballstemmer  # every language's stemmer, some 40 modules: loaded when a text is analysed
+
     return snowballstemmer.stemmer(name)
 
 

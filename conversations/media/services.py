@@ -18,7 +18,6 @@ from io import BytesIO
 from django.conf import settings
 from django.core.files import File
 from django.utils import timezone
-from PIL import Image, UnidentifiedImageError
 
 from conversations import providers, safe_http
 from conversations.ai import ModelUnavailable, transcribe_audio
@@ -234,6 +233,8 @@ def _use_transcripts_as_words(message: Message, transcripts: list[str]) -> None:
 
 def image_data_url(*, attachment: Attachment) -> str:
     """A downscaled JPEG of a stored photo as a data URL; raises UnreadableImage."""
+    from PIL import Image, UnidentifiedImageError  # only where photos are read for the model
+
     side = settings.MEDIA_IMAGE_MAX_SIDE
     with attachment.file.open("rb") as stored:
         try:

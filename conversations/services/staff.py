@@ -19,7 +19,6 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
-from PIL import Image, UnidentifiedImageError
 
 from accounts.audit import record_security_event
 from accounts.models import SecurityEvent
@@ -339,6 +338,8 @@ def _check_file(upload: UploadedFile, filename: str) -> tuple[str, str]:
     upload.seek(0)
     expected = _IMAGE_FORMATS.get(content_type)
     if expected is not None:
+        from PIL import Image, UnidentifiedImageError  # Pillow: only where staff send an image
+
         try:
             with Image.open(upload) as image:
                 is_right = image.format == expected
