@@ -6,6 +6,8 @@ import pytest
 from asgiref.sync import async_to_sync
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 
+from conversations import notify
+
 
 @pytest.fixture(autouse=True)
 def plain_static_files(settings):
@@ -14,6 +16,15 @@ def plain_static_files(settings):
         **settings.STORAGES,
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     }
+
+
+@pytest.fixture
+def prompt_live_sockets(monkeypatch):
+    """A live-inbox socket waits PRESENCE_CHECK_SECONDS (0.5 s) before it is accepted, for the
+    processes that remembered "nobody watching" to look again. One process here, which forgets
+    it when the socket marks the inbox watched: a shorter wait (the same constant, so the
+    rule holds) spares the socket tests half a second a socket."""
+    monkeypatch.setattr(notify, "PRESENCE_CHECK_SECONDS", 0.02)
 
 
 @pytest.fixture

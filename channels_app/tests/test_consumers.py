@@ -13,7 +13,10 @@ from conversations.tests.helpers import meta_body, meta_text, post_meta
 
 # Real commits: the consumer reads through channels' database_sync_to_async, which closes old
 # connections around every call.
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("empty_channel_layer")]
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("empty_channel_layer", "prompt_live_sockets"),
+]
 
 
 # AllowedHostsOriginValidator reads ALLOWED_HOSTS when asgi.py is imported: the defaults.

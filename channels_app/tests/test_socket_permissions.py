@@ -18,7 +18,10 @@ from channels_app import consumers
 from channels_app.live import staff_group
 
 # Real commits: the consumer reads through channels' database_sync_to_async in other threads.
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("empty_channel_layer")]
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("empty_channel_layer", "prompt_live_sockets"),
+]
 
 INBOX = {AGENT, SUPERVISOR}
 # Messages a page sends → roles allowed; events sent to the page → roles that receive them.

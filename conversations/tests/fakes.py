@@ -18,6 +18,7 @@ from urllib.parse import parse_qsl
 
 import pytest
 import responses
+from django.test import override_settings
 from werkzeug import Request, Response
 
 from accounts.roles import AGENT
@@ -47,28 +48,34 @@ def eager_celery(monkeypatch):
     celery_app.conf.task_always_eager = False
 
 
-@pytest.fixture(autouse=True)
-def provider_settings(settings, fake_openai):
-    settings.ALLOWED_HOSTS = ["testserver", "bot.example.com", "localhost", "127.0.0.1"]
-    settings.WHATSAPP_APP_SECRET = helpers.APP_SECRET
-    settings.WHATSAPP_VERIFY_TOKEN = helpers.VERIFY_TOKEN
-    settings.WHATSAPP_ACCESS_TOKEN = "test-graph-token"
-    settings.WHATSAPP_PHONE_NUMBER_ID = "110000000000001"
-    settings.WHATSAPP_GRAPH_URL = helpers.GRAPH_URL
-    settings.TWILIO_ACCOUNT_SID = helpers.TWILIO_SID
-    settings.TWILIO_AUTH_TOKEN = helpers.TWILIO_TOKEN
-    settings.TWILIO_API_URL = helpers.TWILIO_API_URL
-    settings.PUBLIC_BASE_URL = helpers.PUBLIC_BASE_URL
-    settings.OPENAI_API_KEY = "sk-test"
-    settings.OPENAI_BASE_URL = fake_openai.base_url
-    settings.OPENAI_MODEL = "gpt-test"
-    settings.RETRY_BACKOFF_BASE_SECONDS = 0.01
-    settings.MEDIA_RETRY_BACKOFF_SECONDS = 0.01
-    # Off by default: tests that script the Graph responses of /messages must not have a
-    # read receipt consume one; the typing-indicator tests switch it on.
-    settings.WHATSAPP_TYPING_INDICATOR = False
-    settings.SECURE_SSL_REDIRECT = False
-    return settings
+@pytest.fixture(autouse=True, scope="session")
+def provider_settings(make_httpserver):
+    """The providers' settings, once for the session: they never change between tests (the fake
+    OpenAI server is the session's), and pytest-django's `settings` adds an override per value
+    assigned, each a layer every settings read of the test then walks through. A test's own
+    changes (`settings.X = …`) still lie above these and are undone after it."""
+    with override_settings(
+        ALLOWED_HOSTS=["testserver", "bot.example.com", "localhost", "127.0.0.1"],
+        WHATSAPP_APP_SECRET=helpers.APP_SECRET,
+        WHATSAPP_VERIFY_TOKEN=helpers.VERIFY_TOKEN,
+        WHATSAPP_ACCESS_TOKEN="test-graph-token",
+        WHATSAPP_PHONE_NUMBER_ID="110000000000001",
+        WHATSAPP_GRAPH_URL=helpers.GRAPH_URL,
+        TWILIO_ACCOUNT_SID=helpers.TWILIO_SID,
+        TWILIO_AUTH_TOKEN=helpers.TWILIO_TOKEN,
+        TWILIO_API_URL=helpers.TWILIO_API_URL,
+        PUBLIC_BASE_URL=helpers.PUBLIC_BASE_URL,
+        OPENAI_API_KEY="sk-test",
+        OPENAI_BASE_URL=make_httpserver.url_for("/v1"),
+        OPENAI_MODEL="gpt-test",
+        RETRY_BACKOFF_BASE_SECONDS=0.01,
+        MEDIA_RETRY_BACKOFF_SECONDS=0.01,
+        # Off by default: tests that script the Graph responses of /messages must not have a
+        # read receipt consume one; the typing-indicator tests switch it on.
+        WHATSAPP_TYPING_INDICATOR=False,
+        SECURE_SSL_REDIRECT=False,
+    ):
+        yield
 
 
 @dataclass
@@ -196,8 +203,9 @@ class FakeOpenAI:
         return Response(json.dumps(body), status=status, content_type="application/json")
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def fake_openai(httpserver):
+    """Every test's model calls are answered (by default: `default_text`)."""
     fake = FakeOpenAI(base_url=httpserver.url_for("/v1"))
     httpserver.expect_request("/v1/responses", method="POST").respond_with_handler(fake.handle)
     httpserver.expect_request("/v1/audio/transcriptions", method="POST").respond_with_handler(fake.handle_transcription)

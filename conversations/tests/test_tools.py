@@ -132,7 +132,9 @@ def test_several_calls_in_one_round_all_run_and_go_back_in_the_same_turn(client,
 
 
 def slow(request):
-    time.sleep(1.5)
+    # Answers only after the tool's 0.1 s timeout has passed, and blocks the one-threaded server
+    # (the fake OpenAI's too) meanwhile: the model's next call waits for it.
+    time.sleep(0.3)
     return Response("{}", content_type="application/json")
 
 
@@ -145,7 +147,7 @@ def redirect_to(url):
     [
         ({"order_id": "../../admin"}, None, {}, ToolCall.Status.INVALID, "Invalid arguments (order_id):"),
         ({"order_id": "1001", "extra": "x"}, None, {}, ToolCall.Status.INVALID, "Invalid arguments:"),
-        ({"order_id": "1001"}, slow, {"timeout_seconds": 0.3}, ToolCall.Status.TIMEOUT, "Error: the service did not"),
+        ({"order_id": "1001"}, slow, {"timeout_seconds": 0.1}, ToolCall.Status.TIMEOUT, "Error: the service did not"),
         (
             {"order_id": "1001"},
             lambda request: Response('{"error": "boom"}', status=500, content_type="application/json"),
