@@ -14,6 +14,7 @@ import gc
 import itertools
 import logging
 import os
+import sys
 
 import pytest
 
@@ -23,6 +24,11 @@ pytest_plugins = [
 ]
 
 logger = logging.getLogger("django.db.backends.base")
+
+# Bytecode and rewritten asserts cached even where the shell sets PYTHONDONTWRITEBYTECODE (as
+# `make test` does): every xdist worker imports every test module, and rewriting their asserts
+# and compiling what they import cost each worker some 3 s of CPU, every run.
+sys.dont_write_bytecode = False
 
 
 @pytest.hookimpl(trylast=True)
