@@ -224,26 +224,25 @@ MAX_QUERIES_PER_REQUEST = 5
 MAX_QUERIES_LIST = MAX_QUERIES_PER_REQUEST + 2
 
 
+LIST_URLS = [
+    "/api/conversations/",
+    "/api/conversations/?view=mine&channel=meta_whatsapp&label=1",
+    "/api/conversations/?view=open&before=2999-01-01T00:00:00Z&before_id=999999",
+    "/api/conversations/counts/?view=needs_person",
+]
+
+
 @pytest.mark.parametrize("rows", [10, 300])
-@pytest.mark.parametrize(
-    "url",
-    [
-        "/api/conversations/",
-        "/api/conversations/?view=mine&channel=meta_whatsapp&label=1",
-        "/api/conversations/?view=open&before=2999-01-01T00:00:00Z&before_id=999999",
-        "/api/conversations/counts/?view=needs_person",
-    ],
-)
-def test_the_list_and_counts_run_a_constant_number_of_queries(
-    staff_client, staff_user, django_assert_max_num_queries, rows, url
-):
+def test_the_list_and_counts_run_a_constant_number_of_queries(staff_user, django_assert_max_num_queries, rows):
     make_conversations(rows, staff=staff_user)
     Label.objects.create(name="billing")
 
-    with django_assert_max_num_queries(MAX_QUERIES_LIST):
-        response = staff_client.get(url)
-
-    assert response.status_code == 200
+    for url in LIST_URLS:  # the rows made once; each page asked by a client of its own
+        client = Client()
+        client.force_login(staff_user)
+        with django_assert_max_num_queries(MAX_QUERIES_LIST, info=url):
+            response = client.get(url)
+        assert response.status_code == 200, url
 
 
 @pytest.mark.parametrize("url", ["/api/conversations/", "/api/search/?q=Customer"])
