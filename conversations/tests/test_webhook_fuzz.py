@@ -12,18 +12,14 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
 from typing import Any
-from unittest.mock import patch
 from urllib.parse import urlencode
 
 import pytest
-from celery import current_app
 from django.db import models
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from conversations.dispatch import PROCESS_INBOUND, RECORD_INBOUND
 from conversations.models import Attachment, Conversation, Message, ProcessedMessage
 from conversations.providers.base import InboundMessage
 from conversations.services.inbound import record_accepted
@@ -35,7 +31,11 @@ EXAMPLES = int(os.environ.get("WEBHOOK_FUZZ_EXAMPLES", "300"))
 # Real commits: a fuzzed delivery may repeat a message id, and the dedup gate's IntegrityError
 # must not abort a test-wide transaction (PostgreSQL) for the examples after it. The suite's
 # 120 s per test is for 300 examples; a long run gets time in proportion.
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(max(120, EXAMPLES // 4))]
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.timeout(max(120, EXAMPLES // 4)),
+    pytest.mark.usefixtures("no_worker"),  # for the whole test: a mock made per example cost 2 ms
+]
 FUZZ = settings(
     max_examples=EXAMPLES,
     deadline=None,
@@ -77,15 +77,6 @@ json_values = st.one_of(
 # A form is UTF-8 on the wire: it cannot carry a lone surrogate (its bytes decode as U+FFFD).
 FORM_NASTY = [text for text in NASTY if not any("\ud800" <= c <= "\udfff" for c in text)]
 form_strings = st.one_of(st.sampled_from(FORM_NASTY), st.text(st.characters(exclude_categories=["Cs"]), max_size=60))
-
-
-@contextmanager
-def no_worker() -> Iterator[None]:
-    """Nothing is enqueued: the test runs the recorder itself and sees its errors."""
-    with ExitStack() as stack:
-        for name in (RECORD_INBOUND, PROCESS_INBOUND):
-            stack.enter_context(patch.object(current_app.tasks[name], "apply_async"))
-        yield
 
 
 def paths(node: Any, prefix: tuple = ()) -> Iterator[tuple]:
@@ -153,17 +144,16 @@ def test_any_signed_meta_body_gets_a_4xx_or_a_recordable_200(client, data):
         payload = replaced(payload, path, data.draw(json_values, label="value"), delete=data.draw(st.booleans()))
     body = serialise(payload)
 
-    with no_worker():
-        try:
-            response = post_meta(client, body)
-            assert response.status_code in ANSWERS, response.content[:300]
-            event(f"{response.status_code} {response.content[:40]!r}")  # --hypothesis-show-statistics
-            if response.status_code == 200:
-                assert_recordable_and_clean()
-            else:
-                assert not ProcessedMessage.objects.exists()
-        finally:
-            forget_everything()
+    try:
+        response = post_meta(client, body)
+        assert response.status_code in ANSWERS, response.content[:300]
+        event(f"{response.status_code} {response.content[:40]!r}")  # --hypothesis-show-statistics
+        if response.status_code == 200:
+            assert_recordable_and_clean()
+        else:
+            assert not ProcessedMessage.objects.exists()
+    finally:
+        forget_everything()
 
 
 @FUZZ
@@ -181,19 +171,18 @@ def test_any_signed_twilio_form_gets_a_4xx_or_a_recordable_2xx(client, data):
     if is_status:
         path += "?" + urlencode({"ref": data.draw(form_strings, label="ref")})
 
-    with no_worker():
-        try:
-            response = client.post(
-                path,
-                data=urlencode(params),
-                content_type="application/x-www-form-urlencoded",
-                HTTP_X_TWILIO_SIGNATURE=twilio_signature(PUBLIC_BASE_URL + path, params),
-            )
-            assert response.status_code in ANSWERS, response.content[:300]
-            event(f"{response.status_code} {response.content[:40]!r}")  # --hypothesis-show-statistics
-            if response.status_code in (200, 204):
-                assert_recordable_and_clean()
-            else:
-                assert not ProcessedMessage.objects.exists()
-        finally:
-            forget_everything()
+    try:
+        response = client.post(
+            path,
+            data=urlencode(params),
+            content_type="application/x-www-form-urlencoded",
+            HTTP_X_TWILIO_SIGNATURE=twilio_signature(PUBLIC_BASE_URL + path, params),
+        )
+        assert response.status_code in ANSWERS, response.content[:300]
+        event(f"{response.status_code} {response.content[:40]!r}")  # --hypothesis-show-statistics
+        if response.status_code in (200, 204):
+            assert_recordable_and_clean()
+        else:
+            assert not ProcessedMessage.objects.exists()
+    finally:
+        forget_everything()

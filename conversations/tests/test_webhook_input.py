@@ -12,15 +12,11 @@ import json
 import logging
 import uuid
 from collections.abc import Callable
-from contextlib import ExitStack
 from typing import Any
-from unittest.mock import patch
 from urllib.parse import urlencode
 
 import pytest
-from celery import current_app
 
-from conversations.dispatch import PROCESS_INBOUND, RECORD_INBOUND
 from conversations.models import Attachment, CapturedWebhook, Conversation, Message, ProcessedMessage
 from conversations.services.inbound import record_accepted
 from profiles.models import ClientProfile, Contact
@@ -35,16 +31,7 @@ from .helpers import (
     twilio_signature,
 )
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def no_worker():
-    """Nothing is enqueued anywhere: the test records what the webhook accepted itself."""
-    with ExitStack() as stack:
-        for name in (RECORD_INBOUND, PROCESS_INBOUND):
-            stack.enter_context(patch.object(current_app.tasks[name], "apply_async"))
-        yield
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_worker")]
 
 
 def record_all() -> list[Message]:
