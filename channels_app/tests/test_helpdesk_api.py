@@ -253,16 +253,15 @@ def test_a_page_leaves_none_of_its_rows_to_the_cyclic_garbage_collector(staff_cl
     rows."""
 
     def left_to_the_collector() -> int:
-        # Frozen, the objects made before the request are out of the collector's sight (leftover
-        # garbage included): the collection after it walks only what the request made, not the
-        # whole heap of a test process (some 0.3 s a collection).
+        # Frozen (as conftest.py freezes what collection made), the objects made before the
+        # request are out of the collector's sight, leftover garbage included: the collection
+        # after it walks only what the request made, not the whole heap of a test process.
         gc.disable()
         gc.freeze()
         try:
             assert staff_client.get(url).status_code == 200
             return gc.collect()
         finally:
-            gc.unfreeze()
             gc.enable()
 
     make_conversations(5, staff=staff_user)
