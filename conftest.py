@@ -26,36 +26,10 @@ pytest_plugins = [
 logger = logging.getLogger("django.db.backends.base")
 
 # Bytecode and rewritten asserts cached even where the shell sets PYTHONDONTWRITEBYTECODE (as
-# `make test` does): every xdist worker imports every test module, and rewriting their asserts
-# and compiling what they import cost each worker some 3 s of CPU, every run.
+# container images often do; `make test` unsets it too): every xdist worker imports every test
+# module, and rewriting their asserts and compiling what they import cost each worker some 3 s
+# of CPU, every run.
 sys.dont_write_bytecode = False
-
-
-def pytest_xdist_auto_num_workers(config) -> int:
-    """`-n auto` (pyproject's addopts): three xdist workers when slow tests may be selected (they
-    wait on processes, servers and browsers, and the third worker runs others meanwhile); two
-    when the mark expression leaves them out (`-m "not slow"`): those tests wait on nothing, and
-    on two cores a third worker only adds its start-up (imports, collection, a test database:
-    some 5 s of CPU)."""
-    from _pytest.mark.expression import Expression
-
-    markexpr = config.getoption("markexpr")
-    if not markexpr:
-        return 3
-    expression = Expression.compile(markexpr)
-    # A slow test may carry other marks: taken as selectable if the expression holds for "slow"
-    # with the other marks all present or all absent (a guess that only sets the worker count).
-    may_select_slow = any(
-        expression.evaluate(lambda name, others=others, **kwargs: name == "slow" or others) for others in (False, True)
-    )
-    return 3 if may_select_slow else 2
-
-
-def pytest_collection_finish(session) -> None:
-    """What imports and collection made lives as long as the process: frozen, the cyclic garbage
-    collector no longer walks it at every full collection during the tests (some 250 000
-    objects; 0.6 s of CPU a process, and 0.3 s at exit)."""
-    gc.freeze()
 
 
 @pytest.hookimpl(trylast=True)
