@@ -51,11 +51,7 @@ def test_a_sound_tool_passes():
 
 
 @pytest.mark.django_db
-def test_the_admin_refuses_a_tool_whose_schema_is_not_json_schema(admin_client, settings):
-    settings.STORAGES = {  # admin templates without `collectstatic`
-        **settings.STORAGES,
-        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-    }
+def test_the_admin_refuses_a_tool_whose_schema_is_not_json_schema(admin_client):
     response = admin_client.post(
         "/admin/agents/tool/add/",
         {

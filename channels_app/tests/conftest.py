@@ -9,15 +9,6 @@ from channels.layers import InMemoryChannelLayer, get_channel_layer
 from conversations import notify
 
 
-@pytest.fixture(autouse=True)
-def plain_static_files(settings):
-    # The manifest storage needs `collectstatic`; pages under test link the source files.
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-    }
-
-
 @pytest.fixture
 def prompt_live_sockets(monkeypatch):
     """A live-inbox socket waits PRESENCE_CHECK_SECONDS (0.5 s) before it is accepted, for the

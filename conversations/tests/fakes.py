@@ -18,6 +18,7 @@ from urllib.parse import parse_qsl
 
 import pytest
 import responses
+from django.conf import settings as django_settings
 from django.test import override_settings
 from werkzeug import Request, Response
 
@@ -74,6 +75,11 @@ def provider_settings(make_httpserver):
         # read receipt consume one; the typing-indicator tests switch it on.
         WHATSAPP_TYPING_INDICATOR=False,
         SECURE_SSL_REDIRECT=False,
+        # Pages under test link the source files: the manifest storage needs `collectstatic`.
+        STORAGES={
+            **django_settings.STORAGES,
+            "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+        },
     ):
         yield
 

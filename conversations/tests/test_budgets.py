@@ -146,11 +146,6 @@ def test_the_spend_cap_stops_model_calls_once_the_month_reaches_it(
     settings.MODEL_PRICE_CURRENCY = "EUR"
     one_reply = Decimal("0.070000")  # (42 x 1000 + 7 x 4000) / 1e6
     settings.BUDGET_MONTHLY_SPEND_CAP = Decimal("0.10")
-    settings.STORAGES = {  # admin templates without `collectstatic`
-        **settings.STORAGES,
-        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-    }
-
     write(client, "alice 1", "wamid.s1")
     write(client, "alice 2", "wamid.s2")
     write(client, "alice 3", "wamid.s3")

@@ -649,11 +649,7 @@ def test_the_media_url_is_refused_to_anonymous_and_non_staff_users(client, store
     )
 
 
-def test_admin_shows_an_audio_player_and_the_transcript(client, stored_voice_note, settings):
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-    }
+def test_admin_shows_an_audio_player_and_the_transcript(client, stored_voice_note):
     log_in(client, get_user_model().objects.create_superuser("boss", password="x"))
 
     response = client.get(f"/admin/conversations/attachment/{stored_voice_note.pk}/change/")

@@ -35,15 +35,6 @@ def errors_about(caplog, processed: ProcessedMessage) -> list[logging.LogRecord]
     return [r for r in caplog.records if r.levelno >= logging.ERROR and f"delivery {processed.pk} " in r.getMessage()]
 
 
-@pytest.fixture(autouse=True)
-def admin_pages_render(settings):
-    """Admin templates without `collectstatic` (the manifest storage needs its manifest)."""
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-    }
-
-
 @pytest.fixture
 def doorbell_lost():
     """Webhooks accept, but no record task reaches a worker: deliveries wait for a recorder."""

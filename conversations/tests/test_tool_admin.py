@@ -12,16 +12,8 @@ from conversations.tests.helpers import meta_text, post_meta
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def plain_static(settings):
-    settings.STORAGES = {  # admin templates without `collectstatic`
-        **settings.STORAGES,
-        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-    }
-
-
 def test_the_conversation_page_shows_its_tool_calls_agent_and_cost(
-    client, admin_client, graph_ok, fake_openai, settings, plain_static
+    client, admin_client, graph_ok, fake_openai, settings
 ):
     settings.MODEL_PRICES = {"gpt-test": {"input": 1000, "output": 4000}}
     post_meta(client, meta_text("Where is order 1001?", "wamid.adm1"))

@@ -16,14 +16,6 @@ pytestmark = pytest.mark.django_db
 CHANGELIST = "/admin/profiles/clientprofile/"
 
 
-@pytest.fixture(autouse=True)
-def plain_static_files(settings):
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-    }
-
-
 @pytest.fixture
 def profile():
     return ClientProfile.objects.create(

@@ -14,15 +14,6 @@ def staff_client(staff_user):
 
 
 @pytest.fixture(autouse=True)
-def source_static_files(settings):
-    # The manifest storage needs `collectstatic`; admin and docs pages under test link the source files.
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-    }
-
-
-@pytest.fixture(autouse=True)
 def fresh_rate_limits():
     """Throttle history lives in the cache, and token ids come again after a rollback."""
     from django.core.cache import cache

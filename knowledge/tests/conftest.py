@@ -17,15 +17,6 @@ from knowledge.services import index_article, load_demo_knowledge
 VECTOR_STORE_ID = "vs_test"
 
 
-@pytest.fixture(autouse=True)
-def plain_static_files(settings):
-    # The manifest storage needs `collectstatic`; admin pages under test link the source files.
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-    }
-
-
 @pytest.fixture
 def demo_knowledge(db):
     return load_demo_knowledge()

@@ -19,13 +19,14 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
 import requests
 
+from conversations.tests.helpers import JSONHandler
 from systemtests.harness import (
     META_FIXTURE,
     ROOT,
@@ -54,7 +55,7 @@ EMAIL = "ada.logscan@example.com"
 BODIES = ["LOGSCANBODY-meta", "LOGSCANBODY-twilio", "LOGSCANREPLY"]
 
 
-class FakeProviders(BaseHTTPRequestHandler):
+class FakeProviders(JSONHandler):
     """OpenAI answers; Graph and Twilio refuse every send, naming the number, as they do."""
 
     seen: list[str] = []
@@ -63,13 +64,13 @@ class FakeProviders(BaseHTTPRequestHandler):
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
         self.seen.append(self.path)
         if self.path == "/v1/responses":
-            self._json(200, _model_answer())
+            self.answer_json(200, _model_answer())
         elif self.path.endswith("/messages"):  # Graph
             error = {"message": f"(#100) Invalid parameter: +{META_CUSTOMER} is not a WhatsApp user", "code": 100}
-            self._json(400, {"error": {**error, "type": "OAuthException", "fbtrace_id": "A1"}})
+            self.answer_json(400, {"error": {**error, "type": "OAuthException", "fbtrace_id": "A1"}})
         elif self.path.endswith("/Messages.json"):  # Twilio
             message = f"The 'To' number whatsapp:{TWILIO_CUSTOMER} is not a valid phone number."
-            self._json(
+            self.answer_json(
                 400,
                 {
                     "code": 21211,
@@ -79,26 +80,15 @@ class FakeProviders(BaseHTTPRequestHandler):
                 },
             )
         else:
-            self._json(404, {"error": "not faked"})
+            self.answer_json(404, {"error": "not faked"})
 
     def do_DELETE(self) -> None:
         self.seen.append(self.path)
-        self._json(404, {"error": {"message": "not found", "code": None}})
+        self.answer_json(404, {"error": {"message": "not found", "code": None}})
 
     def do_GET(self) -> None:
         self.seen.append(self.path)
-        self._json(404, {"error": {"message": "not found", "code": None}})
-
-    def _json(self, status: int, body: dict) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args) -> None:
-        pass
+        self.answer_json(404, {"error": {"message": "not found", "code": None}})
 
 
 def _model_answer() -> dict:
