@@ -41,11 +41,7 @@ def test_the_offline_simulator_answers_from_the_demo_knowledge_base(
     settings.OPENAI_API_KEY = ""
     load_demo_knowledge()
     phone = browser_page
-    phone.goto(f"{live_url}/admin/login/?next=/simulator/")
-    phone.fill("#id_username", staff_user.username)
-    phone.fill("#id_password", "alice-password-123")
-    phone.click("input[type=submit]")
-    phone.wait_for_url(f"{live_url}/simulator/")
+    log_in(phone, live_url, staff_user, next_url="/simulator/")
     phone.locator("#offline-banner").wait_for()
     phone.fill("#customer-name", "Offline Tester")
     phone.fill("#customer-phone", "+15550002222")

@@ -332,6 +332,19 @@ def recovery_env(redis_port: int, httpserver, graph: FakeGraph) -> dict[str, str
     )
 
 
+def start_recovery_stack(processes: Processes, fake_upstreams, graph: FakeGraph) -> tuple[int, dict[str, str], int]:
+    """Redis, a worker and the web with the recovery settings, Graph's statuses to that web: the
+    Redis port, the environment and the web's port."""
+    httpserver, _ = fake_upstreams
+    redis_port = free_port()
+    start_redis(processes, redis_port)
+    env = recovery_env(redis_port, httpserver, graph)
+    start_worker(processes, env)
+    port = start_web(processes, env)
+    graph.webhook_url = f"http://127.0.0.1:{port}/webhooks/meta/"
+    return redis_port, env, port
+
+
 def post_customers(port: int, first: int, count: int) -> None:
     for number in range(first, first + count):
         body = meta_text(
@@ -382,13 +395,7 @@ def assert_each_reply_sent_exactly_once(graph: FakeGraph, count: int) -> None:
 def test_a_worker_killed_mid_send_and_restarted_sends_every_reply_exactly_once_within_30_seconds(
     processes, fake_upstreams, graph
 ):
-    httpserver, _ = fake_upstreams
-    redis_port = free_port()
-    start_redis(processes, redis_port)
-    env = recovery_env(redis_port, httpserver, graph)
-    start_worker(processes, env)
-    port = start_web(processes, env)
-    graph.webhook_url = f"http://127.0.0.1:{port}/webhooks/meta/"
+    _, env, port = start_recovery_stack(processes, fake_upstreams, graph)
     post_customers(port, 0, CUSTOMERS)
 
     deadline = time.monotonic() + 60
@@ -409,13 +416,7 @@ def test_a_worker_killed_mid_send_and_restarted_sends_every_reply_exactly_once_w
 
 @pytest.mark.slow
 def test_after_a_redis_restart_every_reply_is_sent_exactly_once_within_30_seconds(processes, fake_upstreams, graph):
-    httpserver, _ = fake_upstreams
-    redis_port = free_port()
-    start_redis(processes, redis_port)
-    env = recovery_env(redis_port, httpserver, graph)
-    start_worker(processes, env)
-    port = start_web(processes, env)
-    graph.webhook_url = f"http://127.0.0.1:{port}/webhooks/meta/"
+    redis_port, _, port = start_recovery_stack(processes, fake_upstreams, graph)
     post_customers(port, 0, CUSTOMERS // 2)
     while len(graph.taken) < 2:  # work in flight when Redis goes
         time.sleep(0.05)
