@@ -152,11 +152,37 @@ def session_cpu_seconds(session_id: int) -> float:
     return total / CLOCK_TICKS
 
 
+def named_cpu_seconds(names: set[bytes]) -> float:
+    """CPU of every process whose command name is one of `names` (the machine's PostgreSQL and
+    Redis serve the bench alone while it runs), with what their exited children left in
+    cutime/cstime (PostgreSQL's ended backends in the postmaster's)."""
+    total = 0
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as stat:
+                head, tail = stat.read().rsplit(b")", 1)
+        except OSError:
+            continue
+        if head.split(b"(", 1)[1] in names:
+            total += sum(int(value) for value in tail.split()[11:15])
+    return total / CLOCK_TICKS
+
+
 def machine_busy_seconds() -> tuple[float, float]:
     with open("/proc/stat") as stat:
         values = [int(value) for value in stat.readline().split()[1:]]
     idle = values[3] + values[4]
     return (sum(values) - idle) / CLOCK_TICKS, sum(values) / CLOCK_TICKS
+
+
+@dataclass
+class Fakes:
+    """The fake providers' process (its session's CPU is counted apart) and port."""
+
+    pid: int
+    port: int
 
 
 @dataclass
@@ -266,9 +292,14 @@ if os.environ.get("E2E_SAMPLER_OUT"):
 '''
 
 
-def stack_cpu(stack: Stack) -> dict[str, float]:
+def stack_cpu(stack: Stack, fakes_pid: int) -> dict[str, float]:
+    """CPU seconds so far of each part of the machine's work: the stack's roles, and beside
+    them the fake providers (in production remote), PostgreSQL and Redis."""
     cpu = {role: session_cpu_seconds(process.pid) for role, process in stack.processes.items()}
     cpu["worker"] = sum(cpu.pop(role) for role in stack.worker_roles)  # the workers together
+    cpu["fakes"] = session_cpu_seconds(fakes_pid)
+    cpu["postgres"] = named_cpu_seconds({b"postgres"})
+    cpu["redis"] = named_cpu_seconds({b"redis-server"})
     return cpu
 
 
@@ -374,10 +405,10 @@ async def settle(events: Events, session, quiet: float = 2.0, cap: float = 15.0)
             last_change = time.monotonic()
 
 
-async def measure(load: Load, stack: Stack, fake_port: int, args: argparse.Namespace) -> dict:
+async def measure(load: Load, stack: Stack, fakes: Fakes, args: argparse.Namespace) -> dict:
     from aiohttp import ClientSession
 
-    events = Events(fake_port)
+    events = Events(fakes.port)
     customers = Customers(load.code, args.twilio_share, f"http://127.0.0.1:{stack.port}", args.seed)
     async with ClientSession() as session:
         await events.configure(
@@ -393,7 +424,7 @@ async def measure(load: Load, stack: Stack, fake_port: int, args: argparse.Names
             message = customers.message(f"e2e{index:06d}", index % load.customers)
             messages[message.token] = message
         cursor = len(events.items)
-        cpu_before, busy_before, load_before = stack_cpu(stack), machine_busy_seconds(), load_average()
+        cpu_before, busy_before, load_before = stack_cpu(stack, fakes.pid), machine_busy_seconds(), load_average()
         own_before = os.times()
         started = time.monotonic()
         ordered = list(messages.values())
@@ -411,7 +442,7 @@ async def measure(load: Load, stack: Stack, fake_port: int, args: argparse.Names
             await asyncio.sleep(0.5)
         drained = time.monotonic()
         await settle(events, session)
-        cpu_after, busy_after, load_after = stack_cpu(stack), machine_busy_seconds(), load_average()
+        cpu_after, busy_after, load_after = stack_cpu(stack, fakes.pid), machine_busy_seconds(), load_average()
         own_after = os.times()
     if not stack.alive():
         print(f"  WARNING: a process of the stack died during {load.name}; see {stack.logs}")
@@ -458,6 +489,11 @@ async def measure(load: Load, stack: Stack, fake_port: int, args: argparse.Names
         "web_cpu_ms": cpu_ms["web"],
         "worker_cpu_ms": cpu_ms["worker"],
         "beat_cpu_ms": cpu_ms["beat"],
+        "fakes_cpu_ms": cpu_ms["fakes"],
+        "postgres_cpu_ms": cpu_ms["postgres"],
+        "redis_cpu_ms": cpu_ms["redis"],
+        # Everything the two cores did (the kernel's network work too), per message answered.
+        "machine_cpu_ms_per_answered": (busy_after[0] - busy_before[0]) * 1000 / max(1, len(answers)),
         "bench_cpu_ms": (sum(own_after[:4]) - sum(own_before[:4])) * 1000 / n,
         "load_seconds": load_end - started,
         "drain_seconds": drained - load_end,
@@ -620,7 +656,10 @@ def details(rows: list[dict]) -> str:
             f"{row['replies']} replies, {row['other_sends']} other sends, {row['reads']} read receipts; "
             f"{row['status_webhooks']} status webhooks (p99 {fmt_ms(row['status_ack_p99_ms'])} ms, "
             f"{row['status_errors']} not 2xx); beat {row['beat_cpu_ms']:.2f} ms/msg, bench itself "
-            f"{row['bench_cpu_ms']:.1f} ms/msg; machine busy {row['machine_busy_share'] * 100:.0f} %, "
+            f"{row['bench_cpu_ms']:.1f} ms/msg, fake providers {row.get('fakes_cpu_ms', math.nan):.1f}, "
+            f"PostgreSQL {row.get('postgres_cpu_ms', math.nan):.1f}, Redis {row.get('redis_cpu_ms', math.nan):.1f} "
+            f"ms/msg; whole machine {row.get('machine_cpu_ms_per_answered', math.nan):.1f} ms per message "
+            f"answered; machine busy {row['machine_busy_share'] * 100:.0f} %, "
             f"load average {row['load_average'][0]:.1f} → {row['load_average'][1]:.1f}"
         )
     return "\n".join(lines)
@@ -678,12 +717,12 @@ def build_loads(args: argparse.Namespace) -> dict[str, Load]:
     }
 
 
-def run_one(checkout: Checkout, load: Load, postgres: Postgres, args, fake_port: int, logs: Path, profile: str) -> dict:
+def run_one(checkout: Checkout, load: Load, postgres: Postgres, args, fakes: Fakes, logs: Path, profile: str) -> dict:
     """One load on a fresh stack; profile is "", "py-spy" or "sampler"."""
     name = f"{load.name}-{checkout.label.replace('@', '-')}" + ("-profiled" if profile else "")
     sampler = logs / "sampler" / "sitecustomize.py" if profile == "sampler" else None
     began = time.monotonic()
-    stack = start_bench_stack(checkout, name, postgres, args, fake_port, logs, sampler)
+    stack = start_bench_stack(checkout, name, postgres, args, fakes.port, logs, sampler)
     print(f"  stack up in {time.monotonic() - began:.1f} s", flush=True)
     spy = None
     try:
@@ -694,7 +733,7 @@ def run_one(checkout: Checkout, load: Load, postgres: Postgres, args, fake_port:
                  "--nonblocking", "--format", "raw", "--output", str(output)],
                 stdout=subprocess.DEVNULL, stderr=open(logs / f"py-spy-{name}.log", "w"),
             )  # fmt: skip
-        row = asyncio.run(measure(load, stack, fake_port, args))
+        row = asyncio.run(measure(load, stack, fakes, args))
     finally:
         if spy is not None:
             spy.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
@@ -775,7 +814,8 @@ def main() -> None:
     print(f"logs: {logs}; load average {load_average():.1f}; {os.cpu_count()} cores")
     postgres = Postgres(args.postgres)
     postgres.drop_leftovers()
-    fakes, fake_port = start_fakes(logs, args.seed)
+    process, fake_port = start_fakes(logs, args.seed)
+    fakes = Fakes(process.pid, fake_port)
     rows: list[dict] = []
     profiles: dict[str, dict] = {}
     started = datetime.now(UTC)
@@ -788,7 +828,7 @@ def main() -> None:
                 order = checkouts if round_number % 2 == 0 else list(reversed(checkouts))
                 for checkout in order:
                     print(f"round {round_number + 1}: {load.name} on {checkout.label} …", flush=True)
-                    row = run_one(checkout, load, postgres, args, fake_port, logs, "")
+                    row = run_one(checkout, load, postgres, args, fakes, logs, "")
                     row["round"] = round_number + 1
                     rows.append(row)
                     print(table([row]).splitlines()[2], flush=True)
@@ -796,17 +836,17 @@ def main() -> None:
             tool = "py-spy" if py_spy_binary() else "sampler"
             for checkout in checkouts:
                 print(f"profiling rate25 on {checkout.label} with {tool} …", flush=True)
-                row = run_one(checkout, loads["rate25"], postgres, args, fake_port, logs, tool)
+                row = run_one(checkout, loads["rate25"], postgres, args, fakes, logs, tool)
                 path = Path(row["profile_file"])
                 if tool == "py-spy" and (not path.exists() or not path.stat().st_size):
                     print("  py-spy could not attach; again with the in-process sampler")
-                    row = run_one(checkout, loads["rate25"], postgres, args, fake_port, logs, "sampler")
+                    row = run_one(checkout, loads["rate25"], postgres, args, fakes, logs, "sampler")
                     path, tool = Path(row["profile_file"]), "sampler"
                 row["round"] = 0
                 rows.append(row)
                 profiles[f"{checkout.label}, rate25, {tool}"] = summarize_profile(path)
     finally:
-        stop_process(fakes)
+        stop_process(process)
         for name in postgres.dropped_later + [checkout.template for checkout in checkouts if checkout.template]:
             postgres.drop(name)
     data = {
