@@ -23,7 +23,6 @@ import hashlib
 import hmac
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -32,6 +31,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # run as a script: the port helpers are the system tests'
+from systemtests.harness import free_port, wait_for_port  # noqa: E402
+
 FIXTURE = ROOT / "conversations" / "tests" / "fixtures" / "meta" / "text.json"
 SECRET = "bench-app-secret"
 
@@ -175,12 +177,6 @@ async def saturate(url: str, bodies: list, connections: int, seconds: float) -> 
     return done, time.perf_counter() - started, errors
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def start_server(name: str, workers: int) -> tuple[subprocess.Popen, str]:
     env = {
         **os.environ,
@@ -194,14 +190,12 @@ def start_server(name: str, workers: int) -> tuple[subprocess.Popen, str]:
     subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True)
     port = free_port()
     process = subprocess.Popen(SERVERS[name](port, workers), cwd=ROOT, env=env)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return process, f"http://127.0.0.1:{port}/webhooks/meta/"
-        time.sleep(0.1)
-    process.kill()
-    raise SystemExit(f"{name} did not start")
+    try:
+        wait_for_port(port, process, 30, name)
+    except RuntimeError as exc:
+        process.kill()
+        raise SystemExit(str(exc)) from None
+    return process, f"http://127.0.0.1:{port}/webhooks/meta/"
 
 
 def run(url: str, args: argparse.Namespace, label: str) -> dict:

@@ -559,9 +559,27 @@ async def deliver(port: int, message: Message, started: float) -> None:
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A port nobody listens on, for a server about to start (the one copy: tests, benches).
+
+    Chosen below the kernel's ephemeral range where it can be: outgoing connections take their
+    local ports from that range, so a port probed there can be taken by any test's client
+    before the server binds it (a flaky "address in use")."""
+    try:
+        ephemeral_low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        ephemeral_low = 1024
+    # SystemRandom: a seeded `random` (hypothesis, a test's own seed) would give every xdist
+    # worker the same ports in the same order.
+    below = range(10000, ephemeral_low)
+    candidates = [*random.SystemRandom().sample(below, min(50, len(below))), 0]
+    for candidate in candidates:
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", candidate))
+            except OSError:
+                continue
+            return sock.getsockname()[1]
+    raise RuntimeError("no free port on 127.0.0.1")
 
 
 def wait_for_port(port: int, process: subprocess.Popen | None, seconds: float, what: str) -> None:

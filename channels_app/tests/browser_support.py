@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import threading
 import time
 import urllib.request
@@ -23,6 +22,7 @@ from django.conf import settings
 from django.db import connection
 
 from conversations.tests.helpers import meta_body, meta_signature
+from systemtests.harness import free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -103,12 +103,6 @@ class DaphneThread(threading.Thread):
 
         reactor.callFromThread(reactor.stop)
         self.join(timeout=10)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="session")

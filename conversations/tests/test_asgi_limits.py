@@ -23,6 +23,7 @@ from asgiref.testing import ApplicationCommunicator
 from django.db import connection
 
 from conversations.models import Message, ProcessedMessage
+from systemtests.harness import free_port
 
 from .helpers import APP_SECRET, meta_body, meta_signature, meta_text
 
@@ -142,12 +143,6 @@ class Server:
     port: int
     database: ServerDatabase
     log: Path
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def server_env(database_url: str) -> dict[str, str]:

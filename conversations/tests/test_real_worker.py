@@ -19,7 +19,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -35,6 +34,7 @@ from django.db import connection
 from werkzeug import Response
 
 from conversations.models import Message, ProcessedMessage
+from systemtests.harness import free_port, wait_for_port
 
 from .helpers import APP_SECRET, JSONHandler, meta_body, meta_signature, meta_text
 
@@ -51,22 +51,6 @@ def needs_servers():
         pytest.skip("needs PostgreSQL (DATABASE_URL): the web and worker processes share the test database")
     if not shutil.which("redis-server"):
         pytest.skip("needs the redis-server binary to start, stop and restart a private Redis")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for_port(port: int, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise TimeoutError(f"nothing listening on {port}")
 
 
 class Processes:
@@ -158,7 +142,7 @@ def start_redis(processes: Processes, port: int) -> None:
     processes.start(
         "redis", ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
     )
-    wait_for_port(port)
+    wait_for_port(port, None, 60, "redis-server")
 
 
 def start_web(processes: Processes, env: dict[str, str]) -> int:
@@ -168,7 +152,7 @@ def start_web(processes: Processes, env: dict[str, str]) -> int:
         [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "whatsbot_project.asgi:application"],
         env,
     )
-    wait_for_port(port)
+    wait_for_port(port, None, 60, "daphne")
     return port
 
 

@@ -5,7 +5,6 @@ import hmac
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -15,6 +14,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from systemtests.harness import free_port
+
 from .helpers import meta_body
 
 pytestmark = pytest.mark.slow
@@ -23,12 +24,6 @@ ROOT = Path(__file__).resolve().parents[2]
 # The reply was stored and its send tried (Graph is unreachable here), whichever way the worker
 # ran the reply work: a task, or in its own pool straight from the recording (bootsteps.LocalRuns).
 ANSWERED = re.compile(r"Send of message \d+ failed \(connection_refused")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_run_serves_answers_a_webhook_with_its_own_worker_and_stops_cleanly(tmp_path):

@@ -31,7 +31,6 @@ import secrets
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -40,6 +39,8 @@ from pathlib import Path
 import pexpect
 import pytest
 import requests
+
+from systemtests.harness import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -69,12 +70,6 @@ def readme_commands() -> list[str]:
 
 def fresh_environment(**extra: str) -> dict[str, str]:
     return {**{name: os.environ[name] for name in SHELL_VARIABLES if name in os.environ}, **extra}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def fresh_clone(target: Path) -> Path:
