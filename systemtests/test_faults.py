@@ -29,6 +29,7 @@ from typing import Any
 
 import psycopg
 import pytest
+import redis
 from aiohttp import ClientSession
 
 from systemtests.conftest import FUZZ_EXAMPLES, FUZZ_TEST, Fuzzing, Row, System
@@ -234,6 +235,29 @@ def kill_worker_during(kind: str, at_least: int) -> Fault:
     return fault
 
 
+def kill_worker_in_a_surge(at_least_queued: int) -> Fault:
+    """SIGKILL the worker once `at_least_queued` tasks wait in the broker (more customers write
+    than it answers at once), then start a new one at once; the fault ends when it is ready.
+    What the dead worker had taken is in no queue now, while the periodic sweep takes a waiting
+    message for one waiting its turn there (services/sweep.py, trust_broker)."""
+
+    async def fault(run: Run) -> float:
+        stack = run.system.stack
+        broker = redis.Redis.from_url(run.system.redis.url)
+
+        def queued() -> int:  # Kombu keeps each queue as a Redis list
+            return sum(broker.llen(key) for key in broker.scan_iter() if broker.type(key) == b"list")
+
+        await run.wait_for(lambda: queued() >= at_least_queued, 60, f"{at_least_queued} tasks queued")
+        waiting, in_flight = queued(), run.events.in_flight.get("model", 0)
+        await run_in_thread(stack.kill_and_restart, "worker")
+        run.notes.append(f"worker killed with {waiting} tasks queued and {in_flight} model calls in flight")
+        await run_in_thread(stack.wait_ready, "worker")
+        return time.monotonic()
+
+    return fault
+
+
 def stop_server_during(server: str, after: float, down_for: float) -> Fault:
     """Stop our Redis or PostgreSQL `after` seconds into the traffic, start it again after
     `down_for`; the fault ends when it accepts connections again."""
@@ -277,6 +301,27 @@ def test_a_worker_killed_during_sends_loses_and_repeats_no_reply(system: System)
     slow_sends = {"model_latency": 0.3, "provider_latency": 3.0}
     scenario = Scenario("worker SIGKILL mid-send", 12, 30, 5, twilio_share=0.3, fakes=slow_sends)
     check_scenario(system, scenario, kill_worker_during("send", at_least=5))
+
+
+def test_a_worker_killed_in_a_surge_loses_and_repeats_no_reply(system: System) -> None:
+    # 150 messages a second for under three seconds: more than the pool's 200 slots hold at once
+    # (each message holds one through the burst window and the model call), so tasks queue in
+    # Redis. Short, so that the recovery measures the fault, not the backlog's draining.
+    scenario = Scenario("worker SIGKILL in a surge (tasks queued)", 18, 400, 150, fakes={"model_latency": 2.0})
+    logged_before = {path: path.stat().st_size for path in system.logs.glob("*worker*.log")}
+
+    def every_task_acknowledged(run: Run, row: Row) -> list[str]:
+        # Many tasks end together here: an acknowledgement that fails is logged CRITICAL ("Couldn't
+        # ack") and the task handed out again later.
+        critical = []
+        for path in sorted(system.logs.glob("*worker*.log")):
+            with open(path, errors="replace") as log:
+                log.seek(logged_before.get(path, 0))
+                critical += [line.strip() for line in log if " CRITICAL " in line]
+        row.details += f"; {len(critical)} CRITICAL log lines" + (f", first: {critical[0][:160]}" if critical else "")
+        return [f"{len(critical)} CRITICAL log lines"] if critical else []
+
+    check_scenario(system, scenario, kill_worker_in_a_surge(at_least_queued=10), every_task_acknowledged)
 
 
 def test_redis_stopped_and_restarted_empty_loses_and_repeats_no_reply(system: System) -> None:

@@ -558,6 +558,10 @@ GDPR_EXPORT_DIR = Path(env.str("GDPR_EXPORT_DIR", default=str(Path(user_data_dir
 REDIS_URL = env.str("REDIS_URL", default="")
 
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "memory://localhost/")
+# The production worker's slots (docker-compose.yml passes it to `celery worker --concurrency`):
+# what may run at once in one worker process sizes its connection pools, to the broker (below)
+# and to the providers (conversations/providers/base.py).
+WORKER_CONCURRENCY = env.int("WORKER_CONCURRENCY", default=200)
 BROKER_VISIBILITY_TIMEOUT_SECONDS = env.int("BROKER_VISIBILITY_TIMEOUT_SECONDS", default=900)
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_RESULT_BACKEND = None
@@ -580,6 +584,10 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     # outlast the longest wait of a retry (RETRY_BACKOFF_MAX_SECONDS, held in the worker) plus a
     # task's run, or Redis hands out duplicates (harmless: every claim is conditional).
     "visibility_timeout": BROKER_VISIBILITY_TIMEOUT_SECONDS,
+    # Redis connections per process, opened on demand: every slot may acknowledge its task at
+    # the same moment. kombu's default of 10 failed most acknowledgements of a surge ("Couldn't
+    # ack …: MaxConnectionsError", logged CRITICAL; Redis handed those tasks out again later).
+    "max_connections": WORKER_CONCURRENCY + 10,
 }
 if CELERY_BROKER_URL.startswith("memory://"):
     # The in-memory broker polls; its default 1 s would add a second to every step.

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
 import requests
+from django.conf import settings
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import NewConnectionError
 
@@ -133,17 +134,9 @@ class Unsupported(PermanentProviderError):
         super().__init__("unsupported", title)
 
 
-# Idle connections kept per provider host: as many as the production worker runs calls at once
-# (its gevent pool has 200 slots). requests keeps 10 (Twilio's SDK, for HTTPS, cpu_count + 4):
-# beyond that, each connection a busy moment opened is closed after its call ("Connection pool is
-# full, discarding connection", hundreds a minute at 200 webhooks/s) and the next call pays the
-# TCP and TLS handshakes again. Connections are still opened only on demand.
-KEPT_CONNECTIONS = 200
-
-
 class ProviderSession(requests.Session):
     """A provider's HTTP session, one per process, shared by its calls: it keeps up to
-    KEPT_CONNECTIONS connections per host, and reads the environment's proxy and CA bundle
+    WORKER_CONCURRENCY connections per host, and reads the environment's proxy and CA bundle
     settings once per address, not on every call as requests does (with netrc: ~0.25 ms of a
     worker's CPU per call, a fifth of what a send costs it)."""
 
@@ -151,7 +144,12 @@ class ProviderSession(requests.Session):
         super().__init__()
         self.trust_env = False  # the environment is read once per address, below; netrc never
         for prefix in ("https://", "http://"):
-            self.mount(prefix, HTTPAdapter(pool_maxsize=KEPT_CONNECTIONS))
+            # As many as the worker runs calls at once. requests keeps 10 (Twilio's SDK, for
+            # HTTPS, cpu_count + 4): beyond that, each connection a busy moment opened is closed
+            # after its call ("Connection pool is full, discarding connection", hundreds a minute
+            # at 200 webhooks/s) and the next call pays the TCP and TLS handshakes again.
+            # Connections are still opened only on demand.
+            self.mount(prefix, HTTPAdapter(pool_maxsize=settings.WORKER_CONCURRENCY))
 
     def merge_environment_settings(
         self, url: str, proxies: dict[str, str] | None, stream: bool | None, verify: bool | str | None, cert: Any
