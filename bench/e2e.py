@@ -170,6 +170,18 @@ def named_cpu_seconds(names: set[bytes]) -> float:
     return total / CLOCK_TICKS
 
 
+def database_transactions(database_url: str) -> int:
+    """Transactions committed and rolled back in the stack's database so far (PostgreSQL's
+    statistics: each backend reports within a second of going idle)."""
+    import psycopg
+
+    with psycopg.connect(database_url, autocommit=True) as connection:
+        row = connection.execute(
+            "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = current_database()"
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
 def machine_busy_seconds() -> tuple[float, float]:
     with open("/proc/stat") as stat:
         values = [int(value) for value in stat.readline().split()[1:]]
@@ -425,6 +437,7 @@ async def measure(load: Load, stack: Stack, fakes: Fakes, args: argparse.Namespa
             messages[message.token] = message
         cursor = len(events.items)
         cpu_before, busy_before, load_before = stack_cpu(stack, fakes.pid), machine_busy_seconds(), load_average()
+        transactions_before = database_transactions(stack.env["DATABASE_URL"])
         own_before = os.times()
         started = time.monotonic()
         ordered = list(messages.values())
@@ -443,6 +456,8 @@ async def measure(load: Load, stack: Stack, fakes: Fakes, args: argparse.Namespa
         drained = time.monotonic()
         await settle(events, session)
         cpu_after, busy_after, load_after = stack_cpu(stack, fakes.pid), machine_busy_seconds(), load_average()
+        await asyncio.sleep(1.5)  # the backends' statistics reach pg_stat_database once they idle
+        transactions_after = database_transactions(stack.env["DATABASE_URL"])
         own_after = os.times()
     if not stack.alive():
         print(f"  WARNING: a process of the stack died during {load.name}; see {stack.logs}")
@@ -492,6 +507,7 @@ async def measure(load: Load, stack: Stack, fakes: Fakes, args: argparse.Namespa
         "fakes_cpu_ms": cpu_ms["fakes"],
         "postgres_cpu_ms": cpu_ms["postgres"],
         "redis_cpu_ms": cpu_ms["redis"],
+        "transactions_per_msg": (transactions_after - transactions_before) / n,
         # Everything the two cores did (the kernel's network work too), per message answered.
         "machine_cpu_ms_per_answered": (busy_after[0] - busy_before[0]) * 1000 / max(1, len(answers)),
         "bench_cpu_ms": (sum(own_after[:4]) - sum(own_before[:4])) * 1000 / n,
@@ -657,7 +673,9 @@ def details(rows: list[dict]) -> str:
             f"{row['status_webhooks']} status webhooks (p99 {fmt_ms(row['status_ack_p99_ms'])} ms, "
             f"{row['status_errors']} not 2xx); beat {row['beat_cpu_ms']:.2f} ms/msg, bench itself "
             f"{row['bench_cpu_ms']:.1f} ms/msg, fake providers {row.get('fakes_cpu_ms', math.nan):.1f}, "
-            f"PostgreSQL {row.get('postgres_cpu_ms', math.nan):.1f}, Redis {row.get('redis_cpu_ms', math.nan):.1f} "
+            f"PostgreSQL {row.get('postgres_cpu_ms', math.nan):.1f} "
+            f"({row.get('transactions_per_msg', math.nan):.1f} transactions/msg), "
+            f"Redis {row.get('redis_cpu_ms', math.nan):.1f} "
             f"ms/msg; whole machine {row.get('machine_cpu_ms_per_answered', math.nan):.1f} ms per message "
             f"answered; machine busy {row['machine_busy_share'] * 100:.0f} %, "
             f"load average {row['load_average'][0]:.1f} → {row['load_average'][1]:.1f}"
