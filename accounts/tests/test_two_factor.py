@@ -96,7 +96,7 @@ def test_a_wrong_code_does_not_turn_it_on(client):
 
 
 def test_a_new_session_of_someone_with_the_app_must_give_a_code_first(client, settings):
-    # django-otp waits FACTOR × 2^(failures - 1) s after a failure: a minute here, so "too soon"
+    # django-otp waits FACTOR * 2^(failures - 1) s after a failure: a minute here, so "too soon"
     # holds however long a busy machine takes between the two attempts (with 1 s it did not).
     settings.OTP_TOTP_THROTTLE_FACTOR = 60
     agent = make_staff("agent", AGENT)
