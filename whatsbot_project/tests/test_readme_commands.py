@@ -19,6 +19,10 @@ What the test does beyond the README's text, and why:
 - the erasure that asks for confirmation is answered "erase" on a terminal, and `createsuperuser`'s
   prompts a name, an email and a password; a `USERNAME` placeholder becomes that name.
 Excluded: `manage.py run`, which starts the server (the test starts it itself, above).
+
+`manage.py run` itself is checked on the way (one process serving HTTP with its own worker):
+it prints the offline responder, the first admin account and its two-factor set-up code, its
+in-process worker answers the captured webhook, and SIGTERM stops it cleanly (exit 0).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pexpect
@@ -166,13 +171,24 @@ def developer_checkout(checkout):
     return checkout
 
 
+@dataclass
+class RunningApp:
+    url: str
+    process: subprocess.Popen
+    log: Path  # its stdout and stderr
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
 @pytest.fixture
 def running_app(developer_checkout, tmp_path):
     """`manage.py run` (what `make run` starts; it migrates the new database first), keeping raw
     webhooks for the replays."""
     checkout = developer_checkout
     port = free_port()
-    log = (tmp_path / "run.log").open("w")
+    log_path = tmp_path / "run.log"
+    log = log_path.open("w")
     process = subprocess.Popen(
         [".venv/bin/python", "manage.py", "run", "--port", str(port)],
         cwd=checkout.path,
@@ -187,12 +203,13 @@ def running_app(developer_checkout, tmp_path):
             requests.get(f"{url}/healthz/", timeout=1)
             break
         except requests.ConnectionError:
-            assert process.poll() is None, (tmp_path / "run.log").read_text()
-            assert time.monotonic() < deadline, (tmp_path / "run.log").read_text()
+            assert process.poll() is None, log_path.read_text()
+            assert time.monotonic() < deadline, log_path.read_text()
             time.sleep(0.2)
-    yield url
-    process.send_signal(signal.SIGTERM)
-    process.wait(timeout=30)
+    yield RunningApp(url, process, log_path)
+    if process.poll() is None:  # the test stops it itself; here only after a failure
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
     log.close()
 
 
@@ -227,14 +244,13 @@ def test_every_manage_py_command_of_the_readme_runs_as_written(developer_checkou
     )
     seed = tmp_path / "seed.json"
     seed.write_text(json.dumps({"provider": "meta", "path": "/webhooks/meta/", "body": body.decode()}))
-    assert_ok(checkout.manage("replay_webhook", "--file", str(seed), "--url", running_app), "capture one webhook")
-    listed = checkout.manage("replay_webhook", "--list")
-    capture_id = re.search(r"^\s*(\d+)\s", listed.stdout, flags=re.MULTILINE).group(1)
+    assert_ok(checkout.manage("replay_webhook", "--file", str(seed), "--url", running_app.url), "capture one webhook")
 
     ran = []
     demo_complete = False
+    capture_id = ""  # the README lists the captures before it names one (`ID`)
     for command in commands:
-        args = as_run(command, capture_id=capture_id, app_url=running_app)
+        args = as_run(command, capture_id=capture_id, app_url=running_app.url)
         name = args[2]
         if name in SERVER_COMMANDS:
             continue
@@ -248,6 +264,8 @@ def test_every_manage_py_command_of_the_readme_runs_as_written(developer_checkou
             result = checkout.run(args, answer="erase\n" if confirm else None)
         assert_ok(result, command)
         ran.append(name)
+        if name == "replay_webhook" and "--list" in args:
+            capture_id = re.search(r"^\s*(\d+)\s", result.stdout, flags=re.MULTILINE).group(1)
         # Seeding again only after an erasure (or a removal) keeps the test to the commands it checks.
         if name == "seed_demo":
             demo_complete = "--remove" not in args
@@ -266,3 +284,28 @@ def test_every_manage_py_command_of_the_readme_runs_as_written(developer_checkou
         "seed_demo",
     ]
     assert len(ran) == len([c for c in commands if as_run(c, capture_id="1", app_url="")[2] not in SERVER_COMMANDS])
+    check_run_answered_with_its_own_worker_and_stops_cleanly(running_app)
+
+
+# A reply to a replayed webhook, stored and sent by the worker `manage.py run` holds, whichever way
+# it ran the reply work (bootsteps.LocalRuns). The simulator's customer is a Meta one: its
+# transport is the simulator, which speaks Meta's wire format.
+ANSWERED = re.compile(r"Sent message \d+ via meta\.")
+
+
+def check_run_answered_with_its_own_worker_and_stops_cleanly(app: RunningApp) -> None:
+    """`manage.py run`: one process serving HTTP with its own worker (it answered the webhooks
+    the replays sent), which SIGTERM stops cleanly."""
+    deadline = time.monotonic() + 30  # the burst window (2 s) has long passed by now
+    while not ANSWERED.search(app.output()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    app.process.send_signal(signal.SIGTERM)
+    app.process.wait(timeout=30)
+
+    output = app.output()
+    assert app.process.returncode == 0, output
+    assert "OFFLINE RESPONDER" in output
+    assert "created the local admin account 'admin'" in output
+    assert re.search(r"two-factor set-up code [A-Z2-9]{4}-[A-Z2-9]{4}-[A-Z2-9]{4} ", output)
+    assert ANSWERED.search(output), output
+    assert "whatsbot stopped." in output
