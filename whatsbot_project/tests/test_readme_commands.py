@@ -197,20 +197,26 @@ def running_app(developer_checkout, tmp_path):
         stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            requests.get(f"{url}/healthz/", timeout=1)
-            break
-        except requests.ConnectionError:
-            assert process.poll() is None, log_path.read_text()
-            assert time.monotonic() < deadline, log_path.read_text()
-            time.sleep(0.2)
-    yield RunningApp(url, process, log_path)
-    if process.poll() is None:  # the test stops it itself; here only after a failure
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=30)
-    log.close()
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                requests.get(f"{url}/healthz/", timeout=1)
+                break
+            except requests.ConnectionError:
+                assert process.poll() is None, log_path.read_text()
+                assert time.monotonic() < deadline, log_path.read_text()
+                time.sleep(0.2)
+        yield RunningApp(url, process, log_path)
+    finally:
+        # The test stops it itself; here only after a failure (also one before it answered).
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        log.close()
 
 
 def test_make_env_writes_the_development_settings_once(checkout):
