@@ -153,7 +153,10 @@ def _table_rows(connection) -> dict[str, tuple[list[str], list[tuple] | bytes]]:
     with connection.cursor() as cursor:
         for table in connection.introspection.django_table_names(only_existing=True, include_views=False):
             quoted = connection.ops.quote_name(table)
-            columns = [c.name for c in connection.introspection.get_table_description(cursor, table)]
+            # The columns a query returns: SQLite's get_table_description parses each table's SQL
+            # (sqlparse) for collations, 0.3 s of CPU for every worker.
+            cursor.execute(f"SELECT * FROM {quoted} WHERE 1 = 0")  # noqa: S608 (a name from introspection)
+            columns = [column[0] for column in cursor.description]
             names = ", ".join(connection.ops.quote_name(c) for c in columns)
             if connection.vendor == "postgresql":
                 with cursor.cursor.copy(f"COPY {quoted} ({names}) TO STDOUT") as copy:
