@@ -15,6 +15,8 @@ import itertools
 import logging
 import os
 import sys
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -77,24 +79,24 @@ def pytest_collection_finish(session):
 
 
 @pytest.fixture(scope="session")
-def django_db_modify_db_settings(django_db_modify_db_settings, tmp_path_factory):
-    """On SQLite, the xdist workers of a run migrate one test database, not one each: the first to
-    need it migrates and leaves a copy in the run's temporary directory, the others read that
-    copy into their in-memory database (as Django's own parallel runner clones one migrated
-    database). Migrating costs some 4.5 s of CPU a worker; the workers reach their first
-    database test at different times, behind the slow tests without one."""
+def django_db_modify_db_settings(django_db_modify_db_settings):
+    """On SQLite, the test database is migrated once for every run with the same code, not once
+    per run nor per xdist worker: the first process to need it migrates and leaves a copy in the
+    machine's temporary directory, named by a digest of what `migrate` reads (`_migration_inputs`);
+    every other one, of this run or a later one, reads that copy into its in-memory database (as
+    Django's own parallel runner clones one migrated database). Migrating cost some 1.5 s of CPU,
+    while the run's other workers, at their first database test too, waited for it."""
     from django.conf import settings as django_settings
     from django.db import connections
 
     connection = connections["default"]
-    if (
-        os.environ.get("PYTEST_XDIST_WORKER") is None
-        or connection.vendor != "sqlite"
-        or not connection.creation.is_in_memory_db(connection.creation._get_test_db_name())
+    if connection.vendor != "sqlite" or not connection.creation.is_in_memory_db(
+        connection.creation._get_test_db_name()
     ):
         yield
         return
-    migrated = tmp_path_factory.getbasetemp().parent / "migrated.sqlite3"
+    MIGRATED_DATABASES.mkdir(exist_ok=True)
+    migrated = MIGRATED_DATABASES / f"{_migration_inputs()}.sqlite3"
     create_test_db = connection.creation.create_test_db
 
     def create_or_copy(*args, **kwargs):
@@ -105,16 +107,19 @@ def django_db_modify_db_settings(django_db_modify_db_settings, tmp_path_factory)
             fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
             if not migrated.exists():
                 name = create_test_db(*args, **kwargs)
-                with sqlite3.connect(migrated) as copy:
+                written = migrated.with_suffix(f".{os.getpid()}")
+                with sqlite3.connect(written) as copy:
                     connection.connection.backup(copy)
                 copy.close()
+                written.replace(migrated)  # whole or not at all: an interrupted run leaves no half copy
+                _forget_old_databases(keep=migrated)
                 return name
         name = connection.creation._get_test_db_name()
         connection.close()
         connection.settings_dict["NAME"] = name
         django_settings.DATABASES[connection.alias]["NAME"] = name
         connection.ensure_connection()
-        with sqlite3.connect(migrated) as original:
+        with sqlite3.connect(f"file:{migrated}?mode=ro", uri=True) as original:
             original.backup(connection.connection)
         original.close()
         return name
@@ -122,6 +127,46 @@ def django_db_modify_db_settings(django_db_modify_db_settings, tmp_path_factory)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(connection.creation, "create_test_db", create_or_copy)
         yield
+
+
+MIGRATED_DATABASES = Path(tempfile.gettempdir()) / "whatsbot-test-databases"
+
+
+def _migration_inputs() -> str:
+    """A digest of everything an empty database's `migrate` depends on: Python, SQLite and Django,
+    the settings package, and every installed app's modules but its tests (migrations, models, the
+    `post_migrate` handlers that write content types, permissions and the staff roles)."""
+    import hashlib
+    import sqlite3
+
+    import django
+    from django.apps import apps
+    from django.conf import settings as django_settings
+
+    project = Path(django_settings.BASE_DIR)
+    digest = hashlib.sha256(f"{sys.version} {sqlite3.sqlite_version} {django.__version__}".encode())
+    folders = {Path(app.path) for app in apps.get_app_configs()} | {project / "whatsbot_project"}
+    for folder in sorted(folders):
+        for module in sorted(folder.rglob("*.py")):
+            if "tests" in module.relative_to(folder).parts:
+                continue
+            digest.update(str(module.relative_to(folder.parent)).encode())
+            if folder.parent == project:  # the project's apps (a .venv may lie in the project too)
+                digest.update(module.read_bytes())
+            else:  # an installed package's (reinstalled, upgraded): its files' sizes and times
+                stat = module.stat()
+                digest.update(f"{stat.st_size} {stat.st_mtime_ns}".encode())
+    return digest.hexdigest()[:32]
+
+
+def _forget_old_databases(*, keep: Path, count: int = 6) -> None:
+    """The newest few copies stay (other checkouts and branches on this machine have their own);
+    older ones go."""
+    copies = sorted(MIGRATED_DATABASES.glob("*.sqlite3"), key=lambda path: path.stat().st_mtime, reverse=True)
+    for old in copies[count:]:
+        if old != keep:
+            old.unlink(missing_ok=True)
+            Path(f"{old}.lock").unlink(missing_ok=True)
 
 
 @pytest.fixture(scope="session")
