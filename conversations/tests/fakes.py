@@ -70,7 +70,9 @@ def provider_settings(make_httpserver):
         OPENAI_BASE_URL=make_httpserver.url_for("/v1"),
         OPENAI_MODEL="gpt-test",
         RETRY_BACKOFF_BASE_SECONDS=0.01,
-        MEDIA_RETRY_BACKOFF_SECONDS=0.01,
+        # A media download retried sleeps 1 ms, then 3 (in the calling thread: 10 and 30 ms were
+        # 135 sleeps, 2.7 s of the suite's wall time).
+        MEDIA_RETRY_BACKOFF_SECONDS=0.001,
         # Off by default: tests that script the Graph responses of /messages must not have a
         # read receipt consume one; the typing-indicator tests switch it on.
         WHATSAPP_TYPING_INDICATOR=False,

@@ -39,8 +39,10 @@ def published(monkeypatch):
 
 @pytest.fixture
 def worker():
-    """The step started as a gevent or thread pool worker starts it; stopped after the test."""
-    pool, timer = TaskPool(limit=2), Timer()
+    """The step started as a gevent or thread pool worker starts it; stopped after the test.
+    The timer wakes at least every 50 ms: its stop waits for the thread's next wake-up (with
+    Celery's default of up to 2 s, a second of the suite's wall time)."""
+    pool, timer = TaskPool(limit=2), Timer(max_interval=0.05)
     pool.start()
     step = LocalRuns(SimpleNamespace())
     step.start(SimpleNamespace(pool=pool, timer=timer))
