@@ -9,12 +9,12 @@ import os
 import shutil
 import threading
 import time
+from typing import TYPE_CHECKING
 
 from django.contrib.auth.models import Group, Permission
 from django.core.files.base import ContentFile
 from django.db import connections
 from PIL import Image
-from playwright.sync_api import expect
 
 from accounts.roles import SUPERVISOR
 from channels_app.tests.browser_support import (
@@ -30,7 +30,20 @@ from conversations.models import Attachment, CannedResponse, Conversation, Messa
 from conversations.tests.fakes import GRAPH_MESSAGES
 from conversations.tests.helpers import meta_body, meta_text
 
+if TYPE_CHECKING:
+    from playwright.sync_api import Locator, LocatorAssertions
+
 pytestmark = NEEDS_BROWSER
+
+
+def expect(locator: Locator) -> LocatorAssertions:
+    """Playwright's, imported when a browser test runs (as browser_support imports Playwright):
+    every xdist worker collects this module, in the quick loop too, and the import cost each
+    0.15 s of CPU."""
+    from playwright.sync_api import expect as playwright_expect
+
+    return playwright_expect(locator)
+
 
 # Records the page's desktop notifications (and says permission was granted) in place of the
 # browser's, which headless Chromium cannot show.
