@@ -89,7 +89,7 @@ def django_db_modify_db_settings(django_db_modify_db_settings):
     per run nor per xdist worker: the first process to need it migrates and leaves a copy in the
     machine's temporary directory, named by a digest of what `migrate` reads (`_migration_inputs`);
     every other one, of this run or a later one, reads that copy into its in-memory database (as
-    Django's own parallel runner clones one migrated database). Migrating cost some 1.5 s of CPU,
+    Django's own parallel runner clones one migrated database). Migrating cost some 1.7 s of CPU,
     while the run's other workers, at their first database test too, waited for it."""
     from django.conf import settings as django_settings
     from django.db import connections
