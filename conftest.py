@@ -74,12 +74,7 @@ def pytest_configure(config):
 
 
 def pytest_collection_finish(session):
-    """Then the collector runs after 50 000 new objects, not Python's 700: tests make ORM
-    objects by the thousand (rows, queries, requests), and the frequent passes were some 5 % of a
-    worker's CPU, a third of that at this threshold. Garbage lives a few tests longer; what a test
-    needs collected it collects itself (gc.collect)."""
     gc.freeze()
-    gc.set_threshold(50_000, 20, 20)
     gc.enable()
 
 
