@@ -49,8 +49,10 @@ NEEDS_BROWSER = [
 
 class DroppableSockets:
     """Wraps the ASGI app so a test can cut every open websocket, as a network drop would, and
-    wait for the HTTP requests in flight (a closed page's last ones) before the tables are
-    flushed: on SQLite (one shared in-memory database) a request still reading locks its tables."""
+    wait for the HTTP requests and websockets in flight (a closed page's last ones) before the
+    tables are flushed and the next test starts: on SQLite (one shared in-memory database) a
+    request still reading locks its tables, and a socket whose page closed while it connected
+    still reads the database in its consumer's `connect` (an error in the next test's log)."""
 
     def __init__(self, application) -> None:
         self.application = application
@@ -62,7 +64,7 @@ class DroppableSockets:
         if scope["type"] == "websocket":
             self.loop = asyncio.get_running_loop()
             self.sends.append(send)
-        if scope["type"] != "http":
+        if scope["type"] not in ("http", "websocket"):
             return await self.application(scope, receive, send)
         self.requests_in_flight += 1  # daphne calls the app on its one event loop thread
         try:
@@ -71,6 +73,7 @@ class DroppableSockets:
             self.requests_in_flight -= 1
 
     def wait_for_requests(self, seconds: float = 10) -> None:
+        """Until every request and socket has ended (the pages are closed by then: see browser_page)."""
         deadline = time.monotonic() + seconds
         while self.requests_in_flight and time.monotonic() < deadline:
             time.sleep(0.02)
