@@ -52,6 +52,7 @@ import sys
 import tempfile
 import time
 from collections import Counter, defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -135,28 +136,8 @@ async def run_fixed_rate(port: int, messages: list[Message], rate: float) -> Non
 # Processes, databases, CPU.
 
 
-def session_cpu_seconds(session_id: int) -> float:
-    """utime+stime of every live process in a session, plus what its exited children left in
-    their parents' cutime/cstime: each CPU second counted once."""
-    total = 0
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/stat", "rb") as stat:
-                fields = stat.read().rsplit(b")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[3]) == session_id:  # fields[0] is the state (field 3 of stat(5))
-            total += sum(int(value) for value in fields[11:15])
-    return total / CLOCK_TICKS
-
-
-def named_cpu_seconds(names: set[bytes]) -> float:
-    """CPU of every process whose command name is one of `names` (the machine's PostgreSQL and
-    Redis serve the bench alone while it runs), with what their exited children left in
-    cutime/cstime (PostgreSQL's ended backends in the postmaster's)."""
-    total = 0
+def processes() -> Iterator[tuple[bytes, list[bytes]]]:
+    """(command name, the fields after it in /proc/PID/stat) of every process now."""
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
@@ -165,9 +146,23 @@ def named_cpu_seconds(names: set[bytes]) -> float:
                 head, tail = stat.read().rsplit(b")", 1)
         except OSError:
             continue
-        if head.split(b"(", 1)[1] in names:
-            total += sum(int(value) for value in tail.split()[11:15])
-    return total / CLOCK_TICKS
+        yield head.split(b"(", 1)[1], tail.split()
+
+
+def cpu_seconds(fields: list[bytes]) -> float:
+    """utime+stime, plus what its exited children left in cutime/cstime: each CPU second counted once."""
+    return sum(int(value) for value in fields[11:15]) / CLOCK_TICKS
+
+
+def session_cpu_seconds(session_id: int) -> float:
+    """CPU of every live process in a session (fields[0] is the state, field 3 of stat(5))."""
+    return sum(cpu_seconds(fields) for _, fields in processes() if int(fields[3]) == session_id)
+
+
+def named_cpu_seconds(names: set[bytes]) -> float:
+    """CPU of every process whose command name is one of `names` (the machine's PostgreSQL and
+    Redis serve the bench alone while it runs; PostgreSQL's ended backends in the postmaster's)."""
+    return sum(cpu_seconds(fields) for name, fields in processes() if name in names)
 
 
 def database_transactions(database_url: str) -> int:
