@@ -303,27 +303,6 @@ def test_a_worker_killed_during_sends_loses_and_repeats_no_reply(system: System)
     check_scenario(system, scenario, kill_worker_during("send", at_least=5))
 
 
-def test_a_worker_killed_in_a_surge_loses_and_repeats_no_reply(system: System) -> None:
-    # 150 messages a second for under three seconds: more than the pool's 200 slots hold at once
-    # (each message holds one through the burst window and the model call), so tasks queue in
-    # Redis. Short, so that the recovery measures the fault, not the backlog's draining.
-    scenario = Scenario("worker SIGKILL in a surge (tasks queued)", 18, 400, 150, fakes={"model_latency": 2.0})
-    logged_before = {path: path.stat().st_size for path in system.logs.glob("*worker*.log")}
-
-    def every_task_acknowledged(run: Run, row: Row) -> list[str]:
-        # Many tasks end together here: an acknowledgement that fails is logged CRITICAL ("Couldn't
-        # ack") and the task handed out again later.
-        critical = []
-        for path in sorted(system.logs.glob("*worker*.log")):
-            with open(path, errors="replace") as log:
-                log.seek(logged_before.get(path, 0))
-                critical += [line.strip() for line in log if " CRITICAL " in line]
-        row.details += f"; {len(critical)} CRITICAL log lines" + (f", first: {critical[0][:160]}" if critical else "")
-        return [f"{len(critical)} CRITICAL log lines"] if critical else []
-
-    check_scenario(system, scenario, kill_worker_in_a_surge(at_least_queued=10), every_task_acknowledged)
-
-
 def test_redis_stopped_and_restarted_empty_loses_and_repeats_no_reply(system: System) -> None:
     scenario = Scenario("Redis stopped, restarted empty", 13, 50, 4)
     check_scenario(system, scenario, stop_server_during("redis", after=3, down_for=5))
@@ -376,6 +355,28 @@ def test_a_status_before_its_send_commits_leaves_every_reply_delivered(system: S
 
     scenario = Scenario("status before its send commits", 17, 40, 4, twilio_share=0.5, fakes={"statuses_first": True})
     check_scenario(system, scenario, no_fault_end, every_reply_ends_delivered)
+
+
+def test_a_worker_killed_in_a_surge_loses_and_repeats_no_reply(system: System) -> None:
+    # Last of the scenarios: the restarted worker's backlog of copies must not shape the others.
+    # 150 messages a second for under three seconds: more than the pool's 200 slots hold at once
+    # (each message holds one through the burst window and the model call), so tasks queue in
+    # Redis. Short, so that the recovery measures the fault, not the backlog's draining.
+    scenario = Scenario("worker SIGKILL in a surge (tasks queued)", 18, 400, 150, fakes={"model_latency": 2.0})
+    logged_before = {path: path.stat().st_size for path in system.logs.glob("*worker*.log")}
+
+    def every_task_acknowledged(run: Run, row: Row) -> list[str]:
+        # Many tasks end together here: an acknowledgement that fails is logged CRITICAL ("Couldn't
+        # ack") and the task handed out again later.
+        critical = []
+        for path in sorted(system.logs.glob("*worker*.log")):
+            with open(path, errors="replace") as log:
+                log.seek(logged_before.get(path, 0))
+                critical += [line.strip() for line in log if " CRITICAL " in line]
+        row.details += f"; {len(critical)} CRITICAL log lines" + (f", first: {critical[0][:160]}" if critical else "")
+        return [f"{len(critical)} CRITICAL log lines"] if critical else []
+
+    check_scenario(system, scenario, kill_worker_in_a_surge(at_least_queued=10), every_task_acknowledged)
 
 
 @pytest.mark.timeout(1500)
