@@ -240,11 +240,10 @@ def prompt_live_sockets(monkeypatch):
 @pytest.fixture
 def prompt_tab_counts(monkeypatch):
     """The live inbox asks for its tab counts at most once a second (channels_app/views.py), and a
-    quarter of that after a change: a test waiting for a count would wait up to a second. A fifth
-    of it still gathers the events of one webhook (record, reply, status) into one count."""
+    quarter of that after a change: a test waiting for a count would wait as long each time."""
     from channels_app import views
 
-    monkeypatch.setattr(views, "COUNTS_INTERVAL_MS", 200)
+    monkeypatch.setattr(views, "COUNTS_INTERVAL_MS", 40)
 
 
 @pytest.fixture
