@@ -12,21 +12,13 @@ from accounts.access import staff_permission_required
 from conversations.api import viewer_actions
 from conversations.models import staff_name
 
-# The page asks for its tab counts (one aggregate query) at most once per this many milliseconds,
-# however busy the inbox; the browser tests shorten it, as they wait for counts to change.
-COUNTS_INTERVAL_MS = 1000
-
 
 @staff_permission_required("conversations.view_conversation")
 @csp_replace({"style-src": ["'self'"], "img-src": ["'self'", "data:", "blob:"], "media-src": ["'self'"]})
 def live_inbox(request: HttpRequest) -> HttpResponse:
     """The page, with what its viewer may do ({action: allowed}, conversations.api.PAGE_ACTIONS):
     it shows no control the API would refuse; the socket tells it when that changes."""
-    context = {
-        "staff_name": staff_name(request.user),
-        "actions": viewer_actions(request.user),
-        "counts_interval_ms": COUNTS_INTERVAL_MS,
-    }
+    context = {"staff_name": staff_name(request.user), "actions": viewer_actions(request.user)}
     return render(request, "live/inbox.html", context)
 
 

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import time
-from datetime import timedelta
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
-from django.utils import timezone
 from django_otp import DEVICE_ID_SESSION_KEY
 from django_otp.oath import TOTP
 from django_otp.plugins.otp_totp.models import TOTPDevice
@@ -52,8 +50,3 @@ def code_for(key: bytes, *, steps_ahead: int = 0) -> str:
     totp = TOTP(key)
     totp.time = time.time() + 30 * steps_ahead
     return f"{totp.token():06d}"
-
-
-def waited_out_code_delay() -> None:
-    """As if the person waited out django-otp's delay after a wrong code (a retry within it is not checked)."""
-    TOTPDevice.objects.update(throttling_failure_timestamp=timezone.now() - timedelta(minutes=1))

@@ -188,28 +188,7 @@ def pytest_runtest_teardown(item, nextitem):
 
 
 @pytest.fixture
-def prompt_live_sockets(monkeypatch):
-    """A live-inbox socket waits PRESENCE_CHECK_SECONDS (0.5 s) before it is accepted, for the
-    processes that remembered "nobody watching" to look again. One process here (the socket
-    tests' consumers, or daphne's thread serving the pages, the webhooks and the simulator's
-    posts), which forgets it when the socket marks the inbox watched: a shorter wait (the same
-    constant, so the rule holds) spares half a second a socket, a browser test's login included."""
-    from conversations import notify
-
-    monkeypatch.setattr(notify, "PRESENCE_CHECK_SECONDS", 0.02)
-
-
-@pytest.fixture
-def prompt_tab_counts(monkeypatch):
-    """The live inbox asks for its tab counts at most once a second (channels_app/views.py), and a
-    quarter of that after a change: a test waiting for a count would wait as long each time."""
-    from channels_app import views
-
-    monkeypatch.setattr(views, "COUNTS_INTERVAL_MS", 40)
-
-
-@pytest.fixture
-def browser_page(live_url, prompt_live_sockets, prompt_tab_counts):
+def browser_page(live_url):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     browser = SharedChromium.get()
     page = browser.new_page(viewport={"width": 1280, "height": 760})
@@ -239,25 +218,26 @@ def delivered_status(provider_message_id: str) -> bytes:
     )
 
 
-def log_in(page, base_url: str, user, next_url: str = "/live/", *, second_factor: bool = False) -> None:
-    """`user` is signed in (with `second_factor`: past the code their role owes) and lands on
-    `next_url` (the live inbox: once its socket is live). The session is made as the login form
-    makes it and handed to the browser as its cookie: the form itself, with and without a code,
-    is accounts/tests/test_browser.py's; here it would cost each test two page loads."""
-    sign_in(page.context, base_url, user, second_factor=second_factor)
-    page.goto(f"{base_url}{next_url}")
+def log_in(page, base_url: str, user, next_url: str = "/live/") -> None:
+    """`user` logs in on the login page and lands on `next_url` (the live inbox: once its socket is live)."""
+    page.goto(f"{base_url}/admin/login/?next={next_url}")
+    page.fill("#id_username", user.username)
+    page.fill("#id_password", "alice-password-123")
+    page.click("input[type=submit]")
+    page.wait_for_url(f"{base_url}{next_url}")
     if next_url == "/live/":
         page.locator("#connection[data-state=live]").wait_for()
 
 
-def sign_in(context, base_url: str, user, *, second_factor: bool = False) -> None:
-    """A browser context (its cookies) with a session of `user`'s, as after the login form."""
+def log_in_past_second_factor(page, base_url: str, user, next_url: str = "/live/") -> None:
+    """`user` (a role that needs a second factor) as if they gave it: their session as a cookie."""
     from django.test import Client
 
     from accounts.tests.helpers import log_in as log_in_session
 
-    session = log_in_session(Client(), user, second_factor=second_factor).cookies["sessionid"].value
-    context.add_cookies([{"name": "sessionid", "value": session, "url": base_url}])
+    session = log_in_session(Client(), user).cookies["sessionid"].value
+    page.context.add_cookies([{"name": "sessionid", "value": session, "url": base_url}])
+    page.goto(f"{base_url}{next_url}")
 
 
 def enable_simulator(settings, base_url: str, user) -> None:
@@ -275,7 +255,11 @@ def open_simulator_phone(page, base_url: str, user, *, name: str, phone_number: 
     """A simulated customer's phone: another browser (its own cookies, a phone-sized window) on
     the simulator, signed in as `user` (see enable_simulator)."""
     phone = page.context.browser.new_context(viewport={"width": 420, "height": 760}).new_page()
-    log_in(phone, base_url, user, "/simulator/")
+    phone.goto(f"{base_url}/admin/login/?next=/simulator/")
+    phone.fill("#id_username", user.username)
+    phone.fill("#id_password", "alice-password-123")
+    phone.click("input[type=submit]")
+    phone.wait_for_url(f"{base_url}/simulator/")
     phone.fill("#customer-name", name)
     phone.fill("#customer-phone", phone_number)
     phone.click("#customer button[type=submit]")

@@ -1,10 +1,21 @@
 """The back-office tests use the same HTTP-boundary fakes and staff users as the core tests
-(`conversations.tests.fakes`); the browser fixtures (and `prompt_live_sockets`) come from
-`browser_support`. Both are registered as plugins in the root conftest.py."""
+(`conversations.tests.fakes`); the browser fixtures come from `browser_support`. Both are
+registered as plugins in the root conftest.py."""
 
 import pytest
 from asgiref.sync import async_to_sync
 from channels.layers import InMemoryChannelLayer, get_channel_layer
+
+from conversations import notify
+
+
+@pytest.fixture
+def prompt_live_sockets(monkeypatch):
+    """A live-inbox socket waits PRESENCE_CHECK_SECONDS (0.5 s) before it is accepted, for the
+    processes that remembered "nobody watching" to look again. One process here, which forgets
+    it when the socket marks the inbox watched: a shorter wait (the same constant, so the
+    rule holds) spares the socket tests half a second a socket."""
+    monkeypatch.setattr(notify, "PRESENCE_CHECK_SECONDS", 0.02)
 
 
 @pytest.fixture

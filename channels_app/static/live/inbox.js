@@ -697,14 +697,12 @@
     return params.toString();
   }
 
-  // At most one counts query a second per page (data-counts-interval-ms, channels_app/views.py),
-  // however busy the inbox (one aggregate query); changes within a quarter of it share one.
-  const COUNTS_INTERVAL_MS = Number(document.body.dataset.countsIntervalMs) || 1000;
+  // At most one counts query a second per page, however busy the inbox (one aggregate query).
   let countsTimer = null;
   let countsAt = 0;
   function scheduleCounts() {
     if (countsTimer !== null) return;
-    const wait = Math.max(COUNTS_INTERVAL_MS / 4, countsAt + COUNTS_INTERVAL_MS - Date.now());
+    const wait = Math.max(250, countsAt + 1000 - Date.now());
     countsTimer = window.setTimeout(() => {
       countsTimer = null;
       countsAt = Date.now();
