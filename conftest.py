@@ -63,6 +63,16 @@ def pytest_collection_modifyitems(config, items):
     items[:] = [items[position] for position in sorted(range(len(items)), key=order)]
 
 
+def pytest_xdist_auto_num_workers(config) -> int:
+    """`-n auto` (pyproject.toml): one worker per core for the quick loop (`-m "not slow"`: its
+    tests keep a core busy, and a third worker on two cores only added its start-up, some 2.5 s
+    of CPU); one more when slow tests run, which wait on processes, servers and browsers while
+    the extra worker runs others. At most four: `cache_per_worker` has four Redis databases."""
+    cores = len(os.sched_getaffinity(0))
+    quick_loop = config.getoption("markexpr").replace(" ", "") == "notslow"
+    return min(cores if quick_loop else cores + 1, 4)
+
+
 def pytest_configure(config):
     """Collecting imports every test module and makes every test item, objects that live as long
     as the session: in a process that collects (an xdist worker, or -n0; not xdist's controller)
