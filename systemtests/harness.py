@@ -831,8 +831,11 @@ class Stack:
         with self.lock:
             self.starts[role] += 1
             env = {**self.env, **(extra_env or {})}
-            if role.startswith("worker") and self.pool == "gevent":
-                env.setdefault("DATABASE_POOL_SIZE", "20")
+            if role.startswith("worker"):
+                # Its pools' size, as compose. `--concurrency` too: the bench also runs older trees.
+                env.setdefault("WORKER_CONCURRENCY", str(self.concurrency))
+                if self.pool == "gevent":
+                    env.setdefault("DATABASE_POOL_SIZE", "20")
             with open(self.log(role), "w") as log:
                 self.processes[role] = subprocess.Popen(
                     self.command(role), cwd=self.checkout, env=env,

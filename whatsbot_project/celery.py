@@ -94,6 +94,21 @@ def _remove_stale_metric_files(**kwargs) -> None:
 
 
 @signals.worker_init.connect
+def _check_the_pools_fit_the_slots(sender=None, **kwargs) -> None:
+    """WORKER_CONCURRENCY sizes the process's Redis and provider connection pools (settings): a
+    worker given more slots with `--concurrency` would fail acknowledgements in a surge. It stops
+    before it takes any task, saying what to set."""
+    from django.conf import settings
+
+    if sender is not None and sender.concurrency > settings.WORKER_CONCURRENCY:
+        sys.exit(
+            f"whatsbot cannot start: the worker has {sender.concurrency} slots (--concurrency) but "
+            f"WORKER_CONCURRENCY is {settings.WORKER_CONCURRENCY}, which sizes its connection pools: "
+            f"set WORKER_CONCURRENCY={sender.concurrency}, or leave --concurrency out to run that many."
+        )
+
+
+@signals.worker_init.connect
 def _import_the_model_sdk(**kwargs) -> None:
     """conversations.ai imports the OpenAI SDK when it first calls the model (0.5 s that commands
     and web processes need not pay). The worker imports it before it forks its processes, so no

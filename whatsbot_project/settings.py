@@ -558,10 +558,12 @@ GDPR_EXPORT_DIR = Path(env.str("GDPR_EXPORT_DIR", default=str(Path(user_data_dir
 REDIS_URL = env.str("REDIS_URL", default="")
 
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "memory://localhost/")
-# The production worker's slots (docker-compose.yml passes it to `celery worker --concurrency`):
-# what may run at once in one worker process sizes its connection pools, to the broker (below)
-# and to the providers (conversations/providers/base.py).
+# The worker's slots: `celery worker` runs this many unless `--concurrency` says otherwise. What
+# may run at once in one worker process sizes its connection pools, to the broker (below) and to
+# the providers (conversations/providers/base.py); a worker started with more slots than this
+# stops at start with what to set (whatsbot_project/celery.py).
 WORKER_CONCURRENCY = env.int("WORKER_CONCURRENCY", default=200)
+CELERY_WORKER_CONCURRENCY = WORKER_CONCURRENCY
 BROKER_VISIBILITY_TIMEOUT_SECONDS = env.int("BROKER_VISIBILITY_TIMEOUT_SECONDS", default=900)
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_RESULT_BACKEND = None

@@ -85,6 +85,24 @@ def test_gunicorn_says_what_to_set_and_stops_before_starting_workers():
     assert "Booting worker" not in result.stderr
 
 
+@pytest.mark.slow
+def test_a_worker_with_more_slots_than_its_pools_are_sized_for_stops_saying_what_to_set():
+    command = ["-m", "celery", "-A", "whatsbot_project", "worker", "--pool", "threads", "--concurrency", "300"]
+
+    result = start(command, {**PRODUCTION_ENV, "WORKER_CONCURRENCY": "200"})
+
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[-1].startswith("whatsbot cannot start: the worker has 300 slots")
+    assert "set WORKER_CONCURRENCY=300" in result.stderr
+    assert "ready." not in result.stdout + result.stderr  # stopped before it took any task
+
+
+def test_a_worker_without_concurrency_runs_the_slots_its_pools_are_sized_for(settings):
+    from whatsbot_project.celery import app
+
+    assert app.conf.worker_concurrency == settings.WORKER_CONCURRENCY == 200
+
+
 # Every setting that hardens the deployment; README's "Production" section names each one.
 SECURITY_SETTINGS = [
     "SECRET_KEY",
