@@ -577,6 +577,12 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A webhook enqueues after commit and must not hang on a broker that is down: fail fast, the
 # periodic sweep finds the message in the database later.
 CELERY_TASK_PUBLISH_RETRY = False
+# A publish holds one of the process's pooled broker connections, and waits for a free one with
+# no time limit (kombu). With kombu's default of 10, a broker that does not answer (a Redis
+# frozen with SIGSTOP) held each for the socket timeout (5 s) while the others queued, the
+# recorder and the sweep too: of 50 publishers the last waited 26 s; of 200, 100 s. One per slot,
+# as for the acks below: each publish fails within its own timeout, the row waits for the sweep.
+CELERY_BROKER_POOL_LIMIT = WORKER_CONCURRENCY + 10
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "max_retries": 0,  # publishers: one connection attempt, no reconnect loop
     "socket_connect_timeout": 1,

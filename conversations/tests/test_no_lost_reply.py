@@ -24,6 +24,7 @@ from conversations.services.sweep import INTERRUPTED, requeue_stalled_messages
 from conversations.services.unknown import resolve_unknown_sends
 from conversations.services.workers import beat
 from conversations.tests.fakes import GRAPH_MESSAGES, TWILIO_MESSAGES
+from whatsbot_project.celery import app as celery_app
 
 from . import helpers
 from .chat import graph_messages, say
@@ -476,6 +477,34 @@ def test_every_slot_of_a_worker_can_acknowledge_its_task_at_the_same_moment(sett
             assert channel.client.hmget(channel.unacked_key, tags) == [None] * slots
         finally:
             queue.delete()
+
+
+def test_with_every_slot_publishing_to_a_broker_that_does_not_answer_one_more_publisher_is_not_held_up(settings):
+    """A publish holds one of the process's broker connections until the broker answers or the
+    socket times out (5 s). With every slot of a worker in such a publish, the recorder and the
+    sweep still get one at once, so that theirs fails within its own timeout too (the row waits for
+    the sweep). With kombu's default pool of 10 they queued behind the slots, with no time limit:
+    5 s per 10 slots, 100 s behind 200."""
+    pool = celery_app.producer_pool
+    publishers = settings.WORKER_CONCURRENCY + 1  # every slot, and the recorder
+    held: list = []
+    all_held, done = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        for _ in range(publishers):
+            held.append(pool.acquire(block=True))
+        all_held.set()
+        done.wait()
+        for producer in held:
+            producer.release()
+
+    holder = threading.Thread(target=hold, daemon=True)
+    holder.start()
+    try:
+        assert all_held.wait(timeout=10), f"{len(held)} of {publishers} publishers got a broker connection"
+    finally:
+        done.set()
+    holder.join(timeout=10)
 
 
 def test_a_part_marked_by_another_sender_is_never_sent_again(client, graph_ok):
