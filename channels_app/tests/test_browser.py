@@ -75,6 +75,34 @@ def test_staff_see_a_message_arrive_take_over_reply_and_hand_back_without_reload
     assert [error for error in page.console_errors if "Content Security Policy" in error] == []
 
 
+def test_a_status_that_arrives_while_the_page_loads_the_conversation_is_not_undone_by_the_load(
+    browser_page, live_url, graph_ok, fake_openai, staff_user
+):
+    page = browser_page
+    log_in(page, live_url, staff_user)
+    assert post_webhook(live_url, meta_body("text")) == 200
+    row = page.locator(".conversation", has_text="Ada Lovelace")
+    row.locator(".preview", has_text="Hello! How can I help?").wait_for()
+    reply = Message.objects.get(author=Message.Author.BOT)
+    assert reply.status == Message.Status.SENT
+
+    # The page's messages request is read by the server, still `sent`, then held; the delivered
+    # status meanwhile reaches the page as a live event before the stale answer does.
+    held = []
+    page.route("**/messages/?after=0", lambda route: held.append(route))
+    row.locator("button").click()
+    while not held:
+        page.wait_for_timeout(20)
+    stale = held[0].fetch()
+    assert post_webhook(live_url, delivered_status(reply.provider_message_id)) == 200
+    bubble = page.locator("#messages .message.author-bot", has_text="Hello! How can I help?")
+    bubble.locator(".tick-delivered").wait_for()
+    held[0].fulfill(response=stale)
+
+    page.locator("#messages .message.in", has_text="Hi! What are your opening hours?").wait_for()
+    assert bubble.locator(".tick").get_attribute("class") == "tick tick-delivered"
+
+
 def test_the_page_reconnects_after_a_dropped_socket_and_catches_up(
     browser_page, live_url, daphne_server, graph_ok, fake_openai, staff_user
 ):

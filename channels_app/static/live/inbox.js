@@ -16,6 +16,10 @@
     openConversation: null,
     lastMessageId: 0,
     messages: new Map(),
+    // Live events for the open conversation's messages, counted (liveEvents), and the count at
+    // each message's last one (liveAt): see addFetched.
+    liveEvents: 0,
+    liveAt: new Map(),
     contact: null,
     socket: null,
     retries: 0,
@@ -233,6 +237,7 @@
     state.openId = id;
     state.lastMessageId = 0;
     state.messages = new Map();
+    state.liveAt = new Map();
     $("messages").replaceChildren();
     showError("");
     sendSocket({ action: "open", conversation_id: id });
@@ -244,9 +249,10 @@
     fillProfile(state.openConversation, true);
     await loadContact(true);
     if (aroundMessageId) {
+      const since = state.liveEvents;
       const messages = await api(`conversations/${id}/messages/?around=${Number(aroundMessageId)}&limit=50`);
       if (id !== state.openId) return;
-      messages.forEach((message) => addMessage(message, false));
+      messages.forEach((message) => addFetched(message, since, false));
       flashMessage(aroundMessageId);
     } else {
       await catchUp(0);
@@ -265,10 +271,18 @@
   async function catchUp(after) {
     const id = state.openId;
     if (id === null) return;
+    const since = state.liveEvents;
     const messages = await api(`conversations/${id}/messages/?after=${after}`);
     if (id !== state.openId) return;
-    messages.forEach((message) => addMessage(message));
+    messages.forEach((message) => addFetched(message, since));
     markRead();
+  }
+
+  // A message a request answered with, unless a live event for it came while the request was
+  // out: the answer's copy may have been read before that event's change (a status that moved
+  // meanwhile) and would undo it for good, while every later change comes as an event of its own.
+  function addFetched(message, since, scroll = true) {
+    if (!(state.liveAt.get(message.id) > since)) addMessage(message, scroll);
   }
 
   function catchUpPoint() {
@@ -548,10 +562,11 @@
     const textarea = $("composer-text");
     const text = textarea.value.trim();
     if (!text) return;
+    const since = state.liveEvents;
     const message = await act(composerMode() === "note" ? "notes/" : "send/", { text });
     if (message) {
       textarea.value = "";
-      addMessage(message);
+      addFetched(message, since);
     }
   });
 
@@ -570,12 +585,13 @@
   $("template-form").addEventListener("submit", async (event) => {
     event.preventDefault();
     const parameters = $("template-parameters").value.split("\n").map((line) => line.trim()).filter(Boolean);
+    const since = state.liveEvents;
     const message = await act("template/", {
       name: $("template-name").value.trim(),
       language: $("template-language").value.trim(),
       parameters,
     });
-    if (message) addMessage(message);
+    if (message) addFetched(message, since);
   });
 
   $("profile-form").addEventListener("submit", async (event) => {
@@ -616,6 +632,8 @@
       upsertConversation(event.conversation);
     } else if (event.type === "message" || event.type === "status") {
       if (event.message.conversation_id === state.openId) {
+        state.liveEvents += 1;
+        state.liveAt.set(event.message.id, state.liveEvents);
         addMessage(event.message);
       }
     } else if (event.type === "contact") {
@@ -1142,6 +1160,7 @@
     form.append("file", file);
     form.append("caption", $("composer-text").value.trim().slice(0, 1024));
     showError("");
+    const since = state.liveEvents;
     const response = await fetch(`/api/conversations/${state.openId}/file/`, {
       method: "POST",
       headers: { Accept: "application/json", "X-CSRFToken": csrfToken },
@@ -1154,7 +1173,7 @@
       return;
     }
     $("composer-text").value = "";
-    addMessage(data);
+    addFetched(data, since);
   });
 
   // --- Helpdesk: desktop notification and sound when a conversation needs a person ---------
