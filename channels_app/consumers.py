@@ -1,7 +1,8 @@
 """The live inbox websocket: staff only, one socket per page.
 
 Every socket joins the `inbox` group and its user's `staff.<id>` group; it joins
-`conversation.<id>` for the conversation the page has open (and leaves the previous one).
+`conversation.<id>` for the conversation the page has open (and leaves the previous one), then
+answers `{"type": "opened"}`: a page that read the conversation's messages before reads again.
 
 Permissions are checked per message, never remembered for the socket's life: every action a
 page sends declares its permission (`@socket_action`) and is checked against the user and

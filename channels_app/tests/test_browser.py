@@ -103,6 +103,36 @@ def test_a_status_that_arrives_while_the_page_loads_the_conversation_is_not_undo
     assert bubble.locator(".tick").get_attribute("class") == "tick tick-delivered"
 
 
+def test_a_status_sent_before_the_socket_hears_the_conversation_is_fetched_once_it_does(
+    browser_page, live_url, graph_ok, fake_openai, staff_user
+):
+    page = browser_page
+    held = []
+
+    def hold_open_actions(page_socket):
+        server = page_socket.connect_to_server()
+        page_socket.on_message(lambda frame: held.append(frame) if '"open"' in frame else server.send(frame))
+        held.append(server)
+
+    # The page's `open` waits here, as behind a busy server: the page fetches the conversation first.
+    page.route_web_socket("**/ws/live/", hold_open_actions)
+    log_in(page, live_url, staff_user)
+    assert post_webhook(live_url, meta_body("text")) == 200
+    row = page.locator(".conversation", has_text="Ada Lovelace")
+    row.locator(".preview", has_text="Hello! How can I help?").wait_for()
+    row.locator("button").click()
+    bubble = page.locator("#messages .message.author-bot", has_text="Hello! How can I help?")
+    bubble.locator(".tick-sent").wait_for()
+    assert len(held) == 2  # the server side of the socket, and the page's `open`
+
+    # No page hears the conversation yet: this status's event reaches nobody.
+    reply = Message.objects.get(author=Message.Author.BOT)
+    assert post_webhook(live_url, delivered_status(reply.provider_message_id)) == 200
+    server, open_action = held
+    server.send(open_action)
+    bubble.locator(".tick-delivered").wait_for(timeout=10_000)
+
+
 def test_the_page_reconnects_after_a_dropped_socket_and_catches_up(
     browser_page, live_url, daphne_server, graph_ok, fake_openai, staff_user
 ):

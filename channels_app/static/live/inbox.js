@@ -20,6 +20,11 @@
     // each message's last one (liveAt): see addFetched.
     liveEvents: 0,
     liveAt: new Map(),
+    // Whether the socket hears the open conversation's events yet (the server said "opened"),
+    // and whether the page fetched its messages before it did: a change in between sent its
+    // event to no socket of this page, so the "opened" fetches again.
+    hearing: false,
+    fetchedUnheard: false,
     contact: null,
     socket: null,
     retries: 0,
@@ -240,6 +245,7 @@
     state.liveAt = new Map();
     $("messages").replaceChildren();
     showError("");
+    state.hearing = state.fetchedUnheard = false;
     sendSocket({ action: "open", conversation_id: id });
     state.openConversation = null;
     document.body.dataset.pane = "chat";
@@ -249,7 +255,7 @@
     fillProfile(state.openConversation, true);
     await loadContact(true);
     if (aroundMessageId) {
-      const since = state.liveEvents;
+      const since = fetching();
       const messages = await api(`conversations/${id}/messages/?around=${Number(aroundMessageId)}&limit=50`);
       if (id !== state.openId) return;
       messages.forEach((message) => addFetched(message, since, false));
@@ -271,11 +277,17 @@
   async function catchUp(after) {
     const id = state.openId;
     if (id === null) return;
-    const since = state.liveEvents;
+    const since = fetching();
     const messages = await api(`conversations/${id}/messages/?after=${after}`);
     if (id !== state.openId) return;
     messages.forEach((message) => addFetched(message, since));
     markRead();
+  }
+
+  // Before a request for the open conversation's messages: the count of live events addFetched needs.
+  function fetching() {
+    if (!state.hearing) state.fetchedUnheard = true;
+    return state.liveEvents;
   }
 
   // A message a request answered with, unless a live event for it came while the request was
@@ -636,6 +648,12 @@
         state.liveAt.set(event.message.id, state.liveEvents);
         addMessage(event.message);
       }
+    } else if (event.type === "opened" && event.conversation_id === state.openId) {
+      state.hearing = true;
+      if (state.fetchedUnheard) {
+        state.fetchedUnheard = false;
+        catchUp(catchUpPoint()).catch((error) => showError(error.message));
+      }
     } else if (event.type === "contact") {
       applyContact(event.contact);
     } else if (event.type === "conversation_removed") {
@@ -661,6 +679,7 @@
       if (state.retries > 0) loadSetup().catch((error) => showError(error.message));
       state.retries = 0;
       setConnection("live", "Live");
+      state.hearing = false;
       if (state.openId !== null) sendSocket({ action: "open", conversation_id: state.openId });
       refreshList().then(() => catchUp(catchUpPoint())).catch((error) => showError(error.message));
     });
