@@ -75,19 +75,25 @@ def test_staff_see_a_message_arrive_take_over_reply_and_hand_back_without_reload
     assert [error for error in page.console_errors if "Content Security Policy" in error] == []
 
 
+def bot_answered_ada(page, live_url: str):
+    """Ada writes and the bot answers her; her row in the inbox once the answer is its preview."""
+    assert post_webhook(live_url, meta_body("text")) == 200
+    row = page.locator(".conversation", has_text="Ada Lovelace")
+    row.locator(".preview", has_text="Hello! How can I help?").wait_for()
+    return row
+
+
 def test_a_status_that_arrives_while_the_page_loads_the_conversation_is_not_undone_by_the_load(
     browser_page, live_url, graph_ok, fake_openai, staff_user
 ):
     page = browser_page
     log_in(page, live_url, staff_user)
-    assert post_webhook(live_url, meta_body("text")) == 200
-    row = page.locator(".conversation", has_text="Ada Lovelace")
-    row.locator(".preview", has_text="Hello! How can I help?").wait_for()
+    row = bot_answered_ada(page, live_url)
     reply = Message.objects.get(author=Message.Author.BOT)
     assert reply.status == Message.Status.SENT
 
-    # The page's messages request is read by the server, still `sent`, then held; the delivered
-    # status meanwhile reaches the page as a live event before the stale answer does.
+    # The page's messages request is held, answered by the server (`sent`), then the delivered
+    # status reaches the page as a live event before that stale answer does.
     held = []
     page.route("**/messages/?after=0", lambda route: held.append(route))
     row.locator("button").click()
@@ -107,29 +113,26 @@ def test_a_status_sent_before_the_socket_hears_the_conversation_is_fetched_once_
     browser_page, live_url, graph_ok, fake_openai, staff_user
 ):
     page = browser_page
-    held = []
+    servers, held_opens = [], []
 
     def hold_open_actions(page_socket):
         server = page_socket.connect_to_server()
-        page_socket.on_message(lambda frame: held.append(frame) if '"open"' in frame else server.send(frame))
-        held.append(server)
+        servers.append(server)
+        page_socket.on_message(lambda frame: held_opens.append(frame) if '"open"' in frame else server.send(frame))
 
     # The page's `open` waits here, as behind a busy server: the page fetches the conversation first.
     page.route_web_socket("**/ws/live/", hold_open_actions)
     log_in(page, live_url, staff_user)
-    assert post_webhook(live_url, meta_body("text")) == 200
-    row = page.locator(".conversation", has_text="Ada Lovelace")
-    row.locator(".preview", has_text="Hello! How can I help?").wait_for()
+    row = bot_answered_ada(page, live_url)
     row.locator("button").click()
     bubble = page.locator("#messages .message.author-bot", has_text="Hello! How can I help?")
     bubble.locator(".tick-sent").wait_for()
-    assert len(held) == 2  # the server side of the socket, and the page's `open`
+    assert len(held_opens) == 1
 
     # No page hears the conversation yet: this status's event reaches nobody.
     reply = Message.objects.get(author=Message.Author.BOT)
     assert post_webhook(live_url, delivered_status(reply.provider_message_id)) == 200
-    server, open_action = held
-    server.send(open_action)
+    servers[-1].send(held_opens[0])  # the server hears the `open` only now
     bubble.locator(".tick-delivered").wait_for(timeout=10_000)
 
 
