@@ -46,9 +46,10 @@ def process_inbound_message_here(message_id: int) -> None:
 def _answer(message_id: int, *, attempt: int) -> None:
     try:
         reply_to_message(message_id=message_id, attempt=attempt)
-    except ObjectDoesNotExist:
-        # Erased (GDPR) while the task waited or ran: there is no one left to answer.
-        logger.info("Message %s or its conversation is gone; reply abandoned.", message_id)
+    except ObjectDoesNotExist as exc:
+        # Erased (GDPR) while the task waited or ran: there is no one left to answer. What was
+        # missing (ids and model names only) tells an erasure from a row that should be there.
+        logger.info("Message %s or its conversation is gone (%s); reply abandoned.", message_id, exc)
 
 
 @shared_task(bind=True, acks_late=True, max_retries=None)

@@ -20,11 +20,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import math
+import re
 import subprocess
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -189,6 +191,7 @@ Check = Callable[[Run, Row], list[str]]  # a scenario's own check: problems foun
 def check_scenario(system: System, scenario: Scenario, fault: Fault, check: Check | None = None) -> None:
     """Play the scenario, record its row (also when it breaks down), then assert: the table
     shows failures as they are."""
+    logged_before = {path: path.stat().st_size for path in system.logs.glob("*.log")}
     try:
         row, run = asyncio.run(play(system, scenario, fault))
     except Exception as exc:
@@ -208,7 +211,31 @@ def check_scenario(system: System, scenario: Scenario, fault: Fault, check: Chec
         problems.append(f"{row.unacknowledged} never acknowledged in {REDELIVER_FOR_S:.0f} s of redeliveries")
     row.passed = not problems
     print(f"  {'pass' if row.passed else 'FAIL'}: {row.details}", flush=True)
+    if problems:  # CI keeps only this output: what the worker and beat said meanwhile
+        print(notable_log_lines(system.logs, since=logged_before), flush=True)
     assert not problems, f"{scenario.name}: {', '.join(problems)} ({row.details}); logs in {system.logs}"
+
+
+NOTABLE = re.compile(r" (WARNING|ERROR|CRITICAL) | gone | abandoned")
+
+
+def logged_since(logs: Path, *, since: dict[Path, int], pattern: re.Pattern[str]) -> list[str]:
+    """The worker's and beat's log lines matching `pattern` logged since `since` (log sizes)."""
+    lines = []
+    for path in sorted([*logs.glob("*worker*.log"), *logs.glob("*beat*.log")]):
+        with open(path, errors="replace") as log:
+            log.seek(since.get(path, 0))
+            lines += [f"{path.name}: {line.rstrip()[:300]}" for line in log if pattern.search(line)]
+    return lines
+
+
+def notable_log_lines(logs: Path, *, since: dict[Path, int], limit: int = 80) -> str:
+    """The worker's and beat's warnings and errors logged since `since`, at most `limit`."""
+    lines = logged_since(logs, since=since, pattern=NOTABLE)
+    shown = lines[:limit] + ([f"... {len(lines) - limit} more"] if len(lines) > limit else [])
+    if not lines:
+        return "no worker or beat warnings meanwhile"
+    return "\n".join(["worker and beat warnings meanwhile:", *shown])
 
 
 # --------------------------------------------------------------------------------------------
@@ -363,16 +390,12 @@ def test_a_worker_killed_in_a_surge_loses_and_repeats_no_reply(system: System) -
     # (each message holds one through the burst window and the model call), so tasks queue in
     # Redis. Short, so that the recovery measures the fault, not the backlog's draining.
     scenario = Scenario("worker SIGKILL in a surge (tasks queued)", 18, 400, 150, fakes={"model_latency": 2.0})
-    logged_before = {path: path.stat().st_size for path in system.logs.glob("*worker*.log")}
+    logged_before = {path: path.stat().st_size for path in system.logs.glob("*.log")}
 
     def every_task_acknowledged(run: Run, row: Row) -> list[str]:
         # Many tasks end together here: an acknowledgement that fails is logged CRITICAL ("Couldn't
         # ack") and the task handed out again later.
-        critical = []
-        for path in sorted(system.logs.glob("*worker*.log")):
-            with open(path, errors="replace") as log:
-                log.seek(logged_before.get(path, 0))
-                critical += [line.strip() for line in log if " CRITICAL " in line]
+        critical = logged_since(system.logs, since=logged_before, pattern=re.compile(" CRITICAL "))
         row.details += f"; {len(critical)} CRITICAL log lines" + (f", first: {critical[0][:160]}" if critical else "")
         return [f"{len(critical)} CRITICAL log lines"] if critical else []
 
