@@ -47,6 +47,23 @@ def _allow_database_calls_beside_the_live_sender(**kwargs) -> None:
     async code (SynchronousOnlyOperation), which they are not. Its check is off in this process."""
     if _is_gevent_patched():
         os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+        _keep_each_greenlets_connection()
+
+
+def _keep_each_greenlets_connection() -> None:
+    """Django keeps connections in an asgiref Local that is per thread while no event loop runs
+    in the thread, and per context once one does: under gevent the live sender's loop runs in
+    every greenlet's thread, so from its start a greenlet in a transaction was handed a new
+    connection for its next statement. Its transaction stayed open with its row locks (the
+    deliveries a batch had locked were skipped by every recorder for good) and its later writes
+    committed on their own (a message whose conversation never committed). Here the store is
+    per greenlet (gevent's thread-local), whatever runs."""
+    import threading
+
+    from django.db import connections
+
+    connections.close_all()
+    connections._connections = threading.local()
 
 
 def _is_gevent_patched() -> bool:

@@ -49,6 +49,37 @@ def test_under_gevent_a_running_live_sender_loop_leaves_task_database_calls_work
     assert "database call: 1" in done.stdout, done.stderr[-2000:]
 
 
+def test_under_gevent_a_greenlet_keeps_its_database_connection_when_the_live_sender_starts():
+    # The worker's set-up, a greenlet that opens a transaction, then the live sender's loop
+    # starting in a green thread (as when Redis is down and presence unknown), then the same
+    # greenlet's next statement: same connection, same transaction.
+    script = textwrap.dedent(
+        """
+        from gevent import monkey; monkey.patch_all()
+        import asyncio, threading
+        import gevent
+        import django; django.setup()
+        from celery import signals
+        import whatsbot_project.celery
+        signals.worker_init.send(sender=None)
+        from django.db import connections, transaction
+        def in_a_transaction():
+            with transaction.atomic():
+                before = connections["default"]
+                loop = asyncio.new_event_loop()
+                threading.Thread(target=lambda: (asyncio.set_event_loop(loop), loop.run_forever()), daemon=True).start()
+                gevent.sleep(0.2)
+                return before is connections["default"] and connections["default"].in_atomic_block
+        print("same connection:", gevent.spawn(in_a_transaction).get())
+        """
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "whatsbot_project.settings", "PYTHONPATH": str(ROOT)}
+    env |= {"DEBUG": "true", "DATABASE_URL": "sqlite://:memory:"}
+    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60)
+    assert "same connection: True" in done.stdout, done.stdout[-1000:] + done.stderr[-2000:]
+
+
 def test_under_gevent_with_json_logs_a_greenlets_failure_is_one_record_without_its_arguments():
     # A worker's logging set-up (LOG_FORMAT=json), then a greenlet that fails on a customer's text.
     script = textwrap.dedent(
