@@ -11,7 +11,9 @@ storage, windows): starting Chromium and Playwright's driver took a second of CP
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
+import sqlite3
 import threading
 import time
 import urllib.request
@@ -108,12 +110,41 @@ class DaphneThread(threading.Thread):
         self.join(timeout=10)
 
 
+def wait_for_table_locks(execute, *, many: bool = False):
+    """SQLite's execute (or executemany), waiting while another connection holds the table (at
+    most 10 s).
+
+    The test database is in memory, shared between this process's connections (shared cache):
+    there a statement on a table another connection is reading or writing fails at once with
+    "database table is locked", where the app's SQLite file (WAL, a busy timeout: settings.py)
+    lets readers read beside a writer and a writer wait for another. Daphne's threads (the
+    page's requests, the webhooks and their eager tasks) meet there: a page counting or listing
+    its conversations failed the bot's reply (before and after the tests' shorter waits, more
+    often on a busy machine). A failed statement is undone alone: it is run again."""
+
+    @functools.wraps(execute)
+    def execute_when_unlocked(self, query, params=None):
+        if many:
+            params = list(params)  # a generator would be spent by the failed try
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                return execute(self, query, params) if many or params is not None else execute(self, query)
+            except sqlite3.OperationalError as error:
+                if "database table is locked" not in str(error) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.002)
+
+    return execute_when_unlocked
+
+
 @pytest.fixture(scope="session")
 def daphne_server(django_db_setup, django_db_blocker):
     """One daphne for the session: Twisted's reactor cannot be restarted in a process."""
     from channels.routing import ProtocolTypeRouter
     from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
     from django.core.handlers.asgi import ASGIHandler
+    from django.db.backends.sqlite3.base import SQLiteCursorWrapper
     from django.test.utils import override_settings
 
     from whatsbot_project.asgi import application
@@ -123,6 +154,12 @@ def daphne_server(django_db_setup, django_db_blocker):
         http = ASGIStaticFilesHandler(ASGIHandler())
     websocket = application.application_mapping["websocket"]
     sockets = DroppableSockets(ProtocolTypeRouter({"http": http, "websocket": websocket}))
+    patch = pytest.MonkeyPatch()
+    if connection.vendor == "sqlite":
+        patch.setattr(SQLiteCursorWrapper, "execute", wait_for_table_locks(SQLiteCursorWrapper.execute))
+        patch.setattr(
+            SQLiteCursorWrapper, "executemany", wait_for_table_locks(SQLiteCursorWrapper.executemany, many=True)
+        )
     thread = DaphneThread(sockets, free_port())
     thread.start()
     url = f"http://127.0.0.1:{thread.port}"
@@ -137,6 +174,7 @@ def daphne_server(django_db_setup, django_db_blocker):
             time.sleep(0.1)
     yield url, sockets
     thread.stop()
+    patch.undo()
 
 
 @pytest.fixture
