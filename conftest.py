@@ -65,7 +65,7 @@ def pytest_collection_modifyitems(config, items):
 
 def pytest_xdist_auto_num_workers(config) -> int:
     """`-n auto` (pyproject.toml): one worker per core for the quick loop (`-m "not slow"`: its
-    tests keep a core busy, and a third worker on two cores only added its start-up, some 2.5 s
+    tests keep a core busy, and a third worker on two cores only added its start-up, some 5 s
     of CPU); one more when slow tests run, which wait on processes, servers and browsers while
     the extra worker runs others. At most four: `cache_per_worker` has four Redis databases."""
     cores = len(os.sched_getaffinity(0))
